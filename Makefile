@@ -1,0 +1,109 @@
+# mxgate - SMTP edge gateway.  `make` builds build/mxgate; `make run` and
+# `make test` first install what is missing (Debian packages only).
+
+CC	?= cc
+PKGS	 = libevent libevent_pthreads
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-result \
+	   -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+VERSION	 = 0.1.0
+B	 = build
+SRCS	 = $(sort $(wildcard src/*/*.c))
+LIBSRCS	 = $(SRCS)
+OBJS	 = $(LIBSRCS:src/%.c=$(B)/obj/%.o)
+AOBJS	 = $(LIBSRCS:src/%.c=$(B)/asan/obj/%.o)
+UNITS	 = $(sort $(wildcard tests/unit/test_*.c))
+UNITBINS = $(UNITS:tests/unit/%.c=$(B)/tests/%)
+FUZZS	 = $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZBINS = $(FUZZS:fuzz/%.c=$(B)/fuzz/%)
+ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=undefined
+
+# Debian packages: to build and run; and, in addition, to test.
+DEPS_BUILD = gcc make pkg-config libevent-dev
+DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
+	     libclang-rt-14-dev
+
+.PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
+	fuzz-smoke lint clean asan
+
+all: $(B)/mxgate
+
+$(B)/mxgate: $(OBJS) $(B)/obj/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/obj/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DMXGATE_VERSION='"$(VERSION)"' -c -o $@ $<
+
+asan: $(B)/asan/mxgate
+
+$(B)/asan/mxgate: $(AOBJS) $(B)/asan/obj/main.o
+	$(CC) $(CFLAGS) $(ASANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/asan/obj/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASANFLAGS) -DMXGATE_VERSION='"$(VERSION)"' -c -o $@ $<
+
+# Unit tests (cmocka) link every module but main, with the sanitizers on.
+$(B)/tests/%: tests/unit/%.c $(AOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASANFLAGS) -Isrc -o $@ $< $(AOBJS) $(LDLIBS) -lcmocka
+
+# Fuzz targets (libFuzzer, clang) link every module but main.
+FUZZCC	 = clang
+FUZZFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -Isrc \
+	    -fsanitize=fuzzer,address,undefined \
+	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+$(B)/fuzz/%: fuzz/%.c $(LIBSRCS) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(FUZZFLAGS) -o $@ $< $(LIBSRCS) $(LDLIBS)
+
+run: deps-build
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var/spool var/mail
+	exec $(B)/mxgate serve -c etc/mxgate.conf
+
+test: deps-test
+	$(MAKE) lint
+	$(MAKE) all asan $(UNITBINS) $(FUZZBINS)
+	tests/run-all.sh
+
+unit: $(UNITBINS)
+	@for t in $(UNITBINS); do $$t || exit 1; done
+
+e2e: $(B)/mxgate
+	python3 tests/e2e/run.py --binary $(B)/mxgate
+
+e2e-asan: $(B)/asan/mxgate
+	python3 tests/e2e/run.py --binary $(B)/asan/mxgate
+
+# Each target for FUZZ_SECONDS (default 60) over its corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps-test $(FUZZBINS)
+	@for f in $(FUZZBINS); do n=$$(basename $$f); \
+	  mkdir -p $(B)/fuzz/corpus/$$n; \
+	  echo "== $$n"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(B)/fuzz/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -n 12 || exit 1; \
+	done
+
+deps-build:
+	@tools/install-deps.sh $(DEPS_BUILD)
+
+deps-test:
+	@tools/install-deps.sh $(DEPS_TEST)
+
+# Banned calls (STYLE R7) and the include layering (R3).
+lint:
+	@! grep -nE '#include "\.\./' src/lib/*.[ch] || \
+	  { echo "lint: src/lib must not include outside src/lib"; exit 1; }
+	@! grep -rnwE 'strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|strncpy' \
+	  src fuzz tests/unit || { echo "lint: banned call"; exit 1; }
+	@echo "lint: ok"
+
+clean:
+	rm -rf $(B)

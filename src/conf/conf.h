@@ -1,0 +1,113 @@
+/*
+ * conf.h - the configuration: an immutable, refcounted snapshot built from
+ * one file of "key = value" lines with [domain NAME] sections.
+ * Owns: the descriptor table (conf_keys.c) that drives parsing, defaults,
+ * bounds, check-config and the documentation dump.
+ * Never: opens sockets or reads the users file (dir.h does that).
+ * Untrusted: the config file (bounded lines, every error with its line).
+ */
+#ifndef MXGATE_CONF_H
+#define MXGATE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <sys/socket.h>
+
+#include "../lib/cidr.h"
+#include "../lib/log.h"
+
+#define CONF_LINE_MAX		4096	/* longer config lines are errors */
+#define CONF_DELIM_MAX		8	/* recipient_delimiter characters */
+#define CONF_FILE_MAX		(1024 * 1024)	/* larger files are errors */
+
+enum unknown_policy {
+	UNKNOWN_REJECT,		/* 550 5.1.1 at RCPT */
+	UNKNOWN_DISCARD,	/* valid reply, never queued */
+};
+
+enum hop_kind {
+	HOP_MAILDIR,		/* maildir:DIR */
+};
+
+struct next_hop {
+	enum hop_kind	 kind;
+	char		*path;		/* absolute */
+};
+
+enum dir_kind {
+	DIR_KIND_FILE,		/* file:PATH */
+};
+
+struct dir_spec {
+	enum dir_kind	 kind;
+	char		*path;		/* absolute */
+};
+
+struct listen_addr {
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			*text;		/* as written, for logs */
+};
+
+/* The keys a [domain NAME] section may override. */
+struct domain_conf {
+	char			*name;		/* lower case, no trailing dot */
+	enum unknown_policy	 unknown;
+	struct next_hop		 hop;
+	char			 delim[CONF_DELIM_MAX + 1]; /* "" = none */
+};
+
+struct config {
+	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
+	char			*file;		/* path as given */
+	char			*dirname;	/* folder of file, absolute */
+
+	char			*hostname;
+	struct listen_addr	*listen;
+	size_t			 nlisten;
+	char			*spool;		/* absolute */
+	struct dir_spec		 directory;
+	struct cidr_list	 relay_networks;
+	uint64_t		 max_message_size;	/* bytes */
+	unsigned		 max_recipients;
+	enum log_level		 log_level;
+	bool			 localpart_case_sensitive;
+	unsigned		 max_errors;		/* per session */
+	unsigned		 greeting_delay_ms;
+	unsigned		 command_timeout_ms;
+	unsigned		 data_timeout_ms;
+	unsigned		 retry_min_ms;		/* delivery retry */
+
+	struct domain_conf	 dflt;		/* global values */
+	struct domain_conf	*domains;	/* one per `domains` entry */
+	size_t			 ndomains;
+};
+
+/* Called once per error: file, 1-based line (0 = not tied to a line). */
+typedef void	conf_err_fn(void *arg, const char *file, unsigned line,
+		    const char *msg);
+
+/*
+ * Load and validate a config file.  Every error is reported through err
+ * (all of them, not just the first); returns NULL if there was any.
+ * The result has refs == 1.
+ */
+struct config *conf_load(const char *path, conf_err_fn *err, void *arg);
+/* Parse from memory (tests, fuzzing); relative paths resolve to dir. */
+struct config *conf_load_mem(const char *text, size_t len, const char *name,
+		    const char *dir, conf_err_fn *err, void *arg);
+struct config *conf_ref(struct config *);
+void	conf_unref(struct config *);
+
+/* The domain's settings, or NULL if it is not ours.  Case-insensitive;
+ * name need not be NUL-terminated. */
+const struct domain_conf *conf_domain(const struct config *,
+		    const char *name, size_t len);
+
+/* Print every key with its default and a one-line doc (mxgate --help). */
+void	conf_dump_keys(FILE *);
+
+#endif

@@ -1,0 +1,909 @@
+/*
+ * conf_keys.c - the one descriptor table for the config (STYLE R13): every
+ * key's type, field, default, bounds, scope and doc, and the value types.
+ * Never: reads files or sockets; conf.c splits lines, this file judges one
+ * value.  Untrusted: config values (echoed capped and escaped, never raw).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf_keys.h"
+
+#define CONF_LISTEN_TEXT_MAX	(INET6_ADDRSTRLEN + 8)	/* "[v6]:65535" */
+
+#define G(f)	offsetof(struct config, f)
+#define D(f)	offsetof(struct domain_conf, f)
+#define U_K	1024ull			/* sizes are powers of 1024 */
+#define U_S	1000ull			/* durations are in ms */
+#define U_M	(60 * U_S)
+#define U_H	(60 * U_M)
+#define U_D	(24 * U_H)
+
+/* key, type, field, flags, default, min, max, doc */
+const struct conf_key conf_keys[] = {
+	{ "hostname", CT_HOSTNAME, G(hostname), CK_SYSHOST, NULL, 0, 0,
+	  "host name in the greeting, the EHLO reply and Received headers" },
+	{ "listen", CT_LISTEN, G(listen), 0, "127.0.0.1:2525", 0, 0,
+	  "addresses to accept SMTP on: IPv4:PORT or [IPv6]:PORT, "
+	  "comma-separated" },
+	{ "spool", CT_PATH, G(spool), 0, "var/spool", 0, 0,
+	  "folder of the mail queue; relative to the config file's folder" },
+	{ "domains", CT_DOMAINS, G(domains), CK_REQUIRED, "", 0, 0,
+	  "the domains we accept mail for, comma-separated" },
+	{ "directory", CT_DIRECTORY, G(directory), CK_REQUIRED, "", 0, 0,
+	  "the list of valid recipients: file:PATH (relative to the config)" },
+	{ "relay_networks", CT_CIDRS, G(relay_networks), 0, "", 0, 0,
+	  "client networks that may relay, e.g. 10.0.0.0/8, ::1 (empty: none)" },
+	{ "unknown_recipient", CT_UNKNOWN, D(unknown), CK_DOMAIN, "reject", 0, 0,
+	  "unknown recipient: reject (550 5.1.1 at RCPT) or discard (accept, "
+	  "never deliver)" },
+	{ "next_hop", CT_HOP, D(hop), CK_DOMAIN, "maildir:var/mail", 0, 0,
+	  "where accepted mail goes: maildir:DIR (relative to the config)" },
+	{ "recipient_delimiter", CT_DELIM, D(delim), CK_DOMAIN, "+", 0, 0,
+	  "characters that start an address extension, as in user+tag "
+	  "(empty: none)" },
+	{ "max_message_size", CT_SIZE, G(max_message_size), 0, "25M",
+	  U_K, 2 * U_K * U_K * U_K,
+	  "largest message accepted, in bytes or with K, M, G (powers of 1024)" },
+	{ "max_recipients", CT_UINT, G(max_recipients), 0, "100", 1, 100000,
+	  "recipients per message; more get 452 4.5.3" },
+	{ "log_level", CT_LOGLEVEL, G(log_level), 0, "info", 0, 0,
+	  "least severe level logged: error, warning, info or debug" },
+	{ "localpart_case_sensitive", CT_BOOL, G(localpart_case_sensitive), 0,
+	  "no", 0, 0,
+	  "whether User@ and user@ are different recipients (yes or no)" },
+	{ "max_errors_per_session", CT_UINT, G(max_errors), 0, "20", 1, 1000,
+	  "protocol errors a client may make before 421 and close" },
+	{ "greeting_delay", CT_MSEC, G(greeting_delay_ms), 0, "0", 0, 60 * U_S,
+	  "wait before the 220 greeting; a client that talks first is dropped" },
+	{ "command_timeout", CT_MSEC, G(command_timeout_ms), 0, "5m",
+	  U_S, U_H, "idle time allowed while waiting for a command" },
+	{ "data_timeout", CT_MSEC, G(data_timeout_ms), 0, "10m", U_S, U_H,
+	  "idle time allowed while receiving message data" },
+	{ "retry_min", CT_MSEC, G(retry_min_ms), 0, "1m", U_S, U_D,
+	  "first wait before a deferred delivery is retried" },
+};
+_Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
+    "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
+
+/* Suffixes for sizes and durations; show: used when printing a value. */
+struct conf_unit {
+	const char	*name;
+	uint64_t	 mult;
+	bool		 show;
+};
+
+static const struct conf_unit conf_size_units[] = {	/* any case */
+	{ "", 1, true }, { "K", U_K, true }, { "KB", U_K, false },
+	{ "M", U_K * U_K, true }, { "MB", U_K * U_K, false },
+	{ "G", U_K * U_K * U_K, true }, { "GB", U_K * U_K * U_K, false },
+	{ NULL, 0, false }
+};
+
+static const struct conf_unit conf_msec_units[] = {	/* any case */
+	{ "", U_S, false }, { "ms", 1, true }, { "s", U_S, true },
+	{ "m", U_M, true }, { "h", U_H, true }, { "d", U_D, true },
+	{ NULL, 0, false }
+};
+
+struct conf_word {
+	const char	*word;
+	int		 value;
+};
+
+static const struct conf_word conf_bool_words[] = {
+	{ "yes", 1 }, { "no", 0 }, { "true", 1 }, { "false", 0 },
+	{ "on", 1 }, { "off", 0 }, { "1", 1 }, { "0", 0 }, { NULL, 0 }
+};
+
+static const struct conf_word conf_unknown_words[] = {
+	{ "reject", UNKNOWN_REJECT }, { "discard", UNKNOWN_DISCARD },
+	{ NULL, 0 }
+};
+
+static bool
+conf_isblank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool
+conf_isalnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+int
+conf_key_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < CONF_NKEYS; i++)
+		if (strcmp(conf_keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *
+conf_quote(char *dst, size_t dstlen, const char *s, size_t len)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i, o = 0;
+
+	if (dstlen < CONF_QUOTE_BUF)
+		return "'?'";
+	dst[o++] = '\'';
+	for (i = 0; i < len && i < CONF_QUOTE_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f)
+			dst[o++] = (char)c;
+		else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	if (i < len) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o++] = '\'';
+	dst[o] = '\0';
+	return dst;
+}
+
+/* Shorthand: the whole NUL-terminated value, quoted. */
+#define Q(qb, s)	conf_quote((qb), sizeof(qb), (s), strlen(s))
+
+int
+conf_domain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1])
+{
+	size_t	i, label = 0;
+	char	c, prev = '.';
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > CONF_NAME_MAX)
+		return -1;
+	for (i = 0; i < len; i++, prev = c) {
+		c = s[i];
+		if (c == '.') {
+			/* RFC 1123 2.1: no empty label, no '-' at either end */
+			if (label == 0 || prev == '-')
+				return -1;
+			label = 0;
+		} else if (conf_isalnum(c) || (c == '-' && label > 0)) {
+			if (++label > CONF_LABEL_MAX)
+				return -1;
+		} else
+			return -1;
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	if (label == 0 || prev == '-')
+		return -1;			/* "a.." or "a-" */
+	out[len] = '\0';
+	return (int)len;
+}
+
+/* Leading decimal digits of s; -1 if none or over UINT64_MAX. */
+static int
+conf_digits(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t	v = 0;
+	const char	*p;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s)
+		return -1;
+	*end = p;
+	*out = v;
+	return 0;
+}
+
+/* "NUMBER[ ]SUFFIX" scaled by the unit: 0, -1 bad syntax, -2 overflow. */
+static int
+conf_scaled(const char *s, const struct conf_unit *u, uint64_t *out)
+{
+	const char	*p;
+	uint64_t	 v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	if (conf_digits(s, &p, &v) == -1)
+		return -2;
+	while (conf_isblank(*p))
+		p++;
+	for (; u->name != NULL; u++)
+		if (strcasecmp(p, u->name) == 0) {
+			if (v > UINT64_MAX / u->mult)
+				return -2;
+			*out = v * u->mult;
+			return 0;
+		}
+	return -1;
+}
+
+/* v with the largest shown unit that divides it: 2G, 90s, 1500ms. */
+static const char *
+conf_fmt(char *dst, size_t dstlen, uint64_t v, const struct conf_unit *u)
+{
+	const struct conf_unit	*best = NULL;
+
+	for (; u != NULL && v != 0 && u->name != NULL; u++)
+		if (u->show && v % u->mult == 0 &&
+		    (best == NULL || u->mult > best->mult))
+			best = u;
+	if (best == NULL)
+		(void)snprintf(dst, dstlen, "%llu", (unsigned long long)v);
+	else
+		(void)snprintf(dst, dstlen, "%llu%s",
+		    (unsigned long long)(v / best->mult), best->name);
+	return dst;
+}
+
+static const struct conf_unit *
+conf_units_of(const struct conf_key *k)
+{
+	if (k->type == CT_SIZE)
+		return conf_size_units;
+	if (k->type == CT_MSEC)
+		return conf_msec_units;
+	return NULL;
+}
+
+/* rc from conf_scaled or conf_digits; -2 (overflow) is "too big". */
+static int
+conf_check_bounds(const struct conf_key *k, int rc, uint64_t v,
+    const char *val, struct buf *why)
+{
+	const struct conf_unit	*u = conf_units_of(k);
+	char			 qb[CONF_QUOTE_BUF], nb[32];
+
+	if (rc == 0 && v < k->min) {
+		(void)buf_addf(why, "%s is below the minimum %s", Q(qb, val),
+		    conf_fmt(nb, sizeof(nb), k->min, u));
+		return -1;
+	}
+	if (rc == -2 || v > k->max) {
+		(void)buf_addf(why, "%s is above the maximum %s", Q(qb, val),
+		    conf_fmt(nb, sizeof(nb), k->max, u));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_set_uint(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	const char	*end;
+	uint64_t	 v = 0;
+	int		 rc;
+	char		 qb[CONF_QUOTE_BUF];
+
+	(void)env;
+	if (*val < '0' || *val > '9') {
+		(void)buf_addf(why, "expected a whole number, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	rc = conf_digits(val, &end, &v) == -1 ? -2 : 0;
+	if (rc == 0 && *end != '\0') {
+		(void)buf_addf(why, "expected a whole number, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	if (conf_check_bounds(k, rc, v, val, why) == -1)
+		return -1;
+	*(unsigned *)field = (unsigned)v;
+	return 0;
+}
+
+static int
+conf_set_size(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	uint64_t	v = 0;
+	int		rc;
+	char		qb[CONF_QUOTE_BUF];
+
+	(void)env;
+	if ((rc = conf_scaled(val, conf_size_units, &v)) == -1) {
+		(void)buf_addf(why, "expected a size like 512K, 25M or 2G, "
+		    "got %s", Q(qb, val));
+		return -1;
+	}
+	if (conf_check_bounds(k, rc, v, val, why) == -1)
+		return -1;
+	*(uint64_t *)field = v;
+	return 0;
+}
+
+static int
+conf_set_msec(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	uint64_t	v = 0;
+	int		rc;
+	char		qb[CONF_QUOTE_BUF];
+
+	(void)env;
+	if ((rc = conf_scaled(val, conf_msec_units, &v)) == -1) {
+		(void)buf_addf(why, "expected a duration like 500ms, 30s, 5m, "
+		    "1h or 1d (a bare number is seconds), got %s", Q(qb, val));
+		return -1;
+	}
+	if (conf_check_bounds(k, rc, v, val, why) == -1)
+		return -1;
+	*(unsigned *)field = (unsigned)v;	/* every max fits */
+	return 0;
+}
+
+static int
+conf_word_find(const struct conf_word *w, const char *val, int *out)
+{
+	for (; w->word != NULL; w++)
+		if (strcasecmp(w->word, val) == 0) {
+			*out = w->value;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+conf_set_bool(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	int	v;
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_word_find(conf_bool_words, val, &v) == -1) {
+		(void)buf_addf(why, "expected yes or no, got %s", Q(qb, val));
+		return -1;
+	}
+	*(bool *)field = v != 0;
+	return 0;
+}
+
+static int
+conf_set_loglevel(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	enum log_level	l;
+	char		qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (log_level_parse(val, &l) == -1) {
+		(void)buf_addf(why, "expected error, warning, info or debug, "
+		    "got %s", Q(qb, val));
+		return -1;
+	}
+	*(enum log_level *)field = l;
+	return 0;
+}
+
+static int
+conf_set_unknown(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	int	v;
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (strcasecmp(val, "bounce") == 0) {
+		/* DESIGN.md 4: bounce needs the queue and backscatter guard */
+		(void)buf_addf(why, "%s is not available yet (it comes with "
+		    "queued delivery); use reject or discard", Q(qb, val));
+		return -1;
+	}
+	if (conf_word_find(conf_unknown_words, val, &v) == -1) {
+		(void)buf_addf(why, "expected reject or discard, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	*(enum unknown_policy *)field = (enum unknown_policy)v;
+	return 0;
+}
+
+static int
+conf_set_hostname(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	char	 norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF], *s;
+	size_t	 len = strlen(val);
+
+	(void)k;
+	(void)env;
+	if (len == 0 || val[len - 1] == '.' ||
+	    conf_domain_norm(val, len, norm) == -1) {
+		(void)buf_addf(why, "%s is not a valid host name (letters, "
+		    "digits, '-' and '.', at most 255)", Q(qb, val));
+		return -1;
+	}
+	if ((s = strdup(val)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	*(char **)field = s;
+	return 0;
+}
+
+/* rel made absolute against dir; NULL with why set. */
+static char *
+conf_abs_path(const char *dir, const char *rel, struct buf *why)
+{
+	char	*p, qb[CONF_QUOTE_BUF];
+	size_t	 dlen, rlen = strlen(rel);
+	bool	 slash;
+
+	if (rlen == 0) {
+		(void)buf_addf(why, "the path is empty");
+		return NULL;
+	}
+	if (rel[0] == '/')
+		dir = "";
+	dlen = strlen(dir);
+	slash = dlen > 0 && dir[dlen - 1] != '/';
+	if (dlen + slash + rlen >= PATH_MAX) {
+		(void)buf_addf(why, "path %s is longer than %d bytes",
+		    Q(qb, rel), PATH_MAX - 1);
+		return NULL;
+	}
+	if ((p = malloc(dlen + slash + rlen + 1)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return NULL;
+	}
+	memcpy(p, dir, dlen);
+	if (slash)
+		p[dlen] = '/';
+	memcpy(p + dlen + slash, rel, rlen + 1);
+	return p;
+}
+
+static int
+conf_set_path(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	char	*p;
+
+	(void)k;
+	if ((p = conf_abs_path(env->dir, val, why)) == NULL)
+		return -1;
+	*(char **)field = p;
+	return 0;
+}
+
+/* "scheme:rest" with scheme matched case-insensitively; rest or NULL. */
+static const char *
+conf_scheme(const char *val, const char *scheme)
+{
+	size_t	n = strlen(scheme);
+
+	if (strncasecmp(val, scheme, n) == 0 && val[n] == ':')
+		return val + n + 1;
+	return NULL;
+}
+
+static int
+conf_set_directory(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	const char	*rest, *colon;
+	char		 qb[CONF_QUOTE_BUF], *p;
+
+	(void)k;
+	if (*val == '\0') {
+		(void)buf_addf(why, "required");
+		return -1;
+	}
+	if ((rest = conf_scheme(val, "file")) == NULL) {
+		if ((colon = strchr(val, ':')) == NULL || colon == val)
+			(void)buf_addf(why, "expected file:PATH, got %s",
+			    Q(qb, val));
+		else
+			(void)buf_addf(why, "unsupported back-end %s "
+			    "(supported: file)", conf_quote(qb, sizeof(qb),
+			    val, (size_t)(colon - val)));
+		return -1;
+	}
+	if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
+		return -1;
+	((struct dir_spec *)field)->kind = DIR_KIND_FILE;
+	((struct dir_spec *)field)->path = p;
+	return 0;
+}
+
+static int
+conf_set_hop(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	static const char *const later[] = { "smtp", "lmtp", NULL };
+	const char	*rest;
+	char		 qb[CONF_QUOTE_BUF], *p;
+	size_t		 i;
+
+	(void)k;
+	for (i = 0; later[i] != NULL; i++)
+		if (conf_scheme(val, later[i]) != NULL) {
+			(void)buf_addf(why, "'%s:' is not available yet (it "
+			    "comes with the queue manager); use maildir:DIR",
+			    later[i]);
+			return -1;
+		}
+	if ((rest = conf_scheme(val, "maildir")) == NULL) {
+		(void)buf_addf(why, "expected maildir:DIR, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
+		return -1;
+	((struct next_hop *)field)->kind = HOP_MAILDIR;
+	((struct next_hop *)field)->path = p;
+	return 0;
+}
+
+static int
+conf_set_delim(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	size_t	i, len = strlen(val);
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (len > CONF_DELIM_MAX) {
+		(void)buf_addf(why, "at most %d characters, got %s",
+		    CONF_DELIM_MAX, Q(qb, val));
+		return -1;
+	}
+	for (i = 0; i < len; i++)
+		if (val[i] <= ' ' || val[i] >= 0x7f || val[i] == '@' ||
+		    val[i] == '"') {
+			(void)buf_addf(why, "%s cannot be a delimiter (any "
+			    "printable character but '@', '\"' and space)",
+			    conf_quote(qb, sizeof(qb), val + i, 1));
+			return -1;
+		}
+	memcpy(field, val, len + 1);
+	return 0;
+}
+
+static int
+conf_set_cidrs(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct cidr_list	 l;
+	const char		*bad = val;
+	char			 qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (cidr_list_parse(val, &l, &bad) == -1) {
+		(void)buf_addf(why, "%s is not a network like 10.0.0.0/8 or "
+		    "2001:db8::/32", conf_quote(qb, sizeof(qb), bad,
+		    strcspn(bad, ",")));
+		return -1;
+	}
+	*(struct cidr_list *)field = l;
+	return 0;
+}
+
+/*
+ * Items of a comma-separated value, blanks trimmed.  *sp is NULL after the
+ * last item; "a," has a second, empty item (the caller refuses it).
+ */
+static void
+conf_item_next(const char **sp, const char **item, size_t *len)
+{
+	const char	*p = *sp, *end;
+
+	while (conf_isblank(*p))
+		p++;
+	*item = p;
+	if ((end = strchr(p, ',')) != NULL)
+		*sp = end + 1;
+	else {
+		end = p + strlen(p);
+		*sp = NULL;
+	}
+	while (end > p && conf_isblank(end[-1]))
+		end--;
+	*len = (size_t)(end - p);
+}
+
+static size_t
+conf_item_count(const char *val)
+{
+	size_t	n = 1;
+
+	for (; *val != '\0'; val++)
+		n += *val == ',';
+	return n;
+}
+
+static bool
+conf_is_empty(const char *val)
+{
+	while (conf_isblank(*val))
+		val++;
+	return *val == '\0';
+}
+
+/* "1.2.3.4:25" or "[::1]:25" into a; 0 or -1. */
+static int
+conf_listen_one(const char *s, size_t len, struct listen_addr *a)
+{
+	char		 t[CONF_LISTEN_TEXT_MAX + 1], *port, *end;
+	unsigned long	 pn;
+	struct sockaddr_in	sin;
+	struct sockaddr_in6	sin6;
+
+	if (len == 0 || len > CONF_LISTEN_TEXT_MAX)
+		return -1;
+	memcpy(t, s, len);
+	t[len] = '\0';
+	if (t[0] == '[') {
+		if ((end = strchr(t, ']')) == NULL || end[1] != ':')
+			return -1;
+		*end = '\0';
+		port = end + 2;
+	} else {
+		if ((port = strrchr(t, ':')) == NULL)
+			return -1;
+		*port++ = '\0';
+	}
+	if (*port < '0' || *port > '9' || strlen(port) > 5)
+		return -1;
+	pn = strtoul(port, &end, 10);
+	if (*end != '\0' || pn < 1 || pn > 65535)
+		return -1;
+	memset(&a->ss, 0, sizeof(a->ss));
+	if (t[0] == '[') {
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)pn);
+		if (inet_pton(AF_INET6, t + 1, &sin6.sin6_addr) != 1)
+			return -1;
+		memcpy(&a->ss, &sin6, sizeof(sin6));
+		a->sslen = sizeof(sin6);
+	} else {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)pn);
+		if (inet_pton(AF_INET, t, &sin.sin_addr) != 1)
+			return -1;
+		memcpy(&a->ss, &sin, sizeof(sin));
+		a->sslen = sizeof(sin);
+	}
+	return (a->text = strndup(s, len)) == NULL ? -1 : 0;
+}
+
+static void
+conf_listen_free(struct listen_addr *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].text);
+	free(v);
+}
+
+static int
+conf_set_listen(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct listen_addr	*v;
+	const char		*sp = val, *item;
+	size_t			 n = 0, i, len;
+	char			 qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)field;			/* fills listen and nlisten */
+	if (conf_is_empty(val)) {
+		(void)buf_addf(why, "at least one address is required");
+		return -1;
+	}
+	if ((v = calloc(conf_item_count(val), sizeof(*v))) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	while (sp != NULL) {
+		conf_item_next(&sp, &item, &len);
+		if (conf_listen_one(item, len, &v[n]) == -1) {
+			(void)buf_addf(why, "%s is not ADDRESS:PORT with a port "
+			    "1-65535 (e.g. 127.0.0.1:2525 or [::1]:2525)",
+			    conf_quote(qb, sizeof(qb), item, len));
+			goto fail;
+		}
+		for (i = 0; i < n; i++)
+			if (v[i].sslen == v[n].sslen &&
+			    memcmp(&v[i].ss, &v[n].ss, v[n].sslen) == 0) {
+				(void)buf_addf(why, "%s is listed twice",
+				    conf_quote(qb, sizeof(qb), item, len));
+				n++;
+				goto fail;
+			}
+		n++;
+	}
+	env->cfg->listen = v;
+	env->cfg->nlisten = n;
+	return 0;
+fail:
+	conf_listen_free(v, n);
+	return -1;
+}
+
+static void
+conf_domains_free(struct domain_conf *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* Checks one domain of the list and appends it; 0 or -1 with why. */
+static int
+conf_domains_add(struct domain_conf *v, size_t n, const char *item,
+    size_t len, struct buf *why)
+{
+	char	norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF];
+	size_t	i;
+
+	if (conf_domain_norm(item, len, norm) == -1) {
+		(void)buf_addf(why, "%s is not a valid domain name",
+		    conf_quote(qb, sizeof(qb), item, len));
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].name, norm) == 0) {
+			(void)buf_addf(why, "%s is listed twice",
+			    conf_quote(qb, sizeof(qb), item, len));
+			return -1;
+		}
+	if ((v[n].name = strdup(norm)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_set_domains(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct domain_conf	*v;
+	const char		*sp = val, *item;
+	size_t			 n = 0, len;
+
+	(void)k;
+	(void)field;			/* fills domains and ndomains */
+	if (conf_is_empty(val)) {
+		(void)buf_addf(why, "at least one domain is required");
+		return -1;
+	}
+	if ((v = calloc(conf_item_count(val), sizeof(*v))) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	while (sp != NULL) {
+		conf_item_next(&sp, &item, &len);
+		if (conf_domains_add(v, n, item, len, why) == -1) {
+			conf_domains_free(v, n);
+			return -1;
+		}
+		n++;
+	}
+	env->cfg->domains = v;
+	env->cfg->ndomains = n;
+	return 0;
+}
+
+static void
+conf_free_str(struct config *cfg, void *field)
+{
+	(void)cfg;
+	free(*(char **)field);
+	*(char **)field = NULL;
+}
+
+static void
+conf_free_listen(struct config *cfg, void *field)
+{
+	(void)field;
+	conf_listen_free(cfg->listen, cfg->nlisten);
+	cfg->listen = NULL;
+	cfg->nlisten = 0;
+}
+
+/* Names and array only: conf.c frees each domain's fields first. */
+static void
+conf_free_domains(struct config *cfg, void *field)
+{
+	(void)field;
+	conf_domains_free(cfg->domains, cfg->ndomains);
+	cfg->domains = NULL;
+	cfg->ndomains = 0;
+}
+
+static void
+conf_free_dirspec(struct config *cfg, void *field)
+{
+	conf_free_str(cfg, &((struct dir_spec *)field)->path);
+}
+
+static void
+conf_free_hop(struct config *cfg, void *field)
+{
+	conf_free_str(cfg, &((struct next_hop *)field)->path);
+}
+
+static void
+conf_free_cidrs(struct config *cfg, void *field)
+{
+	(void)cfg;
+	cidr_list_free(field);
+}
+
+const struct conf_type_ops conf_types[CT_COUNT] = {
+	[CT_HOSTNAME] =	{ "host name", conf_set_hostname, conf_free_str },
+	[CT_LISTEN] =	{ "addresses", conf_set_listen, conf_free_listen },
+	[CT_PATH] =	{ "path", conf_set_path, conf_free_str },
+	[CT_DOMAINS] =	{ "domains", conf_set_domains, conf_free_domains },
+	[CT_DIRECTORY] = { "back-end", conf_set_directory, conf_free_dirspec },
+	[CT_CIDRS] =	{ "networks", conf_set_cidrs, conf_free_cidrs },
+	[CT_UNKNOWN] =	{ "policy", conf_set_unknown, NULL },
+	[CT_HOP] =	{ "next hop", conf_set_hop, conf_free_hop },
+	[CT_DELIM] =	{ "characters", conf_set_delim, NULL },
+	[CT_SIZE] =	{ "size", conf_set_size, NULL },
+	[CT_UINT] =	{ "number", conf_set_uint, NULL },
+	[CT_LOGLEVEL] =	{ "level", conf_set_loglevel, NULL },
+	[CT_BOOL] =	{ "yes/no", conf_set_bool, NULL },
+	[CT_MSEC] =	{ "duration", conf_set_msec, NULL },
+};
+
+void
+conf_dump_keys(FILE *fp)
+{
+	const struct conf_key	*k;
+	const struct conf_unit	*u;
+	char			 lo[32], hi[32];
+	size_t			 i;
+
+	for (i = 0; i < CONF_NKEYS; i++) {
+		k = &conf_keys[i];
+		fprintf(fp, "%-25s = %-18s %-10s (%s)\n", k->name,
+		    k->flags & CK_SYSHOST ? "<system host name>" :
+		    k->flags & CK_REQUIRED ? "<required>" :
+		    *k->dflt == '\0' ? "<empty>" : k->dflt,
+		    k->flags & CK_DOMAIN ? "per-domain" : "global",
+		    conf_types[k->type].name);
+		fprintf(fp, "    %s", k->doc);
+		if (k->max != 0) {
+			u = conf_units_of(k);
+			fprintf(fp, "; %s to %s",
+			    conf_fmt(lo, sizeof(lo), k->min, u),
+			    conf_fmt(hi, sizeof(hi), k->max, u));
+		}
+		fputc('\n', fp);
+	}
+}

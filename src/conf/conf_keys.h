@@ -1,0 +1,76 @@
+/*
+ * conf_keys.h - private to src/conf: the one descriptor table (STYLE R13)
+ * and the value types it uses.  conf.c reads lines and sections; every
+ * fact about a key (type, field, default, bounds, scope, doc) is here.
+ */
+#ifndef MXGATE_CONF_KEYS_H
+#define MXGATE_CONF_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/buf.h"
+#include "conf.h"
+
+#define CONF_NKEYS	18	/* rows in conf_keys[]; checked at compile time */
+#define CONF_WHY_MAX	1024	/* one error message */
+#define CONF_QUOTE_MAX	64	/* bytes of a bad value echoed in a message */
+#define CONF_NAME_MAX	255	/* host and domain names, RFC 1035 2.3.4 */
+#define CONF_LABEL_MAX	63	/* one label, RFC 1035 2.3.4 */
+
+/* A key's scope and how its default is found. */
+#define CK_DOMAIN	0x01	/* per domain: field is in struct domain_conf */
+#define CK_REQUIRED	0x02	/* no default; "" makes the setter say why */
+#define CK_SYSHOST	0x04	/* default is gethostname() */
+
+enum conf_type {
+	CT_HOSTNAME, CT_LISTEN, CT_PATH, CT_DOMAINS, CT_DIRECTORY, CT_CIDRS,
+	CT_UNKNOWN, CT_HOP, CT_DELIM, CT_SIZE, CT_UINT, CT_LOGLEVEL, CT_BOOL,
+	CT_MSEC,
+	CT_COUNT
+};
+
+struct conf_key {
+	const char	*name;
+	enum conf_type	 type;
+	size_t		 off;	/* in struct config, or domain_conf if CK_DOMAIN */
+	unsigned	 flags;
+	const char	*dflt;	/* parsed like a file value */
+	uint64_t	 min, max;	/* CT_UINT, CT_SIZE, CT_MSEC: native units */
+	const char	*doc;
+};
+
+/* What a setter may need besides the value. */
+struct conf_env {
+	struct config	*cfg;	/* CT_LISTEN and CT_DOMAINS fill two fields */
+	const char	*dir;	/* absolute folder for relative paths */
+};
+
+/*
+ * Parse val into field.  0, or -1 with the reason in why (the caller adds
+ * "key: " and the line) and field untouched, so it can always be freed.
+ */
+typedef int	conf_set_fn(const struct conf_key *, const char *val,
+		    void *field, const struct conf_env *, struct buf *why);
+typedef void	conf_free_fn(struct config *, void *field);
+
+struct conf_type_ops {
+	const char	*name;		/* for conf_dump_keys() */
+	conf_set_fn	*set;
+	conf_free_fn	*free;		/* NULL: nothing to free */
+};
+
+extern const struct conf_key	  conf_keys[CONF_NKEYS];
+extern const struct conf_type_ops conf_types[CT_COUNT];
+
+/* Index of the key named name, or -1. */
+int	conf_key_find(const char *name);
+/* Lower-case, drop one trailing dot, check the syntax (letters, digits,
+ * '-'; labels 1..63; total <= 255).  Length written to out, or -1. */
+int	conf_domain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1]);
+/* 'value' for a message: capped, non-printable bytes as \xHH. */
+const char *conf_quote(char *dst, size_t dstlen, const char *s, size_t len);
+#define CONF_QUOTE_BUF	(CONF_QUOTE_MAX * 4 + 8)
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * dir.c - the recipient directory: one interface over its back-ends.
+ * Owns: struct dir (refcounted, shared read-only by every worker), the
+ * back-end table, query normalisation (case, trailing dot, delimiter).
+ * Never: decides policy, guesses: no directory answers DIR_TEMPFAIL.
+ * Untrusted: the query, a peer's RCPT address (already parsed).
+ * RFC 5321 2.4 (local parts may be case-sensitive), 4.5.3.1.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "dir.h"
+#include "dir_file.h"
+
+#define DIR_QUERY_LOCAL_MAX	64	/* RFC 5321 4.5.3.1.1 */
+#define DIR_QUERY_DOMAIN_MAX	255	/* RFC 5321 4.5.3.1.2 */
+#define DIR_QUERY_KEY_MAX	(DIR_QUERY_LOCAL_MAX + 1 + DIR_QUERY_DOMAIN_MAX)
+#define DIR_QUERY_KEYS		2	/* full local part, then before delim */
+
+/* A normalised "local@domain" key. */
+struct dir_key {
+	const uint8_t	*p;
+	size_t		 len;
+};
+
+/*
+ * What a back-end provides.  lookup is handed the keys in order and
+ * answers VALID if any of them is known; all at once, so that a remote
+ * back-end can ask one question (an LDAP filter with an OR) and answer
+ * DIR_PENDING, calling done(arg, id, verdict) later on the loop.
+ */
+struct dir_ops {
+	const char	*name;
+	void		*(*open)(const struct config *, dir_err_fn *, void *);
+	enum dir_verdict (*lookup)(void *, const struct dir_key *, size_t,
+			    uint64_t, dir_done_fn *, void *);
+	size_t		 (*count)(const void *);
+	void		 (*close)(void *);
+};
+
+struct dir {
+	atomic_int		 refs;
+	const struct dir_ops	*ops;
+	void			*be;		/* the back-end's own state */
+	bool			 local_case;	/* keep the local part's case */
+};
+
+static void	*dir_be_file_open(const struct config *, dir_err_fn *, void *);
+static enum dir_verdict dir_be_file_lookup(void *, const struct dir_key *,
+		    size_t, uint64_t, dir_done_fn *, void *);
+static size_t	 dir_be_file_count(const void *);
+static void	 dir_be_file_close(void *);
+static size_t	 dir_key_make(uint8_t *, const char *, size_t, const char *,
+		    size_t, bool);
+static size_t	 dir_delim_cut(const char *, size_t, const char *);
+
+/* One row per enum dir_kind; LDAP and callout add theirs here. */
+static const struct dir_ops dir_backends[] = {
+	[DIR_KIND_FILE] = { "file", dir_be_file_open, dir_be_file_lookup,
+	    dir_be_file_count, dir_be_file_close },
+};
+
+static const char *const dir_verdict_names[] = {
+	[DIR_VALID] = "valid",
+	[DIR_UNKNOWN] = "unknown",
+	[DIR_TEMPFAIL] = "tempfail",
+	[DIR_PENDING] = "pending",
+};
+
+struct dir *
+dir_open(const struct config *cfg, dir_err_fn *err, void *arg)
+{
+	const struct dir_ops	*ops;
+	struct dir		*d;
+	void			*be;
+	size_t			 k;
+
+	k = cfg != NULL ? (size_t)cfg->directory.kind : SIZE_MAX;
+	if (k >= sizeof(dir_backends) / sizeof(dir_backends[0]) ||
+	    dir_backends[k].open == NULL) {
+		if (err != NULL)
+			err(arg, "", 0, "no usable directory configured");
+		return NULL;
+	}
+	ops = &dir_backends[k];
+	if ((be = ops->open(cfg, err, arg)) == NULL)
+		return NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		ops->close(be);
+		if (err != NULL)
+			err(arg, "", 0, "out of memory");
+		return NULL;
+	}
+	atomic_init(&d->refs, 1);
+	d->ops = ops;
+	d->be = be;
+	d->local_case = cfg->localpart_case_sensitive;
+	return d;
+}
+
+struct dir *
+dir_ref(struct dir *d)
+{
+	if (d != NULL)
+		atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+	return d;
+}
+
+void
+dir_unref(struct dir *d)
+{
+	int	old;
+
+	if (d == NULL)
+		return;
+	old = atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel);
+	if (old <= 0)
+		panic("dir_unref: refs %d", old);
+	if (old > 1)
+		return;
+	d->ops->close(d->be);
+	free(d);
+}
+
+size_t
+dir_count(const struct dir *d)
+{
+	return d != NULL ? d->ops->count(d->be) : 0;
+}
+
+/*
+ * Build "local@domain" in out (DIR_QUERY_KEY_MAX bytes), folded as the
+ * back-ends fold their entries: the domain always (RFC 5321 2.4: domains
+ * are case-insensitive), the local part unless configured otherwise.
+ * ASCII only; other bytes are kept and simply match nothing.
+ */
+static size_t
+dir_key_make(uint8_t *out, const char *local, size_t llen,
+    const char *domain, size_t dlen, bool local_case)
+{
+	size_t	i;
+	uint8_t	c;
+
+	for (i = 0; i < llen; i++) {
+		c = (uint8_t)local[i];
+		out[i] = !local_case && (unsigned)(c - 'A') < 26u ?
+		    (uint8_t)(c | 0x20) : c;
+	}
+	out[llen] = '@';
+	for (i = 0; i < dlen; i++) {
+		c = (uint8_t)domain[i];
+		out[llen + 1 + i] = (unsigned)(c - 'A') < 26u ?
+		    (uint8_t)(c | 0x20) : c;
+	}
+	return llen + 1 + dlen;
+}
+
+/* Where the first delimiter character is, or len if there is none. */
+static size_t
+dir_delim_cut(const char *local, size_t len, const char *delim)
+{
+	size_t	i;
+
+	if (delim == NULL || delim[0] == '\0')
+		return len;
+	for (i = 0; i < len; i++)	/* strchr finds '\0' too: skip it */
+		if (local[i] != '\0' && strchr(delim, local[i]) != NULL)
+			return i;
+	return len;
+}
+
+enum dir_verdict
+dir_lookup(struct dir *d, const struct dir_query *q, uint64_t id,
+    dir_done_fn *done, void *arg)
+{
+	uint8_t		bufs[DIR_QUERY_KEYS][DIR_QUERY_KEY_MAX];
+	struct dir_key	keys[DIR_QUERY_KEYS];
+	size_t		dlen, cut, n = 0;
+
+	if (d == NULL)
+		return DIR_TEMPFAIL;	/* no table: never guess */
+	if (q == NULL || (q->llen > 0 && q->local == NULL) ||
+	    (q->dlen > 0 && q->domain == NULL))
+		panic("dir_lookup: bad query");
+	dlen = q->dlen;
+	if (dlen > 0 && q->domain[dlen - 1] == '.')
+		dlen--;
+	/* Over RFC 5321's sizes no entry can match. */
+	if (q->llen == 0 || q->llen > DIR_QUERY_LOCAL_MAX || dlen == 0 ||
+	    dlen > DIR_QUERY_DOMAIN_MAX)
+		return DIR_UNKNOWN;
+	keys[n].p = bufs[n];
+	keys[n].len = dir_key_make(bufs[n], q->local, q->llen, q->domain,
+	    dlen, d->local_case);
+	n++;
+	/* "alice+news" falls back to "alice"; "+news" never to "". */
+	cut = dir_delim_cut(q->local, q->llen, q->delim);
+	if (cut > 0 && cut < q->llen) {
+		keys[n].p = bufs[n];
+		keys[n].len = dir_key_make(bufs[n], q->local, cut, q->domain,
+		    dlen, d->local_case);
+		n++;
+	}
+	return d->ops->lookup(d->be, keys, n, id, done, arg);
+}
+
+const char *
+dir_verdict_name(enum dir_verdict v)
+{
+	if ((unsigned)v >= sizeof(dir_verdict_names) /
+	    sizeof(dir_verdict_names[0]))
+		return "invalid";
+	return dir_verdict_names[v];
+}
+
+/* The file back-end: answers at once, never DIR_PENDING. */
+static void *
+dir_be_file_open(const struct config *cfg, dir_err_fn *err, void *arg)
+{
+	if (cfg->directory.path == NULL) {
+		if (err != NULL)
+			err(arg, "", 0, "no users file configured");
+		return NULL;
+	}
+	return dir_file_load(cfg->directory.path,
+	    cfg->localpart_case_sensitive, err, arg);
+}
+
+static enum dir_verdict
+dir_be_file_lookup(void *be, const struct dir_key *keys, size_t n,
+    uint64_t id, dir_done_fn *done, void *arg)
+{
+	size_t	i;
+
+	(void)id;
+	(void)done;
+	(void)arg;
+	for (i = 0; i < n; i++)
+		if (dir_file_has(be, keys[i].p, keys[i].len))
+			return DIR_VALID;
+	return DIR_UNKNOWN;
+}
+
+static size_t
+dir_be_file_count(const void *be)
+{
+	return dir_file_count(be);
+}
+
+static void
+dir_be_file_close(void *be)
+{
+	dir_file_free(be);
+}

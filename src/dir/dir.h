@@ -1,0 +1,60 @@
+/*
+ * dir.h - the recipient directory: is this address one of ours?
+ * One small interface that every back-end implements (file now; LDAP and
+ * callout later).  A lookup answers VALID, UNKNOWN or TEMPFAIL, never a
+ * guess; a back-end that cannot answer at once returns DIR_PENDING and
+ * calls done later on the loop, carrying the caller's id (STYLE R14).
+ * Owns: address normalisation for lookups (case, recipient delimiter).
+ * Never: decides policy (what an UNKNOWN leads to is smtp_rcpt's job).
+ */
+#ifndef MXGATE_DIR_H
+#define MXGATE_DIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../conf/conf.h"
+
+enum dir_verdict {
+	DIR_VALID,
+	DIR_UNKNOWN,
+	DIR_TEMPFAIL,
+	DIR_PENDING,	/* answer comes through the done callback */
+};
+
+struct dir;
+
+typedef void	dir_done_fn(void *arg, uint64_t id, enum dir_verdict);
+/* Errors met while loading: the users file, its line (0: none), why. */
+typedef void	dir_err_fn(void *arg, const char *file, unsigned line,
+		    const char *msg);
+
+struct dir_query {
+	const char	*local;		/* canonical local part, not NUL-ended */
+	size_t		 llen;
+	const char	*domain;	/* without trailing dot */
+	size_t		 dlen;
+	const char	*delim;		/* recipient delimiter chars, "" none */
+};
+
+/*
+ * Open the back-end the config names and load it (blocking: call at start
+ * or from a job).  On a load error every problem goes to err and the
+ * result is NULL.  A NULL dir is a valid argument to dir_lookup and
+ * answers DIR_TEMPFAIL: a directory that failed to load never guesses.
+ */
+struct dir	*dir_open(const struct config *, dir_err_fn *err, void *arg);
+struct dir	*dir_ref(struct dir *);
+void		 dir_unref(struct dir *);
+size_t		 dir_count(const struct dir *);	/* entries, for logs */
+
+/*
+ * Look an address up.  The full local part first; if unknown and it
+ * contains one of q->delim, the part before the first such character.
+ */
+enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
+		    uint64_t id, dir_done_fn *done, void *arg);
+const char	*dir_verdict_name(enum dir_verdict);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * log.h - one line per event, key=value, to stderr.
+ * Owns: levels, timestamps, escaping of untrusted bytes, fatal/panic.
+ * Three tiers (STYLE R10): a peer error is logged by its caller at info;
+ * an environment failure is a warning; a broken invariant is panic().
+ * fatal() is for startup only.
+ */
+#ifndef MXGATE_LOG_H
+#define MXGATE_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void	log_set_level(enum log_level);
+int	log_level_parse(const char *, enum log_level *);	/* 0 or -1 */
+const char *log_level_name(enum log_level);
+int	log_enabled(enum log_level);
+
+/* "event=NAME" then the formatted key=value pairs. */
+void	log_event(enum log_level, const char *event, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	log_eventv(enum log_level, const char *event, const char *prefix,
+	    const char *fmt, va_list);
+
+/*
+ * Escape untrusted bytes for a log value: printable ASCII other than
+ * space, '"', '\\' and '=' is kept, anything else becomes \xHH; at most
+ * max input bytes are shown, then "...".  The result lives in a small
+ * per-thread ring (8 slots), valid until 8 more calls on that thread.
+ */
+const char *log_esc(const void *, size_t len, size_t max);
+
+void	fatal(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	panic(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * main.c - the mxgate command: serve, check-config, --help, --version.
+ * Owns: argv, wiring the modules together, process-wide signal settings.
+ * Never: protocol or policy logic.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "deliver/qmgr.h"
+#include "dir/dir.h"
+#include "lib/job.h"
+#include "lib/log.h"
+#include "net/worker.h"
+#include "queue/queue.h"
+
+#ifndef MXGATE_VERSION
+#define MXGATE_VERSION "dev"
+#endif
+
+#define MAIN_COMMIT_THREADS	2
+#define MAIN_DELIVERY_THREADS	2
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mxgate serve -c FILE          run the gateway (foreground)\n"
+	    "       mxgate check-config -c FILE   validate a config file\n"
+	    "       mxgate --help | --version\n"
+	    "\n"
+	    "Config keys (key = value; [domain NAME] sections override the\n"
+	    "keys marked per-domain):\n");
+	conf_dump_keys(f);
+}
+
+/* check-config prints FILE:LINE: message, as compilers do. */
+static void
+print_err(void *arg, const char *file, unsigned line, const char *msg)
+{
+	unsigned	*n = arg;
+
+	(*n)++;
+	if (line > 0)
+		fprintf(stderr, "%s:%u: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+static int
+cmd_check(const char *file)
+{
+	struct config	*c;
+	struct dir	*d;
+	unsigned	 nerr = 0;
+
+	if ((c = conf_load(file, print_err, &nerr)) == NULL)
+		return 1;
+	if ((d = dir_open(c, print_err, &nerr)) == NULL) {
+		conf_unref(c);
+		return 1;
+	}
+	printf("%s: ok (%zu domains, %zu directory entries)\n", file,
+	    c->ndomains, dir_count(d));
+	dir_unref(d);
+	conf_unref(c);
+	return 0;
+}
+
+static void
+log_dir_err(void *arg, const char *file, unsigned line, const char *msg)
+{
+	(void)arg;
+	log_event(LOG_LVL_WARNING, "directory", "file=%s line=%u msg=\"%s\"",
+	    log_esc(file, strlen(file), 200), line,
+	    log_esc(msg, strlen(msg), 200));
+}
+
+static int
+cmd_serve(const char *file)
+{
+	struct worker	 w;
+	char		 err[256];
+	unsigned	 nerr = 0;
+
+	memset(&w, 0, sizeof(w));
+	if ((w.conf = conf_load(file, print_err, &nerr)) == NULL)
+		return 1;
+	log_set_level(w.conf->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* a file-size limit is an I/O error */
+	if ((w.base = event_base_new()) == NULL)
+		fatal("msg=\"cannot create the event loop\"");
+	if ((w.dir = dir_open(w.conf, log_dir_err, NULL)) == NULL)
+		log_event(LOG_LVL_WARNING, "directory", "msg=\"not loaded; "
+		    "recipients of our domains get 451 4.3.0 until a reload "
+		    "succeeds\"");
+	else
+		log_event(LOG_LVL_INFO, "directory", "entries=%zu",
+		    dir_count(w.dir));
+	w.commit_jobs = job_pool_new(w.base, MAIN_COMMIT_THREADS);
+	w.misc_jobs = job_pool_new(w.base, 1);
+	if (w.commit_jobs == NULL || w.misc_jobs == NULL)
+		fatal("msg=\"cannot start job threads\"");
+	if ((w.queue = queue_open(w.conf->spool, w.commit_jobs, err,
+	    sizeof(err))) == NULL)
+		fatal("msg=\"spool: %s\"", err);
+	if ((w.qmgr = qmgr_new(&w, MAIN_DELIVERY_THREADS)) == NULL)
+		fatal("msg=\"cannot start the delivery manager\"");
+	if (worker_listen(&w) == -1)
+		fatal("msg=\"cannot listen\"");
+	log_event(LOG_LVL_INFO, "start", "version=%s hostname=%s",
+	    MXGATE_VERSION, w.conf->hostname);
+	qmgr_start(w.qmgr);
+	worker_run(&w);
+	qmgr_free(w.qmgr);
+	job_pool_free(w.misc_jobs);
+	job_pool_free(w.commit_jobs);
+	queue_close(w.queue);
+	if (w.dir)
+		dir_unref(w.dir);
+	conf_unref(w.conf);
+	event_base_free(w.base);
+	log_event(LOG_LVL_INFO, "stopped", NULL);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char	*file = NULL;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("mxgate %s\n", MXGATE_VERSION);
+		return 0;
+	}
+	if (argc == 4 && strcmp(argv[2], "-c") == 0)
+		file = argv[3];
+	if (file != NULL && strcmp(argv[1], "serve") == 0)
+		return cmd_serve(file);
+	if (file != NULL && strcmp(argv[1], "check-config") == 0)
+		return cmd_check(file);
+	usage(stderr);
+	return 2;
+}

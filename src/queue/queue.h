@@ -1,0 +1,105 @@
+/*
+ * queue.h - the durable spool.  A message is written to
+ * SPOOL/incoming/QID while DATA streams in, then committed: END record,
+ * fsync(file), rename to SPOOL/queue/QID, fsync(queue folder); only then
+ * does the done callback say ok, and only then may anyone send 250
+ * (DESIGN 2.5, STYLE R16).  Files in incoming/ at start were never
+ * acknowledged and are removed.
+ * Owns: the spool folders, file names, the record format (queue_rec.h).
+ * Never: speaks SMTP or delivers (deliver/ reads what queue_file_open()
+ * gives it).
+ */
+#ifndef MXGATE_QUEUE_H
+#define MXGATE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../lib/ids.h"
+
+struct job_pool;
+struct queue;
+struct queue_msg;
+
+#define QUEUE_RCPT_MAX		100000	/* recipients one file may hold */
+
+/* The envelope, known when DATA starts. */
+struct queue_env {
+	const char	*client;	/* client address text */
+	const char	*helo;		/* as given, already escaped/validated */
+	const char	*sender;	/* "" for the null sender */
+	const char *const *rcpts;	/* "local@domain", canonical */
+	size_t		 nrcpts;
+	time_t		 arrival;
+};
+
+typedef void	queue_done_fn(void *arg, uint64_t sid, bool ok,
+		    const char *qid);
+
+/* Creates SPOOL/incoming and SPOOL/queue, removes stale incoming files. */
+struct queue	*queue_open(const char *spool, struct job_pool *,
+		    char *err, size_t errlen);
+void		 queue_close(struct queue *);
+const char	*queue_dir(const struct queue *);	/* SPOOL/queue */
+
+/*
+ * Start a message; writes the envelope records.  NULL on I/O error (errno
+ * set).  The queue id is assigned here and is never reused.
+ */
+struct queue_msg *queue_msg_new(struct queue *, const struct queue_env *);
+const char	*queue_msg_id(const struct queue_msg *);
+/* Append body bytes (buffered).  -1 on an I/O error; sticky. */
+int		 queue_msg_write(struct queue_msg *, const void *, size_t);
+/*
+ * Commit off the loop; done(arg, sid, ok, qid) runs on the loop.  On
+ * failure the partial file is already removed.  The message is freed
+ * either way.  Only when no job can be queued (out of memory) does done
+ * run, with ok false, before queue_msg_commit() returns.
+ */
+void		 queue_msg_commit(struct queue_msg *, uint64_t sid,
+		    queue_done_fn *done, void *arg);
+/* Give up on a message: remove the partial file and free it. */
+void		 queue_msg_abort(struct queue_msg *);
+
+/* A committed queue file, read-only (mapped). */
+struct queue_file {
+	char		 qid[ID_STRLEN + 1];
+	char		*path;
+	time_t		 arrival;
+	char		*client;
+	char		*helo;
+	char		*sender;
+	char	       **rcpts;
+	size_t		 nrcpts;
+	bool		*done;		/* per recipient: finished for good */
+	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */
+	size_t		 bodylen;
+	/* private */
+	void		*map;
+	size_t		 maplen;
+	int		 fd;
+	size_t		 endoff;	/* past the last complete record */
+};
+
+/* Open and parse.  -1 (errno set; EINVAL: torn or malformed file). */
+int		 queue_file_open(const char *path, struct queue_file *);
+void		 queue_file_close(struct queue_file *);
+/* Record that recipient i is finished (durably: append + fdatasync). */
+int		 queue_file_mark_done(struct queue_file *, size_t i);
+bool		 queue_file_all_done(const struct queue_file *);
+/* Remove a finished file (and fsync its folder). */
+int		 queue_file_remove(struct queue_file *);
+
+/*
+ * Call cb for every file in SPOOL/queue whose name is a queue id, oldest
+ * id first.  The names are read before the first call, so cb may remove
+ * files.  0, or -1 (errno set).
+ */
+int		 queue_scan(struct queue *,
+		    void (*cb)(void *arg, const char *qid), void *arg);
+/* SPOOL/queue/QID, malloc'ed; NULL (EINVAL) if qid is not a queue id. */
+char		*queue_path(const struct queue *, const char *qid);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * queue_file.c - the reading side of a committed queue file: map it,
+ * check every record (queue_rec.c), and append D records durably as
+ * recipients finish.  Owns: struct queue_file.  Never: writes anything
+ * but D records, delivers, or trusts the file (a torn or tampered file is
+ * EINVAL, never a guess).  Untrusted: the file's bytes.
+ */
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "queue_rec.h"
+
+static int	queue_file_fill(struct queue_file *, const char *,
+		    const struct queue_rec_file *);
+static int	queue_file_fill_rcpts(struct queue_file *,
+		    const struct queue_rec_file *);
+static int	queue_file_fsync_dir(const char *);
+
+static char *
+queue_file_strdup(const struct queue_rec *r)
+{
+	return strndup((const char *)r->payload, r->len);
+}
+
+/* R records, then D records: all already checked by the parser. */
+static int
+queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
+{
+	const uint8_t		*p = qf->map;
+	struct queue_rec	 r;
+	size_t			 off, i;
+
+	if ((qf->rcpts = calloc(f->nrcpts, sizeof(char *))) == NULL ||
+	    (qf->done = calloc(f->nrcpts, sizeof(bool))) == NULL)
+		return -1;
+	for (off = f->rcpt_off; qf->nrcpts < f->nrcpts; off += r.size) {
+		if (queue_rec_parse(p + off, f->validlen - off, &r) !=
+		    PARSE_OK || r.type != QUEUE_REC_T_RCPT)
+			return -1;	/* cannot happen: parsed before */
+		if ((qf->rcpts[qf->nrcpts] = queue_file_strdup(&r)) == NULL)
+			return -1;
+		qf->nrcpts++;
+	}
+	for (off = f->done_off; off < f->validlen; off += r.size) {
+		if (queue_rec_parse(p + off, f->validlen - off, &r) !=
+		    PARSE_OK || queue_rec_done_index(&r, qf->nrcpts, &i) == -1)
+			return -1;
+		qf->done[i] = true;
+	}
+	return 0;
+}
+
+static int
+queue_file_fill(struct queue_file *qf, const char *path,
+    const struct queue_rec_file *f)
+{
+	memcpy(qf->qid, f->id.payload, ID_STRLEN);
+	qf->qid[ID_STRLEN] = '\0';
+	qf->arrival = f->arrival;
+	qf->body = f->body.payload;
+	qf->bodylen = f->body.len;
+	qf->endoff = f->validlen;
+	if ((qf->path = strdup(path)) == NULL ||
+	    (qf->client = queue_file_strdup(&f->client)) == NULL ||
+	    (qf->helo = queue_file_strdup(&f->helo)) == NULL ||
+	    (qf->sender = queue_file_strdup(&f->sender)) == NULL)
+		return -1;
+	return queue_file_fill_rcpts(qf, f);
+}
+
+int
+queue_file_open(const char *path, struct queue_file *qf)
+{
+	struct queue_rec_file	f;
+	struct stat		st;
+	int			saved;
+
+	memset(qf, 0, sizeof(*qf));
+	/* O_APPEND: D records always land at the end (mark_done) */
+	if ((qf->fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(qf->fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+		errno = EINVAL;
+		goto fail;
+	}
+	qf->maplen = (size_t)st.st_size;
+	qf->map = mmap(NULL, qf->maplen, PROT_READ, MAP_SHARED, qf->fd, 0);
+	if (qf->map == MAP_FAILED) {
+		qf->map = NULL;
+		goto fail;
+	}
+	if (queue_rec_parse_file(qf->map, qf->maplen, &f) != PARSE_OK) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if (queue_file_fill(qf, path, &f) == -1) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	return 0;
+fail:
+	saved = errno;
+	queue_file_close(qf);
+	errno = saved;
+	return -1;
+}
+
+void
+queue_file_close(struct queue_file *qf)
+{
+	size_t	i;
+
+	if (qf->map != NULL)
+		munmap(qf->map, qf->maplen);
+	if (qf->fd != -1)
+		close(qf->fd);
+	if (qf->rcpts != NULL)
+		for (i = 0; i < qf->nrcpts; i++)
+			free(qf->rcpts[i]);
+	free(qf->rcpts);
+	free(qf->done);
+	free(qf->path);
+	free(qf->client);
+	free(qf->helo);
+	free(qf->sender);
+	memset(qf, 0, sizeof(*qf));
+	qf->fd = -1;
+}
+
+int
+queue_file_mark_done(struct queue_file *qf, size_t i)
+{
+	char		rec[QUEUE_REC_HDRLEN + 32];
+	struct stat	st;
+	ssize_t		r;
+	int		n;
+
+	if (i >= qf->nrcpts) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (qf->done[i])
+		return 0;
+	if (fstat(qf->fd, &st) == -1)
+		return -1;
+	if ((uint64_t)st.st_size < qf->endoff) {
+		errno = EIO;		/* someone cut the file short */
+		return -1;
+	}
+	/* a torn D record from a crash would swallow the one we append */
+	if ((uint64_t)st.st_size > qf->endoff &&
+	    ftruncate(qf->fd, (off_t)qf->endoff) == -1)
+		return -1;
+	n = snprintf(rec + QUEUE_REC_HDRLEN, sizeof(rec) - QUEUE_REC_HDRLEN,
+	    "%zu\n", i);
+	queue_rec_header(rec, QUEUE_REC_T_DONE, (uint64_t)n - 1);
+	n += QUEUE_REC_HDRLEN;
+	do {
+		r = write(qf->fd, rec, (size_t)n);
+	} while (r == -1 && errno == EINTR);
+	if (r != n) {
+		if (r >= 0)
+			errno = EIO;
+		return -1;	/* a partial record is dropped next time */
+	}
+	if (fdatasync(qf->fd) == -1)
+		return -1;
+	qf->endoff += (size_t)n;
+	qf->done[i] = true;
+	return 0;
+}
+
+bool
+queue_file_all_done(const struct queue_file *qf)
+{
+	size_t	i;
+
+	for (i = 0; i < qf->nrcpts; i++)
+		if (!qf->done[i])
+			return false;
+	return true;
+}
+
+static int
+queue_file_fsync_dir(const char *path)
+{
+	const char	*slash = strrchr(path, '/');
+	char		*dir;
+	int		 fd, rc, saved;
+
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, (size_t)(slash - path));
+	if (dir == NULL)
+		return -1;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int
+queue_file_remove(struct queue_file *qf)
+{
+	if (unlink(qf->path) == -1)
+		return -1;
+	return queue_file_fsync_dir(qf->path);
+}

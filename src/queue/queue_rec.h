@@ -1,0 +1,75 @@
+/*
+ * queue_rec.h - the queue file record format and its pure parsers.
+ * A record is: type byte, 16 lowercase hex digits of payload length, ':',
+ * the payload, '\n'.  A file is V I T C H S R... B E, then D records only.
+ * Owns: the format, its limits, the order of records.  Never: I/O,
+ * allocation, globals.  Untrusted: every byte of a file on disk.
+ */
+#ifndef MXGATE_QUEUE_REC_H
+#define MXGATE_QUEUE_REC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../lib/parse.h"
+
+#define QUEUE_REC_HDRLEN	18	/* type + 16 hex + ':' */
+#define QUEUE_REC_LENDIGITS	16	/* hex digits of the length */
+#define QUEUE_REC_META_MAX	65536	/* payload of any record but B */
+#define QUEUE_REC_BODY_MAX	((uint64_t)1 << 32)	/* payload of B */
+#define QUEUE_REC_TIME_DIGITS	20	/* decimal digits of T */
+#define QUEUE_REC_VERSION	"mxgate-queue 1"
+
+/* Record types, in the order a file holds them. */
+#define QUEUE_REC_T_VERSION	'V'
+#define QUEUE_REC_T_ID		'I'
+#define QUEUE_REC_T_TIME	'T'
+#define QUEUE_REC_T_CLIENT	'C'
+#define QUEUE_REC_T_HELO	'H'
+#define QUEUE_REC_T_SENDER	'S'
+#define QUEUE_REC_T_RCPT	'R'
+#define QUEUE_REC_T_BODY	'B'
+#define QUEUE_REC_T_END		'E'
+#define QUEUE_REC_T_DONE	'D'
+
+struct queue_rec {
+	int		 type;		/* one of QUEUE_REC_T_* */
+	const uint8_t	*payload;	/* into the caller's bytes */
+	size_t		 len;		/* payload length */
+	size_t		 size;		/* header + payload + '\n' */
+};
+
+/* Where the parts of a whole file are: spans into the caller's bytes. */
+struct queue_rec_file {
+	struct queue_rec id, client, helo, sender, body;
+	time_t		 arrival;
+	size_t		 nrcpts;
+	size_t		 rcpt_off;	/* offset of the first R record */
+	size_t		 rcpt_bytes;	/* sum of R payload lengths */
+	size_t		 done_off;	/* offset just past the E record */
+	size_t		 validlen;	/* past the last complete record */
+	size_t		 ndone;		/* D records seen */
+};
+
+/*
+ * One record at the start of p.  PARSE_MORE: a valid prefix.
+ * PARSE_TOOLONG: the length is over the type's bound.
+ */
+enum parse_rc	queue_rec_parse(const uint8_t *p, size_t len,
+		    struct queue_rec *out);
+/*
+ * A whole file.  PARSE_OK only for a complete file (E present) whose
+ * records all hold; a truncated trailing D record is ignored (validlen
+ * stops before it).  PARSE_MORE: torn (no E yet).
+ */
+enum parse_rc	queue_rec_parse_file(const uint8_t *p, size_t len,
+		    struct queue_rec_file *out);
+/* The recipient index of a D record's payload; -1 if malformed. */
+int		queue_rec_done_index(const struct queue_rec *, size_t nrcpts,
+		    size_t *out);
+/* Writes the 18-byte header (no NUL) for a record. */
+void		queue_rec_header(char out[QUEUE_REC_HDRLEN], int type,
+		    uint64_t len);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * smtp_data.c - DATA end-of-data scanner and dot-unstuffer (see
+ * smtp_data.h).  RFC 5321 4.5.2 (transparency); the bare CR/LF rules
+ * follow the SMTP smuggling advisories of 2023: only CRLF is a line end.
+ */
+#include "smtp_data.h"
+
+enum {
+	D_BOL,		/* at the beginning of a line */
+	D_BOL_DOT,	/* "." at the beginning of a line */
+	D_BOL_DOT_CR,	/* ".<CR>" at the beginning of a line */
+	D_MID,		/* inside a line */
+	D_CR,		/* <CR> inside a line, waiting for <LF> */
+};
+
+void
+smtp_data_init(struct smtp_data *d)
+{
+	d->st = D_BOL;
+	d->bad_eol = false;
+}
+
+static void
+data_flush(const uint8_t *in, size_t from, size_t to,
+    smtp_data_out_fn *out, void *arg)
+{
+	if (to > from)
+		out(arg, in + from, to - from);
+}
+
+/* One byte in a line (not at its start). */
+static int
+data_mid(struct smtp_data *d, uint8_t c)
+{
+	if (c == '\r')
+		return D_CR;
+	if (c == '\n') {
+		d->bad_eol = true;	/* bare LF: not a line end at all */
+		return D_MID;
+	}
+	return D_MID;
+}
+
+enum parse_rc
+smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
+    size_t *used, smtp_data_out_fn *out, void *arg)
+{
+	size_t	i, run = 0;	/* bytes in[run..i) are pending output */
+
+	for (i = 0; i < len; i++) {
+		uint8_t	c = in[i];
+
+		switch (d->st) {
+		case D_BOL:
+			if (c == '.') {
+				data_flush(in, run, i, out, arg);
+				run = i + 1;	/* the dot is never output */
+				d->st = D_BOL_DOT;
+			} else
+				d->st = data_mid(d, c);
+			break;
+		case D_BOL_DOT:
+			if (c == '\r')
+				d->st = D_BOL_DOT_CR;
+			else
+				d->st = data_mid(d, c);	/* unstuffed */
+			break;
+		case D_BOL_DOT_CR:
+			if (c == '\n') {
+				d->st = D_BOL;
+				*used = i + 1;
+				return PARSE_OK;
+			}
+			d->bad_eol = true;	/* ".<CR>x": bare CR */
+			d->st = data_mid(d, c);
+			break;
+		case D_MID:
+			d->st = data_mid(d, c);
+			break;
+		case D_CR:
+			if (c == '\n')
+				d->st = D_BOL;
+			else {
+				d->bad_eol = true;	/* bare CR */
+				d->st = data_mid(d, c);
+			}
+			break;
+		}
+	}
+	/* A ".<CR>" pending at the end: its CR is not output yet. */
+	if (d->st == D_BOL_DOT_CR && len > 0 && run < len)
+		data_flush(in, run, len - 1, out, arg);
+	else
+		data_flush(in, run, len, out, arg);
+	*used = len;
+	return PARSE_MORE;
+}

@@ -1,0 +1,38 @@
+/*
+ * smtp_data.h - the DATA stream as a pure, resumable state machine
+ * (RFC 5321 4.1.1.4, 4.5.2).  The only end of data is <CRLF>.<CRLF>,
+ * where the first CRLF may be the one that ended the DATA command.  A bare
+ * LF or bare CR anywhere marks the message bad but never ends it, so
+ * "<LF>.<LF>" or "<CR><LF>.<LF>" can never split one message into two
+ * (SMTP smuggling).  Dot-unstuffing happens here.
+ * Never: I/O, allocation; output is handed to a callback as runs of the
+ * input bytes (zero-copy).  Untrusted: every byte.
+ */
+#ifndef MXGATE_SMTP_DATA_H
+#define MXGATE_SMTP_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/parse.h"
+
+struct smtp_data {
+	int		st;		/* private: scanner state */
+	bool		bad_eol;	/* a bare CR or LF was seen */
+};
+
+/* out(arg, p, n): n message bytes at p (a run of the input). */
+typedef void	smtp_data_out_fn(void *arg, const uint8_t *p, size_t n);
+
+void		smtp_data_init(struct smtp_data *);
+/*
+ * Scan len bytes.  PARSE_OK: the end-of-data mark ended at in[*used - 1]
+ * (bytes after it belong to the next command).  PARSE_MORE: all len bytes
+ * were consumed (*used == len) and the mark has not been seen yet.
+ */
+enum parse_rc	smtp_data_scan(struct smtp_data *, const uint8_t *in,
+		    size_t len, size_t *used, smtp_data_out_fn *out,
+		    void *arg);
+
+#endif

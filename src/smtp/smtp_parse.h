@@ -1,0 +1,98 @@
+/*
+ * smtp_parse.h - pure, bounded parsers for the SMTP dialogue (STYLE R6):
+ * command lines, MAIL/RCPT paths (RFC 5321 4.1.2), ESMTP parameters.
+ * They fill structs of spans pointing into the caller's bytes; no I/O, no
+ * allocation, no globals.  Untrusted: every byte.  Each has a fuzz target.
+ */
+#ifndef MXGATE_SMTP_PARSE_H
+#define MXGATE_SMTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/parse.h"
+
+#define SMTP_CMDLINE_MAX	512	/* RFC 5321 4.5.3.1.4, incl. CRLF */
+#define SMTP_VERB_MAX		16	/* longer verbs are unknown commands */
+#define SMTP_LOCAL_MAX		64	/* RFC 5321 4.5.3.1.1 */
+#define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
+#define SMTP_PATH_MAX		256	/* RFC 5321 4.5.3.1.3, incl. <> */
+#define SMTP_LABEL_MAX		63	/* RFC 1035 2.3.4 */
+#define SMTP_PARAMS_MAX		8	/* ESMTP parameters per MAIL/RCPT */
+
+struct span {
+	const uint8_t	*p;
+	size_t		 len;
+};
+
+struct smtp_cmdline {
+	struct span	verb;	/* letters only; compare case-insensitively */
+	struct span	arg;	/* after one SP; len 0 if none */
+};
+
+struct smtp_addr {
+	struct span	local;	  /* as written; quotes included if quoted */
+	struct span	domain;	  /* as written; [brackets] if literal */
+	bool		null;	  /* the null path <> */
+	bool		quoted;	  /* local part is a Quoted-string */
+	bool		literal;  /* domain is an address literal */
+	bool		routed;	  /* a source route was given (and ignored) */
+};
+
+struct smtp_param {
+	struct span	key;
+	struct span	value;	/* p == NULL when there was no "=" */
+};
+
+enum smtp_arg_err {
+	SMTP_ARG_OK,
+	SMTP_ARG_KEYWORD,	/* no "FROM:" / "TO:" */
+	SMTP_ARG_PATH,		/* the address is malformed */
+	SMTP_ARG_PARAM,		/* an ESMTP parameter is malformed */
+	SMTP_ARG_TOOMANY,	/* more than SMTP_PARAMS_MAX parameters */
+};
+
+struct smtp_path_arg {
+	struct smtp_addr	addr;
+	struct smtp_param	params[SMTP_PARAMS_MAX];
+	size_t			nparams;
+	enum smtp_arg_err	err;	/* why, when not PARSE_OK */
+};
+
+/*
+ * A command line without its CRLF.  PARSE_BAD: no verb, or a verb with
+ * characters other than letters.  PARSE_TOOLONG: len + 2 exceeds
+ * SMTP_CMDLINE_MAX.
+ */
+enum parse_rc	smtp_parse_cmdline(const uint8_t *, size_t,
+		    struct smtp_cmdline *);
+
+/*
+ * The argument of MAIL ("FROM:<path> params") or RCPT ("TO:<path>
+ * params").  Blanks between the colon and "<" are tolerated, as most MTAs
+ * do.  The null path is allowed for MAIL only; "<postmaster>" is not
+ * special-cased here.  PARSE_TOOLONG: a part over its RFC 5321 limit.
+ */
+enum parse_rc	smtp_parse_mail_arg(const uint8_t *, size_t,
+		    struct smtp_path_arg *);
+enum parse_rc	smtp_parse_rcpt_arg(const uint8_t *, size_t,
+		    struct smtp_path_arg *);
+
+/* One path "<...>" exactly (no parameters); for tests and tools. */
+enum parse_rc	smtp_parse_path(const uint8_t *, size_t, bool allow_null,
+		    struct smtp_addr *);
+
+/*
+ * The local part in canonical form: a Quoted-string is unquoted (quoted
+ * pairs resolved).  Writes at most outlen bytes, no NUL; returns the
+ * length, or -1 if it does not fit.  The result can still contain
+ * characters (such as "@" or SP) that a Dot-string cannot.
+ */
+int		smtp_local_canon(const struct smtp_addr *, char *out,
+		    size_t outlen);
+
+/* Case-insensitive compare of a span with a NUL-terminated word. */
+bool		span_eq_ci(struct span, const char *);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * smtp_reply.c - the reply catalogue (see smtp_reply.h).  RFC 5321 4.2,
+ * RFC 3463 for the enhanced codes.  Texts that carry an address take it
+ * as "%s" (the address, already validated and bracketed by the caller).
+ */
+#include <stddef.h>
+
+#include "../lib/log.h"
+#include "smtp_reply.h"
+
+static const struct smtp_reply replies[R_MAX] = {
+	[R_GREETING]	= { 220, NULL, "%s ESMTP mxgate", false },
+	[R_HELO_OK]	= { 250, NULL, "%s", false },
+	[R_PLAIN_OK]		= { 250, "2.0.0", "Ok", false },
+	[R_MAIL_OK]	= { 250, "2.1.0", "Ok", false },
+	[R_RCPT_OK]	= { 250, "2.1.5", "Ok", false },
+	[R_DATA_GO]	= { 354, NULL, "End data with <CR><LF>.<CR><LF>", false },
+	[R_QUEUED]	= { 250, "2.0.0", "Ok: queued as %s", false },
+	[R_QUIT]	= { 221, "2.0.0", "Bye", true },
+	[R_HELP]	= { 214, "2.0.0",
+	    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY", false },
+	[R_VRFY]	= { 252, "2.0.0",
+	    "Cannot VRFY user, but will accept message and attempt delivery",
+	    false },
+	[R_EXPN]	= { 502, "5.5.1", "EXPN not available", false },
+	[R_UNKNOWN_CMD]	= { 500, "5.5.2", "Error: command not recognized", false },
+	[R_LINE_TOO_LONG] = { 500, "5.5.2", "Error: line too long", false },
+	[R_BARE_EOL_CMD] = { 500, "5.5.2",
+	    "Error: bare CR or LF in command refused", false },
+	[R_BAD_CMD_SYNTAX] = { 500, "5.5.2", "Error: bad command syntax", false },
+	[R_NEED_HELO]	= { 503, "5.5.1", "Error: send HELO/EHLO first", false },
+	[R_NEED_MAIL]	= { 503, "5.5.1", "Error: need MAIL command", false },
+	[R_NEED_RCPT]	= { 503, "5.5.1", "Error: need RCPT command", false },
+	[R_NESTED_MAIL]	= { 503, "5.5.1", "Error: nested MAIL command", false },
+	[R_HELO_SYNTAX]	= { 501, "5.5.4", "Syntax: EHLO hostname", false },
+	[R_MAIL_SYNTAX]	= { 501, "5.5.4", "Syntax: MAIL FROM:<address>", false },
+	[R_RCPT_SYNTAX]	= { 501, "5.5.4", "Syntax: RCPT TO:<address>", false },
+	[R_NOARG_SYNTAX] = { 501, "5.5.4", "Syntax: no parameters allowed",
+	    false },
+	[R_BAD_SENDER]	= { 501, "5.1.7", "Bad sender address syntax", false },
+	[R_BAD_RCPT]	= { 501, "5.1.3", "Bad recipient address syntax", false },
+	[R_PARAM_UNSUPPORTED] = { 555, "5.5.4",
+	    "Unsupported parameter", false },
+	[R_PARAM_SYNTAX] = { 501, "5.5.4", "Bad parameter syntax", false },
+	[R_SIZE_EXCEEDED] = { 552, "5.3.4",
+	    "Message size exceeds fixed limit", false },
+	[R_TOO_MANY_RCPTS] = { 452, "4.5.3", "Error: too many recipients",
+	    false },
+	[R_RELAY_DENIED] = { 554, "5.7.1", "%s: Relay access denied", false },
+	[R_RCPT_UNKNOWN] = { 550, "5.1.1",
+	    "%s: Recipient address rejected: User unknown", false },
+	[R_DIR_TEMPFAIL] = { 451, "4.3.0",
+	    "Directory unavailable, try again later", false },
+	[R_DATA_BARE_EOL] = { 550, "5.6.0",
+	    "Message refused: bare CR or LF in message", false },
+	[R_DATA_TOO_BIG] = { 552, "5.3.4",
+	    "Message size exceeds fixed limit", false },
+	[R_STORAGE]	= { 452, "4.3.1", "Insufficient system storage", false },
+	[R_LOCAL_ERROR]	= { 451, "4.3.0", "Local error, try again later",
+	    false },
+	[R_TOO_MANY_ERRORS] = { 421, "4.7.0",
+	    "%s Error: too many errors", true },
+	[R_TIMEOUT]	= { 421, "4.4.2", "%s Error: timeout exceeded", true },
+	[R_EARLY_TALKER] = { 554, "5.5.1",
+	    "Error: SMTP protocol synchronization (talked before greeting)",
+	    true },
+	[R_SHUTDOWN]	= { 421, "4.3.2", "%s Service shutting down", true },
+};
+
+const struct smtp_reply *
+smtp_reply_get(enum reply_id id)
+{
+	if (id <= R_NONE || id >= R_MAX || replies[id].code == 0)
+		panic("smtp_reply_get: no reply %d", (int)id);
+	return &replies[id];
+}

@@ -1,0 +1,67 @@
+/*
+ * smtp_reply.h - the reply catalogue (STYLE R9): every reply the server
+ * sends is named here with its code, enhanced status code (RFC 3463) and
+ * text.  Handlers name a reply id and never spell out text, which is what
+ * makes "byte-identical answers" checkable.
+ * Never: decides which reply to send.
+ */
+#ifndef MXGATE_SMTP_REPLY_H
+#define MXGATE_SMTP_REPLY_H
+
+#include <stdbool.h>
+
+enum reply_id {
+	R_NONE,
+	R_GREETING,		/* 220 <host> ESMTP mxgate */
+	R_HELO_OK,		/* 250 <host> */
+	R_PLAIN_OK,			/* 250 2.0.0 Ok */
+	R_MAIL_OK,
+	R_RCPT_OK,
+	R_DATA_GO,
+	R_QUEUED,		/* 250 2.0.0 Ok: queued as %s */
+	R_QUIT,
+	R_HELP,
+	R_VRFY,
+	R_EXPN,
+	R_UNKNOWN_CMD,
+	R_LINE_TOO_LONG,
+	R_BARE_EOL_CMD,
+	R_BAD_CMD_SYNTAX,
+	R_NEED_HELO,
+	R_NEED_MAIL,
+	R_NEED_RCPT,
+	R_NESTED_MAIL,
+	R_HELO_SYNTAX,
+	R_MAIL_SYNTAX,
+	R_RCPT_SYNTAX,
+	R_NOARG_SYNTAX,
+	R_BAD_SENDER,
+	R_BAD_RCPT,
+	R_PARAM_UNSUPPORTED,
+	R_PARAM_SYNTAX,
+	R_SIZE_EXCEEDED,
+	R_TOO_MANY_RCPTS,
+	R_RELAY_DENIED,		/* %s: <addr> */
+	R_RCPT_UNKNOWN,		/* %s: <addr> */
+	R_DIR_TEMPFAIL,
+	R_DATA_BARE_EOL,
+	R_DATA_TOO_BIG,
+	R_STORAGE,
+	R_LOCAL_ERROR,
+	R_TOO_MANY_ERRORS,
+	R_TIMEOUT,
+	R_EARLY_TALKER,
+	R_SHUTDOWN,
+	R_MAX
+};
+
+struct smtp_reply {
+	unsigned short	 code;
+	const char	*esc;	/* enhanced status code, NULL for 220/221's host */
+	const char	*text;	/* may hold one %s (the argument) */
+	bool		 closes;	/* the session ends after it */
+};
+
+const struct smtp_reply *smtp_reply_get(enum reply_id);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * smtp_session.c - one inbound SMTP session, greeting to QUIT.
+ * Owns: session lifecycle, the input loop (command lines, DATA bytes),
+ * reply writing and ordering, per-state timeouts, deferred free.
+ * Never: disk I/O, directory access, sleeping; see smtp_tx.c (spool),
+ * smtp_rcpt.c (directory, policy).
+ * Untrusted: every byte from the peer; input is capped where it arrives
+ * (SMTP_INPUT_MAX buffered, SMTP_CMDLINE_MAX a line).  RFC 5321, 2920.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "../conf/conf.h"
+#include "../lib/ids.h"
+#include "../net/worker.h"
+#include "smtp_session.h"
+
+#define SMTP_INPUT_MAX	(64 * 1024)	/* buffered input per session */
+#define SMTP_OUTPUT_MAX	(64 * 1024)	/* unread replies before we stop */
+#define SMTP_DATA_IOV	8		/* evbuffer chunks per DATA scan */
+
+static void	session_read(struct bufferevent *, void *);
+static void	session_write(struct bufferevent *, void *);
+static void	session_event(struct bufferevent *, short, void *);
+static void	session_process(struct smtp_session *);
+static void	session_greet(evutil_socket_t, short, void *);
+static void	session_free_cb(evutil_socket_t, short, void *);
+static void	session_timeouts(struct smtp_session *);
+
+void
+smtp_log(struct smtp_session *s, enum log_level l, const char *event,
+    const char *fmt, ...)
+{
+	char	prefix[96];
+	va_list	ap;
+
+	if (!log_enabled(l))
+		return;
+	snprintf(prefix, sizeof(prefix), "sid=%016llx client=%s",
+	    (unsigned long long)s->id, s->client);
+	va_start(ap, fmt);
+	log_eventv(l, event, prefix, fmt, ap);
+	va_end(ap);
+}
+
+static void
+session_client_text(struct smtp_session *s)
+{
+	const struct sockaddr_in6	*sin6;
+	const struct sockaddr_in	*sin;
+
+	if (s->peer.ss_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)&s->peer;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			    s->client, sizeof(s->client));
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, s->client,
+			    sizeof(s->client));
+	} else if (s->peer.ss_family == AF_INET) {
+		sin = (const struct sockaddr_in *)&s->peer;
+		inet_ntop(AF_INET, &sin->sin_addr, s->client,
+		    sizeof(s->client));
+	} else
+		snprintf(s->client, sizeof(s->client), "unknown");
+}
+
+void
+smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
+    int socklen)
+{
+	struct smtp_session	*s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_event(LOG_LVL_WARNING, "accept", "msg=\"out of memory\"");
+		evutil_closesocket(fd);
+		return;
+	}
+	s->id = id_next();
+	s->w = w;
+	s->conf = conf_ref(w->conf);
+	if ((size_t)socklen <= sizeof(s->peer))
+		memcpy(&s->peer, sa, (size_t)socklen);
+	session_client_text(s);
+	buf_init(&s->tx.sender, SMTP_PATH_MAX);
+	buf_init(&s->tx.rcpts, (size_t)s->conf->max_recipients *
+	    (SMTP_PATH_MAX + 1));
+	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->free_ev = event_new(w->base, -1, 0, session_free_cb, s);
+	if (s->bev == NULL || s->free_ev == NULL)
+		panic("smtp_session_accept: libevent allocation failed");
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_MAX);
+	worker_session_add(w, s);
+	smtp_log(s, LOG_LVL_INFO, "connect", NULL);
+	s->state = ST_PREGREET;
+	session_timeouts(s);
+	bufferevent_enable(s->bev, EV_READ);
+	if (s->conf->greeting_delay_ms > 0) {
+		struct timeval tv = {
+			.tv_sec = s->conf->greeting_delay_ms / 1000,
+			.tv_usec = (s->conf->greeting_delay_ms % 1000) * 1000,
+		};
+		s->timer = evtimer_new(w->base, session_greet, s);
+		if (s->timer == NULL || evtimer_add(s->timer, &tv) == -1)
+			panic("smtp_session_accept: timer");
+	} else
+		session_greet(-1, 0, s);
+}
+
+static void
+session_greet(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->dead)
+		return;
+	smtp_set_state(s, ST_CONNECTED);
+	smtp_reply(s, R_GREETING, s->conf->hostname);
+}
+
+/* The read timeout follows the state: DATA gets its own (RFC 5321
+ * 4.5.3.2.6); the write timeout catches clients that never read. */
+static void
+session_timeouts(struct smtp_session *s)
+{
+	unsigned	ms = s->state == ST_DATA ? s->conf->data_timeout_ms :
+			    s->conf->command_timeout_ms;
+	struct timeval	tv = { .tv_sec = ms / 1000,
+			    .tv_usec = (ms % 1000) * 1000 };
+
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+void
+smtp_set_state(struct smtp_session *s, enum smtp_state st)
+{
+	bool	data_change = (s->state == ST_DATA) != (st == ST_DATA);
+
+	s->state = st;
+	if (data_change)
+		session_timeouts(s);
+}
+
+/* Write "CODE ESC TEXT\r\n", substituting the one "%s" with arg. */
+void
+smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
+{
+	const struct smtp_reply	*r = smtp_reply_get(id);
+	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	const char		*pct;
+	char			 line[1024];
+	int			 n;
+
+	if (s->dead || s->state == ST_CLOSING)
+		return;
+	if (r->esc)
+		n = snprintf(line, sizeof(line), "%u %s ", r->code, r->esc);
+	else
+		n = snprintf(line, sizeof(line), "%u ", r->code);
+	if ((pct = strstr(r->text, "%s")) != NULL)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%.*s%s%s",
+		    (int)(pct - r->text), r->text, arg ? arg : "", pct + 2);
+	else
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s",
+		    r->text);
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	evbuffer_add(out, line, (size_t)n + 2);
+	smtp_log(s, LOG_LVL_DEBUG, "reply", "code=%u", r->code);
+	if (r->closes)
+		smtp_close(s);
+}
+
+void
+smtp_error(struct smtp_session *s, enum reply_id id)
+{
+	smtp_reply(s, id, NULL);
+	if (++s->errors >= s->conf->max_errors &&
+	    s->state != ST_CLOSING) {
+		smtp_log(s, LOG_LVL_INFO, "too_many_errors", "errors=%u",
+		    s->errors);
+		smtp_reply(s, R_TOO_MANY_ERRORS, s->conf->hostname);
+	}
+}
+
+static void
+session_schedule_free(struct smtp_session *s)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	event_active(s->free_ev, 0, 0);
+}
+
+/* Close once every queued reply has been written. */
+void
+smtp_close(struct smtp_session *s)
+{
+	if (s->dead)
+		return;
+	s->state = ST_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_schedule_free(s);
+}
+
+void
+smtp_session_shutdown(struct smtp_session *s)
+{
+	if (s->state == ST_COMMIT || s->state == ST_WAIT || s->dead)
+		return;		/* finishes first; closed when it replies */
+	smtp_reply(s, R_SHUTDOWN, s->conf->hostname);
+}
+
+static void
+session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)fd;
+	(void)what;
+	smtp_log(s, LOG_LVL_INFO, "disconnect", "messages=%u errors=%u",
+	    s->nmsgs, s->errors);
+	worker_session_del(s->w, s);
+	smtp_tx_free(s);
+	buf_free(&s->tx.sender);
+	buf_free(&s->tx.rcpts);
+	if (s->timer)
+		event_free(s->timer);
+	event_free(s->free_ev);
+	bufferevent_free(s->bev);
+	conf_unref(s->conf);
+	free(s);
+}
+
+static void
+session_read(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	if (s->state == ST_PREGREET) {
+		/* Talking before the greeting: a ratware signature. */
+		smtp_log(s, LOG_LVL_INFO, "early_talker", "bytes=%zu",
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(bufferevent_get_input(bev), SMTP_INPUT_MAX);
+		if (s->timer)
+			evtimer_del(s->timer);
+		s->state = ST_CONNECTED;
+		smtp_reply(s, R_EARLY_TALKER, NULL);
+		return;
+	}
+	session_process(s);
+}
+
+static void
+session_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)bev;
+	if (s->state == ST_CLOSING)
+		session_schedule_free(s);
+	else if (!s->dead && s->state != ST_COMMIT && s->state != ST_WAIT) {
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);	/* we had stopped for the output */
+	}
+}
+
+static void
+session_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)bev;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    s->state != ST_CLOSING) {
+		smtp_log(s, LOG_LVL_INFO, "timeout", "state=%#x", s->state);
+		bufferevent_enable(s->bev, EV_WRITE);
+		smtp_reply(s, R_TIMEOUT, s->conf->hostname);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		smtp_log(s, LOG_LVL_INFO, "lost", "what=%#x", what);
+	session_schedule_free(s);
+}
+
+/* One command line; false when more input is needed. */
+static bool
+session_line(struct smtp_session *s, struct evbuffer *in)
+{
+	uint8_t			line[SMTP_CMDLINE_MAX];
+	struct evbuffer_ptr	p;
+	size_t			avail = evbuffer_get_length(in), n;
+
+	if (avail == 0)
+		return false;
+	p = evbuffer_search(in, "\n", 1, NULL);
+	if (p.pos < 0) {
+		if (avail >= SMTP_CMDLINE_MAX) {
+			evbuffer_drain(in, avail);
+			if (!s->skipping) {
+				s->skipping = true;
+				smtp_error(s, R_LINE_TOO_LONG);
+			}
+		}
+		return false;
+	}
+	n = (size_t)p.pos + 1;
+	if (s->skipping || n > SMTP_CMDLINE_MAX) {
+		evbuffer_drain(in, n);
+		if (!s->skipping)
+			smtp_error(s, R_LINE_TOO_LONG);
+		s->skipping = false;
+		return true;
+	}
+	evbuffer_remove(in, line, n);
+	/* Only CRLF ends a line; a bare CR or LF refuses the whole line. */
+	if (n < 2 || line[n - 2] != '\r' || memchr(line, '\r', n - 2)) {
+		smtp_log(s, LOG_LVL_INFO, "bare_eol", "line=%s",
+		    log_esc(line, n, 64));
+		smtp_error(s, R_BARE_EOL_CMD);
+		return true;
+	}
+	smtp_cmd_dispatch(s, line, n - 2);
+	return true;
+}
+
+/* DATA bytes; false when more input is needed. */
+static bool
+session_data(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec	v[SMTP_DATA_IOV];
+	size_t			total = 0, used;
+	bool			end = false;
+	int			i, n;
+
+	n = evbuffer_peek(in, -1, NULL, v, SMTP_DATA_IOV);
+	for (i = 0; i < n && i < SMTP_DATA_IOV && !end; i++) {
+		end = smtp_tx_feed(s, v[i].iov_base, v[i].iov_len, &used);
+		total += used;
+	}
+	evbuffer_drain(in, total);
+	if (end)
+		smtp_tx_end(s);
+	return end || total > 0;
+}
+
+static void
+session_process(struct smtp_session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+
+	while (!s->dead && (s->state & (ST_ANY | ST_DATA))) {
+		if (evbuffer_get_length(out) > SMTP_OUTPUT_MAX) {
+			/* The client does not read its replies: stop
+			 * reading until they drain (session_write). */
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		if (s->state == ST_DATA) {
+			if (!session_data(s, in))
+				return;
+		} else if (!session_line(s, in))
+			return;
+	}
+}
+
+void
+smtp_resume(struct smtp_session *s)
+{
+	if (s->dead || s->state == ST_CLOSING)
+		return;
+	if (s->w->stopping) {
+		smtp_session_shutdown(s);
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ);
+	session_process(s);
+}

@@ -1,0 +1,116 @@
+/*
+ * smtp_session.h - one inbound SMTP session (see smtp_session.c).
+ * The struct is shared by the files of src/smtp/ only: smtp_session.c
+ * (lifecycle, input, replies), smtp_cmd.c (the command table),
+ * smtp_rcpt.c (the RCPT pipeline) and smtp_tx.c (MAIL..DATA..queued).
+ */
+#ifndef MXGATE_SMTP_SESSION_H
+#define MXGATE_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "../lib/buf.h"
+#include "../lib/log.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_reply.h"
+
+struct worker;
+struct config;
+struct bufferevent;
+struct event;
+struct queue_msg;
+
+enum smtp_state {
+	ST_PREGREET	= 1 << 0,	/* greeting not sent yet */
+	ST_CONNECTED	= 1 << 1,	/* greeted, no HELO/EHLO yet */
+	ST_READY	= 1 << 2,	/* HELO/EHLO done, no transaction */
+	ST_MAIL		= 1 << 3,	/* MAIL accepted, no recipient yet */
+	ST_RCPT		= 1 << 4,	/* at least one recipient accepted */
+	ST_DATA		= 1 << 5,	/* reading the message */
+	ST_COMMIT	= 1 << 6,	/* waiting for the spool */
+	ST_WAIT		= 1 << 8,	/* waiting for a directory answer */
+	ST_CLOSING	= 1 << 7,	/* last reply queued; closing */
+};
+
+#define ST_ANY	(ST_CONNECTED | ST_READY | ST_MAIL | ST_RCPT)
+
+/* A RCPT whose directory answer is pending. */
+struct smtp_rcpt_wait {
+	enum smtp_state		 resume;	/* state to go back to */
+	const void		*dc;		/* struct domain_conf */
+	char			 addr[SMTP_PATH_MAX + 3];	/* "<a@b>" */
+	char			 key[SMTP_PATH_MAX + 1];	/* "a@b" */
+};
+
+/* One message transaction, MAIL to the end of DATA. */
+struct smtp_tx {
+	struct buf		 sender;	/* "" for <> */
+	struct buf		 rcpts;		/* queued: "a@b\0c@d\0" */
+	size_t			 nqueued;	/* recipients to queue */
+	size_t			 naccepted;	/* incl. discarded ones */
+	uint64_t		 size_declared;	/* SIZE=, 0 if none */
+	struct queue_msg	*msg;		/* during DATA */
+	struct smtp_data	 data;
+	uint64_t		 bytes;		/* message bytes seen */
+	bool			 too_big;
+	bool			 io_error;
+};
+
+struct smtp_session {
+	uint64_t		 id;
+	struct smtp_session	*hnext;		/* worker session table */
+	struct worker		*w;
+	struct config		*conf;		/* snapshot at connect (ref) */
+	struct bufferevent	*bev;
+	struct event		*timer;		/* greeting delay */
+	struct event		*free_ev;	/* deferred free (R14) */
+	struct sockaddr_storage	 peer;
+	char			 client[INET6_ADDRSTRLEN];
+	char			 helo[SMTP_DOMAIN_MAX + 1];
+	bool			 esmtp;
+	bool			 skipping;	/* rest of an overlong line */
+	bool			 dead;		/* free pending */
+	enum smtp_state		 state;
+	unsigned		 errors;
+	unsigned		 nmsgs;
+	struct smtp_tx		 tx;
+	struct smtp_rcpt_wait	 rw;		/* RCPT waiting in ST_WAIT */
+};
+
+/* smtp_session.c */
+void	smtp_session_accept(struct worker *, int fd,
+	    const struct sockaddr *, int socklen);
+void	smtp_session_shutdown(struct smtp_session *);
+void	smtp_reply(struct smtp_session *, enum reply_id, const char *arg);
+/* A protocol error: reply, count it, close at max_errors_per_session. */
+void	smtp_error(struct smtp_session *, enum reply_id);
+void	smtp_set_state(struct smtp_session *, enum smtp_state);
+void	smtp_resume(struct smtp_session *);
+void	smtp_close(struct smtp_session *);
+void	smtp_log(struct smtp_session *, enum log_level, const char *event,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* smtp_cmd.c */
+void	smtp_cmd_dispatch(struct smtp_session *, const uint8_t *, size_t);
+
+/* smtp_rcpt.c */
+void	smtp_rcpt(struct smtp_session *, struct span arg);
+
+/* smtp_tx.c */
+void	smtp_tx_reset(struct smtp_session *);
+void	smtp_tx_mail(struct smtp_session *, struct span arg);
+void	smtp_tx_data(struct smtp_session *);
+/* Feed DATA bytes; true when the end-of-data mark was consumed. */
+bool	smtp_tx_feed(struct smtp_session *, const uint8_t *, size_t,
+	    size_t *used);
+/* After the end-of-data mark: reply now, or commit and reply later. */
+void	smtp_tx_end(struct smtp_session *);
+void	smtp_tx_free(struct smtp_session *);
+
+#endif

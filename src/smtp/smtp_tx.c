@@ -1,0 +1,287 @@
+/*
+ * smtp_tx.c - one mail transaction: MAIL FROM, DATA, the end of data and
+ * the commit that alone may answer "250 Ok: queued".
+ * Owns: the envelope, the Received header, size accounting while
+ * streaming, the reply after the commit.
+ * Never: writes files itself (queue.h does, off the loop), or answers 250
+ * before the queue's done callback says the message is on stable storage.
+ * Untrusted: MAIL arguments and message bytes.  RFC 5321 4.1.1.2,
+ * 4.1.1.4, 4.4 (Received); RFC 1870 (SIZE), RFC 6152 (8BITMIME).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "../conf/conf.h"
+#include "../deliver/qmgr.h"
+#include "../lib/ids.h"
+#include "../net/worker.h"
+#include "../queue/queue.h"
+#include "smtp_session.h"
+
+#define SMTP_SIZE_DIGITS	20	/* RFC 1870: size-value is 1*20DIGIT */
+
+static void	tx_committed(void *, uint64_t, bool, const char *);
+
+void
+smtp_tx_free(struct smtp_session *s)
+{
+	if (s->tx.msg != NULL) {
+		queue_msg_abort(s->tx.msg);
+		s->tx.msg = NULL;
+	}
+}
+
+void
+smtp_tx_reset(struct smtp_session *s)
+{
+	smtp_tx_free(s);
+	buf_reset(&s->tx.sender);
+	buf_reset(&s->tx.rcpts);
+	s->tx.nqueued = s->tx.naccepted = 0;
+	s->tx.size_declared = 0;
+	s->tx.bytes = 0;
+	s->tx.too_big = s->tx.io_error = false;
+}
+
+/* SIZE= and BODY=; anything else is not supported.  R_NONE if fine. */
+static enum reply_id
+tx_mail_params(struct smtp_session *s, const struct smtp_path_arg *pa)
+{
+	size_t	i, j;
+
+	for (i = 0; i < pa->nparams; i++) {
+		const struct smtp_param	*p = &pa->params[i];
+		uint64_t		 v = 0;
+
+		if (span_eq_ci(p->key, "SIZE") && p->value.p != NULL) {
+			if (p->value.len > SMTP_SIZE_DIGITS)
+				return R_SIZE_EXCEEDED;
+			for (j = 0; j < p->value.len; j++) {
+				if (p->value.p[j] < '0' || p->value.p[j] > '9')
+					return R_PARAM_SYNTAX;
+				if (v > (UINT64_MAX - 9) / 10)
+					return R_SIZE_EXCEEDED;
+				v = v * 10 + (uint64_t)(p->value.p[j] - '0');
+			}
+			if (v > s->conf->max_message_size)
+				return R_SIZE_EXCEEDED;
+			s->tx.size_declared = v;
+		} else if (span_eq_ci(p->key, "BODY") && p->value.p != NULL &&
+		    (span_eq_ci(p->value, "7BIT") ||
+		    span_eq_ci(p->value, "8BITMIME"))) {
+			continue;
+		} else
+			return R_PARAM_UNSUPPORTED;
+	}
+	return R_NONE;
+}
+
+void
+smtp_tx_mail(struct smtp_session *s, struct span arg)
+{
+	struct smtp_path_arg	pa;
+	enum reply_id		r;
+	char			local[SMTP_LOCAL_MAX + 1];
+	int			llen;
+
+	if (smtp_parse_mail_arg(arg.p, arg.len, &pa) != PARSE_OK) {
+		r = pa.err == SMTP_ARG_KEYWORD ? R_MAIL_SYNTAX :
+		    pa.err == SMTP_ARG_PATH ? R_BAD_SENDER : R_PARAM_SYNTAX;
+		smtp_log(s, LOG_LVL_INFO, "mail", "arg=%s result=syntax",
+		    log_esc(arg.p, arg.len, 64));
+		smtp_error(s, r);
+		return;
+	}
+	smtp_tx_reset(s);
+	if ((r = tx_mail_params(s, &pa)) != R_NONE) {
+		smtp_log(s, LOG_LVL_INFO, "mail", "arg=%s result=param",
+		    log_esc(arg.p, arg.len, 64));
+		smtp_error(s, r);
+		return;
+	}
+	if (!pa.addr.null) {
+		llen = smtp_local_canon(&pa.addr, local, sizeof(local));
+		if (llen < 0 ||
+		    buf_add(&s->tx.sender, local, (size_t)llen) == -1 ||
+		    buf_addc(&s->tx.sender, '@') == -1 ||
+		    buf_add(&s->tx.sender, pa.addr.domain.p,
+		    pa.addr.domain.len) == -1) {
+			smtp_error(s, R_BAD_SENDER);
+			return;
+		}
+	}
+	smtp_set_state(s, ST_MAIL);
+	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64,
+	    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
+	    s->tx.size_declared);
+	smtp_reply(s, R_MAIL_OK, NULL);
+}
+
+/* RFC 5321 4.4: where it came from, who took it, when, for whom. */
+static int
+tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
+{
+	char		date[64], hdr[1024];
+	struct tm	tm;
+	time_t		now = time(NULL);
+	int		n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(hdr, sizeof(hdr),
+	    "Received: from %s (unknown [%s])\r\n"
+	    "\tby %s (mxgate) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    log_esc(s->helo, strlen(s->helo), 64), s->client,
+	    s->conf->hostname, s->esmtp ? "ESMTP" : "SMTP", qid,
+	    rcpt0 ? "\r\n\tfor <" : "", rcpt0 ? rcpt0 : "",
+	    rcpt0 ? ">" : "", date);
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		return -1;
+	return queue_msg_write(s->tx.msg, hdr, (size_t)n);
+}
+
+static int
+tx_open(struct smtp_session *s)
+{
+	struct queue_env	 env;
+	const char		**rcpts;
+	const char		*p;
+	size_t			 i;
+	int			 rc;
+
+	if ((rcpts = calloc(s->tx.nqueued, sizeof(*rcpts))) == NULL)
+		return -1;
+	for (i = 0, p = (const char *)s->tx.rcpts.data; i < s->tx.nqueued;
+	    i++, p += strlen(p) + 1)
+		rcpts[i] = p;
+	env = (struct queue_env){
+		.client = s->client,
+		.helo = s->helo,
+		.sender = buf_cstr(&s->tx.sender),
+		.rcpts = rcpts,
+		.nrcpts = s->tx.nqueued,
+		.arrival = time(NULL),
+	};
+	s->tx.msg = queue_msg_new(s->w->queue, &env);
+	rc = s->tx.msg == NULL ? -1 :
+	    tx_received(s, queue_msg_id(s->tx.msg),
+	    s->tx.nqueued == 1 ? rcpts[0] : NULL);
+	free(rcpts);
+	return rc;
+}
+
+void
+smtp_tx_data(struct smtp_session *s)
+{
+	if (s->tx.nqueued > 0 && tx_open(s) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"cannot create "
+		    "queue file: %m\"");
+		smtp_tx_reset(s);
+		smtp_set_state(s, ST_READY);
+		smtp_reply(s, R_STORAGE, NULL);
+		return;
+	}
+	smtp_data_init(&s->tx.data);
+	smtp_set_state(s, ST_DATA);
+	smtp_reply(s, R_DATA_GO, NULL);
+}
+
+static void
+tx_out(void *arg, const uint8_t *p, size_t n)
+{
+	struct smtp_session	*s = arg;
+
+	s->tx.bytes += n;
+	if (s->tx.bytes > s->conf->max_message_size)
+		s->tx.too_big = true;	/* read on, store no more */
+	else if (s->tx.msg != NULL && !s->tx.io_error &&
+	    queue_msg_write(s->tx.msg, p, n) == -1)
+		s->tx.io_error = true;
+}
+
+bool
+smtp_tx_feed(struct smtp_session *s, const uint8_t *p, size_t n,
+    size_t *used)
+{
+	return smtp_data_scan(&s->tx.data, p, n, used, tx_out, s) ==
+	    PARSE_OK;
+}
+
+/* The message is not taken: say why, forget it, stay in sync. */
+static void
+tx_refuse(struct smtp_session *s, enum reply_id r, const char *why)
+{
+	smtp_log(s, LOG_LVL_INFO, "data", "bytes=%" PRIu64 " result=%s",
+	    s->tx.bytes, why);
+	smtp_tx_reset(s);
+	smtp_set_state(s, ST_READY);
+	smtp_reply(s, r, NULL);
+}
+
+void
+smtp_tx_end(struct smtp_session *s)
+{
+	char	qid[ID_STRLEN + 1];
+
+	if (s->tx.data.bad_eol)
+		tx_refuse(s, R_DATA_BARE_EOL, "bare_eol");
+	else if (s->tx.too_big)
+		tx_refuse(s, R_DATA_TOO_BIG, "too_big");
+	else if (s->tx.io_error) {
+		smtp_log(s, LOG_LVL_WARNING, "spool",
+		    "msg=\"write failed\"");
+		tx_refuse(s, R_STORAGE, "io_error");
+	} else if (s->tx.msg == NULL) {
+		/* Every recipient discarded: the same answer as ever, with
+		 * an id of the same form, and nothing stored. */
+		id_format(id_next(), qid);
+		smtp_log(s, LOG_LVL_INFO, "discarded", "id=%s bytes=%" PRIu64
+		    " rcpts=%zu", qid, s->tx.bytes, s->tx.naccepted);
+		smtp_tx_reset(s);
+		smtp_set_state(s, ST_READY);
+		s->nmsgs++;
+		smtp_reply(s, R_QUEUED, qid);
+	} else {
+		smtp_log(s, LOG_LVL_DEBUG, "data", "bytes=%" PRIu64
+		    " result=commit", s->tx.bytes);
+		struct queue_msg *m = s->tx.msg;
+
+		s->tx.msg = NULL;	/* the queue owns it now */
+		smtp_set_state(s, ST_COMMIT);
+		bufferevent_disable(s->bev, EV_READ);
+		queue_msg_commit(m, s->id, tx_committed, s->w);
+	}
+}
+
+/* On the loop, once the spool has (or has not) made it durable. */
+static void
+tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
+{
+	struct worker		*w = arg;
+	struct smtp_session	*s;
+
+	if (ok)
+		qmgr_notify(w->qmgr, qid);
+	if ((s = worker_session_find(w, sid)) == NULL) {
+		log_event(LOG_LVL_INFO, "queued", "sid=%016llx qid=%s "
+		    "client=gone", (unsigned long long)sid, ok ? qid : "-");
+		return;
+	}
+	if (ok) {
+		smtp_log(s, LOG_LVL_INFO, "queued", "qid=%s from=<%s> "
+		    "rcpts=%zu bytes=%" PRIu64, qid,
+		    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
+		    s->tx.nqueued, s->tx.bytes);
+		s->nmsgs++;
+	} else
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"commit failed\"");
+	smtp_tx_reset(s);
+	smtp_set_state(s, ST_READY);
+	smtp_reply(s, ok ? R_QUEUED : R_STORAGE, qid);
+	smtp_resume(s);
+}
