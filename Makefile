@@ -53,14 +53,20 @@ $(B)/tests/%: tests/unit/%.c $(AOBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASANFLAGS) -Isrc -o $@ $< $(AOBJS) $(LDLIBS) -lcmocka
 
-# Fuzz targets (libFuzzer, clang) link every module but main.
+# Fuzz targets (libFuzzer, clang) link every module but main, built once
+# with coverage instrumentation.
 FUZZCC	 = clang
 FUZZFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -Isrc \
-	    -fsanitize=fuzzer,address,undefined \
 	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-$(B)/fuzz/%: fuzz/%.c $(LIBSRCS) $(wildcard src/*/*.h)
+FUZZSAN	 = address,undefined
+FOBJS	 = $(LIBSRCS:src/%.c=$(B)/fuzz/obj/%.o)
+$(B)/fuzz/obj/%.o: src/%.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZCC) $(FUZZFLAGS) -o $@ $< $(LIBSRCS) $(LDLIBS)
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link,$(FUZZSAN) -c -o $@ $<
+$(B)/fuzz/%: fuzz/%.c $(FOBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer,$(FUZZSAN) -o $@ $< $(FOBJS) \
+	    $(LDLIBS)
 
 run: deps-build
 	@$(MAKE) --no-print-directory all

@@ -29,15 +29,15 @@
 #define CONF_READ_CHUNK	4096
 
 struct conf_scope {
-	const char	*name;		/* normalized; NULL: global or malformed */
+	const char	*name;		/* NULL: global or bad header */
 	unsigned	 line;		/* of the section header */
 	const char	*val[CONF_NKEYS];	/* into the loader's copy */
-	unsigned	 vline[CONF_NKEYS];	/* 0: not set in this scope */
+	unsigned	 vline[CONF_NKEYS];	/* 0: not set here */
 };
 
 struct conf_msg {
 	unsigned	 line;
-	size_t		 seq;		/* keeps one line's errors in order */
+	size_t		 seq;		/* order within one line */
 	char		*text;
 };
 
@@ -45,7 +45,7 @@ struct conf_ld {
 	struct config		*cfg;
 	struct conf_scope	*scopes;	/* [0] global, then sections */
 	size_t			 nscopes;
-	const struct conf_scope	**owner;	/* per domain: its section */
+	const struct conf_scope	**owner;	/* per domain: section */
 	struct conf_msg		*msgs;
 	size_t			 nmsgs;
 	bool			 nomem;
@@ -146,41 +146,46 @@ conf_isblank(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* "[domain NAME]", blanks allowed inside the brackets; s is trimmed. */
+/* NAME in "[domain NAME]", blanks allowed inside the brackets; or NULL. */
+static char *
+conf_section_name(char *s, size_t len, size_t *nlen)
+{
+	char	*p, *name;
+
+	if (len < 2 || s[len - 1] != ']')
+		return NULL;
+	for (p = s + 1; conf_isblank(*p); p++)
+		;
+	if (strncasecmp(p, "domain", 6) != 0 || !conf_isblank(p[6]))
+		return NULL;
+	for (name = p + 7; conf_isblank(*name); name++)
+		;
+	*nlen = strcspn(name, " \t]");
+	for (p = name + *nlen; conf_isblank(*p); p++)
+		;
+	if (*nlen == 0 || p != s + len - 1)
+		return NULL;
+	return name;
+}
+
+/* A section header; s is trimmed.  A bad one still opens a section, so
+ * the keys under it are checked as per-domain keys. */
 static void
 conf_parse_section(struct conf_ld *ld, char *s, unsigned line)
 {
-	char	 norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF], *p, *name = NULL;
+	char	 norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF], *name;
 	size_t	 len = strlen(s), nlen;
-	int	 n = -1;
-	bool	 closed = s[len - 1] == ']';
+	int	 n;
 
-	if (closed) {
-		s[len - 1] = '\0';
-		for (p = s + 1; conf_isblank(*p); p++)
-			;
-		if (strncasecmp(p, "domain", 6) == 0 && conf_isblank(p[6])) {
-			for (name = p + 7; conf_isblank(*name); name++)
-				;
-			nlen = strcspn(name, " \t");
-			for (p = name + nlen; conf_isblank(*p); p++)
-				;
-			if (nlen > 0 && *p == '\0')
-				n = conf_domain_norm(name, nlen, norm);
-			if (nlen > 0 && *p == '\0' && n == -1) {
-				conf_msg(ld, line, "invalid domain name %s in "
-				    "section header", conf_quote(qb,
-				    sizeof(qb), name, nlen));
-				(void)conf_scope_add(ld, NULL, line);
-				return;
-			}
-		}
-	}
-	if (n == -1 || name == NULL) {
-		if (closed)
-			s[len - 1] = ']';
+	if ((name = conf_section_name(s, len, &nlen)) == NULL) {
 		conf_msg(ld, line, "malformed section header %s; expected "
 		    "[domain NAME]", conf_quote(qb, sizeof(qb), s, len));
+		(void)conf_scope_add(ld, NULL, line);
+		return;
+	}
+	if ((n = conf_domain_norm(name, nlen, norm)) == -1) {
+		conf_msg(ld, line, "invalid domain name %s in section header",
+		    conf_quote(qb, sizeof(qb), name, nlen));
 		(void)conf_scope_add(ld, NULL, line);
 		return;
 	}
@@ -255,7 +260,7 @@ conf_parse_line(struct conf_ld *ld, char *s, size_t len, unsigned line)
 	unsigned char	 c;
 
 	if (len > 0 && s[len - 1] == '\r')
-		len--;				/* CRLF from a Windows editor */
+		len--;			/* CRLF from a Windows editor */
 	if (len > CONF_LINE_MAX) {
 		conf_msg(ld, line, "line is longer than %d bytes",
 		    CONF_LINE_MAX);
@@ -387,7 +392,8 @@ conf_section_owner(struct conf_ld *ld, const struct conf_scope *sc)
 	if (sc->name == NULL)
 		return -1;		/* malformed; already reported */
 	if ((d = conf_domain_index(ld->cfg, sc->name)) == -1) {
-		if (ld->cfg->ndomains > 0)	/* else domains is the error */
+		/* with no domains, that is the error to fix first */
+		if (ld->cfg->ndomains > 0)
 			conf_msg(ld, sc->line, "domain section '%s' is not "
 			    "listed in domains", sc->name);
 		return -1;
@@ -503,7 +509,8 @@ conf_load_mem(const char *text, size_t len, const char *name,
 	    conf_scope_add(&ld, NULL, 0) == NULL)
 		ld.nomem = true;
 	else {
-		memcpy(copy, text, len);
+		if (len > 0)
+			memcpy(copy, text, len);
 		copy[len] = '\0';
 		conf_parse_text(&ld, copy, len);
 		if (!ld.nomem)
@@ -668,7 +675,7 @@ conf_domain(const struct config *cfg, const char *name, size_t len)
 	if (cfg == NULL || name == NULL)
 		return NULL;
 	if (len > 0 && name[len - 1] == '.')
-		len--;				/* "example.org." is absolute */
+		len--;			/* "example.org." is absolute */
 	if (len == 0)
 		return NULL;
 	for (i = 0; i < cfg->ndomains; i++)

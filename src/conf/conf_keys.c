@@ -16,7 +16,7 @@
 
 #include "conf_keys.h"
 
-#define CONF_LISTEN_TEXT_MAX	(INET6_ADDRSTRLEN + 8)	/* "[v6]:65535" */
+#define CONF_LISTEN_TEXT_MAX	(INET6_ADDRSTRLEN + 8) /* "[v6]:65535" */
 
 #define G(f)	offsetof(struct config, f)
 #define D(f)	offsetof(struct domain_conf, f)
@@ -40,8 +40,10 @@ const struct conf_key conf_keys[] = {
 	{ "directory", CT_DIRECTORY, G(directory), CK_REQUIRED, "", 0, 0,
 	  "the list of valid recipients: file:PATH (relative to the config)" },
 	{ "relay_networks", CT_CIDRS, G(relay_networks), 0, "", 0, 0,
-	  "client networks that may relay, e.g. 10.0.0.0/8, ::1 (empty: none)" },
-	{ "unknown_recipient", CT_UNKNOWN, D(unknown), CK_DOMAIN, "reject", 0, 0,
+	  "client networks that may relay, e.g. 10.0.0.0/8, ::1 "
+	  "(empty: none)" },
+	{ "unknown_recipient", CT_UNKNOWN, D(unknown), CK_DOMAIN, "reject",
+	  0, 0,
 	  "unknown recipient: reject (550 5.1.1 at RCPT) or discard (accept, "
 	  "never deliver)" },
 	{ "next_hop", CT_HOP, D(hop), CK_DOMAIN, "maildir:var/mail", 0, 0,
@@ -51,7 +53,8 @@ const struct conf_key conf_keys[] = {
 	  "(empty: none)" },
 	{ "max_message_size", CT_SIZE, G(max_message_size), 0, "25M",
 	  U_K, 2 * U_K * U_K * U_K,
-	  "largest message accepted, in bytes or with K, M, G (powers of 1024)" },
+	  "largest message accepted, in bytes or with K, M, G "
+	  "(powers of 1024)" },
 	{ "max_recipients", CT_UINT, G(max_recipients), 0, "100", 1, 100000,
 	  "recipients per message; more get 452 4.5.3" },
 	{ "log_level", CT_LOGLEVEL, G(log_level), 0, "info", 0, 0,
@@ -62,7 +65,8 @@ const struct conf_key conf_keys[] = {
 	{ "max_errors_per_session", CT_UINT, G(max_errors), 0, "20", 1, 1000,
 	  "protocol errors a client may make before 421 and close" },
 	{ "greeting_delay", CT_MSEC, G(greeting_delay_ms), 0, "0", 0, 60 * U_S,
-	  "wait before the 220 greeting; a client that talks first is dropped" },
+	  "wait before the 220 greeting; a client that talks first is "
+	  "dropped" },
 	{ "command_timeout", CT_MSEC, G(command_timeout_ms), 0, "5m",
 	  U_S, U_H, "idle time allowed while waiting for a command" },
 	{ "data_timeout", CT_MSEC, G(data_timeout_ms), 0, "10m", U_S, U_H,
@@ -728,8 +732,8 @@ conf_set_listen(const struct conf_key *k, const char *val, void *field,
 	while (sp != NULL) {
 		conf_item_next(&sp, &item, &len);
 		if (conf_listen_one(item, len, &v[n]) == -1) {
-			(void)buf_addf(why, "%s is not ADDRESS:PORT with a port "
-			    "1-65535 (e.g. 127.0.0.1:2525 or [::1]:2525)",
+			(void)buf_addf(why, "%s is not ADDRESS:PORT with a "
+			    "port 1-65535 (e.g. 127.0.0.1:2525 or [::1]:2525)",
 			    conf_quote(qb, sizeof(qb), item, len));
 			goto fail;
 		}
@@ -865,10 +869,10 @@ conf_free_cidrs(struct config *cfg, void *field)
 }
 
 const struct conf_type_ops conf_types[CT_COUNT] = {
-	[CT_HOSTNAME] =	{ "host name", conf_set_hostname, conf_free_str },
+	[CT_HOSTNAME] = { "host name", conf_set_hostname, conf_free_str },
 	[CT_LISTEN] =	{ "addresses", conf_set_listen, conf_free_listen },
 	[CT_PATH] =	{ "path", conf_set_path, conf_free_str },
-	[CT_DOMAINS] =	{ "domains", conf_set_domains, conf_free_domains },
+	[CT_DOMAINS] = { "domains", conf_set_domains, conf_free_domains },
 	[CT_DIRECTORY] = { "back-end", conf_set_directory, conf_free_dirspec },
 	[CT_CIDRS] =	{ "networks", conf_set_cidrs, conf_free_cidrs },
 	[CT_UNKNOWN] =	{ "policy", conf_set_unknown, NULL },

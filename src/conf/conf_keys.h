@@ -13,15 +13,15 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	18	/* rows in conf_keys[]; checked at compile time */
+#define CONF_NKEYS	18	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
-#define CONF_QUOTE_MAX	64	/* bytes of a bad value echoed in a message */
-#define CONF_NAME_MAX	255	/* host and domain names, RFC 1035 2.3.4 */
+#define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
+#define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
 #define CONF_LABEL_MAX	63	/* one label, RFC 1035 2.3.4 */
 
 /* A key's scope and how its default is found. */
-#define CK_DOMAIN	0x01	/* per domain: field is in struct domain_conf */
-#define CK_REQUIRED	0x02	/* no default; "" makes the setter say why */
+#define CK_DOMAIN	0x01	/* per domain: field in domain_conf */
+#define CK_REQUIRED	0x02	/* no default; the setter refuses "" */
 #define CK_SYSHOST	0x04	/* default is gethostname() */
 
 enum conf_type {
@@ -34,16 +34,16 @@ enum conf_type {
 struct conf_key {
 	const char	*name;
 	enum conf_type	 type;
-	size_t		 off;	/* in struct config, or domain_conf if CK_DOMAIN */
+	size_t		 off;	/* CK_DOMAIN: in domain_conf */
 	unsigned	 flags;
 	const char	*dflt;	/* parsed like a file value */
-	uint64_t	 min, max;	/* CT_UINT, CT_SIZE, CT_MSEC: native units */
+	uint64_t	 min, max;	/* CT_UINT, CT_SIZE, CT_MSEC */
 	const char	*doc;
 };
 
 /* What a setter may need besides the value. */
 struct conf_env {
-	struct config	*cfg;	/* CT_LISTEN and CT_DOMAINS fill two fields */
+	struct config	*cfg;	/* CT_LISTEN, CT_DOMAINS: 2 fields */
 	const char	*dir;	/* absolute folder for relative paths */
 };
 
@@ -68,7 +68,8 @@ extern const struct conf_type_ops conf_types[CT_COUNT];
 int	conf_key_find(const char *name);
 /* Lower-case, drop one trailing dot, check the syntax (letters, digits,
  * '-'; labels 1..63; total <= 255).  Length written to out, or -1. */
-int	conf_domain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1]);
+int	conf_domain_norm(const char *s, size_t len,
+	    char out[CONF_NAME_MAX + 1]);
 /* 'value' for a message: capped, non-printable bytes as \xHH. */
 const char *conf_quote(char *dst, size_t dstlen, const char *s, size_t len);
 #define CONF_QUOTE_BUF	(CONF_QUOTE_MAX * 4 + 8)

@@ -128,7 +128,8 @@ cidr_match(const struct cidr *c, const struct sockaddr *sa)
 		return false;
 	if (rest == 0)
 		return true;
-	return ((a[full] ^ c->addr[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
+	return ((a[full] ^ c->addr[full]) &
+	    (uint8_t)(0xffu << (8 - rest))) == 0;
 }
 
 bool

@@ -15,11 +15,13 @@
 #include "../conf/conf.h"
 #include "../dir/dir.h"
 #include "../net/worker.h"
+#include "../policy/policy.h"
 #include "../policy/relay.h"
 #include "smtp_session.h"
 
 static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
-static void	rcpt_proceed(struct smtp_session *, enum dir_verdict);
+static void	rcpt_proceed(struct smtp_session *, enum relay_verdict,
+		    enum dir_verdict);
 
 /* RFC 5321 4.1.1.3: "RCPT TO:<Postmaster>" without a domain must work. */
 static bool
@@ -79,10 +81,11 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 }
 
 static void
-rcpt_log(struct smtp_session *s, const char *verdict, const char *action)
+rcpt_log(struct smtp_session *s, const char *verdict, enum rcpt_action a)
 {
 	smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s action=%s",
-	    log_esc(s->rw.addr, strlen(s->rw.addr), 256), verdict, action);
+	    log_esc(s->rw.addr, strlen(s->rw.addr), 256), verdict,
+	    policy_action_name(a));
 }
 
 void
@@ -99,15 +102,10 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 		return;
 	rv = relay_check(s->conf, (const struct sockaddr *)&s->peer,
 	    (const char *)a.domain.p, a.domain.len, a.literal, &dc);
-	if (rv == RELAY_DENIED) {
-		rcpt_log(s, "relay", "relay_denied");
-		smtp_reply(s, R_RELAY_DENIED, s->rw.addr);
-		return;
-	}
 	s->rw.dc = dc;
 	s->rw.resume = s->state;
-	if (rv == RELAY_CLIENT) {
-		rcpt_proceed(s, DIR_VALID);	/* not ours to look up */
+	if (rv != RELAY_LOCAL) {
+		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
 	}
 	at = strrchr(s->rw.key, '@');
@@ -122,7 +120,7 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 		bufferevent_disable(s->bev, EV_READ);
 		return;
 	}
-	rcpt_proceed(s, v);
+	rcpt_proceed(s, RELAY_LOCAL, v);
 }
 
 static void
@@ -134,54 +132,45 @@ rcpt_dir_done(void *arg, uint64_t sid, enum dir_verdict v)
 	    s->state != ST_WAIT)
 		return;			/* the client left; drop it */
 	smtp_set_state(s, s->rw.resume);
-	rcpt_proceed(s, v);
+	rcpt_proceed(s, RELAY_LOCAL, v);
 	smtp_resume(s);
 }
 
-/* Recipients to queue are kept as "a@b\0c@d\0" in one bounded buffer. */
+/*
+ * Steps 4 and 5: the domain's policy, then the recipient limit.  Every
+ * action that looks valid gets the one valid reply (R_RCPT_OK), so
+ * `discard` is byte-identical to a real recipient.  Recipients to queue
+ * are kept as "a@b\0c@d\0" in one bounded buffer.
+ */
 static void
-rcpt_accept(struct smtp_session *s, bool queue, const char *verdict,
-    const char *action)
+rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
+    enum dir_verdict v)
 {
+	const char		*verdict = rv == RELAY_LOCAL ?
+				    dir_verdict_name(v) : "remote";
+	enum rcpt_action	 a = policy_rcpt(rv, v, s->rw.dc);
+	bool			 queue = a == RCPT_ACCEPT || a == RCPT_RELAY;
+
+	if (!policy_looks_valid(a)) {
+		rcpt_log(s, verdict, a);
+		smtp_reply(s, a == RCPT_DENY ? R_RELAY_DENIED :
+		    a == RCPT_REJECT ? R_RCPT_UNKNOWN : R_DIR_TEMPFAIL,
+		    s->rw.addr);
+		return;
+	}
 	if (s->tx.naccepted >= s->conf->max_recipients) {
-		rcpt_log(s, verdict, "too_many");
+		smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s "
+		    "action=too_many", log_esc(s->rw.addr, strlen(s->rw.addr),
+		    256), verdict);
 		smtp_reply(s, R_TOO_MANY_RCPTS, NULL);
 		return;
 	}
 	if (queue && buf_add(&s->tx.rcpts, s->rw.key,
 	    strlen(s->rw.key) + 1) == -1)
-		panic("rcpt_accept: recipient buffer sized too small");
+		panic("rcpt_proceed: recipient buffer sized too small");
 	s->tx.nqueued += queue;
 	s->tx.naccepted++;
-	rcpt_log(s, verdict, action);
+	rcpt_log(s, verdict, a);
 	smtp_set_state(s, ST_RCPT);
 	smtp_reply(s, R_RCPT_OK, NULL);
-}
-
-/* Steps 3 to 5: the directory's verdict, the domain's policy, limits. */
-static void
-rcpt_proceed(struct smtp_session *s, enum dir_verdict v)
-{
-	const struct domain_conf	*dc = s->rw.dc;
-
-	switch (v) {
-	case DIR_VALID:
-		rcpt_accept(s, true, dc ? "valid" : "remote",
-		    dc ? "accept" : "relay");
-		break;
-	case DIR_UNKNOWN:
-		if (dc->unknown == UNKNOWN_DISCARD)
-			rcpt_accept(s, false, "unknown", "discard");
-		else {
-			rcpt_log(s, "unknown", "reject");
-			smtp_reply(s, R_RCPT_UNKNOWN, s->rw.addr);
-		}
-		break;
-	case DIR_TEMPFAIL:
-		rcpt_log(s, "tempfail", "tempfail");
-		smtp_reply(s, R_DIR_TEMPFAIL, NULL);
-		break;
-	default:
-		panic("rcpt_proceed: verdict %d", (int)v);
-	}
 }

@@ -99,8 +99,9 @@ def test_reload_adds_user_open_session_survives(gw):
             c.expect("550 5.1.1 *", "RCPT TO:<dave@example.test>")
         gw.write_users(list(mxlib.DEFAULT_USERS) + ["dave@example.test"])
         mark = gw.reload()
-        ev = gw.wait_event("reload", since=mark)
-        check(ev.get("result") != "kept_old", f"reload: {ev['line']}")
+        gw.wait_event("reload", since=mark, result="ok")
+        check_eq(gw.events("reload", since=mark, result="kept_old"), [],
+                 "event=reload result=kept_old lines")
         with mxlib.session(gw) as c:
             c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
             c.expect("250 2.1.5 Ok", "RCPT TO:<dave@example.test>")
@@ -132,9 +133,10 @@ def test_reload_bad_users_file_keeps_old(gw, param):
         gw.remove_users()
         os.mkdir(gw.users_path)
     mark = gw.reload()
-    ev = gw.wait_event("reload", since=mark)
-    check_eq((ev["level"], ev.get("result")), ("warning", "kept_old"),
-             f"reload with a {param} users file: {ev['line']}")
+    ev = gw.wait_event("reload", since=mark, result="kept_old")
+    check_eq(ev["level"], "warning", f"level of {ev['line']!r}")
+    check_eq(gw.events("reload", since=mark, result="ok"), [],
+             "event=reload result=ok lines")
     gw.check_alive()
     with mxlib.session(gw) as c:
         c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
@@ -145,11 +147,12 @@ def test_reload_bad_users_file_keeps_old(gw, param):
 
 def test_reload_twice_and_remove_user(gw):
     gw.write_users(["alice@example.test", "erin@example.test"])
-    gw.wait_event("reload", since=gw.reload())
+    gw.wait_event("reload", since=gw.reload(), result="ok")
     gw.write_users(["alice@example.test"])
     mark = gw.reload()
-    gw.wait_event("reload", since=mark)
-    check_eq(len(gw.events("reload", since=mark)), 1, "reload lines")
+    gw.wait_event("reload", since=mark, result="ok")
+    check_eq(len(gw.events("reload", since=mark, result="ok")), 1,
+             "event=reload result=ok lines after one SIGHUP")
     with mxlib.session(gw) as c:
         c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
         c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")

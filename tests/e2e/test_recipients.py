@@ -210,7 +210,7 @@ def test_directory_missing_at_start(gw_factory):
     # Once the file exists, a reload brings the directory up.
     gw.write_users(mxlib.DEFAULT_USERS)
     mark = gw.reload()
-    gw.wait_event("reload", since=mark)
+    gw.wait_event("reload", since=mark, result="ok")
     with mxlib.session(gw) as c:
         c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
         c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")

@@ -454,6 +454,11 @@ static const struct bad_case bad_cases[] = {
 	{ B "[domain example.org] # x", 3, "malformed section header "
 	  "'[domain example.org] # x'; expected [domain NAME]" },
 	{ B "[", 3, "malformed section header '['; expected [domain NAME]" },
+	{ B "[]", 3, "malformed section header '[]'; expected [domain NAME]" },
+	{ B "[domain example.org]]", 3, "malformed section header "
+	  "'[domain example.org]]'; expected [domain NAME]" },
+	{ B "[domain\texample.org]x]", 3, "malformed section header "
+	  "'[domain\\x09example.org]x]'; expected [domain NAME]" },
 	{ B "[domain example.org..]", 3,
 	  "invalid domain name 'example.org..' in section header" },
 	{ B "[domain bad..name]", 3,
