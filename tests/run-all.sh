@@ -30,7 +30,7 @@ for f in build/fuzz/fuzz_*; do
 	[ -x "$f" ] || continue
 	n=$(basename "$f")
 	mkdir -p "build/fuzz/corpus/$n"
-	step "fuzz:$n" sh -c "'$f' -max_total_time=$FUZZ_SMOKE_SECONDS \
+	step "fuzz:$n" sh -c "'$f' -max_total_time=$FUZZ_SMOKE_SECONDS -artifact_prefix=build/fuzz/ \
 		'build/fuzz/corpus/$n' 'fuzz/corpus/$n' >build/fuzz/$n.log 2>&1 \
 		|| { tail -n 30 build/fuzz/$n.log; exit 1; }"
 done

@@ -93,7 +93,7 @@ maildir_split(const char *rcpt, const char *mailbox, char *local,
 
 	if (at == NULL)
 		return maildir_fail(err, errlen, 0, "no domain in %s",
-		    log_esc(rcpt, strlen(rcpt), 64));
+		    log_text(rcpt, strlen(rcpt), 64));
 	llen = (size_t)(at - rcpt);
 	if (mailbox != NULL && mailbox[0] != '\0') {
 		llen = strlen(mailbox);
@@ -102,15 +102,15 @@ maildir_split(const char *rcpt, const char *mailbox, char *local,
 	dlen = strlen(at + 1);
 	if (llen > DELIVER_MAILDIR_NAME_MAX || dlen > DELIVER_MAILDIR_NAME_MAX)
 		return maildir_fail(err, errlen, 0, "address too long: %s",
-		    log_esc(rcpt, strlen(rcpt), 64));
+		    log_text(rcpt, strlen(rcpt), 64));
 	maildir_lower(local, rcpt, llen);
 	maildir_lower(domain, at + 1, dlen);
 	if (!maildir_name_safe(local))
 		return maildir_fail(err, errlen, 0, "unsafe local part %s",
-		    log_esc(local, llen, 64));
+		    log_text(local, llen, 64));
 	if (!maildir_name_safe(domain))
 		return maildir_fail(err, errlen, 0, "unsafe domain %s",
-		    log_esc(domain, dlen, 64));
+		    log_text(domain, dlen, 64));
 	return 0;
 }
 

@@ -105,7 +105,7 @@ qjob_rcpt(struct qjob *j, struct queue_file *qf, size_t i)
 	    err, sizeof(err)) == -1) {
 		log_event(LOG_LVL_WARNING, "deferred", "qid=%s to=<%s> "
 		    "reason=\"%s\"", j->qid, log_esc(rcpt, strlen(rcpt), 256),
-		    log_esc(err, strlen(err), 200));
+		    log_text(err, strlen(err), 200));
 		return -1;
 	}
 	if (queue_file_mark_done(qf, i) == -1)

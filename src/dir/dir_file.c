@@ -280,7 +280,7 @@ dir_file_bad_line(struct dir_file_ctx *c, unsigned lineno, enum parse_rc rc,
 		    DIR_FILE_LINE_MAX);
 	else
 		dir_file_report(c, lineno, "bad address '%s': %s",
-		    log_esc(p, len, 64), why);
+		    log_text(p, len, 64), why);
 }
 
 /*

@@ -5,6 +5,7 @@
  * log_esc()).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,8 @@ log_event(enum log_level l, const char *event, const char *fmt, ...)
 	va_end(ap);
 }
 
-const char *
-log_esc(const void *vp, size_t len, size_t max)
+static const char *
+log_escape(const void *vp, size_t len, size_t max, bool keep_space)
 {
 	static _Thread_local char	ring[8][1100];
 	static _Thread_local unsigned	slot;
@@ -111,7 +112,8 @@ log_esc(const void *vp, size_t len, size_t max)
 	for (i = 0; i < len && i < max; i++) {
 		unsigned char c = p[i];
 
-		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=')
+		if ((c > 0x20 || (c == 0x20 && keep_space)) && c < 0x7f &&
+		    c != '"' && c != '\\' && (c != '=' || keep_space))
 			out[o++] = (char)c;
 		else {
 			out[o++] = '\\';
@@ -126,6 +128,18 @@ log_esc(const void *vp, size_t len, size_t max)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+const char *
+log_esc(const void *p, size_t len, size_t max)
+{
+	return log_escape(p, len, max, false);
+}
+
+const char *
+log_text(const void *p, size_t len, size_t max)
+{
+	return log_escape(p, len, max, true);
 }
 
 void

@@ -32,6 +32,9 @@ void	log_eventv(enum log_level, const char *event, const char *prefix,
  */
 const char *log_esc(const void *, size_t len, size_t max);
 
+/* The same for a value shown inside "...": spaces are kept. */
+const char *log_text(const void *, size_t len, size_t max);
+
 void	fatal(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	panic(const char *fmt, ...)

@@ -153,7 +153,7 @@ reload_conf_err(void *arg, const char *file, unsigned line, const char *msg)
 	(void)arg;
 	log_event(LOG_LVL_WARNING, "reload", "file=%s line=%u msg=\"%s\"",
 	    log_esc(file, strlen(file), 200), line,
-	    log_esc(msg, strlen(msg), 200));
+	    log_text(msg, strlen(msg), 200));
 }
 
 static void

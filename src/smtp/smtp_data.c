@@ -72,6 +72,8 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 				return PARSE_OK;
 			}
 			d->bad_eol = true;	/* ".<CR>x": bare CR */
+			if (i == 0)	/* the CR held back at the last chunk's end */
+				out(arg, (const uint8_t *)"\r", 1);
 			d->st = data_mid(d, c);
 			break;
 		case D_MID:

@@ -454,8 +454,9 @@ smtp_parse_rcpt_arg(const uint8_t *p, size_t len, struct smtp_path_arg *out)
 
 /*
  * verb [SP arg].  The bound is checked before anything else is read
- * (RFC 5321 4.5.3.1.4); controls and 8-bit bytes have no place in a
- * command line (the caller has already refused bare CR and LF).
+ * (RFC 5321 4.5.3.1.4).  The argument's bytes are judged by the parser of
+ * that command (an 8-bit address is a bad address, 501 5.1.3, not an
+ * unknown command); the caller has already refused bare CR and LF.
  */
 enum parse_rc
 smtp_parse_cmdline(const uint8_t *p, size_t len, struct smtp_cmdline *out)
@@ -465,9 +466,6 @@ smtp_parse_cmdline(const uint8_t *p, size_t len, struct smtp_cmdline *out)
 	memset(out, 0, sizeof(*out));
 	if (len > SMTP_CMDLINE_MAX - 2)
 		return PARSE_TOOLONG;
-	for (i = 0; i < len; i++)
-		if (p[i] < 0x20 || p[i] >= 0x7f)
-			return PARSE_BAD;
 	for (i = 0; i < len && char_is_alpha(p[i]); i++)
 		;
 	if (i == 0 || (i < len && p[i] != ' '))

@@ -62,7 +62,7 @@ struct smtp_path_arg {
 
 /*
  * A command line without its CRLF.  PARSE_BAD: no verb, or a verb with
- * characters other than letters.  PARSE_TOOLONG: len + 2 exceeds
+ * characters other than letters; the argument may hold any byte.  PARSE_TOOLONG: len + 2 exceeds
  * SMTP_CMDLINE_MAX.
  */
 enum parse_rc	smtp_parse_cmdline(const uint8_t *, size_t,

@@ -65,7 +65,7 @@ def discover() -> list[tuple[str, dict]]:
     return tests
 
 
-def test_timeout(spec: dict, default: float) -> float:
+def limit_for(spec: dict, default: float) -> float:
     if "func" in spec:
         mod = importlib.import_module(spec["module"])
         return float(getattr(getattr(mod, spec["func"]), "mx_timeout", default))
@@ -153,11 +153,32 @@ def log_tails(tmpdir: str) -> str:
     return "\n".join(out)
 
 
+RUNNING: set[subprocess.Popen] = set()  # children now running
+RUNNING_LOCK = threading.Lock()
+
+
+def kill_group(p: subprocess.Popen) -> None:
+    """Kill a child's process group (the child leads it: pgid == pid)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def read_result(path: str, status: int) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"ok": False, "reason": f"test process exited with status "
+                f"{status} and no result", "detail": ""}
+
+
 def run_one(args, name: str, spec: dict) -> tuple[bool, float, str]:
     """Run a test in a child process; returns (ok, seconds, report)."""
     tmpdir = tempfile.mkdtemp(prefix="mxgate-e2e-")
     result_path = os.path.join(tmpdir, "result.json")
-    limit = test_timeout(spec, args.timeout)
+    limit = limit_for(spec, args.timeout)
     t0 = time.monotonic()
     cmd = [sys.executable, os.path.abspath(__file__), "--binary", args.binary,
            "--child", json.dumps(spec), "--child-tmp", tmpdir,
@@ -166,20 +187,20 @@ def run_one(args, name: str, spec: dict) -> tuple[bool, float, str]:
     # (the child and the gateways it started) is killed by its id.
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
+    with RUNNING_LOCK:
+        RUNNING.add(p)
     try:
         out, _ = p.communicate(timeout=limit + HARD_MARGIN)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+        kill_group(p)
         out, _ = p.communicate(timeout=10)
         res = {"ok": False, "reason": f"hard timeout ({limit + HARD_MARGIN:g}s);"
                " process group killed", "detail": ""}
     else:
-        try:
-            with open(result_path) as f:
-                res = json.load(f)
-        except (OSError, ValueError):
-            res = {"ok": False, "reason": f"test process exited with status "
-                   f"{p.returncode} and no result", "detail": ""}
+        res = read_result(result_path, p.returncode)
+    finally:
+        with RUNNING_LOCK:
+            RUNNING.discard(p)
     dt = time.monotonic() - t0
     if res["ok"]:
         if not args.keep:
@@ -233,14 +254,25 @@ def main() -> int:
     passed = failed = 0
     lock = threading.Lock()
     t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        futs = [pool.submit(run_one, args, n, s) for n, s in tests]
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, args.jobs))
+    futs = [pool.submit(run_one, args, n, s) for n, s in tests]
+    try:
         for fut in concurrent.futures.as_completed(futs):
             ok, _, report = fut.result()
             with lock:
                 print(report, flush=True)
                 passed += ok
                 failed += not ok
+    except KeyboardInterrupt:
+        for f in futs:
+            f.cancel()
+        with RUNNING_LOCK:
+            for p in list(RUNNING):
+                kill_group(p)
+        print("run.py: interrupted", file=sys.stderr)
+        failed += sum(1 for f in futs if not f.done() or f.cancelled())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     print(f"(total {time.monotonic() - t0:.1f}s)", file=sys.stderr)
     print(f"e2e: {passed} passed, {failed} failed")
     return 1 if failed else 0

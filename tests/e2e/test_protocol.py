@@ -255,8 +255,15 @@ def test_error_limit(gw_factory):
         c.expect("500 5.5.2 *", "FOO")
         c.expect("500 5.5.2 *", "BAR baz")
         r = c.cmd("XYZZY")
-        if r.code == 500:  # the limit may bite at the error after the 3rd
-            r = c.cmd("NOOP")
+        if r.code == 500:
+            # The 421 follows the third error at once, or answers the
+            # next command.
+            try:
+                r = c.reply(1.0)
+            except mxlib.ConnectionClosed:
+                raise
+            except mxlib.TestFailure:
+                r = c.cmd("NOOP")
         check(r.text.startswith("421 4.7.0 "), f"after 3 errors: {r}")
         c.expect_close()
 
@@ -282,7 +289,7 @@ def test_stop_with_open_session(gw):
 def test_concurrent_sessions(gw):
     clients = [mxlib.session(gw) for _ in range(8)]
     try:
-        for i, c in enumerate(clients):
+        for c in clients:
             c.send(b"MAIL FROM:<x@remote.test>\r\nRCPT TO:<bob@example.test>\r\n"
                    b"DATA\r\n")
         for c in clients:

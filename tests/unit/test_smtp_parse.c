@@ -91,11 +91,14 @@ static const struct tc cases[] = {
 	CMD(" MAIL", PARSE_BAD, NULL, NULL),
 	CMD("MA1L x", PARSE_BAD, NULL, NULL),
 	CMD("MAIL:x", PARSE_BAD, NULL, NULL),
-	CMD("NOOP \x01", PARSE_BAD, NULL, NULL),
-	CMD("NOOP \x7f", PARSE_BAD, NULL, NULL),
-	CMD("NOOP caf\xc3\xa9", PARSE_BAD, NULL, NULL),
-	CMD("NOOP a\tb", PARSE_BAD, NULL, NULL),
-	CMDN("NOOP a\0b", 8, PARSE_BAD),
+	/* the argument's bytes are the command parser's business */
+	CMD("NOOP \x01", PARSE_OK, "NOOP", "\x01"),
+	CMD("NOOP \x7f", PARSE_OK, "NOOP", "\x7f"),
+	CMD("NOOP caf\xc3\xa9", PARSE_OK, "NOOP", "caf\xc3\xa9"),
+	CMD("NOOP a\tb", PARSE_OK, "NOOP", "a\tb"),
+	CMDN("NOOP a\0b", 8, PARSE_OK),
+	CMD("NO\xc3\xa9P x", PARSE_BAD, NULL, NULL),
+	CMD("\x01NOOP", PARSE_BAD, NULL, NULL),
 	CMDR("NOOP ", "x", 505, "", PARSE_OK, 4),	/* 510 + CRLF = 512 */
 	CMDR("NOOP ", "x", 506, "", PARSE_TOOLONG, NOCHK),
 	CMDR("", "\x01", 511, "", PARSE_TOOLONG, NOCHK), /* bound first */
