@@ -26,15 +26,33 @@
 enum unknown_policy {
 	UNKNOWN_REJECT,		/* 550 5.1.1 at RCPT */
 	UNKNOWN_DISCARD,	/* valid reply, never queued */
+	UNKNOWN_BOUNCE,		/* valid reply; an NDR if the backscatter
+				 * guard allows it */
 };
 
 enum hop_kind {
 	HOP_MAILDIR,		/* maildir:DIR */
+	HOP_SMTP,		/* smtp:HOST:PORT */
+	HOP_LMTP,		/* lmtp:HOST:PORT or lmtp:unix:PATH */
 };
 
 struct next_hop {
 	enum hop_kind	 kind;
-	char		*path;		/* absolute */
+	char		*path;		/* maildir or unix socket; absolute */
+	char		*host;		/* TCP: name or IP literal, no [] */
+	uint16_t	 port;
+};
+
+/* HOST:PORT, with [IPv6]:PORT; host NULL when unset. */
+struct host_port {
+	char		*host;
+	uint16_t	 port;
+};
+
+/* COUNT/DURATION, e.g. 10/10m. */
+struct rate_spec {
+	unsigned	 count;
+	unsigned	 window_ms;
 };
 
 enum dir_kind {
@@ -80,6 +98,31 @@ struct config {
 	unsigned		 command_timeout_ms;
 	unsigned		 data_timeout_ms;
 	unsigned		 retry_min_ms;		/* delivery retry */
+	unsigned		 retry_max_ms;
+	unsigned		 queue_lifetime_ms;
+	struct host_port	 relayhost;		/* host NULL: MX */
+	struct host_port	 dns_server;		/* host NULL: resolv.conf */
+	unsigned		 next_hop_concurrency;
+	unsigned		 smtp_connect_timeout_ms;
+	unsigned		 smtp_timeout_ms;
+	unsigned		 ndr_rate_per_sender;	/* per hour */
+	unsigned		 ndr_rate_per_domain;	/* per hour */
+	struct rate_spec	 null_sender_rate;	/* per recipient */
+
+	/* harvest guard (DESIGN 3) */
+	unsigned		 harvest_window_ms;
+	unsigned		 harvest_tarpit_after;
+	unsigned		 harvest_tarpit_delay_ms;
+	unsigned		 harvest_tarpit_max_ms;
+	unsigned		 harvest_session_limit;
+	unsigned		 harvest_threshold;
+	unsigned		 harvest_threshold_net;
+	unsigned		 harvest_ttl_ms;
+	char			*harvest_uniform_reply;	/* "450 4.7.1 text" */
+	unsigned		 harvest_global_rate;	/* per minute */
+	unsigned		 harvest_max_tarpitted;
+	unsigned		 harvest_session_delay_max_ms;
+	struct cidr_list	 harvest_exempt;
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

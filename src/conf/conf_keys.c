@@ -44,10 +44,12 @@ const struct conf_key conf_keys[] = {
 	  "(empty: none)" },
 	{ "unknown_recipient", CT_UNKNOWN, D(unknown), CK_DOMAIN, "reject",
 	  0, 0,
-	  "unknown recipient: reject (550 5.1.1 at RCPT) or discard (accept, "
-	  "never deliver)" },
+	  "unknown recipient: reject (550 5.1.1 at RCPT), discard (accept, "
+	  "never deliver) or bounce (accept; NDR if the backscatter guard "
+	  "allows)" },
 	{ "next_hop", CT_HOP, D(hop), CK_DOMAIN, "maildir:var/mail", 0, 0,
-	  "where accepted mail goes: maildir:DIR (relative to the config)" },
+	  "where accepted mail goes: maildir:DIR, smtp:HOST:PORT, "
+	  "lmtp:HOST:PORT or lmtp:unix:PATH" },
 	{ "recipient_delimiter", CT_DELIM, D(delim), CK_DOMAIN, "+", 0, 0,
 	  "characters that start an address extension, as in user+tag "
 	  "(empty: none)" },
@@ -73,6 +75,65 @@ const struct conf_key conf_keys[] = {
 	  "idle time allowed while receiving message data" },
 	{ "retry_min", CT_MSEC, G(retry_min_ms), 0, "1m", U_S, U_D,
 	  "first wait before a deferred delivery is retried" },
+	{ "retry_max", CT_MSEC, G(retry_max_ms), 0, "1h", U_S, U_D,
+	  "longest wait between delivery attempts (the wait doubles)" },
+	{ "queue_lifetime", CT_MSEC, G(queue_lifetime_ms), 0, "5d", U_S,
+	  30 * U_D, "how long a message is retried before it is returned" },
+	{ "relayhost", CT_HOSTPORT, G(relayhost), 0, "", 0, 0,
+	  "send mail for other domains (and DSNs) here instead of to their "
+	  "MX hosts (empty: use MX)" },
+	{ "dns_server", CT_HOSTPORT, G(dns_server), 0, "", 0, 0,
+	  "DNS server for MX look-ups, IP:PORT (empty: /etc/resolv.conf)" },
+	{ "next_hop_concurrency", CT_UINT, G(next_hop_concurrency), 0, "20",
+	  1, 1000, "connections at most to one next hop" },
+	{ "smtp_connect_timeout", CT_MSEC, G(smtp_connect_timeout_ms), 0,
+	  "30s", 100, 10 * U_M, "outbound: time to connect and get the "
+	  "greeting" },
+	{ "smtp_timeout", CT_MSEC, G(smtp_timeout_ms), 0, "5m", 100, U_H,
+	  "outbound: time to wait for each reply" },
+	{ "ndr_rate_per_sender", CT_UINT, G(ndr_rate_per_sender), 0, "5", 0,
+	  100000, "non-delivery reports per hour to one sender address, at "
+	  "most (0: none)" },
+	{ "ndr_rate_per_domain", CT_UINT, G(ndr_rate_per_domain), 0, "50", 0,
+	  1000000, "non-delivery reports per hour to one sender domain, at "
+	  "most (0: none)" },
+	{ "null_sender_rate", CT_RATE, G(null_sender_rate), 0, "10/10m", 0, 0,
+	  "bounces (null sender) one recipient may receive in the time "
+	  "given; more get 450 4.7.1" },
+	{ "harvest_window", CT_MSEC, G(harvest_window_ms), 0, "1h", U_M, U_D,
+	  "harvest guard: how long a client's signals count" },
+	{ "harvest_tarpit_after", CT_UINT, G(harvest_tarpit_after), 0, "3", 1,
+	  1000, "harvest guard: unknown recipients before RCPT replies are "
+	  "delayed" },
+	{ "harvest_tarpit_delay", CT_MSEC, G(harvest_tarpit_delay_ms), 0, "1s",
+	  1, U_M, "harvest guard: first delay; it doubles" },
+	{ "harvest_tarpit_max", CT_MSEC, G(harvest_tarpit_max_ms), 0, "5s",
+	  1, U_M, "harvest guard: longest delay of one reply" },
+	{ "harvest_session_limit", CT_UINT, G(harvest_session_limit), 0, "10",
+	  1, 100000, "harvest guard: unknown recipients in one session "
+	  "before 421 4.7.0" },
+	{ "harvest_threshold", CT_UINT, G(harvest_threshold), 0, "25", 1,
+	  100000, "harvest guard: distinct unknown names from one address "
+	  "(IPv6 /64) in the window before uniform answers" },
+	{ "harvest_threshold_net", CT_UINT, G(harvest_threshold_net), 0, "100",
+	  1, 1000000, "harvest guard: the same for its /24 (IPv6 /48)" },
+	{ "harvest_ttl", CT_MSEC, G(harvest_ttl_ms), 0, "24h", U_S, 30 * U_D,
+	  "harvest guard: how long a client stays in uniform mode" },
+	{ "harvest_uniform_reply", CT_REPLY, G(harvest_uniform_reply), 0,
+	  "450 4.7.1 Try again later", 0, 0,
+	  "harvest guard: the one reply every RCPT of a marked client gets" },
+	{ "harvest_global_rate", CT_UINT, G(harvest_global_rate), 0, "300", 0,
+	  1000000, "harvest guard: unknown recipients per minute for one "
+	  "domain, over all clients, above which unknown names are answered "
+	  "as under discard (0: off)" },
+	{ "harvest_max_tarpitted", CT_UINT, G(harvest_max_tarpitted), 0,
+	  "2000", 1, 1000000, "harvest guard: sessions tarpitted at once; "
+	  "past it 421 4.7.0 at once" },
+	{ "harvest_session_delay_max", CT_MSEC,
+	  G(harvest_session_delay_max_ms), 0, "60s", U_S, U_H,
+	  "harvest guard: total delay one session may be given; past it 421" },
+	{ "harvest_exempt", CT_CIDRS, G(harvest_exempt), 0, "", 0, 0,
+	  "harvest guard: client networks never tarpitted or marked" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -109,7 +170,7 @@ static const struct conf_word conf_bool_words[] = {
 
 static const struct conf_word conf_unknown_words[] = {
 	{ "reject", UNKNOWN_REJECT }, { "discard", UNKNOWN_DISCARD },
-	{ NULL, 0 }
+	{ "bounce", UNKNOWN_BOUNCE }, { NULL, 0 }
 };
 
 static bool
@@ -412,14 +473,8 @@ conf_set_unknown(const struct conf_key *k, const char *val, void *field,
 
 	(void)k;
 	(void)env;
-	if (strcasecmp(val, "bounce") == 0) {
-		/* DESIGN.md 4: bounce needs the queue and backscatter guard */
-		(void)buf_addf(why, "%s is not available yet (it comes with "
-		    "queued delivery); use reject or discard", Q(qb, val));
-		return -1;
-	}
 	if (conf_word_find(conf_unknown_words, val, &v) == -1) {
-		(void)buf_addf(why, "expected reject or discard, got %s",
+		(void)buf_addf(why, "expected reject, discard or bounce, got %s",
 		    Q(qb, val));
 		return -1;
 	}
@@ -535,32 +590,175 @@ conf_set_directory(const struct conf_key *k, const char *val, void *field,
 	return 0;
 }
 
+/*
+ * "HOST:PORT" or "[v6]:PORT" into host (no brackets) and port; host is a
+ * name or an IP literal.  0 or -1 with why.
+ */
+static int
+conf_hostport(const char *val, struct host_port *hp, struct buf *why)
+{
+	char		 t[CONF_NAME_MAX + 8], norm[CONF_NAME_MAX + 1];
+	char		 qb[CONF_QUOTE_BUF], *port, *end, *host;
+	unsigned long	 pn;
+	size_t		 len = strlen(val);
+	unsigned char	 a6[16];
+
+	if (len == 0 || len >= sizeof(t))
+		goto bad;
+	memcpy(t, val, len + 1);
+	if (t[0] == '[') {
+		if ((end = strchr(t, ']')) == NULL || end[1] != ':')
+			goto bad;
+		*end = '\0';
+		host = t + 1;
+		port = end + 2;
+		if (inet_pton(AF_INET6, host, a6) != 1)
+			goto bad;
+	} else {
+		if ((port = strrchr(t, ':')) == NULL)
+			goto bad;
+		*port++ = '\0';
+		host = t;
+		if (inet_pton(AF_INET, host, a6) != 1 &&
+		    conf_domain_norm(host, strlen(host), norm) == -1)
+			goto bad;
+	}
+	if (*port < '0' || *port > '9' || strlen(port) > 5)
+		goto bad;
+	pn = strtoul(port, &end, 10);
+	if (*end != '\0' || pn < 1 || pn > 65535)
+		goto bad;
+	if ((hp->host = strdup(host)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	hp->port = (uint16_t)pn;
+	return 0;
+bad:
+	(void)buf_addf(why, "expected HOST:PORT (e.g. mail.example.org:25 or "
+	    "[::1]:24), got %s", Q(qb, val));
+	return -1;
+}
+
+static bool	conf_is_empty(const char *);
+
 static int
 conf_set_hop(const struct conf_key *k, const char *val, void *field,
     const struct conf_env *env, struct buf *why)
 {
-	static const char *const later[] = { "smtp", "lmtp", NULL };
+	struct next_hop	*h = field;
+	struct host_port hp = { NULL, 0 };
 	const char	*rest;
 	char		 qb[CONF_QUOTE_BUF], *p;
-	size_t		 i;
 
 	(void)k;
-	for (i = 0; later[i] != NULL; i++)
-		if (conf_scheme(val, later[i]) != NULL) {
-			(void)buf_addf(why, "'%s:' is not available yet (it "
-			    "comes with the queue manager); use maildir:DIR",
-			    later[i]);
+	if ((rest = conf_scheme(val, "maildir")) != NULL) {
+		if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
+			return -1;
+		h->kind = HOP_MAILDIR;
+		h->path = p;
+		return 0;
+	}
+	if ((rest = conf_scheme(val, "lmtp")) != NULL &&
+	    conf_scheme(rest, "unix") != NULL) {
+		if ((p = conf_abs_path(env->dir, rest + 5, why)) == NULL)
+			return -1;
+		if (strlen(p) >= 108) {		/* sun_path */
+			(void)buf_addf(why, "socket path %s is too long",
+			    Q(qb, p));
+			free(p);
 			return -1;
 		}
-	if ((rest = conf_scheme(val, "maildir")) == NULL) {
-		(void)buf_addf(why, "expected maildir:DIR, got %s",
+		h->kind = HOP_LMTP;
+		h->path = p;
+		return 0;
+	}
+	if (rest != NULL || (rest = conf_scheme(val, "smtp")) != NULL) {
+		if (conf_hostport(rest, &hp, why) == -1)
+			return -1;
+		h->kind = conf_scheme(val, "lmtp") ? HOP_LMTP : HOP_SMTP;
+		h->host = hp.host;
+		h->port = hp.port;
+		return 0;
+	}
+	(void)buf_addf(why, "expected maildir:DIR, smtp:HOST:PORT, "
+	    "lmtp:HOST:PORT or lmtp:unix:PATH, got %s", Q(qb, val));
+	return -1;
+}
+
+static int
+conf_set_hostport(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	(void)k;
+	(void)env;
+	if (conf_is_empty(val))
+		return 0;		/* unset */
+	return conf_hostport(val, field, why);
+}
+
+/* COUNT/DURATION, e.g. 10/10m. */
+static int
+conf_set_rate(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct rate_spec *r = field;
+	const char	*slash = strchr(val, '/'), *end;
+	uint64_t	 n = 0, ms = 0;
+	char		 qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (slash == NULL || *val < '0' || *val > '9' ||
+	    conf_digits(val, &end, &n) == -1 || end != slash ||
+	    n < 1 || n > 1000000 ||
+	    conf_scaled(slash + 1, conf_msec_units, &ms) == -1 ||
+	    ms < 1000 || ms > 7 * 24 * 3600 * 1000ull) {
+		(void)buf_addf(why, "expected COUNT/DURATION like 10/10m "
+		    "(count 1 to 1000000, duration 1s to 7d), got %s",
 		    Q(qb, val));
 		return -1;
 	}
-	if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
+	r->count = (unsigned)n;
+	r->window_ms = (unsigned)ms;
+	return 0;
+}
+
+/* An SMTP reply: "4xx X.Y.Z text" or "5xx X.Y.Z text" (RFC 3463). */
+static int
+conf_set_reply(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	size_t	i, len = strlen(val);
+	char	qb[CONF_QUOTE_BUF];
+	bool	ok;
+
+	(void)k;
+	(void)env;
+	ok = len >= 11 && len <= 200 && (val[0] == '4' || val[0] == '5') &&
+	    val[1] >= '0' && val[1] <= '9' && val[2] >= '0' &&
+	    val[2] <= '9' && val[3] == ' ' && val[4] == val[0] &&
+	    val[5] == '.' && val[6] >= '0' && val[6] <= '9';
+	for (i = 0; ok && i < len; i++)
+		ok = val[i] >= 0x20 && val[i] < 0x7f;
+	if (ok) {
+		const char *sp = strchr(val + 4, ' ');
+		size_t	    j;
+
+		ok = sp != NULL && sp[1] != '\0';
+		for (j = 4; ok && val + j < sp; j++)
+			ok = (val[j] >= '0' && val[j] <= '9') || val[j] == '.';
+	}
+	if (!ok) {
+		(void)buf_addf(why, "expected a 4xx or 5xx reply with an "
+		    "enhanced status code, like '450 4.7.1 Try again later', "
+		    "got %s", Q(qb, val));
 		return -1;
-	((struct next_hop *)field)->kind = HOP_MAILDIR;
-	((struct next_hop *)field)->path = p;
+	}
+	if ((*(char **)field = strdup(val)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -859,6 +1057,13 @@ static void
 conf_free_hop(struct config *cfg, void *field)
 {
 	conf_free_str(cfg, &((struct next_hop *)field)->path);
+	conf_free_str(cfg, &((struct next_hop *)field)->host);
+}
+
+static void
+conf_free_hostport(struct config *cfg, void *field)
+{
+	conf_free_str(cfg, &((struct host_port *)field)->host);
 }
 
 static void
@@ -883,6 +1088,9 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_LOGLEVEL] =	{ "level", conf_set_loglevel, NULL },
 	[CT_BOOL] =	{ "yes/no", conf_set_bool, NULL },
 	[CT_MSEC] =	{ "duration", conf_set_msec, NULL },
+	[CT_HOSTPORT] =	{ "host:port", conf_set_hostport, conf_free_hostport },
+	[CT_RATE] =	{ "count/time", conf_set_rate, NULL },
+	[CT_REPLY] =	{ "reply", conf_set_reply, conf_free_str },
 };
 
 void

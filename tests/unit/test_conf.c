@@ -210,6 +210,29 @@ static const struct good_case good_cases[] = {
 	{ B "recipient_delimiter = #", C_DSTR, DF(delim), 0, "#" },
 	{ B "recipient_delimiter = 12345678", C_DSTR, DF(delim), 0,
 	  "12345678" },
+	{ B "unknown_recipient = bounce", C_DENUM, DF(unknown),
+	  UNKNOWN_BOUNCE, NULL },
+	{ B "next_hop = smtp:mail.example.org:25", C_DENUM, DF(hop.kind),
+	  HOP_SMTP, NULL },
+	{ B "next_hop = smtp:Mail.Example.ORG:25", C_DPATH, DF(hop.host), 0,
+	  "Mail.Example.ORG" },
+	{ B "next_hop = lmtp:127.0.0.1:24", C_DENUM, DF(hop.kind), HOP_LMTP,
+	  NULL },
+	{ B "next_hop = lmtp:[::1]:24", C_DPATH, DF(hop.host), 0, "::1" },
+	{ B "next_hop = lmtp:unix:run/lmtp", C_DPATH, DF(hop.path), 0,
+	  DIR "/run/lmtp" },
+	{ B "next_hop = lmtp:unix:/run/lmtp", C_DENUM, DF(hop.kind), HOP_LMTP,
+	  NULL },
+	{ B "relayhost = 127.0.0.1:2530", C_STR, CF(relayhost.host), 0,
+	  "127.0.0.1" },
+	{ B "null_sender_rate = 3/90s", C_UINT, CF(null_sender_rate.window_ms),
+	  90000, NULL },
+	{ B "null_sender_rate = 3/90s", C_UINT, CF(null_sender_rate.count), 3,
+	  NULL },
+	{ B "harvest_uniform_reply = 550 5.7.1 No", C_STR,
+	  CF(harvest_uniform_reply), 0, "550 5.7.1 No" },
+	{ B "harvest_tarpit_max = 2s", C_UINT, CF(harvest_tarpit_max_ms), 2000,
+	  NULL },
 };
 
 static void
@@ -373,18 +396,38 @@ static const struct bad_case bad_cases[] = {
 	  "relay_networks: '10.0.0.0/33' " BAD_NET },
 	{ B "relay_networks = 10.0.0.0/8, bogus , ::1", 3,
 	  "relay_networks: 'bogus ' " BAD_NET },
-	{ B "unknown_recipient = bounce", 3, "unknown_recipient: 'bounce' is "
-	  "not available yet (it comes with queued delivery); use reject or "
-	  "discard" },
 	{ B "unknown_recipient = x", 3,
-	  "unknown_recipient: expected reject or discard, got 'x'" },
-	{ B "next_hop = smtp:relay.example.org:25", 3, "next_hop: 'smtp:' is "
-	  "not available yet (it comes with the queue manager); use "
-	  "maildir:DIR" },
-	{ B "next_hop = lmtp:unix:/run/lmtp", 3, "next_hop: 'lmtp:' is not "
-	  "available yet (it comes with the queue manager); use maildir:DIR" },
+	  "unknown_recipient: expected reject, discard or bounce, got 'x'" },
+	{ B "next_hop = smtp:relay.example.org", 3, "next_hop: expected "
+	  "HOST:PORT (e.g. mail.example.org:25 or [::1]:24), got "
+	  "'relay.example.org'" },
+	{ B "next_hop = smtp:relay..example.org:25", 3, "next_hop: expected "
+	  "HOST:PORT (e.g. mail.example.org:25 or [::1]:24), got "
+	  "'relay..example.org:25'" },
+	{ B "next_hop = lmtp:[::1:24", 3, "next_hop: expected "
+	  "HOST:PORT (e.g. mail.example.org:25 or [::1]:24), got "
+	  "'[::1:24'" },
+	{ B "next_hop = smtp:a.org:65536", 3, "next_hop: expected "
+	  "HOST:PORT (e.g. mail.example.org:25 or [::1]:24), got "
+	  "'a.org:65536'" },
 	{ B "next_hop = /var/mail", 3,
-	  "next_hop: expected maildir:DIR, got '/var/mail'" },
+	  "next_hop: expected maildir:DIR, smtp:HOST:PORT, lmtp:HOST:PORT or "
+	  "lmtp:unix:PATH, got '/var/mail'" },
+	{ B "relayhost = nohost", 3, "relayhost: expected "
+	  "HOST:PORT (e.g. mail.example.org:25 or [::1]:24), got 'nohost'" },
+	{ B "null_sender_rate = 10", 3, "null_sender_rate: expected "
+	  "COUNT/DURATION like 10/10m (count 1 to 1000000, duration 1s to 7d),"
+	  " got '10'" },
+	{ B "null_sender_rate = 0/1m", 3, "null_sender_rate: expected "
+	  "COUNT/DURATION like 10/10m (count 1 to 1000000, duration 1s to 7d),"
+	  " got '0/1m'" },
+	{ B "harvest_uniform_reply = 250 2.0.0 ok", 3, "harvest_uniform_reply: "
+	  "expected a 4xx or 5xx reply with an enhanced status code, like "
+	  "'450 4.7.1 Try again later', got '250 2.0.0 ok'" },
+	{ B "harvest_uniform_reply = 450 5.7.1 mismatch", 3,
+	  "harvest_uniform_reply: expected a 4xx or 5xx reply with an enhanced "
+	  "status code, like '450 4.7.1 Try again later', got "
+	  "'450 5.7.1 mismatch'" },
 	{ B "next_hop = maildir:", 3, "next_hop: the path is empty" },
 	{ B "recipient_delimiter = 123456789", 3,
 	  "recipient_delimiter: at most 8 characters, got '123456789'" },
@@ -471,14 +514,15 @@ static const struct bad_case bad_cases[] = {
 	  "key max_recipients " PER_DOMAIN },
 	{ B "[domain example.org]\nhostname = x", 4,
 	  "key hostname " PER_DOMAIN },
-	{ B "[domain example.org]\nunknown_recipient = bounce", 4,
-	  "unknown_recipient: 'bounce' is not available yet (it comes with "
-	  "queued delivery); use reject or discard" },
+	{ B "[domain example.org]\nnext_hop = smtp:x", 4,
+	  "next_hop: expected HOST:PORT (e.g. mail.example.org:25 or "
+	  "[::1]:24), got 'x'" },
 	{ B "[domain example.org]\nnext_hop = maildir:a\nnext_hop = maildir:b",
 	  5, "duplicate key 'next_hop' (first set on line 4)" },
 	{ B "unknown_recipient = reject\n[domain example.org]\n"
 	  "unknown_recipient = maybe", 5,
-	  "unknown_recipient: expected reject or discard, got 'maybe'" },
+	  "unknown_recipient: expected reject, discard or bounce, got "
+	  "'maybe'" },
 	/* missing required keys: not tied to a line */
 	{ "domains = a.org", 0, "directory: required" },
 	{ "directory = file:u", 0, "domains: at least one domain is required" },
@@ -720,10 +764,12 @@ test_conf_multiple_errors(void **state)
 		{ 4, "log_level: expected error, warning, info or debug, "
 		  "got 'loud'" },
 		{ 5, "domain section 'other.org' is not listed in domains" },
-		{ 6, "unknown_recipient: expected reject or discard, got 'x'" },
+		{ 6, "unknown_recipient: expected reject, discard or bounce, "
+		    "got 'x'" },
 		{ 7, "key spool " PER_DOMAIN },
 		{ 9, "duplicate section for domain 'a.org' (first on line 8)" },
-		{ 10, "next_hop: expected maildir:DIR, got 'x'" },
+		{ 10, "next_hop: expected maildir:DIR, smtp:HOST:PORT, "
+		    "lmtp:HOST:PORT or lmtp:unix:PATH, got 'x'" },
 	};
 	struct errs	e;
 	size_t		i;
