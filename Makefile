@@ -2,9 +2,9 @@
 # `make test` first install what is missing (Debian packages only).
 
 CC	?= cc
-PKGS	 = libevent libevent_pthreads
+PKGS	 = libevent libevent_pthreads libevent_openssl openssl
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+CFLAGS	+= -std=c17 -D_GNU_SOURCE -DMXGATE_TLS -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-result \
 	   -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
@@ -23,9 +23,9 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 
 # Debian packages: to build and run; and, in addition, to test.
-DEPS_BUILD = gcc make pkg-config libevent-dev
+DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
-	     libclang-rt-14-dev
+	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
 	fuzz-smoke lint clean asan
@@ -56,7 +56,7 @@ $(B)/tests/%: tests/unit/%.c $(AOBJS)
 # Fuzz targets (libFuzzer, clang) link every module but main, built once
 # with coverage instrumentation.
 FUZZCC	 = clang
-FUZZFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -Isrc \
+FUZZFLAGS = -std=c17 -D_GNU_SOURCE -DMXGATE_TLS -g -O1 -Isrc \
 	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZSAN	 = address,undefined
 FOBJS	 = $(LIBSRCS:src/%.c=$(B)/fuzz/obj/%.o)

@@ -11,10 +11,13 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "ctl/ctl.h"
 #include "deliver/qmgr.h"
 #include "dir/dir.h"
+#include "guard/guard.h"
 #include "lib/job.h"
 #include "lib/log.h"
+#include "lib/rate.h"
 #include "net/worker.h"
 #include "queue/queue.h"
 
@@ -24,13 +27,16 @@
 
 #define MAIN_COMMIT_THREADS	2
 #define MAIN_DELIVERY_THREADS	2
+#define MAIN_RATE_KEYS		100000	/* recipients tracked for bounces */
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: mxgate serve -c FILE          run the gateway (foreground)\n"
-	    "       mxgate check-config -c FILE   validate a config file\n"
+	    "       mxgate check-config -c FILE   validate a config file\n");
+	ctl_cli_usage(f);
+	fprintf(f,
 	    "       mxgate --help | --version\n"
 	    "\n"
 	    "Config keys (key = value; [domain NAME] sections override the\n"
@@ -84,7 +90,9 @@ static int
 cmd_serve(const char *file)
 {
 	struct worker	 w;
-	char		 err[256];
+	struct guard_conf gc;
+	struct ctl	*ctl;
+	char		 err[512];
 	unsigned	 nerr = 0;
 
 	memset(&w, 0, sizeof(w));
@@ -106,20 +114,37 @@ cmd_serve(const char *file)
 	w.misc_jobs = job_pool_new(w.base, 1);
 	if (w.commit_jobs == NULL || w.misc_jobs == NULL)
 		fatal("msg=\"cannot start job threads\"");
+	worker_guard_conf(w.conf, &gc);
+	if ((w.guard = guard_new(&gc)) == NULL)
+		fatal("msg=\"out of memory\"");
+	w.null_rate = rate_table_new(w.conf->null_sender_rate.window_ms,
+	    MAIN_RATE_KEYS);
+	if (w.null_rate == NULL)
+		fatal("msg=\"out of memory\"");
 	if ((w.queue = queue_open(w.conf->spool, w.commit_jobs, err,
 	    sizeof(err))) == NULL)
 		fatal("msg=\"spool: %s\"", err);
-	if ((w.qmgr = qmgr_new(&w, MAIN_DELIVERY_THREADS)) == NULL)
-		fatal("msg=\"cannot start the delivery manager\"");
+	if ((w.qmgr = qmgr_new(&w, MAIN_DELIVERY_THREADS, err,
+	    sizeof(err))) == NULL)
+		fatal("msg=\"cannot start the delivery manager: %s\"", err);
+	if ((ctl = ctl_open(w.base, w.conf->spool, err, sizeof(err))) == NULL)
+		fatal("msg=\"%s\"", err);
+	worker_ctl_register(&w, ctl);
+	qmgr_ctl_register(w.qmgr, ctl);
 	if (worker_listen(&w) == -1)
 		fatal("msg=\"cannot listen\"");
 	log_event(LOG_LVL_INFO, "start", "version=%s hostname=%s",
 	    MXGATE_VERSION, w.conf->hostname);
 	qmgr_start(w.qmgr);
 	worker_run(&w);
+	ctl_close(ctl);		/* its handlers point into w */
+	/* Commits in flight finish first; then deliveries stop. */
+	qmgr_stop(w.qmgr);
+	job_pool_free(w.commit_jobs);
 	qmgr_free(w.qmgr);
 	job_pool_free(w.misc_jobs);
-	job_pool_free(w.commit_jobs);
+	rate_table_free(w.null_rate);
+	guard_free(w.guard);
 	queue_close(w.queue);
 	if (w.dir)
 		dir_unref(w.dir);
@@ -143,6 +168,8 @@ main(int argc, char **argv)
 		printf("mxgate %s\n", MXGATE_VERSION);
 		return 0;
 	}
+	if (argc >= 2 && ctl_cli_handles(argv[1]))
+		return ctl_cli_main(argc - 1, argv + 1);
 	if (argc == 4 && strcmp(argv[2], "-c") == 0)
 		file = argv[3];
 	if (file != NULL && strcmp(argv[1], "serve") == 0)

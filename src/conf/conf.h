@@ -123,6 +123,7 @@ struct config {
 	unsigned		 harvest_max_tarpitted;
 	unsigned		 harvest_session_delay_max_ms;
 	struct cidr_list	 harvest_exempt;
+	unsigned		 harvest_max_clients;
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

@@ -113,10 +113,10 @@ const struct conf_key conf_keys[] = {
 	  1, 100000, "harvest guard: unknown recipients in one session "
 	  "before 421 4.7.0" },
 	{ "harvest_threshold", CT_UINT, G(harvest_threshold), 0, "25", 1,
-	  100000, "harvest guard: distinct unknown names from one address "
+	  2048, "harvest guard: distinct unknown names from one address "
 	  "(IPv6 /64) in the window before uniform answers" },
 	{ "harvest_threshold_net", CT_UINT, G(harvest_threshold_net), 0, "100",
-	  1, 1000000, "harvest guard: the same for its /24 (IPv6 /48)" },
+	  1, 2048, "harvest guard: the same for its /24 (IPv6 /48)" },
 	{ "harvest_ttl", CT_MSEC, G(harvest_ttl_ms), 0, "24h", U_S, 30 * U_D,
 	  "harvest guard: how long a client stays in uniform mode" },
 	{ "harvest_uniform_reply", CT_REPLY, G(harvest_uniform_reply), 0,
@@ -134,6 +134,9 @@ const struct conf_key conf_keys[] = {
 	  "harvest guard: total delay one session may be given; past it 421" },
 	{ "harvest_exempt", CT_CIDRS, G(harvest_exempt), 0, "", 0, 0,
 	  "harvest guard: client networks never tarpitted or marked" },
+	{ "harvest_max_clients", CT_UINT, G(harvest_max_clients), 0,
+	  "100000", 2, 10000000, "harvest guard: client addresses and "
+	  "networks remembered at once (about 170 bytes each)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");

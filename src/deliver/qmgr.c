@@ -1,227 +1,922 @@
 /*
- * qmgr.c - delivery manager (see qmgr.h).  One job per message: open the
- * queue file, deliver every recipient not yet done, mark each one done
- * durably, remove the file when all are.  What is left is retried after
- * retry_min.  A crash between a Maildir link and its done mark leads to a
- * second attempt, which the deterministic Maildir name turns into a no-op.
- * Never: touches a session; runs blocking work on the loop.
+ * qmgr.c - the queue manager (see qmgr.h).  One attempt of one message:
+ * load and lock its queue file (job thread), group the unfinished
+ * recipients by next hop, deliver each group (Maildir on a job thread,
+ * SMTP/LMTP via client.c after an async DNS look-up), then on a job thread
+ * record the outcome durably: D for delivered and failed-and-reported
+ * recipients, A with the next attempt time for the rest, and remove the
+ * file when nothing is left.  RFC 5321 4.5.4.1 (retry), 5 (MX), RFC 7505.
+ * Never: blocks the loop; removes a message before every recipient is
+ * finished for good; reports a failure the backscatter guard refuses.
  */
-#include <stdbool.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+#ifdef MXGATE_TLS
+#include <openssl/ssl.h>
+#endif
 
 #include "../conf/conf.h"
+#include "../ctl/ctl.h"
 #include "../dir/dir.h"
+#include "../lib/buf.h"
 #include "../lib/ids.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
 #include "../net/worker.h"
+#include "../policy/backscatter.h"
 #include "../queue/queue.h"
+#include "client.h"
 #include "deliver.h"
+#include "dns.h"
+#include "dsn.h"
 #include "qmgr.h"
 
+#define QMGR_BUCKETS		1024	/* active-message table, power of 2 */
+#define QMGR_LOCKED_RETRY_MS	1000	/* an admin holds the file */
+#define QMGR_GROUPS_MAX		64	/* next hops per message and attempt */
+#define QMGR_DSN_MAX		(256 * 1024)	/* one report, at most */
+#define QMGR_SMTP_PORT		25
+
+enum qres { QR_PENDING, QR_OK, QR_TEMP, QR_PERM };
+
+struct qmsg;
+
+/* The recipients of one message that share a next hop. */
+struct qgroup {
+	struct qmsg		*m;
+	uint64_t		 id;		/* for DNS, never reused */
+	bool			 maildir;
+	const struct domain_conf *dc;		/* local domain, or NULL */
+	char			 domain[256];	/* remote: for MX */
+	struct client_dest	 dest;
+	size_t			*idx;		/* recipients (indexes) */
+	const char		**rcpts;
+	size_t			 n;
+	struct client_msg	 cm;
+	struct client_rcpt_result *res;
+};
+
+struct qmsg {
+	struct qmsg		*hnext;		/* active table */
+	struct qmgr		*q;
+	char			 qid[ID_STRLEN + 1];
+	char			*path;
+	struct config		*conf;		/* snapshot (ref) */
+	struct dir		*dir;		/* directory then (ref) */
+	struct queue_file	 qf;
+	bool			 opened;
+	int			 load_errno;
+	bool			 forced;	/* ignore next_attempt */
+	bool			 again;		/* notified while active */
+	struct qgroup		 groups[QMGR_GROUPS_MAX];
+	size_t			 ngroups;
+	unsigned		 pending;	/* groups not finished */
+	enum qres		*state;		/* per recipient */
+	struct client_rcpt_result *res;		/* per recipient */
+	bool			*report;	/* failed and reported */
+	time_t			 next;		/* for the A record, 0 none */
+	unsigned		 ndeferred;
+	bool			 removed;
+};
+
+/* A message waiting for its retry time. */
+struct qwait {
+	struct qwait		*next, *prev;
+	struct qmgr		*q;
+	struct event		*ev;
+	char			 qid[ID_STRLEN + 1];
+};
+
 struct qmgr {
-	struct worker	*w;
-	struct job_pool	*jobs;
-	struct qretry	*retries;	/* waiting for their timer */
+	struct worker		*w;
+	struct job_pool		*jobs;
+	struct client_pool	*client;
+	struct dns_resolver	*dns;
+	struct backscatter	*bs;
+	void			*ssl_ctx;	/* opportunistic STARTTLS */
+	struct qmsg		*active[QMGR_BUCKETS];
+	unsigned		 nactive;
+	struct qwait		*waiting;
+	unsigned		 nwaiting;
+	bool			 stopping;
 };
 
-/* One delivery attempt of one message. */
-struct qjob {
-	struct qmgr	*q;
-	struct config	*conf;		/* snapshot for this attempt (ref) */
-	struct dir	*dir;		/* the directory then (ref) */
-	char		 qid[ID_STRLEN + 1];
-	char		*path;
-	bool		 again;		/* some recipient is left */
-};
+static void	qmsg_loaded(void *);
+static void	qmsg_finish(struct qmsg *);
+static void	qgroup_done(struct qgroup *);
+static void	qmgr_wait(struct qmgr *, const char *qid, unsigned ms);
 
-struct qretry {
-	struct qretry	*next;
-	struct qretry	*prev;
-	struct qmgr	*q;
-	struct event	*ev;
-	char		 qid[ID_STRLEN + 1];
-};
+static size_t
+qmgr_bucket(const char *qid)
+{
+	uint64_t	h = 1469598103934665603ULL;
+
+	for (; *qid; qid++)
+		h = (h ^ (uint8_t)*qid) * 1099511628211ULL;
+	return (size_t)(h & (QMGR_BUCKETS - 1));
+}
+
+static struct qmsg *
+qmgr_find(struct qmgr *q, const char *qid)
+{
+	struct qmsg	*m;
+
+	for (m = q->active[qmgr_bucket(qid)]; m != NULL; m = m->hnext)
+		if (strcmp(m->qid, qid) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+qmgr_unlink(struct qmgr *q, struct qmsg *m)
+{
+	struct qmsg	**pp = &q->active[qmgr_bucket(m->qid)];
+
+	for (; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == m) {
+			*pp = m->hnext;
+			q->nactive--;
+			return;
+		}
+	panic("qmgr_unlink: %s not active", m->qid);
+}
+
+static void
+qmsg_free(struct qmsg *m)
+{
+	size_t	i;
+
+	for (i = 0; i < m->ngroups; i++) {
+		free(m->groups[i].idx);
+		free(m->groups[i].rcpts);
+		free(m->groups[i].res);
+	}
+	if (m->opened)
+		queue_file_close(&m->qf);
+	conf_unref(m->conf);
+	if (m->dir)
+		dir_unref(m->dir);
+	free(m->state);
+	free(m->res);
+	free(m->report);
+	free(m->path);
+	free(m);
+}
 
 struct qmgr *
-qmgr_new(struct worker *w, unsigned nthreads)
+qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
 {
-	struct qmgr	*q;
+	struct qmgr		*q;
+	struct client_opts	 o;
+	char			 server[300];
+	const struct config	*c = w->conf;
 
-	if ((q = calloc(1, sizeof(*q))) == NULL)
-		return NULL;
-	q->w = w;
-	if ((q->jobs = job_pool_new(w->base, nthreads)) == NULL) {
-		free(q);
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	q->w = w;
+	o = (struct client_opts){
+		.helo = c->hostname,
+		.concurrency = c->next_hop_concurrency,
+		.connect_timeout_ms = c->smtp_connect_timeout_ms,
+		.command_timeout_ms = c->smtp_timeout_ms,
+		.data_timeout_ms = c->smtp_timeout_ms * 2,
+		.idle_ms = 5000,
+		.max_msgs_per_conn = 100,
+		.ssl_ctx = NULL,
+	};
+#ifdef MXGATE_TLS
+	/* Opportunistic (RFC 3207): encrypt when offered, verify nothing,
+	 * so an unverifiable certificate never stops the mail. */
+	if ((q->ssl_ctx = SSL_CTX_new(TLS_client_method())) != NULL) {
+		SSL_CTX_set_min_proto_version(q->ssl_ctx, TLS1_2_VERSION);
+		SSL_CTX_set_verify(q->ssl_ctx, SSL_VERIFY_NONE, NULL);
+		o.ssl_ctx = q->ssl_ctx;
+	}
+#endif
+	if (c->dns_server.host)
+		snprintf(server, sizeof(server), strchr(c->dns_server.host,
+		    ':') ? "[%s]:%u" : "%s:%u", c->dns_server.host,
+		    c->dns_server.port);
+	q->jobs = job_pool_new(w->base, nthreads);
+	q->client = client_pool_new(w->base, &o);
+	q->bs = backscatter_new(c->ndr_rate_per_sender,
+	    c->ndr_rate_per_domain);
+	if (q->jobs == NULL || q->client == NULL || q->bs == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	q->dns = dns_resolver_new(w->base, c->dns_server.host ? server : NULL,
+	    5000, err, errlen);
+	if (q->dns == NULL)
+		log_event(LOG_LVL_WARNING, "dns", "msg=\"%s; mail to other "
+		    "domains waits in the queue\"", log_text(err, strlen(err),
+		    200));
 	return q;
 }
 
-/*
- * The mailbox of a recipient: its local part if the directory knows it,
- * else the part before the recipient delimiter (alice+news -> alice).
- */
+/* ---- loading: a job opens and locks the file ---- */
+
 static void
-qjob_mailbox(struct qjob *j, const struct domain_conf *dc, const char *rcpt,
-    const char *at, char *out, size_t outlen)
+qmsg_load(void *arg)
 {
-	struct dir_query	q = {
-		.local = rcpt, .llen = (size_t)(at - rcpt),
-		.domain = at + 1, .dlen = strlen(at + 1), .delim = "",
-	};
-	size_t			n = q.llen;
+	struct qmsg	*m = arg;
 
-	if (dir_lookup(j->dir, &q, 0, NULL, NULL) != DIR_VALID)
-		n = strcspn(rcpt, dc->delim);
-	if (n == 0 || n > q.llen)
-		n = q.llen;
-	snprintf(out, outlen, "%.*s", (int)n, rcpt);
-}
-
-/* One recipient; 0 when it is finished for good. */
-static int
-qjob_rcpt(struct qjob *j, struct queue_file *qf, size_t i)
-{
-	const struct domain_conf	*dc;
-	const char			*rcpt = qf->rcpts[i], *at;
-	char				 err[256], mbox[256];
-
-	at = strrchr(rcpt, '@');
-	dc = at ? conf_domain(j->conf, at + 1, strlen(at + 1)) : NULL;
-	if (dc == NULL) {
-		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> "
-		    "reason=\"no route: delivery to other domains needs a "
-		    "relay transport\"", j->qid, log_esc(rcpt,
-		    strlen(rcpt), 256));
-		return -1;
-	}
-	qjob_mailbox(j, dc, rcpt, at, mbox, sizeof(mbox));
-	if (deliver_maildir(dc->hop.path, mbox, j->conf->hostname, qf, i,
-	    err, sizeof(err)) == -1) {
-		log_event(LOG_LVL_WARNING, "deferred", "qid=%s to=<%s> "
-		    "reason=\"%s\"", j->qid, log_esc(rcpt, strlen(rcpt), 256),
-		    log_text(err, strlen(err), 200));
-		return -1;
-	}
-	if (queue_file_mark_done(qf, i) == -1)
-		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot mark "
-		    "recipient done: %m\"", j->qid);
-	log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> relay=maildir",
-	    j->qid, log_esc(rcpt, strlen(rcpt), 256));
-	return 0;
-}
-
-/* On a job thread. */
-static void
-qjob_run(void *arg)
-{
-	struct qjob		*j = arg;
-	struct queue_file	 qf;
-	size_t			 i;
-
-	if (queue_file_open(j->path, &qf) == -1) {
-		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot open "
-		    "queue file: %m\"", j->qid);
-		j->again = true;
+	if (queue_file_open(m->path, &m->qf) == -1) {
+		m->load_errno = errno;
 		return;
 	}
-	for (i = 0; i < qf.nrcpts; i++)
-		if (!qf.done[i] && qjob_rcpt(j, &qf, i) == -1)
-			j->again = true;
-	if (queue_file_all_done(&qf)) {
-		if (queue_file_remove(&qf) == -1)
-			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
-			    "remove queue file: %m\"", j->qid);
-		else
-			log_event(LOG_LVL_INFO, "removed", "qid=%s", j->qid);
+	m->opened = true;
+	if (queue_file_lock(&m->qf) == -1) {
+		m->load_errno = errno;
+		queue_file_close(&m->qf);
+		m->opened = false;
 	}
-	queue_file_close(&qf);
-}
-
-static void	qmgr_retry_fire(evutil_socket_t, short, void *);
-
-static void
-qmgr_retry_later(struct qmgr *q, const char *qid, unsigned ms)
-{
-	struct qretry	*r;
-	struct timeval	 tv = { .tv_sec = ms / 1000,
-			    .tv_usec = (ms % 1000) * 1000 };
-
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->ev = evtimer_new(q->w->base, qmgr_retry_fire, r)) == NULL)
-		panic("qmgr_retry_later: out of memory");
-	r->q = q;
-	memcpy(r->qid, qid, sizeof(r->qid));
-	r->next = q->retries;
-	if (q->retries)
-		q->retries->prev = r;
-	q->retries = r;
-	evtimer_add(r->ev, &tv);
-}
-
-static void
-qmgr_retry_unlink(struct qretry *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		r->q->retries = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	event_free(r->ev);
-}
-
-static void
-qmgr_retry_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct qretry	*r = arg;
-
-	(void)fd;
-	(void)what;
-	qmgr_retry_unlink(r);
-	qmgr_notify(r->q, r->qid);
-	free(r);
-}
-
-/* On the loop. */
-static void
-qjob_done(void *arg)
-{
-	struct qjob	*j = arg;
-
-	if (j->again && !j->q->w->stopping)
-		qmgr_retry_later(j->q, j->qid, j->conf->retry_min_ms);
-	conf_unref(j->conf);
-	dir_unref(j->dir);
-	free(j->path);
-	free(j);
 }
 
 void
 qmgr_notify(struct qmgr *q, const char *qid)
 {
-	struct qjob	*j;
+	struct qmsg	*m;
 
-	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (j->path = queue_path(q->w->queue, qid)) == NULL)
+	if (q->stopping)
+		return;
+	if ((m = qmgr_find(q, qid)) != NULL) {
+		m->again = true;	/* once this attempt is over */
+		return;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (m->path = queue_path(q->w->queue, qid)) == NULL) {
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "schedule: %s\"", log_esc(qid, strlen(qid), 32),
+		    m ? "bad queue id" : "out of memory");
+		free(m);
+		return;
+	}
+	m->q = q;
+	snprintf(m->qid, sizeof(m->qid), "%s", qid);
+	m->conf = conf_ref(q->w->conf);
+	m->dir = q->w->dir ? dir_ref(q->w->dir) : NULL;
+	m->forced = true;
+	m->hnext = q->active[qmgr_bucket(m->qid)];
+	q->active[qmgr_bucket(m->qid)] = m;
+	q->nactive++;
+	if (job_submit(q->jobs, qmsg_load, qmsg_loaded, m) == -1)
 		panic("qmgr_notify: out of memory");
-	j->q = q;
-	j->conf = conf_ref(q->w->conf);
-	j->dir = q->w->dir ? dir_ref(q->w->dir) : NULL;
-	snprintf(j->qid, sizeof(j->qid), "%s", qid);
-	if (job_submit(q->jobs, qjob_run, qjob_done, j) == -1)
-		panic("qmgr_notify: out of memory");
+}
+
+/* ---- routing ---- */
+
+static struct qgroup *
+qmsg_group(struct qmsg *m, const struct domain_conf *dc, const char *domain)
+{
+	const struct config	*c = m->conf;
+	struct qgroup		*g;
+	char			 key[300];
+	size_t			 i;
+
+	if (dc != NULL && dc->hop.kind == HOP_MAILDIR)
+		snprintf(key, sizeof(key), "maildir:%s", dc->hop.path);
+	else if (dc != NULL && dc->hop.path != NULL)
+		snprintf(key, sizeof(key), "lmtp:unix:%s", dc->hop.path);
+	else if (dc != NULL)
+		snprintf(key, sizeof(key), "%s:%s:%u",
+		    dc->hop.kind == HOP_LMTP ? "lmtp" : "smtp", dc->hop.host,
+		    dc->hop.port);
+	else if (c->relayhost.host != NULL)
+		snprintf(key, sizeof(key), "relay:%s:%u", c->relayhost.host,
+		    c->relayhost.port);
+	else
+		snprintf(key, sizeof(key), "mx:%s", domain);
+	for (i = 0; i < m->ngroups; i++)
+		if (strcmp(m->groups[i].dest.key, key) == 0)
+			return &m->groups[i];
+	if (m->ngroups == QMGR_GROUPS_MAX)
+		return NULL;
+	g = &m->groups[m->ngroups++];
+	g->m = m;
+	g->id = id_next();
+	g->dc = dc;
+	g->maildir = dc != NULL && dc->hop.kind == HOP_MAILDIR;
+	snprintf(g->dest.key, sizeof(g->dest.key), "%s", key);
+	snprintf(g->domain, sizeof(g->domain), "%s", domain);
+	g->dest.lmtp = dc != NULL && dc->hop.kind == HOP_LMTP;
+	if (dc != NULL && !g->maildir && dc->hop.path != NULL) {
+		g->dest.unix_sock = true;
+		snprintf(g->dest.path, sizeof(g->dest.path), "%s",
+		    dc->hop.path);
+	}
+	g->idx = calloc(m->qf.nrcpts, sizeof(*g->idx));
+	g->rcpts = calloc(m->qf.nrcpts, sizeof(*g->rcpts));
+	g->res = calloc(m->qf.nrcpts, sizeof(*g->res));
+	if (g->idx == NULL || g->rcpts == NULL || g->res == NULL)
+		panic("qmsg_group: out of memory");
+	return g;
+}
+
+static void
+qmsg_result(struct qmsg *m, size_t i, unsigned code, const char *esc,
+    const char *text, const char *mta)
+{
+	struct client_rcpt_result	*r = &m->res[i];
+
+	r->code = code;
+	snprintf(r->esc, sizeof(r->esc), "%s", esc);
+	snprintf(r->text, sizeof(r->text), "%s", text);
+	snprintf(r->mta, sizeof(r->mta), "%s", mta ? mta : "");
+	m->state[i] = code >= 500 ? QR_PERM : code >= 400 ? QR_TEMP : QR_OK;
+}
+
+/* A whole group gets one result (DNS failure, no route). */
+static void
+qgroup_fail(struct qgroup *g, unsigned code, const char *esc,
+    const char *text)
+{
+	size_t	i;
+
+	for (i = 0; i < g->n; i++)
+		qmsg_result(g->m, g->idx[i], code, esc, text, NULL);
+	qgroup_done(g);
+}
+
+/* On a job thread: every recipient of a Maildir group. */
+static void
+qgroup_maildir(void *arg)
+{
+	struct qgroup	*g = arg;
+	struct qmsg	*m = g->m;
+	char		 err[256], mbox[256];
+	size_t		 k, i, n;
+
+	for (k = 0; k < g->n; k++) {
+		const char		*rcpt = g->rcpts[k];
+		const char		*at = strrchr(rcpt, '@');
+		struct dir_query	 dq = {
+			.local = rcpt, .llen = (size_t)(at - rcpt),
+			.domain = at + 1, .dlen = strlen(at + 1), .delim = "",
+		};
+
+		i = g->idx[k];
+		/* The mailbox: the local part if the directory knows it,
+		 * else the part before the delimiter (alice+news). */
+		n = dq.llen;
+		if (dir_lookup(m->dir, &dq, 0, NULL, NULL) != DIR_VALID &&
+		    (n = strcspn(rcpt, g->dc->delim)) == 0)
+			n = dq.llen;
+		if (n > dq.llen)
+			n = dq.llen;
+		snprintf(mbox, sizeof(mbox), "%.*s", (int)n, rcpt);
+		if (deliver_maildir(g->dc->hop.path, mbox, m->conf->hostname,
+		    &m->qf, i, err, sizeof(err)) == -1)
+			qmsg_result(m, i, 451, "4.3.0", err, NULL);
+		else
+			qmsg_result(m, i, 250, "2.0.0", "delivered to "
+			    "maildir", NULL);
+	}
+}
+
+static void
+qgroup_maildir_done(void *arg)
+{
+	qgroup_done(arg);
+}
+
+static void
+qgroup_sent(void *arg, struct client_msg *cm)
+{
+	struct qgroup	*g = arg;
+	size_t		 k;
+
+	for (k = 0; k < g->n; k++)
+		qmsg_result(g->m, g->idx[k], cm->results[k].code,
+		    cm->results[k].esc, cm->results[k].text,
+		    cm->results[k].mta);
+	qgroup_done(g);
+}
+
+static void
+qgroup_send(struct qgroup *g)
+{
+	struct qmsg	*m = g->m;
+
+	g->cm = (struct client_msg){
+		.id = g->id,
+		.sender = m->qf.sender,
+		.rcpts = g->rcpts,
+		.nrcpts = g->n,
+		.body = m->qf.body,
+		.bodylen = m->qf.bodylen,
+		.results = g->res,
+		.done = qgroup_sent,
+		.arg = g,
+	};
+	client_send(m->q->client, &g->dest, &g->cm);
+}
+
+/* DNS answered for a group: fill its destination and send. */
+static void
+qgroup_resolved(void *arg, uint64_t id, const struct dns_result *r)
+{
+	struct qgroup	*g = arg;
+	uint16_t	 port;
+	size_t		 h, a;
+
+	(void)id;
+	if (r->status == DNS_NULLMX) {
+		qgroup_fail(g, 556, "5.1.10", "recipient domain does not "
+		    "accept mail (null MX)");
+		return;
+	}
+	if (r->status == DNS_NOTFOUND) {
+		qgroup_fail(g, 550, "5.1.2", r->why[0] ? r->why :
+		    "recipient domain not found");
+		return;
+	}
+	if (r->status != DNS_OK || r->nhosts == 0) {
+		qgroup_fail(g, 451, "4.4.3", r->why[0] ? r->why :
+		    "DNS look-up failed");
+		return;
+	}
+	port = g->dc != NULL ? g->dc->hop.port :
+	    g->m->conf->relayhost.host != NULL ?
+	    g->m->conf->relayhost.port : QMGR_SMTP_PORT;
+	snprintf(g->dest.name, sizeof(g->dest.name), "%s", r->hosts[0].name);
+	for (h = 0; h < r->nhosts; h++)
+		for (a = 0; a < r->hosts[h].naddrs &&
+		    g->dest.naddrs < CLIENT_ADDR_MAX; a++) {
+			struct sockaddr_storage *ss =
+			    &g->dest.addrs[g->dest.naddrs++];
+
+			*ss = r->hosts[h].addrs[a];
+			if (ss->ss_family == AF_INET)
+				((struct sockaddr_in *)ss)->sin_port =
+				    htons(port);
+			else
+				((struct sockaddr_in6 *)ss)->sin6_port =
+				    htons(port);
+		}
+	qgroup_send(g);
+}
+
+static void
+qgroup_start(struct qgroup *g)
+{
+	struct qmsg	*m = g->m;
+
+	if (g->maildir) {
+		if (job_submit(m->q->jobs, qgroup_maildir, qgroup_maildir_done,
+		    g) == -1)
+			panic("qgroup_start: out of memory");
+	} else if (g->dest.unix_sock)
+		qgroup_send(g);
+	else if (m->q->dns == NULL)
+		qgroup_fail(g, 451, "4.4.3", "no DNS resolver");
+	else if (g->dc != NULL)
+		dns_resolve_host(m->q->dns, g->dc->hop.host, g->id,
+		    qgroup_resolved, g);
+	else if (m->conf->relayhost.host != NULL)
+		dns_resolve_host(m->q->dns, m->conf->relayhost.host, g->id,
+		    qgroup_resolved, g);
+	else
+		dns_resolve_mx(m->q->dns, g->domain, g->id, qgroup_resolved,
+		    g);
+}
+
+static void
+qgroup_done(struct qgroup *g)
+{
+	if (--g->m->pending == 0)
+		qmsg_finish(g->m);
+}
+
+static bool
+qmsg_expired(const struct qmsg *m)
+{
+	return (uint64_t)(time(NULL) - m->qf.arrival) * 1000 >
+	    m->conf->queue_lifetime_ms;
+}
+
+/* Group the unfinished recipients by next hop and start each group. */
+static void
+qmsg_route(struct qmsg *m)
+{
+	const struct domain_conf	*dc;
+	struct qgroup			*g;
+	const char			*at;
+	size_t				 i, ngroups;
+	bool				 expired = qmsg_expired(m);
+
+	for (i = 0; i < m->qf.nrcpts; i++) {
+		if (m->qf.done[i])
+			continue;
+		at = strrchr(m->qf.rcpts[i], '@');
+		if (expired || at == NULL) {
+			qmsg_result(m, i, 550, "4.4.7", "delivery time expired",
+			    NULL);
+			continue;
+		}
+		dc = conf_domain(m->conf, at + 1, strlen(at + 1));
+		if ((g = qmsg_group(m, dc, at + 1)) == NULL) {
+			qmsg_result(m, i, 451, "4.3.0", "too many next hops "
+			    "for one attempt", NULL);
+			continue;
+		}
+		g->idx[g->n] = i;
+		g->rcpts[g->n++] = m->qf.rcpts[i];
+	}
+	ngroups = m->ngroups;
+	m->pending = (unsigned)ngroups + 1;	/* +1: until all started */
+	for (i = 0; i < ngroups; i++)
+		qgroup_start(&m->groups[i]);
+	if (--m->pending == 0)
+		qmsg_finish(m);
+}
+
+static void
+qmsg_loaded(void *arg)
+{
+	struct qmsg	*m = arg;
+	struct qmgr	*q = m->q;
+	time_t		 now = time(NULL);
+	size_t		 n;
+
+	if (q->stopping) {
+		qmgr_unlink(q, m);
+		qmsg_free(m);
+		return;
+	}
+	if (!m->opened) {
+		if (m->load_errno == EWOULDBLOCK)
+			qmgr_wait(q, m->qid, QMGR_LOCKED_RETRY_MS);
+		else if (m->load_errno != ENOENT)
+			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+			    "open queue file: %s\"", m->qid,
+			    strerror(m->load_errno));
+		qmgr_unlink(q, m);
+		qmsg_free(m);
+		return;
+	}
+	if (!m->forced && m->qf.next_attempt > now && !qmsg_expired(m)) {
+		qmgr_wait(q, m->qid, (unsigned)(m->qf.next_attempt - now) *
+		    1000);
+		qmgr_unlink(q, m);
+		qmsg_free(m);
+		return;
+	}
+	n = m->qf.nrcpts;
+	m->state = calloc(n, sizeof(*m->state));
+	m->res = calloc(n, sizeof(*m->res));
+	m->report = calloc(n, sizeof(*m->report));
+	if (m->state == NULL || m->res == NULL || m->report == NULL)
+		panic("qmsg_loaded: out of memory");
+	qmsg_route(m);
+}
+
+/* ---- the outcome ---- */
+
+static bool
+qmgr_client_trusted(const struct config *c, const char *client)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	struct sockaddr_in6	sin6 = { .sin6_family = AF_INET6 };
+
+	if (inet_pton(AF_INET, client, &sin.sin_addr) == 1)
+		return cidr_list_match(&c->relay_networks,
+		    (struct sockaddr *)&sin);
+	if (inet_pton(AF_INET6, client, &sin6.sin6_addr) == 1)
+		return cidr_list_match(&c->relay_networks,
+		    (struct sockaddr *)&sin6);
+	return false;
+}
+
+static unsigned
+qmsg_backoff_ms(const struct qmsg *m)
+{
+	uint64_t	ms = m->conf->retry_min_ms;
+	unsigned	i;
+
+	for (i = 0; i < m->qf.attempts && ms < m->conf->retry_max_ms; i++)
+		ms *= 2;
+	return ms > m->conf->retry_max_ms ? m->conf->retry_max_ms :
+	    (unsigned)ms;
+}
+
+static void
+qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
+{
+	const struct client_rcpt_result	*r = &m->res[i];
+	const char			*rcpt = m->qf.rcpts[i];
+
+	switch (m->state[i]) {
+	case QR_OK:
+		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> "
+		    "status=%s reply=\"%s\"", m->qid, log_esc(rcpt,
+		    strlen(rcpt), 256), r->esc, log_text(r->text,
+		    strlen(r->text), 200));
+		break;
+	case QR_TEMP:
+		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> status=%s "
+		    "reason=\"%s\" attempts=%u next_attempt_s=%u", m->qid,
+		    log_esc(rcpt, strlen(rcpt), 256), r->esc,
+		    log_text(r->text, strlen(r->text), 200),
+		    m->qf.attempts + 1, next_ms / 1000);
+		break;
+	case QR_PERM:
+		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> status=%s "
+		    "reason=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
+		    r->esc, log_text(r->text, strlen(r->text), 200));
+		break;
+	default:
+		panic("qmsg_log: recipient %zu of %s has no result", i,
+		    m->qid);
+	}
+}
+
+/* Failed recipients get one report, if the guard allows. */
+static void
+qmsg_report_failures(struct qmsg *m)
+{
+	struct dsn_rcpt		*dr;
+	struct qmgr_report	 rep;
+	size_t			 i, n = 0;
+	char			 (*diag)[300];
+
+	if ((dr = calloc(m->qf.nrcpts, sizeof(*dr))) == NULL ||
+	    (diag = calloc(m->qf.nrcpts, sizeof(*diag))) == NULL)
+		panic("qmsg_report_failures: out of memory");
+	for (i = 0; i < m->qf.nrcpts; i++) {
+		if (m->state[i] != QR_PERM)
+			continue;
+		m->report[i] = true;	/* finished for good either way */
+		snprintf(diag[n], sizeof(diag[n]), "%u %s %s",
+		    m->res[i].code, m->res[i].esc, m->res[i].text);
+		dr[n] = (struct dsn_rcpt){
+			.rcpt = m->qf.rcpts[i],
+			.action = "failed",
+			.status = m->res[i].esc,
+			.diag = diag[n],
+			.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
+		};
+		n++;
+	}
+	if (n > 0) {
+		rep = (struct qmgr_report){
+			.orig_qid = m->qid,
+			.sender = m->qf.sender,
+			.client_trusted = qmgr_client_trusted(m->conf,
+			    m->qf.client),
+			.msg = m->qf.body,
+			.msglen = m->qf.bodylen,
+			.arrival = m->qf.arrival,
+			.rcpts = dr,
+			.nrcpts = n,
+		};
+		(void)qmgr_report(m->q, &rep);
+	}
+	free(diag);
+	free(dr);
+}
+
+/* On a job thread: make the outcome durable. */
+static void
+qmsg_record(void *arg)
+{
+	struct qmsg	*m = arg;
+	size_t		 i;
+
+	for (i = 0; i < m->qf.nrcpts; i++)
+		if ((m->state[i] == QR_OK || m->report[i]) &&
+		    queue_file_mark_done(&m->qf, i) == -1)
+			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+			    "mark recipient done: %s\"", m->qid,
+			    strerror(errno));
+	if (queue_file_all_done(&m->qf)) {
+		if (queue_file_remove(&m->qf) == -1)
+			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+			    "remove queue file: %s\"", m->qid, strerror(errno));
+		else
+			m->removed = true;
+	} else if (m->ndeferred > 0 &&
+	    queue_file_mark_attempt(&m->qf, m->qf.attempts + 1, m->next) == -1)
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "record the retry time: %s\"", m->qid, strerror(errno));
+}
+
+static void
+qmsg_recorded(void *arg)
+{
+	struct qmsg	*m = arg;
+	struct qmgr	*q = m->q;
+	time_t		 now = time(NULL);
+
+	if (m->removed)
+		log_event(LOG_LVL_INFO, "removed", "qid=%s", m->qid);
+	qmgr_unlink(q, m);
+	if (!q->stopping && !m->removed) {
+		if (m->again)
+			qmgr_notify(q, m->qid);
+		else if (m->ndeferred > 0)
+			qmgr_wait(q, m->qid, m->next > now ?
+			    (unsigned)(m->next - now) * 1000 : 0);
+	}
+	qmsg_free(m);
+}
+
+static void
+qmsg_finish(struct qmsg *m)
+{
+	unsigned	next_ms = qmsg_backoff_ms(m);
+	size_t		i;
+
+	if (m->q->stopping)
+		return;		/* nothing recorded: tried again at start */
+	m->next = time(NULL) + (time_t)(next_ms / 1000);
+	for (i = 0; i < m->qf.nrcpts; i++) {
+		if (m->qf.done[i])
+			continue;
+		m->ndeferred += m->state[i] == QR_TEMP;
+		qmsg_log(m, i, next_ms);
+	}
+	qmsg_report_failures(m);
+	if (job_submit(m->q->jobs, qmsg_record, qmsg_recorded, m) == -1)
+		panic("qmsg_finish: out of memory");
+}
+
+/* ---- reports (DSN, NDR) ---- */
+
+static void
+qmgr_report_committed(void *arg, uint64_t sid, bool ok, const char *qid)
+{
+	struct qmgr	*q = arg;
+
+	(void)sid;
+	if (ok)
+		qmgr_notify(q, qid);
+	else
+		log_event(LOG_LVL_WARNING, "dsn", "msg=\"cannot queue a "
+		    "report\"");
+}
+
+static const char *
+qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
+{
+	const struct config	*c = q->w->conf;
+	const char		*at = strrchr(r->sender, '@'), *why = NULL;
+	struct ndr_query	 nq = {
+		.sender = r->sender,
+		.sender_is_ours = at != NULL &&
+		    conf_domain(c, at + 1, strlen(at + 1)) != NULL,
+		.client_trusted = r->client_trusted,
+		.about_dsn = r->sender[0] == '\0' ||
+		    dsn_is_report(r->msg, r->msglen),
+	};
+	struct timespec		 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (backscatter_check(q->bs, &nq, (uint64_t)ts.tv_sec * 1000 +
+	    (uint64_t)ts.tv_nsec / 1000000, &why) == NDR_SEND)
+		return NULL;
+	return why ? why : "refused";
+}
+
+int
+qmgr_report(struct qmgr *q, const struct qmgr_report *r)
+{
+	const struct config	*c = q->w->conf;
+	const char		*why, *rcpts[1];
+	struct queue_msg	*qm;
+	struct queue_env	 env;
+	struct dsn_input	 in;
+	struct buf		 b;
+	size_t			 i;
+
+	if ((why = qmgr_report_verdict(q, r)) != NULL) {
+		for (i = 0; i < r->nrcpts; i++)
+			log_event(LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
+			    "ndr=suppressed reason=%s", r->orig_qid,
+			    log_esc(r->rcpts[i].rcpt,
+			    strlen(r->rcpts[i].rcpt), 256), why);
+		return -1;
+	}
+	in = (struct dsn_input){
+		.reporting_mta = c->hostname,
+		.qid = r->orig_qid,
+		.arrival = r->arrival,
+		.now = time(NULL),
+		.sender = r->sender,
+		.msg = r->msg,
+		.msglen = r->msglen,
+		.rcpts = r->rcpts,
+		.nrcpts = r->nrcpts,
+		.boundary_seed = r->orig_qid,
+	};
+	buf_init(&b, QMGR_DSN_MAX);
+	rcpts[0] = r->sender;
+	env = (struct queue_env){
+		.client = "127.0.0.1", .helo = c->hostname, .sender = "",
+		.rcpts = rcpts, .nrcpts = 1, .arrival = time(NULL),
+	};
+	if (dsn_build(&in, &b) == -1 ||
+	    (qm = queue_msg_new(q->w->queue, &env)) == NULL) {
+		log_event(LOG_LVL_WARNING, "dsn", "qid=%s msg=\"cannot build "
+		    "or queue a report\"", r->orig_qid);
+		buf_free(&b);
+		return -1;
+	}
+	log_event(LOG_LVL_INFO, "dsn", "qid=%s dsn_qid=%s to=<%s> rcpts=%zu",
+	    r->orig_qid, queue_msg_id(qm), log_esc(r->sender,
+	    strlen(r->sender), 256), r->nrcpts);
+	if (queue_msg_write(qm, b.data, b.len) == -1) {
+		queue_msg_abort(qm);
+		buf_free(&b);
+		return -1;
+	}
+	buf_free(&b);
+	queue_msg_commit(qm, 0, qmgr_report_committed, q);
+	return 0;
+}
+
+/* ---- waiting for retries ---- */
+
+static void
+qwait_unlink(struct qwait *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		r->q->waiting = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->q->nwaiting--;
+	event_free(r->ev);
+}
+
+static void
+qwait_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct qwait	*r = arg;
+	struct qmgr	*q = r->q;
+	char		 qid[ID_STRLEN + 1];
+
+	(void)fd;
+	(void)what;
+	memcpy(qid, r->qid, sizeof(qid));
+	qwait_unlink(r);
+	free(r);
+	qmgr_notify(q, qid);
+}
+
+static void
+qmgr_wait(struct qmgr *q, const char *qid, unsigned ms)
+{
+	struct qwait	*r;
+	struct timeval	 tv = { .tv_sec = ms / 1000,
+			    .tv_usec = (ms % 1000) * 1000 };
+
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->ev = evtimer_new(q->w->base, qwait_fire, r)) == NULL)
+		panic("qmgr_wait: out of memory");
+	r->q = q;
+	snprintf(r->qid, sizeof(r->qid), "%s", qid);
+	r->next = q->waiting;
+	if (q->waiting)
+		q->waiting->prev = r;
+	q->waiting = r;
+	q->nwaiting++;
+	evtimer_add(r->ev, &tv);
+}
+
+unsigned
+qmgr_flush(struct qmgr *q)
+{
+	struct qwait	*r;
+	struct timeval	 now = { 0, 0 };
+	unsigned	 n = 0;
+
+	for (r = q->waiting; r != NULL; r = r->next, n++)
+		evtimer_add(r->ev, &now);
+	return n;
 }
 
 static void
 qmgr_scan_one(void *arg, const char *qid)
 {
-	qmgr_notify(arg, qid);
+	struct qmgr	*q = arg;
+	struct qmsg	*m;
+
+	qmgr_notify(q, qid);
+	if ((m = qmgr_find(q, qid)) != NULL)
+		m->forced = false;	/* resume the schedule on disk */
 }
 
 void
@@ -229,20 +924,119 @@ qmgr_start(struct qmgr *q)
 {
 	if (queue_scan(q->w->queue, qmgr_scan_one, q) == -1)
 		log_event(LOG_LVL_WARNING, "queue", "msg=\"cannot scan the "
-		    "spool: %m\"");
+		    "spool: %s\"", strerror(errno));
+}
+
+unsigned
+qmgr_active(const struct qmgr *q)
+{
+	return q->nactive;
+}
+
+unsigned
+qmgr_waiting(const struct qmgr *q)
+{
+	return q->nwaiting;
+}
+
+void
+qmgr_stop(struct qmgr *q)
+{
+	struct qwait	*r;
+
+	q->stopping = true;
+	while ((r = q->waiting) != NULL) {
+		qwait_unlink(r);
+		free(r);
+	}
 }
 
 void
 qmgr_free(struct qmgr *q)
 {
-	struct qretry	*r;
+	struct qmsg	*m;
+	size_t		 b;
 
 	if (q == NULL)
 		return;
-	while ((r = q->retries) != NULL) {
-		qmgr_retry_unlink(r);
-		free(r);
-	}
+	qmgr_stop(q);
+	/* Deliveries in flight end as deferred (their results are not
+	 * recorded: the files stay as they are, and are tried again). */
+	if (q->client)
+		client_pool_free(q->client);
+	if (q->dns)
+		dns_resolver_free(q->dns);
 	job_pool_free(q->jobs);
+	for (b = 0; b < QMGR_BUCKETS; b++)
+		while ((m = q->active[b]) != NULL) {
+			q->active[b] = m->hnext;
+			qmsg_free(m);
+		}
+	if (q->bs)
+		backscatter_free(q->bs);
+#ifdef MXGATE_TLS
+	SSL_CTX_free(q->ssl_ctx);
+#endif
 	free(q);
+}
+
+/* ---- control commands (ctl.h) ---- */
+
+static int
+qmgr_ctl_flush(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	unsigned	n;
+
+	(void)argv;
+	if (argc != 0) {
+		ctl_error(cn, "usage: queue flush");
+		return -1;
+	}
+	n = qmgr_flush(arg);
+	ctl_printf(cn, "scheduled %u deferred message%s", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+/* `mxgate queue release` moved it back into queue/: deliver it now. */
+static int
+qmgr_ctl_schedule(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	struct qmgr	*q = arg;
+	char		*path;
+	int		 found;
+
+	if (argc != 1 || (path = queue_path(q->w->queue, argv[0])) == NULL) {
+		ctl_error(cn, "usage: queue schedule QUEUE-ID");
+		return -1;
+	}
+	found = access(path, F_OK) == 0;
+	free(path);
+	if (!found) {
+		ctl_error(cn, "no such message in the queue: %s", argv[0]);
+		return -1;
+	}
+	qmgr_notify(q, argv[0]);
+	ctl_printf(cn, "scheduled %s", argv[0]);
+	return 0;
+}
+
+static int
+qmgr_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	ctl_printf(cn, "queue_active %u", qmgr_active(arg));
+	ctl_printf(cn, "queue_deferred %u", qmgr_waiting(arg));
+	return 0;
+}
+
+void
+qmgr_ctl_register(struct qmgr *q, struct ctl *ctl)
+{
+	if (ctl_register(ctl, "queue", "flush", qmgr_ctl_flush, q,
+	    "retry every deferred message now") == -1 ||
+	    ctl_register(ctl, "queue", "schedule", qmgr_ctl_schedule, q,
+	    "QUEUE-ID: deliver this message now") == -1 ||
+	    ctl_register(ctl, "stats", NULL, qmgr_ctl_stats, q, NULL) == -1)
+		panic("qmgr_ctl_register: command table full");
 }

@@ -1,22 +1,65 @@
 /*
- * qmgr.h - the delivery manager: takes committed queue ids, delivers each
- * recipient to its domain's next hop on a job thread, records what is
- * finished, removes the queue file when every recipient is, and retries
- * the rest after retry_min.  At start it picks up what is on disk.
- * Never: speaks SMTP inbound, or removes a file before every recipient's
- * copy is durable.
+ * qmgr.h - the queue manager: takes committed queue ids, routes each
+ * recipient to its next hop (Maildir on a job thread; SMTP/LMTP through
+ * the outbound client on the loop; other domains to relayhost or their MX
+ * hosts), records what is finished, retries the rest with exponential
+ * backoff until queue_lifetime, and returns failures in a DSN when the
+ * backscatter guard allows (DESIGN 4, 5).  At start it picks up what is
+ * on disk, and the schedule resumes from the queue files' A records.
+ * Never: speaks inbound SMTP, or removes a file before every recipient is
+ * finished for good (delivered durably, or failed and reported).
  */
 #ifndef MXGATE_QMGR_H
 #define MXGATE_QMGR_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
 struct worker;
 struct qmgr;
+struct ctl;
+struct dsn_rcpt;
 
-struct qmgr	*qmgr_new(struct worker *, unsigned nthreads);
+struct qmgr	*qmgr_new(struct worker *, unsigned nthreads, char *err,
+		    size_t errlen);
 /* Queue every committed message found in the spool. */
 void		 qmgr_start(struct qmgr *);
+/* A message to work on now (or at its scheduled time, if not forced). */
 void		 qmgr_notify(struct qmgr *, const char *qid);
-/* Stop retry timers, wait for deliveries in flight, free. */
+/* Every message waiting for a retry: now. */
+unsigned	 qmgr_flush(struct qmgr *);
+/* Take no new work (call before draining the spool's commit jobs). */
+void		 qmgr_stop(struct qmgr *);
+/* Stop timers and deliveries (messages stay queued), free. */
 void		 qmgr_free(struct qmgr *);
+
+/* What a report is about. */
+struct qmgr_report {
+	const char		*orig_qid;	/* for logs; may be "" */
+	const char		*sender;	/* the report goes here */
+	bool			 client_trusted; /* relay_networks or auth */
+	const uint8_t		*msg;		/* original (headers suffice) */
+	size_t			 msglen;
+	time_t			 arrival;
+	const struct dsn_rcpt	*rcpts;
+	size_t			 nrcpts;
+};
+
+/*
+ * Send a DSN/NDR about rcpts to the sender if, and only if, the
+ * backscatter guard allows it; logs event=dsn or ndr=suppressed with the
+ * reason.  Everything needed is copied before it returns.  0 if a report
+ * was queued (committed later), -1 if suppressed or on a local error.
+ */
+int		 qmgr_report(struct qmgr *, const struct qmgr_report *);
+
+/* "queue flush", "queue schedule QID" and the queue's "stats" lines. */
+void		 qmgr_ctl_register(struct qmgr *, struct ctl *);
+
+/* For stats. */
+unsigned	 qmgr_active(const struct qmgr *);
+unsigned	 qmgr_waiting(const struct qmgr *);
 
 #endif

@@ -144,7 +144,7 @@ job_submit(struct job_pool *p, job_fn *fn, job_done_fn *done, void *arg)
 {
 	struct job	*j;
 
-	if ((j = malloc(sizeof(*j))) == NULL)
+	if (p->stopping || (j = malloc(sizeof(*j))) == NULL)
 		return -1;
 	j->fn = fn;
 	j->done = done;

@@ -15,7 +15,8 @@ typedef void	job_done_fn(void *arg);		/* runs on the loop */
 struct job_pool *job_pool_new(struct event_base *, unsigned nthreads);
 /* Waits for queued and running jobs, runs their done callbacks, frees. */
 void	job_pool_free(struct job_pool *);
-/* 0, or -1 (out of memory: nothing was queued). */
+/* 0, or -1 (out of memory, or the pool is being freed: nothing was
+ * queued). */
 int	job_submit(struct job_pool *, job_fn *, job_done_fn *, void *arg);
 /* Jobs submitted and not yet completed (for shutdown and stats). */
 unsigned job_pending(const struct job_pool *);

@@ -17,8 +17,10 @@
 #include <event2/listener.h>
 
 #include "../conf/conf.h"
+#include "../ctl/ctl.h"
 #include "../deliver/qmgr.h"
 #include "../dir/dir.h"
+#include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
 #include "../smtp/smtp_session.h"
@@ -44,6 +46,7 @@ worker_session_add(struct worker *w, struct smtp_session *s)
 	s->hnext = w->sessions[b];
 	w->sessions[b] = s;
 	w->nsessions++;
+	w->sessions_total++;
 }
 
 void
@@ -139,6 +142,25 @@ worker_listen(struct worker *w)
 	return 0;
 }
 
+void
+worker_guard_conf(const struct config *c, struct guard_conf *g)
+{
+	guard_conf_defaults(g);
+	g->window_ms = c->harvest_window_ms;
+	g->tarpit_after = c->harvest_tarpit_after;
+	g->tarpit_base_ms = c->harvest_tarpit_delay_ms;
+	g->tarpit_max_ms = c->harvest_tarpit_max_ms;
+	g->session_limit = c->harvest_session_limit;
+	g->threshold = c->harvest_threshold;
+	g->threshold_net = c->harvest_threshold_net;
+	g->ttl_ms = c->harvest_ttl_ms;
+	g->global_rate = c->harvest_global_rate;
+	g->max_tarpitted = c->harvest_max_tarpitted;
+	g->session_delay_max_ms = c->harvest_session_delay_max_ms;
+	g->max_clients = c->harvest_max_clients;
+	g->exempt = &c->harvest_exempt;
+}
+
 /* A reload runs off the loop (loading a large users file takes time). */
 struct reload {
 	struct worker	*w;
@@ -178,6 +200,10 @@ reload_done(void *arg)
 		if (r->conf)
 			conf_unref(r->conf);
 	} else {
+		struct guard_conf gc;
+
+		worker_guard_conf(r->conf, &gc);
+		guard_set_conf(w->guard, &gc);	/* exempt: the new snapshot */
 		conf_unref(w->conf);
 		w->conf = r->conf;
 		if (w->dir)
@@ -210,6 +236,118 @@ worker_reload(struct worker *w)
 	w->reloading = true;
 	if (job_submit(w->misc_jobs, reload_run, reload_done, r) == -1)
 		panic("worker_reload: out of memory");
+}
+
+/* ---- control commands (ctl.h) ---- */
+
+static int
+worker_ctl_reload(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	struct worker	*w = arg;
+
+	(void)argv;
+	if (argc != 0) {
+		ctl_error(cn, "usage: reload");
+		return -1;
+	}
+	if (w->reloading) {
+		ctl_error(cn, "a reload is already running");
+		return -1;
+	}
+	worker_reload(w);
+	ctl_printf(cn, "reload started; event=reload in the log says how "
+	    "it ended");
+	return 0;
+}
+
+static int
+worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	struct worker		*w = arg;
+	struct guard_stats	 st;
+
+	(void)argc;
+	(void)argv;
+	ctl_printf(cn, "sessions_open %zu", w->nsessions);
+	ctl_printf(cn, "sessions_total %llu",
+	    (unsigned long long)w->sessions_total);
+	ctl_printf(cn, "messages_queued_total %llu",
+	    (unsigned long long)w->messages_queued);
+	ctl_printf(cn, "directory_entries %zu", w->dir ? dir_count(w->dir) :
+	    (size_t)0);
+	guard_get_stats(w->guard, &st);
+	ctl_printf(cn, "harvest_entries %zu", st.entries);
+	ctl_printf(cn, "harvest_marked %zu", st.marked);
+	ctl_printf(cn, "harvest_tarpitted %zu", st.tarpitted);
+	ctl_printf(cn, "harvest_hot_domains %zu", st.hot_domains);
+	return 0;
+}
+
+struct worker_harvest_out {
+	struct ctl_conn	*cn;
+	uint64_t	 now;
+	unsigned	 n;
+};
+
+static void
+worker_harvest_line(void *arg, const char *net, const char *state,
+    unsigned distinct_unknown, unsigned valid, uint64_t expires_ms)
+{
+	struct worker_harvest_out	*h = arg;
+
+	ctl_printf(h->cn, "%s %s unknown=%u valid=%u expires_in=%llus", net,
+	    state, distinct_unknown, valid, (unsigned long long)
+	    (expires_ms > h->now ? (expires_ms - h->now + 999) / 1000 : 0));
+	h->n++;
+}
+
+static int
+worker_ctl_harvest_list(void *arg, struct ctl_conn *cn, int argc,
+    char **argv)
+{
+	struct worker			*w = arg;
+	struct worker_harvest_out	 h = { cn, smtp_now_ms(), 0 };
+
+	(void)argv;
+	if (argc != 0) {
+		ctl_error(cn, "usage: harvest list");
+		return -1;
+	}
+	guard_list(w->guard, h.now, worker_harvest_line, &h);
+	ctl_printf(cn, "%u entr%s", h.n, h.n == 1 ? "y" : "ies");
+	return 0;
+}
+
+static int
+worker_ctl_harvest_unmark(void *arg, struct ctl_conn *cn, int argc,
+    char **argv)
+{
+	struct worker	*w = arg;
+	int		 n;
+
+	if (argc != 1) {
+		ctl_error(cn, "usage: harvest unmark ADDR|CIDR");
+		return -1;
+	}
+	if ((n = guard_unmark(w->guard, argv[0], smtp_now_ms())) < 0) {
+		ctl_error(cn, "not an address or network: %s", argv[0]);
+		return -1;
+	}
+	ctl_printf(cn, "unmarked %d entr%s", n, n == 1 ? "y" : "ies");
+	return 0;
+}
+
+void
+worker_ctl_register(struct worker *w, struct ctl *ctl)
+{
+	if (ctl_register(ctl, "reload", NULL, worker_ctl_reload, w,
+	    "reload the config and the users file (as SIGHUP)") == -1 ||
+	    ctl_register(ctl, "harvest", "list", worker_ctl_harvest_list, w,
+	    "clients in uniform mode or tarpitted") == -1 ||
+	    ctl_register(ctl, "harvest", "unmark", worker_ctl_harvest_unmark,
+	    w, "ADDR|CIDR: forget what the guard holds against it") == -1 ||
+	    ctl_register(ctl, "stats", NULL, worker_ctl_stats, w, NULL) == -1)
+		panic("worker_ctl_register: command table full");
 }
 
 static void
@@ -257,12 +395,26 @@ worker_signal(evutil_socket_t sig, short what, void *arg)
 		worker_stop(arg);
 }
 
+static void
+worker_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	(void)fd;
+	(void)what;
+	guard_tick(w->guard, smtp_now_ms());
+}
+
 int
 worker_run(struct worker *w)
 {
 	static const int	sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct timeval		sec = { 1, 0 };
 	size_t			i;
 
+	w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
+	if (w->tick_ev == NULL || event_add(w->tick_ev, &sec) == -1)
+		return -1;
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal, w);
 		if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) == -1)
@@ -273,6 +425,7 @@ worker_run(struct worker *w)
 		event_free(w->sig_ev[i]);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
+	event_free(w->tick_ev);
 	for (i = 0; i < w->nlisteners; i++)
 		evconnlistener_free(w->listeners[i]);
 	free(w->listeners);

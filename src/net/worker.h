@@ -21,6 +21,10 @@ struct job_pool;
 struct qmgr;
 struct smtp_session;
 struct evconnlistener;
+struct rate_table;
+struct guard;
+struct guard_conf;
+struct ctl;
 
 #define WORKER_SESSION_BUCKETS	4096	/* power of two */
 
@@ -32,10 +36,15 @@ struct worker {
 	struct job_pool		*commit_jobs;	/* spool fsyncs */
 	struct job_pool		*misc_jobs;	/* reloads */
 	struct qmgr		*qmgr;
+	struct rate_table	*null_rate;	/* bounces per recipient */
+	struct guard		*guard;		/* harvest guard */
+	struct event		*tick_ev;	/* once a second: guard_tick */
 	struct evconnlistener	**listeners;
 	size_t			 nlisteners;
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
 	size_t			 nsessions;
+	uint64_t		 sessions_total;	/* since start */
+	uint64_t		 messages_queued;	/* since start */
 	bool			 stopping;
 	bool			 reloading;
 	struct event		*sig_ev[4];
@@ -48,8 +57,13 @@ void	worker_session_add(struct worker *, struct smtp_session *);
 void	worker_session_del(struct worker *, struct smtp_session *);
 struct smtp_session *worker_session_find(struct worker *, uint64_t id);
 
+/* The harvest guard's settings from a config snapshot. */
+void	worker_guard_conf(const struct config *, struct guard_conf *);
+
 /* Bind every listen address; 0, or -1 with a message logged. */
 int	worker_listen(struct worker *);
+/* Control commands: "reload", "harvest list|unmark", "stats" lines. */
+void	worker_ctl_register(struct worker *, struct ctl *);
 /* Run the loop until a stop signal; then drain and return. */
 int	worker_run(struct worker *);
 

@@ -19,7 +19,7 @@ policy_rcpt(enum relay_verdict rv, enum dir_verdict v,
 		return RCPT_ACCEPT;
 	case DIR_UNKNOWN:
 		return dc->unknown == UNKNOWN_DISCARD ? RCPT_DISCARD :
-		    RCPT_REJECT;
+		    dc->unknown == UNKNOWN_BOUNCE ? RCPT_BOUNCE : RCPT_REJECT;
 	case DIR_TEMPFAIL:
 		return RCPT_TEMPFAIL;
 	default:
@@ -34,9 +34,12 @@ policy_action_name(enum rcpt_action a)
 		[RCPT_ACCEPT] = "accept",
 		[RCPT_RELAY] = "relay",
 		[RCPT_DISCARD] = "discard",
+		[RCPT_BOUNCE] = "bounce",
 		[RCPT_REJECT] = "reject",
 		[RCPT_TEMPFAIL] = "tempfail",
 		[RCPT_DENY] = "relay_denied",
+		[RCPT_UNIFORM] = "uniform",
+		[RCPT_CUTOFF] = "cutoff",
 	};
 
 	return names[a];
@@ -45,5 +48,6 @@ policy_action_name(enum rcpt_action a)
 bool
 policy_looks_valid(enum rcpt_action a)
 {
-	return a == RCPT_ACCEPT || a == RCPT_RELAY || a == RCPT_DISCARD;
+	return a == RCPT_ACCEPT || a == RCPT_RELAY || a == RCPT_DISCARD ||
+	    a == RCPT_BOUNCE;
 }

@@ -74,6 +74,8 @@ struct queue_file {
 	char	       **rcpts;
 	size_t		 nrcpts;
 	bool		*done;		/* per recipient: finished for good */
+	unsigned	 attempts;	/* delivery attempts so far */
+	time_t		 next_attempt;	/* when the next is due; 0: now */
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */
 	size_t		 bodylen;
 	/* private */
@@ -86,9 +88,18 @@ struct queue_file {
 /* Open and parse.  -1 (errno set; EINVAL: torn or malformed file). */
 int		 queue_file_open(const char *path, struct queue_file *);
 void		 queue_file_close(struct queue_file *);
+/*
+ * Take the file's delivery lock (flock, released at close) without
+ * waiting; -1 with EWOULDBLOCK if an admin command holds it, ENOENT if
+ * the file was deleted or held since it was opened.
+ */
+int		 queue_file_lock(struct queue_file *);
 /* Record that recipient i is finished (durably: append + fdatasync). */
 int		 queue_file_mark_done(struct queue_file *, size_t i);
 bool		 queue_file_all_done(const struct queue_file *);
+/* Record the retry schedule (durably); the last record wins. */
+int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,
+		    time_t next);
 /* Remove a finished file (and fsync its folder). */
 int		 queue_file_remove(struct queue_file *);
 

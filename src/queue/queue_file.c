@@ -6,6 +6,7 @@
  * EINVAL, never a guess).  Untrusted: the file's bytes.
  */
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -52,10 +53,16 @@ queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 	}
 	for (off = f->done_off; off < f->validlen; off += r.size) {
 		if (queue_rec_parse(p + off, f->validlen - off, &r) !=
-		    PARSE_OK || queue_rec_done_index(&r, qf->nrcpts, &i) == -1)
+		    PARSE_OK)
+			return -1;
+		if (r.type == QUEUE_REC_T_ATTEMPT)
+			continue;	/* the last one is in f already */
+		if (queue_rec_done_index(&r, qf->nrcpts, &i) == -1)
 			return -1;
 		qf->done[i] = true;
 	}
+	qf->attempts = f->attempts;
+	qf->next_attempt = f->next_attempt;
 	return 0;
 }
 
@@ -116,6 +123,22 @@ fail:
 	return -1;
 }
 
+int
+queue_file_lock(struct queue_file *qf)
+{
+	struct stat	a, b;
+
+	if (flock(qf->fd, LOCK_EX | LOCK_NB) == -1)
+		return -1;		/* EWOULDBLOCK: an admin has it */
+	/* deleted or moved to hold/ between our open and our lock? */
+	if (fstat(qf->fd, &a) == -1 || stat(qf->path, &b) == -1 ||
+	    a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_nlink == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
 void
 queue_file_close(struct queue_file *qf)
 {
@@ -138,13 +161,52 @@ queue_file_close(struct queue_file *qf)
 	qf->fd = -1;
 }
 
+/* Append one record after END, durably (fdatasync). */
+static int
+queue_file_append(struct queue_file *qf, int type, const char *payload,
+    size_t plen)
+{
+	char		rec[QUEUE_REC_HDRLEN + 64];
+	struct stat	st;
+	ssize_t		r;
+	size_t		n = QUEUE_REC_HDRLEN + plen + 1;
+
+	if (n > sizeof(rec)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fstat(qf->fd, &st) == -1)
+		return -1;
+	if ((uint64_t)st.st_size < qf->endoff) {
+		errno = EIO;		/* someone cut the file short */
+		return -1;
+	}
+	/* a torn record from a crash would swallow the one we append */
+	if ((uint64_t)st.st_size > qf->endoff &&
+	    ftruncate(qf->fd, (off_t)qf->endoff) == -1)
+		return -1;
+	queue_rec_header(rec, type, plen);
+	memcpy(rec + QUEUE_REC_HDRLEN, payload, plen);
+	rec[n - 1] = '\n';
+	do {
+		r = pwrite(qf->fd, rec, n, (off_t)qf->endoff);
+	} while (r == -1 && errno == EINTR);
+	if (r != (ssize_t)n) {
+		if (r >= 0)
+			errno = EIO;
+		return -1;	/* a partial record is dropped next time */
+	}
+	if (fdatasync(qf->fd) == -1)
+		return -1;
+	qf->endoff += n;
+	return 0;
+}
+
 int
 queue_file_mark_done(struct queue_file *qf, size_t i)
 {
-	char		rec[QUEUE_REC_HDRLEN + 32];
-	struct stat	st;
-	ssize_t		r;
-	int		n;
+	char	p[24];
+	int	n;
 
 	if (i >= qf->nrcpts) {
 		errno = EINVAL;
@@ -152,32 +214,25 @@ queue_file_mark_done(struct queue_file *qf, size_t i)
 	}
 	if (qf->done[i])
 		return 0;
-	if (fstat(qf->fd, &st) == -1)
+	n = snprintf(p, sizeof(p), "%zu", i);
+	if (queue_file_append(qf, QUEUE_REC_T_DONE, p, (size_t)n) == -1)
 		return -1;
-	if ((uint64_t)st.st_size < qf->endoff) {
-		errno = EIO;		/* someone cut the file short */
-		return -1;
-	}
-	/* a torn D record from a crash would swallow the one we append */
-	if ((uint64_t)st.st_size > qf->endoff &&
-	    ftruncate(qf->fd, (off_t)qf->endoff) == -1)
-		return -1;
-	n = snprintf(rec + QUEUE_REC_HDRLEN, sizeof(rec) - QUEUE_REC_HDRLEN,
-	    "%zu\n", i);
-	queue_rec_header(rec, QUEUE_REC_T_DONE, (uint64_t)n - 1);
-	n += QUEUE_REC_HDRLEN;
-	do {
-		r = write(qf->fd, rec, (size_t)n);
-	} while (r == -1 && errno == EINTR);
-	if (r != n) {
-		if (r >= 0)
-			errno = EIO;
-		return -1;	/* a partial record is dropped next time */
-	}
-	if (fdatasync(qf->fd) == -1)
-		return -1;
-	qf->endoff += (size_t)n;
 	qf->done[i] = true;
+	return 0;
+}
+
+int
+queue_file_mark_attempt(struct queue_file *qf, unsigned attempts,
+    time_t next)
+{
+	char	p[48];
+	int	n;
+
+	n = snprintf(p, sizeof(p), "%u %lld", attempts, (long long)next);
+	if (queue_file_append(qf, QUEUE_REC_T_ATTEMPT, p, (size_t)n) == -1)
+		return -1;
+	qf->attempts = attempts;
+	qf->next_attempt = next;
 	return 0;
 }
 

@@ -40,7 +40,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBED", c, 10) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDA", c, 11) != NULL;
 }
 
 enum parse_rc
@@ -125,6 +125,24 @@ queue_rec_done_index(const struct queue_rec *r, size_t nrcpts, size_t *out)
 	    v >= nrcpts)
 		return -1;
 	*out = (size_t)v;
+	return 0;
+}
+
+int
+queue_rec_attempt(const struct queue_rec *r, unsigned *attempts, time_t *next)
+{
+	const uint8_t	*sp;
+	uint64_t	 a, t;
+
+	if (r->type != QUEUE_REC_T_ATTEMPT ||
+	    (sp = memchr(r->payload, ' ', r->len)) == NULL ||
+	    queue_rec_decimal(r->payload, (size_t)(sp - r->payload), 10,
+	    UINT32_MAX, &a) == -1 ||
+	    queue_rec_decimal(sp + 1, r->len - (size_t)(sp + 1 - r->payload),
+	    QUEUE_REC_TIME_DIGITS, INT64_MAX, &t) == -1)
+		return -1;
+	*attempts = (unsigned)a;
+	*next = (time_t)t;
 	return 0;
 }
 
@@ -230,6 +248,9 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 		c->stage = QUEUE_REC_ST_DONE;
 		return 0;
 	case QUEUE_REC_ST_DONE:
+		if (r->type == QUEUE_REC_T_ATTEMPT)
+			return queue_rec_attempt(r, &f->attempts,
+			    &f->next_attempt);
 		if (queue_rec_done_index(r, f->nrcpts, &i) == -1)
 			return -1;
 		f->ndone++;
@@ -254,7 +275,8 @@ queue_rec_parse_file(const uint8_t *p, size_t len, struct queue_rec_file *f)
 		 * that recipient is simply not finished yet.
 		 */
 		if (rc == PARSE_MORE && c.stage == QUEUE_REC_ST_DONE) {
-			if (p[off] != QUEUE_REC_T_DONE)
+			if (p[off] != QUEUE_REC_T_DONE &&
+			    p[off] != QUEUE_REC_T_ATTEMPT)
 				return PARSE_BAD;
 			break;
 		}

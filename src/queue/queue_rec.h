@@ -1,7 +1,7 @@
 /*
  * queue_rec.h - the queue file record format and its pure parsers.
  * A record is: type byte, 16 lowercase hex digits of payload length, ':',
- * the payload, '\n'.  A file is V I T C H S R... B E, then D records only.
+ * the payload, '\n'.  A file is V I T C H S R... B E, then D and A records.
  * Owns: the format, its limits, the order of records.  Never: I/O,
  * allocation, globals.  Untrusted: every byte of a file on disk.
  */
@@ -32,6 +32,7 @@
 #define QUEUE_REC_T_BODY	'B'
 #define QUEUE_REC_T_END		'E'
 #define QUEUE_REC_T_DONE	'D'
+#define QUEUE_REC_T_ATTEMPT	'A'	/* "ATTEMPTS NEXT_TIME"; last wins */
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -50,6 +51,8 @@ struct queue_rec_file {
 	size_t		 done_off;	/* offset just past the E record */
 	size_t		 validlen;	/* past the last complete record */
 	size_t		 ndone;		/* D records seen */
+	unsigned	 attempts;	/* from the last A record */
+	time_t		 next_attempt;	/* from the last A record, 0 none */
 };
 
 /*
@@ -68,6 +71,9 @@ enum parse_rc	queue_rec_parse_file(const uint8_t *p, size_t len,
 /* The recipient index of a D record's payload; -1 if malformed. */
 int		queue_rec_done_index(const struct queue_rec *, size_t nrcpts,
 		    size_t *out);
+/* ATTEMPTS and NEXT_TIME of an A record's payload; -1 if malformed. */
+int		queue_rec_attempt(const struct queue_rec *, unsigned *attempts,
+		    time_t *next);
 /* Writes the 18-byte header (no NUL) for a record. */
 void		queue_rec_header(char out[QUEUE_REC_HDRLEN], int type,
 		    uint64_t len);

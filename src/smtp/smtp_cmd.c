@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 
 #include "../conf/conf.h"
+#include "../net/worker.h"
 #include "smtp_session.h"
 
 enum {
@@ -216,6 +217,8 @@ cmd_vrfy(struct smtp_session *s, struct span arg)
 {
 	smtp_log(s, LOG_LVL_INFO, "vrfy", "arg=%s",
 	    log_esc(arg.p, arg.len, 64));
+	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
+	    GUARD_SIG_VRFY, smtp_now_ms());
 	smtp_reply(s, R_VRFY, NULL);
 }
 
@@ -224,5 +227,7 @@ cmd_expn(struct smtp_session *s, struct span arg)
 {
 	smtp_log(s, LOG_LVL_INFO, "expn", "arg=%s",
 	    log_esc(arg.p, arg.len, 64));
+	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
+	    GUARD_SIG_EXPN, smtp_now_ms());
 	smtp_reply(s, R_EXPN, NULL);
 }

@@ -1,25 +1,32 @@
 /*
  * smtp_rcpt.c - the RCPT pipeline, in DESIGN 2.4's order, one step a
- * function (STYLE R5): syntax, relay, directory, policy, limits.  The
- * harvest guard will sit between directory and policy.
+ * function (STYLE R5): syntax, relay, guard (its verdict comes from the
+ * client's history, so it is asked before the directory and its delay
+ * covers the look-up too), directory, policy, limits.
  * Owns: the verdict-to-reply mapping for recipients.
  * Never: a reply that tells a harvester more than the domain's policy
  * says; under `discard` an unknown name gets the valid reply's bytes.
  * Untrusted: the RCPT argument.  RFC 5321 4.1.1.3, 3.6 (relay), 4.5.3.1.8.
  */
 #include <string.h>
+#include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "../conf/conf.h"
 #include "../dir/dir.h"
+#include "../guard/guard.h"
+#include "../lib/rate.h"
 #include "../net/worker.h"
 #include "../policy/policy.h"
 #include "../policy/relay.h"
 #include "smtp_session.h"
 
 static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
+static void	rcpt_guard(struct smtp_session *);
+static void	rcpt_lookup(struct smtp_session *);
+static void	rcpt_tarpit_done(evutil_socket_t, short, void *);
 static void	rcpt_proceed(struct smtp_session *, enum relay_verdict,
 		    enum dir_verdict);
 
@@ -93,10 +100,7 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 {
 	const struct domain_conf	*dc;
 	struct smtp_addr		 a;
-	struct dir_query		 q;
 	enum relay_verdict		 rv;
-	enum dir_verdict		 v;
-	const char			*at;
 
 	if (!rcpt_syntax(s, arg, &a))
 		return;
@@ -108,12 +112,64 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
 	}
-	at = strrchr(s->rw.key, '@');
-	q = (struct dir_query){
+	rcpt_guard(s);
+}
+
+/* Step 3: the harvest guard (DESIGN 3). */
+static void
+rcpt_guard(struct smtp_session *s)
+{
+	unsigned	delay = 0;
+
+	switch (guard_rcpt_check(s->w->guard, (struct sockaddr *)&s->peer,
+	    &s->gs, smtp_now_ms(), &delay)) {
+	case GUARD_PASS:
+		rcpt_lookup(s);
+		break;
+	case GUARD_TARPIT:
+		smtp_set_state(s, ST_WAIT);
+		bufferevent_disable(s->bev, EV_READ);
+		smtp_timer(s, delay, rcpt_tarpit_done);
+		smtp_log(s, LOG_LVL_DEBUG, "tarpit", "delay_ms=%u", delay);
+		break;
+	case GUARD_UNIFORM:
+		/* one answer for every name; the directory is not asked */
+		rcpt_log(s, "uniform", RCPT_UNIFORM);
+		smtp_reply_line(s, s->conf->harvest_uniform_reply);
+		break;
+	case GUARD_CUTOFF:
+		rcpt_log(s, "cutoff", RCPT_CUTOFF);
+		smtp_reply(s, R_HARVEST_CUTOFF, s->conf->hostname);
+		break;
+	}
+}
+
+static void
+rcpt_tarpit_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->dead || s->state != ST_WAIT)
+		return;
+	smtp_set_state(s, s->rw.resume);
+	rcpt_lookup(s);
+	smtp_resume(s);
+}
+
+/* Step 4: the directory. */
+static void
+rcpt_lookup(struct smtp_session *s)
+{
+	const struct domain_conf	*dc = s->rw.dc;
+	const char			*at = strrchr(s->rw.key, '@');
+	struct dir_query		 q = {
 		.local = s->rw.key, .llen = (size_t)(at - s->rw.key),
-		.domain = at + 1, .dlen = strlen(at + 1),
-		.delim = dc->delim,
+		.domain = at + 1, .dlen = strlen(at + 1), .delim = dc->delim,
 	};
+	enum dir_verdict		 v;
+
 	v = dir_lookup(s->w->dir, &q, s->id, rcpt_dir_done, s->w);
 	if (v == DIR_PENDING) {
 		smtp_set_state(s, ST_WAIT);
@@ -136,6 +192,49 @@ rcpt_dir_done(void *arg, uint64_t sid, enum dir_verdict v)
 	smtp_resume(s);
 }
 
+uint64_t
+smtp_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool
+rcpt_guard_note(struct smtp_session *s, bool unknown)
+{
+	const char	*at = strrchr(s->rw.key, '@');
+
+	return guard_rcpt_note(s->w->guard, (struct sockaddr *)&s->peer,
+	    &s->gs, unknown, s->rw.key, (size_t)(at - s->rw.key), at + 1,
+	    strlen(at + 1), smtp_now_ms());
+}
+
+/*
+ * Step 5, limits, for a recipient about to get the valid reply: the
+ * recipient limit (RFC 5321 4.5.3.1.8), and bounces (null sender): one
+ * recipient only, and at most null_sender_rate per recipient, so a
+ * backscatter flood aimed at our users is refused, not stored.  The same
+ * for valid and unknown names, so the answer tells nothing.
+ */
+static enum reply_id
+rcpt_limits(struct smtp_session *s)
+{
+	const struct rate_spec	*ns = &s->conf->null_sender_rate;
+
+	if (s->tx.naccepted >= s->conf->max_recipients)
+		return R_TOO_MANY_RCPTS;
+	if (s->tx.sender.len > 0)
+		return R_NONE;
+	if (s->tx.naccepted >= 1)
+		return R_NULL_SENDER_MULTI;
+	if (rate_peek(s->w->null_rate, s->rw.key, strlen(s->rw.key),
+	    smtp_now_ms()) >= ns->count)
+		return R_NULL_SENDER_RATE;
+	return R_NONE;
+}
+
 /*
  * Steps 4 and 5: the domain's policy, then the recipient limit.  Every
  * action that looks valid gets the one valid reply (R_RCPT_OK), so
@@ -149,7 +248,15 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	const char		*verdict = rv == RELAY_LOCAL ?
 				    dir_verdict_name(v) : "remote";
 	enum rcpt_action	 a = policy_rcpt(rv, v, s->rw.dc);
-	bool			 queue = a == RCPT_ACCEPT || a == RCPT_RELAY;
+	bool			 queue, hot = false;
+	enum reply_id		 r;
+
+	if (rv == RELAY_LOCAL && (v == DIR_VALID || v == DIR_UNKNOWN))
+		hot = rcpt_guard_note(s, v == DIR_UNKNOWN);
+	/* A distributed harvest: unknown names answered as under discard. */
+	if (hot && a == RCPT_REJECT)
+		a = RCPT_DISCARD;
+	queue = a == RCPT_ACCEPT || a == RCPT_RELAY;
 
 	if (!policy_looks_valid(a)) {
 		rcpt_log(s, verdict, a);
@@ -158,17 +265,24 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 		    s->rw.addr);
 		return;
 	}
-	if (s->tx.naccepted >= s->conf->max_recipients) {
+	if ((r = rcpt_limits(s)) != R_NONE) {
 		smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s "
-		    "action=too_many", log_esc(s->rw.addr, strlen(s->rw.addr),
-		    256), verdict);
-		smtp_reply(s, R_TOO_MANY_RCPTS, NULL);
+		    "action=%s", log_esc(s->rw.addr, strlen(s->rw.addr), 256),
+		    verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
+		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
+		    "null_sender_rate");
+		smtp_reply(s, r, NULL);
 		return;
 	}
-	if (queue && buf_add(&s->tx.rcpts, s->rw.key,
-	    strlen(s->rw.key) + 1) == -1)
+	if (s->tx.sender.len == 0)
+		(void)rate_hit(s->w->null_rate, s->rw.key,
+		    strlen(s->rw.key), smtp_now_ms(), 1);
+	if ((queue && buf_add(&s->tx.rcpts, s->rw.key,
+	    strlen(s->rw.key) + 1) == -1) || (a == RCPT_BOUNCE &&
+	    buf_add(&s->tx.bounced, s->rw.addr, strlen(s->rw.addr) + 1) == -1))
 		panic("rcpt_proceed: recipient buffer sized too small");
 	s->tx.nqueued += queue;
+	s->tx.nbounced += a == RCPT_BOUNCE;
 	s->tx.naccepted++;
 	rcpt_log(s, verdict, a);
 	smtp_set_state(s, ST_RCPT);

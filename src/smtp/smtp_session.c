@@ -89,9 +89,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	if ((size_t)socklen <= sizeof(s->peer))
 		memcpy(&s->peer, sa, (size_t)socklen);
 	session_client_text(s);
-	buf_init(&s->tx.sender, SMTP_PATH_MAX);
-	buf_init(&s->tx.rcpts, (size_t)s->conf->max_recipients *
-	    (SMTP_PATH_MAX + 1));
+	smtp_tx_init(s);
 	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->free_ev = event_new(w->base, -1, 0, session_free_cb, s);
 	if (s->bev == NULL || s->free_ev == NULL)
@@ -104,15 +102,9 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	s->state = ST_PREGREET;
 	session_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ);
-	if (s->conf->greeting_delay_ms > 0) {
-		struct timeval tv = {
-			.tv_sec = s->conf->greeting_delay_ms / 1000,
-			.tv_usec = (s->conf->greeting_delay_ms % 1000) * 1000,
-		};
-		s->timer = evtimer_new(w->base, session_greet, s);
-		if (s->timer == NULL || evtimer_add(s->timer, &tv) == -1)
-			panic("smtp_session_accept: timer");
-	} else
+	if (s->conf->greeting_delay_ms > 0)
+		smtp_timer(s, s->conf->greeting_delay_ms, session_greet);
+	else
 		session_greet(-1, 0, s);
 }
 
@@ -127,6 +119,21 @@ session_greet(evutil_socket_t fd, short what, void *arg)
 		return;
 	smtp_set_state(s, ST_CONNECTED);
 	smtp_reply(s, R_GREETING, s->conf->hostname);
+}
+
+void
+smtp_timer(struct smtp_session *s, unsigned ms,
+    void (*cb)(evutil_socket_t, short, void *))
+{
+	struct timeval	tv = { .tv_sec = ms / 1000,
+			    .tv_usec = (ms % 1000) * 1000 };
+
+	if (s->timer == NULL)
+		s->timer = evtimer_new(s->w->base, cb, s);
+	else
+		event_assign(s->timer, s->w->base, -1, 0, cb, s);
+	if (s->timer == NULL || evtimer_add(s->timer, &tv) == -1)
+		panic("smtp_timer: cannot arm the session timer");
 }
 
 /* The read timeout follows the state: DATA gets its own (RFC 5321
@@ -184,8 +191,21 @@ smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 }
 
 void
+smtp_reply_line(struct smtp_session *s, const char *line)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+
+	if (s->dead || s->state == ST_CLOSING)
+		return;
+	evbuffer_add(out, line, strlen(line));
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void
 smtp_error(struct smtp_session *s, enum reply_id id)
 {
+	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
+	    GUARD_SIG_PROTO, smtp_now_ms());
 	smtp_reply(s, id, NULL);
 	if (++s->errors >= s->conf->max_errors &&
 	    s->state != ST_CLOSING) {
@@ -235,9 +255,8 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	smtp_log(s, LOG_LVL_INFO, "disconnect", "messages=%u errors=%u",
 	    s->nmsgs, s->errors);
 	worker_session_del(s->w, s);
-	smtp_tx_free(s);
-	buf_free(&s->tx.sender);
-	buf_free(&s->tx.rcpts);
+	guard_session_end(s->w->guard, &s->gs);
+	smtp_tx_fini(s);
 	if (s->timer)
 		event_free(s->timer);
 	event_free(s->free_ev);

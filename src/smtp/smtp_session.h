@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #include <sys/socket.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 
+#include "../guard/guard.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "smtp_data.h"
@@ -53,6 +55,10 @@ struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
 	struct buf		 rcpts;		/* queued: "a@b\0c@d\0" */
 	size_t			 nqueued;	/* recipients to queue */
+	struct buf		 bounced;	/* unknown under bounce: "<a@b>\0" */
+	size_t			 nbounced;
+	struct buf		 head;		/* the message's first bytes,
+						 * kept for an NDR only */
 	size_t			 naccepted;	/* incl. discarded ones */
 	uint64_t		 size_declared;	/* SIZE=, 0 if none */
 	struct queue_msg	*msg;		/* during DATA */
@@ -81,6 +87,7 @@ struct smtp_session {
 	unsigned		 nmsgs;
 	struct smtp_tx		 tx;
 	struct smtp_rcpt_wait	 rw;		/* RCPT waiting in ST_WAIT */
+	struct guard_session	 gs;		/* harvest guard's view */
 };
 
 /* smtp_session.c */
@@ -88,6 +95,12 @@ void	smtp_session_accept(struct worker *, int fd,
 	    const struct sockaddr *, int socklen);
 void	smtp_session_shutdown(struct smtp_session *);
 void	smtp_reply(struct smtp_session *, enum reply_id, const char *arg);
+/* A reply configured by the administrator ("450 4.7.1 text"). */
+void	smtp_reply_line(struct smtp_session *, const char *line);
+/* The session's one timer (greeting delay, tarpit): ms from now. */
+void	smtp_timer(struct smtp_session *, unsigned ms,
+	    void (*)(evutil_socket_t, short, void *));
+uint64_t smtp_now_ms(void);	/* monotonic */
 /* A protocol error: reply, count it, close at max_errors_per_session. */
 void	smtp_error(struct smtp_session *, enum reply_id);
 void	smtp_set_state(struct smtp_session *, enum smtp_state);
@@ -112,5 +125,7 @@ bool	smtp_tx_feed(struct smtp_session *, const uint8_t *, size_t,
 /* After the end-of-data mark: reply now, or commit and reply later. */
 void	smtp_tx_end(struct smtp_session *);
 void	smtp_tx_free(struct smtp_session *);
+void	smtp_tx_init(struct smtp_session *);
+void	smtp_tx_fini(struct smtp_session *);
 
 #endif

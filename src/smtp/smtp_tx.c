@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "../conf/conf.h"
+#include "../deliver/dsn.h"
 #include "../deliver/qmgr.h"
 #include "../lib/ids.h"
 #include "../net/worker.h"
@@ -37,12 +38,35 @@ smtp_tx_free(struct smtp_session *s)
 }
 
 void
+smtp_tx_init(struct smtp_session *s)
+{
+	size_t	n = (size_t)s->conf->max_recipients * (SMTP_PATH_MAX + 3);
+
+	buf_init(&s->tx.sender, SMTP_PATH_MAX);
+	buf_init(&s->tx.rcpts, n);
+	buf_init(&s->tx.bounced, n);
+	buf_init(&s->tx.head, DSN_HEADERS_MAX);
+}
+
+void
+smtp_tx_fini(struct smtp_session *s)
+{
+	smtp_tx_free(s);
+	buf_free(&s->tx.sender);
+	buf_free(&s->tx.rcpts);
+	buf_free(&s->tx.bounced);
+	buf_free(&s->tx.head);
+}
+
+void
 smtp_tx_reset(struct smtp_session *s)
 {
 	smtp_tx_free(s);
 	buf_reset(&s->tx.sender);
 	buf_reset(&s->tx.rcpts);
-	s->tx.nqueued = s->tx.naccepted = 0;
+	buf_reset(&s->tx.bounced);
+	buf_reset(&s->tx.head);
+	s->tx.nqueued = s->tx.naccepted = s->tx.nbounced = 0;
 	s->tx.size_declared = 0;
 	s->tx.bytes = 0;
 	s->tx.too_big = s->tx.io_error = false;
@@ -197,6 +221,10 @@ tx_out(void *arg, const uint8_t *p, size_t n)
 	struct smtp_session	*s = arg;
 
 	s->tx.bytes += n;
+	/* An NDR quotes the header section only: keep the first bytes. */
+	if (s->tx.nbounced > 0 && s->tx.head.len < s->tx.head.max)
+		(void)buf_add(&s->tx.head, p, n < s->tx.head.max -
+		    s->tx.head.len ? n : s->tx.head.max - s->tx.head.len);
 	if (s->tx.bytes > s->conf->max_message_size)
 		s->tx.too_big = true;	/* read on, store no more */
 	else if (s->tx.msg != NULL && !s->tx.io_error &&
@@ -210,6 +238,49 @@ smtp_tx_feed(struct smtp_session *s, const uint8_t *p, size_t n,
 {
 	return smtp_data_scan(&s->tx.data, p, n, used, tx_out, s) ==
 	    PARSE_OK;
+}
+
+/*
+ * unknown_recipient = bounce: the message was taken; report its unknown
+ * recipients to the sender if the backscatter guard allows (DESIGN 4).
+ */
+static void
+tx_bounce(struct smtp_session *s, const char *qid)
+{
+	const struct smtp_reply	*r = smtp_reply_get(R_RCPT_UNKNOWN);
+	struct dsn_rcpt		*dr;
+	struct qmgr_report	 rep;
+	char			(*diag)[SMTP_PATH_MAX + 80];
+	const char		*p;
+	size_t			 i;
+
+	if (s->tx.nbounced == 0)
+		return;
+	dr = calloc(s->tx.nbounced, sizeof(*dr));
+	diag = calloc(s->tx.nbounced, sizeof(*diag));
+	if (dr == NULL || diag == NULL)
+		panic("tx_bounce: out of memory");
+	for (i = 0, p = buf_cstr(&s->tx.bounced); i < s->tx.nbounced;
+	    i++, p += strlen(p) + 1) {
+		snprintf(diag[i], sizeof(diag[i]), "%u %s %s: %s", r->code,
+		    r->esc, p, "Recipient address rejected: User unknown");
+		dr[i] = (struct dsn_rcpt){ .rcpt = p, .action = "failed",
+		    .status = r->esc, .diag = diag[i] };
+	}
+	rep = (struct qmgr_report){
+		.orig_qid = qid,
+		.sender = buf_cstr(&s->tx.sender),
+		.client_trusted = cidr_list_match(&s->conf->relay_networks,
+		    (const struct sockaddr *)&s->peer),
+		.msg = s->tx.head.data,
+		.msglen = s->tx.head.len,
+		.arrival = time(NULL),
+		.rcpts = dr,
+		.nrcpts = s->tx.nbounced,
+	};
+	(void)qmgr_report(s->w->qmgr, &rep);
+	free(diag);
+	free(dr);
 }
 
 /* The message is not taken: say why, forget it, stay in sync. */
@@ -242,6 +313,7 @@ smtp_tx_end(struct smtp_session *s)
 		id_format(id_next(), qid);
 		smtp_log(s, LOG_LVL_INFO, "discarded", "id=%s bytes=%" PRIu64
 		    " rcpts=%zu", qid, s->tx.bytes, s->tx.naccepted);
+		tx_bounce(s, qid);
 		smtp_tx_reset(s);
 		smtp_set_state(s, ST_READY);
 		s->nmsgs++;
@@ -265,8 +337,10 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 	struct worker		*w = arg;
 	struct smtp_session	*s;
 
-	if (ok)
+	if (ok) {
+		w->messages_queued++;
 		qmgr_notify(w->qmgr, qid);
+	}
 	if ((s = worker_session_find(w, sid)) == NULL) {
 		log_event(LOG_LVL_INFO, "queued", "sid=%016llx qid=%s "
 		    "client=gone", (unsigned long long)sid, ok ? qid : "-");
@@ -278,6 +352,7 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 		    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
 		    s->tx.nqueued, s->tx.bytes);
 		s->nmsgs++;
+		tx_bounce(s, qid);
 	} else
 		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"commit failed\"");
 	smtp_tx_reset(s);

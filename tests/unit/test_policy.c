@@ -25,7 +25,14 @@ static const char conf_text[] =
     "relay_networks = 127.0.0.2/32, 10.1.0.0/16, 2001:db8::/32\n"
     "unknown_recipient = reject\n"
     "[domain other.example]\n"
-    "unknown_recipient = discard\n";
+    "unknown_recipient = discard\n"
+    "[domain example.test]\n"
+    "unknown_recipient = reject\n";
+
+static const char conf_bounce[] =
+    "domains = b.test\n"
+    "directory = file:users\n"
+    "unknown_recipient = bounce\n";
 
 static struct config *
 load(void)
@@ -117,6 +124,8 @@ static const struct {
 	{ "other.example", RELAY_LOCAL, DIR_UNKNOWN, RCPT_DISCARD },
 	{ "other.example", RELAY_LOCAL, DIR_TEMPFAIL, RCPT_TEMPFAIL },
 	{ NULL, RELAY_CLIENT, DIR_UNKNOWN, RCPT_RELAY },
+	{ NULL, RELAY_CLIENT, DIR_VALID, RCPT_RELAY },
+	{ NULL, RELAY_DENIED, DIR_VALID, RCPT_DENY },
 	{ NULL, RELAY_DENIED, DIR_UNKNOWN, RCPT_DENY },
 };
 
@@ -139,10 +148,31 @@ test_policy(void **state)
 	}
 	/* discard must look exactly like accept; nothing else may */
 	assert_true(policy_looks_valid(RCPT_DISCARD));
+	assert_true(policy_looks_valid(RCPT_BOUNCE));
 	assert_true(policy_looks_valid(RCPT_ACCEPT));
 	assert_false(policy_looks_valid(RCPT_REJECT));
 	assert_false(policy_looks_valid(RCPT_TEMPFAIL));
 	assert_false(policy_looks_valid(RCPT_DENY));
+	conf_unref(c);
+}
+
+static void
+test_policy_bounce(void **state)
+{
+	struct config			*c;
+	const struct domain_conf	*dc;
+
+	(void)state;
+	c = conf_load_mem(conf_bounce, sizeof(conf_bounce) - 1, "t.conf",
+	    "/tmp", NULL, NULL);
+	assert_non_null(c);
+	dc = conf_domain(c, "b.test", 6);
+	assert_non_null(dc);
+	assert_int_equal(policy_rcpt(RELAY_LOCAL, DIR_UNKNOWN, dc),
+	    RCPT_BOUNCE);
+	assert_int_equal(policy_rcpt(RELAY_LOCAL, DIR_VALID, dc), RCPT_ACCEPT);
+	assert_int_equal(policy_rcpt(RELAY_LOCAL, DIR_TEMPFAIL, dc),
+	    RCPT_TEMPFAIL);
 	conf_unref(c);
 }
 
@@ -152,6 +182,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relay),
 		cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_policy_bounce),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,82 @@
+/*
+ * dns.h - asynchronous DNS for outbound mail routing: MX and A/AAAA over
+ * UDP on the caller's event loop (libevent's evdns has no MX).
+ * Owns: queries, retransmission, timeouts, answer matching, MX ordering.
+ * Never: blocks, calls back from inside a dns_resolve_* call, uses TCP.
+ * Untrusted: every datagram.  RFC 1035, 2181, 3596, 5321 5.1, 7505.
+ */
+#ifndef MXGATE_DNS_H
+#define MXGATE_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+
+#define DNS_MX_MAX	16	/* MX hosts kept per domain */
+#define DNS_ADDR_MAX	8	/* addresses kept per host */
+#define DNS_TIMEOUT_DEFAULT_MS	5000	/* timeout_ms 0 means this */
+#define DNS_TIMEOUT_MAX_MS	60000
+
+struct event_base;
+struct dns_resolver;
+
+struct dns_host {
+	char			name[256];	/* lower case, no trailing dot */
+	unsigned		pref;		/* MX preference (0 for implicit MX/A) */
+	struct sockaddr_storage	addrs[DNS_ADDR_MAX];	/* port 0; caller sets it */
+	size_t			naddrs;
+};
+
+enum dns_status {
+	DNS_OK,		/* hosts[] filled, sorted by preference, equal prefs shuffled */
+	DNS_NOTFOUND,	/* NXDOMAIN, or no MX and no A/AAAA: permanent */
+	DNS_NULLMX,	/* RFC 7505 null MX ("0 ."): the domain takes no mail: permanent */
+	DNS_TEMPFAIL,	/* timeout, SERVFAIL, unreachable server, truncated beyond use */
+};
+
+struct dns_result {
+	enum dns_status	status;
+	struct dns_host	hosts[DNS_MX_MAX];
+	size_t		nhosts;
+	char		why[128];	/* human-readable reason for logs */
+};
+
+typedef void	dns_done_fn(void *arg, uint64_t id, const struct dns_result *);
+
+/*
+ * server: "IP:PORT" or "[IPv6]:PORT" (":PORT" may be left out: 53), or
+ * NULL to use the first "nameserver" of /etc/resolv.conf (port 53).
+ * timeout_ms: per query, with one retransmission at half of it; 0 means
+ * DNS_TIMEOUT_DEFAULT_MS.  NULL on error (err filled).
+ */
+struct dns_resolver *dns_resolver_new(struct event_base *, const char *server,
+	    unsigned timeout_ms, char *err, size_t errlen);
+void	dns_resolver_free(struct dns_resolver *);	/* pending callbacks are NOT called */
+
+/*
+ * Mail routing for a domain (RFC 5321 5.1): MX records by preference,
+ * each host's A and AAAA addresses; no MX -> the domain's own A/AAAA as
+ * an implicit MX (pref 0); null MX -> DNS_NULLMX; a CNAME in the answer
+ * is followed (by the answer section or one more query).  An address
+ * literal domain ("[192.0.2.1]", "[IPv6:2001:db8::1]") answers at once,
+ * like dns_resolve_host().  Hosts whose look-ups found no address are
+ * left out; addresses alternate IPv4 and IPv6, IPv4 first.
+ */
+void	dns_resolve_mx(struct dns_resolver *, const char *domain, uint64_t id,
+	    dns_done_fn *, void *arg);
+
+/*
+ * A/AAAA of one host name (for next_hop = smtp:HOST:PORT); an IP literal
+ * string (bare or in brackets) answers at once (via a zero-delay event,
+ * never inside the call).  Result has one host.
+ */
+void	dns_resolve_host(struct dns_resolver *, const char *host, uint64_t id,
+	    dns_done_fn *, void *arg);
+
+/* cancel every pending query with this id (callback not called) */
+void	dns_cancel(struct dns_resolver *, uint64_t id);
+
+const char *dns_status_name(enum dns_status);	/* "ok", "notfound", ... */
+
+#endif

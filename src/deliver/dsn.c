@@ -1,0 +1,605 @@
+/*
+ * dsn.c - RFC 3464 delivery reports, and the header scanners they need
+ * (see dsn.h).  Owns: report text, MIME layout, the boundary choice.
+ * Never: copies a byte of the original's body; lets a CR or LF from a
+ * recipient, a sender or a remote reply into a header field.
+ * Untrusted: the original message, addresses, remote replies.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dsn.h"
+
+#define DSN_BOUNDARY_MAX	70	/* RFC 2046 5.1.1 */
+#define DSN_BOUNDARY_TRIES	8
+/* Seed and host shown in a boundary: 20 + 1 + 20 + 1 + 24 <= 70. */
+#define DSN_SEED_MAX		20
+#define DSN_HOST_SHOWN		24
+
+/* The three body parts, built before the boundary can be chosen. */
+struct dsn_parts {
+	struct buf	 human;		/* text/plain */
+	struct buf	 status;	/* message/delivery-status */
+	struct buf	 headers;	/* text/rfc822-headers */
+	bool		 eight;		/* 8-bit bytes in headers */
+};
+
+static bool	dsn_is_ws(uint8_t);
+static bool	dsn_is_sep(char);
+static size_t	dsn_skip_cfws(const uint8_t *, size_t, size_t);
+static size_t	dsn_token_end(const uint8_t *, size_t, size_t);
+static bool	dsn_span_is(const uint8_t *, size_t, const char *);
+static bool	dsn_field_is_report(const uint8_t *, size_t, size_t, size_t,
+		    size_t);
+static int	dsn_put_text(struct buf *, size_t, const char *, const char *,
+		    size_t, const char *);
+static int	dsn_put_field(struct buf *, const char *, const char *,
+		    const char *, size_t);
+static size_t	dsn_clean_name(const char *, char *, size_t, const char *);
+static int	dsn_put_date(struct buf *, const char *, time_t);
+static const char *dsn_action(const char *);
+static void	dsn_status(const struct dsn_rcpt *, char *, size_t);
+static size_t	dsn_count_delayed(const struct dsn_input *);
+static int	dsn_put_human(const struct dsn_input *, struct buf *, bool);
+static int	dsn_put_status(const struct dsn_input *, struct buf *);
+static int	dsn_put_returned(const struct dsn_input *,
+		    struct dsn_parts *);
+static bool	dsn_parts_hold(const struct dsn_parts *, const char *);
+static int	dsn_pick_boundary(const struct dsn_input *,
+		    const struct dsn_parts *, char *, size_t);
+static int	dsn_put_top(const struct dsn_input *, struct buf *,
+		    const char *, bool);
+static int	dsn_put_part(struct buf *, const char *, const char *,
+		    const char *, const struct buf *);
+
+/*
+ * The scanners.
+ */
+
+size_t
+dsn_header_len(const uint8_t *msg, size_t len, size_t max)
+{
+	const uint8_t	*nl;
+	size_t		 lim = len < max ? len : max, i = 0, n;
+
+	while (i < lim) {
+		if ((nl = memchr(msg + i, '\n', lim - i)) == NULL)
+			return lim;
+		n = (size_t)(nl - (msg + i));
+		if (n == 0 || (n == 1 && msg[i] == '\r'))
+			return (size_t)(nl - msg) + 1;
+		i = (size_t)(nl - msg) + 1;
+	}
+	return lim;
+}
+
+/* Inside a field's value a CR or LF can only be part of a fold. */
+static bool
+dsn_is_ws(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Past folding white space and (nested (comments)), RFC 5322 3.2.2. */
+static size_t
+dsn_skip_cfws(const uint8_t *p, size_t end, size_t i)
+{
+	size_t	depth;
+
+	for (;;) {
+		while (i < end && dsn_is_ws(p[i]))
+			i++;
+		if (i >= end || p[i] != '(')
+			return i;
+		for (depth = 0; i < end; i++) {
+			if (p[i] == '\\' && i + 1 < end)
+				i++;
+			else if (p[i] == '(')
+				depth++;
+			else if (p[i] == ')' && --depth == 0) {
+				i++;
+				break;
+			}
+		}
+	}
+}
+
+/* RFC 2045 5.1 token: no space, control or tspecial. */
+static size_t
+dsn_token_end(const uint8_t *p, size_t end, size_t i)
+{
+	while (i < end && p[i] > ' ' && p[i] < 0x7f &&
+	    strchr("()<>@,;:\\\"/[]?=", p[i]) == NULL)
+		i++;
+	return i;
+}
+
+static bool
+dsn_span_is(const uint8_t *p, size_t n, const char *word)
+{
+	return n == strlen(word) && strncasecmp((const char *)p, word, n) == 0;
+}
+
+/* One field: name in [i, ne), value in [v, end). */
+static bool
+dsn_field_is_report(const uint8_t *p, size_t i, size_t ne, size_t v,
+    size_t end)
+{
+	size_t	t;
+
+	if (dsn_span_is(p + i, ne - i, "Auto-Submitted")) {
+		/* RFC 3834 5: anything but "no" is automatic, even junk. */
+		v = dsn_skip_cfws(p, end, v);
+		t = dsn_token_end(p, end, v);
+		return !dsn_span_is(p + v, t - v, "no");
+	}
+	if (!dsn_span_is(p + i, ne - i, "Content-Type"))
+		return false;
+	v = dsn_skip_cfws(p, end, v);
+	t = dsn_token_end(p, end, v);
+	if (!dsn_span_is(p + v, t - v, "multipart"))
+		return false;
+	v = dsn_skip_cfws(p, end, t);
+	if (v >= end || p[v] != '/')
+		return false;
+	v = dsn_skip_cfws(p, end, v + 1);
+	t = dsn_token_end(p, end, v);
+	return dsn_span_is(p + v, t - v, "report");
+}
+
+bool
+dsn_is_report(const uint8_t *msg, size_t len)
+{
+	const uint8_t	*nl, *colon;
+	size_t		 hlen, i = 0, end, ne;
+
+	hlen = dsn_header_len(msg, len, DSN_HEADERS_MAX);
+	while (i < hlen) {
+		/* The field runs on over lines that start with WSP. */
+		end = i;
+		do {
+			nl = memchr(msg + end, '\n', hlen - end);
+			end = nl != NULL ? (size_t)(nl - msg) + 1 : hlen;
+		} while (end < hlen && (msg[end] == ' ' || msg[end] == '\t'));
+		nl = memchr(msg + i, '\n', end - i);
+		colon = memchr(msg + i, ':',
+		    (nl != NULL ? (size_t)(nl - msg) : end) - i);
+		if (colon != NULL && msg[i] != ' ' && msg[i] != '\t') {
+			ne = (size_t)(colon - msg);
+			while (ne > i && (msg[ne - 1] == ' ' ||
+			    msg[ne - 1] == '\t'))
+				ne--;	/* RFC 5322 4.5.8 obs-field */
+			if (dsn_field_is_report(msg, i, ne,
+			    (size_t)(colon - msg) + 1, end))
+				return true;
+		}
+		i = end;
+	}
+	return false;
+}
+
+/*
+ * Cleaning and folding of untrusted text.
+ */
+
+static bool
+dsn_is_sep(char c)
+{
+	return (unsigned char)c <= ' ' || c == 0x7f;
+}
+
+/*
+ * Append at most max bytes of s as words: any run of blanks and control
+ * characters (CR and LF included) is one space, an 8-bit byte is '?'.
+ * Lines are folded before col would pass DSN_FOLD_AT, and a longer word
+ * is cut so no line passes DSN_LINE_MAX; each new line starts with cont.
+ * "..." marks a cut at max, then the trusted tail and CRLF end the line.
+ */
+static int
+dsn_put_text(struct buf *b, size_t col, const char *cont, const char *s,
+    size_t max, const char *tail)
+{
+	size_t	n, i = 0, w, wl, j, k, hard, clen = strlen(cont);
+	bool	cut, first = true;
+
+	n = s != NULL ? strnlen(s, max) : 0;
+	cut = s != NULL && n == max && s[n] != '\0';
+	hard = DSN_LINE_MAX - strlen(tail) - (cut ? 3 : 0);
+	while (i < n) {
+		while (i < n && dsn_is_sep(s[i]))
+			i++;
+		for (w = i; i < n && !dsn_is_sep(s[i]); i++)
+			;
+		if ((wl = i - w) == 0)
+			break;
+		if (!first && col + 1 + wl > DSN_FOLD_AT) {
+			if (buf_addf(b, "\r\n%s", cont) == -1)
+				return -1;
+			col = clen;
+		} else if (!first) {
+			if (buf_addc(b, ' ') == -1)
+				return -1;
+			col++;
+		}
+		for (; wl > 0; wl -= k, w += k) {
+			if (col >= hard) {
+				if (buf_addf(b, "\r\n%s", cont) == -1)
+					return -1;
+				col = clen;
+			}
+			k = wl < hard - col ? wl : hard - col;
+			for (j = 0; j < k; j++)
+				if (buf_addc(b, (unsigned char)s[w + j] >=
+				    0x80 ? '?' : s[w + j]) == -1)
+					return -1;
+			col += k;
+		}
+		first = false;
+	}
+	return buf_addf(b, "%s%s\r\n", cut ? "..." : "", tail);
+}
+
+/* "Name: prefix value" as one folded header field. */
+static int
+dsn_put_field(struct buf *b, const char *name, const char *prefix,
+    const char *value, size_t max)
+{
+	if (buf_addf(b, "%s: %s", name, prefix) == -1)
+		return -1;
+	return dsn_put_text(b, strlen(name) + 2 + strlen(prefix), " ", value,
+	    max, "");
+}
+
+/*
+ * Keep only letters, digits and the bytes in extra, at most
+ * DSN_NAME_MAX of s and outsz - 1 in all; the length kept.
+ */
+static size_t
+dsn_clean_name(const char *s, char *out, size_t outsz, const char *extra)
+{
+	size_t	i, o = 0, n = s != NULL ? strnlen(s, DSN_NAME_MAX) : 0;
+
+	for (i = 0; i < n && o + 1 < outsz; i++)
+		if ((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || strchr(extra, s[i]) != NULL)
+			out[o++] = s[i];
+	out[o] = '\0';
+	return o;
+}
+
+/* RFC 5322 3.3 date-time, in UTC; names spelt out, whatever the locale. */
+static int
+dsn_put_date(struct buf *b, const char *name, time_t t)
+{
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed",
+		"Thu", "Fri", "Sat" };
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
+		"May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm	 tm;
+	time_t		 zero = 0;
+
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year > 9999 - 1900 ||
+	    tm.tm_year < 0)
+		(void)gmtime_r(&zero, &tm);
+	return buf_addf(b, "%s: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n",
+	    name, days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/*
+ * What each recipient's report says.
+ */
+
+/* RFC 3464 2.3.3; anything else is reported as a failure. */
+static const char *
+dsn_action(const char *a)
+{
+	static const char *const actions[] = { "failed", "delayed",
+		"delivered", "relayed", "expanded" };
+	size_t	i;
+
+	for (i = 0; a != NULL && i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcasecmp(a, actions[i]) == 0)
+			return actions[i];
+	return "failed";
+}
+
+/* RFC 3463 2: class "." 1*3digit "." 1*3digit, else X.0.0 by action. */
+static void
+dsn_status(const struct dsn_rcpt *r, char *out, size_t outsz)
+{
+	const char	*s = r->status != NULL ? r->status : "";
+	size_t		 i = 2, part = 0, ok;
+
+	if ((s[0] == '2' || s[0] == '4' || s[0] == '5') && s[1] == '.') {
+		for (part = 0; part < 2; part++) {
+			for (ok = 0; s[i] >= '0' && s[i] <= '9' && ok < 4; i++)
+				ok++;
+			if (ok == 0 || ok > 3 || s[i] != (part ? '\0' : '.'))
+				break;
+			i++;
+		}
+	}
+	if (part == 2 && i <= outsz)
+		(void)snprintf(out, outsz, "%s", s);
+	else
+		(void)snprintf(out, outsz, "%s",
+		    strcmp(dsn_action(r->action), "delayed") == 0 ? "4.0.0" :
+		    "5.0.0");
+}
+
+static size_t
+dsn_count_delayed(const struct dsn_input *in)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < in->nrcpts; i++)
+		if (strcmp(dsn_action(in->rcpts[i].action), "delayed") == 0)
+			n++;
+	return n;
+}
+
+/*
+ * The three parts (RFC 6522 3): for people, for programs, and the
+ * original's header section.
+ */
+
+static int
+dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers)
+{
+	const struct dsn_rcpt	*r;
+	char			 host[DSN_NAME_MAX + 1], tail[64], st[12];
+	size_t			 i, ndelayed = dsn_count_delayed(in);
+	const char		*intro;
+
+	if (ndelayed == in->nrcpts)
+		intro = "Your message could not be delivered yet to the "
+		    "recipients below.\r\nThe mail system will keep trying; "
+		    "you need not send it again.\r\n";
+	else if (ndelayed > 0)
+		intro = "Your message could not be delivered to the recipients "
+		    "below.\r\nThose marked \"delayed\" are still being "
+		    "retried.\r\n";
+	else
+		intro = "Your message could not be delivered to the recipients "
+		    "below.\r\n";
+	(void)dsn_clean_name(in->reporting_mta, host, sizeof(host), ".-[]:");
+	if (buf_addf(b, "This is the mail system at host %s.\r\n\r\n%s%s",
+	    host, intro, headers ? "Only the header section of your message "
+	    "is returned below.\r\n" : "") == -1)
+		return -1;
+	for (i = 0; i < in->nrcpts; i++) {
+		r = &in->rcpts[i];
+		dsn_status(r, st, sizeof(st));
+		(void)snprintf(tail, sizeof(tail), ">: %s, status %s",
+		    dsn_action(r->action), st);
+		if (buf_add(b, "\r\n<", 3) == -1 ||
+		    dsn_put_text(b, 1, "    ", r->rcpt, DSN_ADDR_MAX, tail) ==
+		    -1)
+			return -1;
+		if (r->mta != NULL && (buf_addf(b, "    remote host: ") == -1 ||
+		    dsn_put_text(b, 17, "      ", r->mta, DSN_NAME_MAX, "") ==
+		    -1))
+			return -1;
+		if (r->diag != NULL && (buf_addf(b, "    reply: ") == -1 ||
+		    dsn_put_text(b, 11, "      ", r->diag, DSN_DIAG_MAX, "") ==
+		    -1))
+			return -1;
+	}
+	return 0;
+}
+
+/* RFC 3464 2.1: per-message fields, then a group per recipient. */
+static int
+dsn_put_status(const struct dsn_input *in, struct buf *b)
+{
+	const struct dsn_rcpt	*r;
+	char			 st[12];
+	size_t			 i;
+
+	if (dsn_put_field(b, "Reporting-MTA", "dns; ", in->reporting_mta,
+	    DSN_NAME_MAX) == -1 ||
+	    dsn_put_field(b, "X-Mxgate-Queue-ID", "", in->qid,
+	    DSN_NAME_MAX) == -1 ||
+	    dsn_put_date(b, "Arrival-Date", in->arrival) == -1)
+		return -1;
+	for (i = 0; i < in->nrcpts; i++) {
+		r = &in->rcpts[i];
+		dsn_status(r, st, sizeof(st));
+		if (buf_add(b, "\r\n", 2) == -1 ||
+		    dsn_put_field(b, "Final-Recipient", "rfc822; ", r->rcpt,
+		    DSN_ADDR_MAX) == -1 ||
+		    buf_addf(b, "Action: %s\r\nStatus: %s\r\n",
+		    dsn_action(r->action), st) == -1)
+			return -1;
+		if (r->mta != NULL && dsn_put_field(b, "Remote-MTA", "dns; ",
+		    r->mta, DSN_NAME_MAX) == -1)
+			return -1;
+		if (r->diag != NULL && dsn_put_field(b, "Diagnostic-Code",
+		    "smtp; ", r->diag, DSN_DIAG_MAX) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The header section, never a byte past it: line ends become CRLF, the
+ * ending empty line is dropped, a control byte other than HTAB becomes
+ * '?', and a line past DSN_LINE_MAX is folded (CRLF SP) where it is cut.
+ */
+static int
+dsn_put_returned(const struct dsn_input *in, struct dsn_parts *pp)
+{
+	const uint8_t	*p = in->msg, *nl;
+	struct buf	*b = &pp->headers;
+	size_t		 hlen, i = 0, n, j, col;
+	uint8_t		 c;
+
+	hlen = p != NULL ? dsn_header_len(p, in->msglen, DSN_HEADERS_MAX) : 0;
+	while (i < hlen) {
+		nl = memchr(p + i, '\n', hlen - i);
+		n = (nl != NULL ? (size_t)(nl - p) : hlen) - i;
+		j = i;
+		i += n + 1;
+		if (n > 0 && p[j + n - 1] == '\r' && nl != NULL)
+			n--;
+		if (n == 0)
+			break;	/* the empty line ending the section */
+		for (col = 0; n > 0; n--, j++, col++) {
+			if (col == DSN_LINE_MAX) {
+				if (buf_add(b, "\r\n ", 3) == -1)
+					return -1;
+				col = 1;
+			}
+			if ((c = p[j]) >= 0x80)
+				pp->eight = true;
+			else if ((c < ' ' && c != '\t') || c == 0x7f)
+				c = '?';
+			if (buf_addc(b, c) == -1)
+				return -1;
+		}
+		if (buf_add(b, "\r\n", 2) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The MIME layout.
+ */
+
+static bool
+dsn_parts_hold(const struct dsn_parts *pp, const char *s)
+{
+	size_t	n = strlen(s);
+
+	return (pp->human.len > 0 && memmem(pp->human.data, pp->human.len, s,
+	    n) != NULL) || (pp->status.len > 0 && memmem(pp->status.data,
+	    pp->status.len, s, n) != NULL) || (pp->headers.len > 0 &&
+	    memmem(pp->headers.data, pp->headers.len, s, n) != NULL);
+}
+
+/*
+ * "SEED.NOW/HOST", and if the returned headers happen to hold it (they
+ * are the sender's bytes), variants carrying a hash of all three parts,
+ * which a sender cannot write into the very bytes it is a hash of.
+ */
+static int
+dsn_pick_boundary(const struct dsn_input *in, const struct dsn_parts *pp,
+    char *out, size_t outsz)
+{
+	const struct buf	*parts[3] = { &pp->human, &pp->status,
+				    &pp->headers };
+	char			 seed[DSN_SEED_MAX + 1];
+	char			 host[DSN_HOST_SHOWN + 1];
+	uint64_t		 h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	int			 n;
+	size_t			 i, j;
+
+	(void)dsn_clean_name(in->boundary_seed, seed, sizeof(seed), "-_");
+	(void)dsn_clean_name(in->reporting_mta, host, sizeof(host), ".-");
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < parts[i]->len; j++)
+			h = (h ^ parts[i]->data[j]) * 0x100000001b3ULL;
+	for (i = 0; i < DSN_BOUNDARY_TRIES; i++) {
+		if (i == 0)
+			n = snprintf(out, outsz, "%s.%lld/%s", seed,
+			    (long long)in->now, host);
+		else
+			n = snprintf(out, outsz, "%s.%016llx/%s", seed,
+			    (unsigned long long)(h + i * 0x9e3779b97f4a7c15ULL),
+			    host);
+		if (n < 0 || (size_t)n >= outsz)
+			return -1;	/* cannot happen: see DSN_SEED_MAX */
+		if (!dsn_parts_hold(pp, out))
+			return 0;
+	}
+	return -1;
+}
+
+static int
+dsn_put_top(const struct dsn_input *in, struct buf *b, const char *bnd,
+    bool eight)
+{
+	char	host[DSN_NAME_MAX + 1], qid[DSN_NAME_MAX + 1];
+
+	if (dsn_clean_name(in->reporting_mta, host, sizeof(host), ".-[]:") ==
+	    0)
+		(void)snprintf(host, sizeof(host), "localhost");
+	if (dsn_clean_name(in->qid, qid, sizeof(qid), "-_") == 0)
+		(void)snprintf(qid, sizeof(qid), "0");
+	if (buf_addf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+	    "To: <", host) == -1 ||
+	    dsn_put_text(b, 5, " ", in->sender, DSN_ADDR_MAX, ">") == -1 ||
+	    buf_addf(b, "Subject: %s\r\n", dsn_count_delayed(in) == in->nrcpts ?
+	    "Delayed Mail (still being retried)" :
+	    "Undelivered Mail Returned to Sender") == -1 ||
+	    dsn_put_date(b, "Date", in->now) == -1)
+		return -1;
+	/* RFC 3834 5: auto-replied, so no one auto-replies to it. */
+	return buf_addf(b, "Message-ID: <%s.%lld.dsn@%s>\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    "\tboundary=\"%s\"\r\n"
+	    "%s"
+	    "\r\n"
+	    "This is a MIME-encapsulated message.\r\n", qid,
+	    (long long)in->now, host, bnd,
+	    eight ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+}
+
+static int
+dsn_put_part(struct buf *b, const char *bnd, const char *desc,
+    const char *type, const struct buf *content)
+{
+	if (buf_addf(b, "\r\n--%s\r\nContent-Description: %s\r\n"
+	    "Content-Type: %s\r\n\r\n", bnd, desc, type) == -1)
+		return -1;
+	return buf_add(b, content->data, content->len);
+}
+
+int
+dsn_build(const struct dsn_input *in, struct buf *out)
+{
+	struct dsn_parts	 pp;
+	char			 bnd[DSN_BOUNDARY_MAX + 1];
+	size_t			 mark = out->len;
+	int			 rc = -1;
+
+	if (in->nrcpts == 0 || in->sender == NULL || in->sender[0] == '\0')
+		return -1;
+	memset(&pp, 0, sizeof(pp));
+	buf_init(&pp.human, out->max);
+	buf_init(&pp.status, out->max);
+	buf_init(&pp.headers, out->max);
+	if (dsn_put_returned(in, &pp) == -1 ||
+	    dsn_put_human(in, &pp.human, pp.headers.len > 0) == -1 ||
+	    dsn_put_status(in, &pp.status) == -1 ||
+	    dsn_pick_boundary(in, &pp, bnd, sizeof(bnd)) == -1)
+		goto done;
+	if (dsn_put_top(in, out, bnd, pp.eight) == -1 ||
+	    dsn_put_part(out, bnd, "Notification",
+	    "text/plain; charset=us-ascii", &pp.human) == -1 ||
+	    dsn_put_part(out, bnd, "Delivery report",
+	    "message/delivery-status", &pp.status) == -1)
+		goto done;
+	/* RFC 6522 3: the third part is optional; none if nothing to return. */
+	if (pp.headers.len > 0 && dsn_put_part(out, bnd,
+	    "Undelivered Message Headers", pp.eight ?
+	    "text/rfc822-headers\r\nContent-Transfer-Encoding: 8bit" :
+	    "text/rfc822-headers", &pp.headers) == -1)
+		goto done;
+	rc = buf_addf(out, "\r\n--%s--\r\n", bnd);
+done:
+	if (rc == -1 && out->data != NULL) {
+		out->len = mark;
+		out->data[mark] = '\0';
+	}
+	buf_free(&pp.human);
+	buf_free(&pp.status);
+	buf_free(&pp.headers);
+	return rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * dsn.h - delivery status notifications: the RFC 3464 report for a
+ * failed or delayed delivery, and the scanners it needs.
+ * Owns: the report's text and layout.  Never: copies the original's body
+ * (headers only, DESIGN 4), decides whether to send (backscatter.h).
+ * Untrusted: the original message, recipient addresses, remote replies.
+ * RFC 3464, 6522 (multipart/report), 3834 (Auto-Submitted), 5322, 2046.
+ */
+#ifndef MXGATE_DSN_H
+#define MXGATE_DSN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../lib/buf.h"
+
+/* At most this much of the original's header section is returned. */
+#define DSN_HEADERS_MAX	(64 * 1024)
+#define DSN_LINE_MAX	998	/* RFC 5322 2.1.1, octets before CRLF */
+#define DSN_FOLD_AT	78	/* RFC 5322 2.1.1 "SHOULD" */
+#define DSN_ADDR_MAX	512	/* address shown; RFC 5321 path: 256 */
+#define DSN_DIAG_MAX	2048	/* reply text shown, then "..." */
+#define DSN_NAME_MAX	255	/* host names and queue id shown */
+
+struct dsn_rcpt {
+	const char	*rcpt;		/* final recipient address */
+	const char	*action;	/* "failed" or "delayed" */
+	const char	*status;	/* "5.1.1" */
+	/* remote reply text, e.g. "550 5.1.1 <x@y>: User unknown", or NULL */
+	const char	*diag;
+	const char	*mta;		/* remote MTA name, or NULL */
+};
+
+struct dsn_input {
+	const char		*reporting_mta;	/* our hostname */
+	const char		*qid;		/* the original's */
+	time_t			 arrival;
+	time_t			 now;
+	/* the original envelope sender: the DSN goes to it */
+	const char		*sender;
+	/* the original message (CRLF), or just its header section */
+	const uint8_t		*msg;
+	size_t			 msglen;
+	const struct dsn_rcpt	*rcpts;
+	size_t			 nrcpts;
+	/* e.g. the qid: makes the MIME boundary unique, and deterministic
+	 * for tests */
+	const char		*boundary_seed;
+};
+
+/*
+ * The whole DSN message (headers + body, CRLF line ends, lines <= 998)
+ * appended to out.  0, or -1 with out unchanged: out's max reached, or
+ * nothing to report (no recipient, or the null sender <>).
+ * Everything copied into the report is cleaned first: control characters
+ * (CR, LF, NUL...) become spaces, 8-bit bytes '?', except in the returned
+ * header section, which keeps 8-bit bytes (then declared 8bit) and has
+ * its line ends made CRLF.  Message-ID is <QID.NOW.dsn@REPORTING_MTA>
+ * (NOW in seconds) so a delay notice and the later failure differ.
+ */
+int	dsn_build(const struct dsn_input *, struct buf *out);
+
+/*
+ * Length of the header section of msg (up to and including the empty
+ * line, or all of it if none), capped at max.  Lines end with LF or CRLF;
+ * an empty line is "\n" or "\r\n".  Reads at most max bytes.
+ */
+size_t	dsn_header_len(const uint8_t *msg, size_t len, size_t max);
+
+/*
+ * Whether a message is itself a report or an auto-reply: Content-Type
+ * multipart/report, or Auto-Submitted other than "no" (RFC 3834 5),
+ * scanning its header section only (the first DSN_HEADERS_MAX bytes):
+ * folded fields, names in any case, comments (RFC 5322 3.2.2) skipped.
+ */
+bool	dsn_is_report(const uint8_t *msg, size_t len);
+
+#endif

@@ -1,0 +1,699 @@
+/*
+ * guard.c - the harvest guard's policy: signals to verdicts (DESIGN 3).
+ * Owns: the majority rule, tarpit slots and delays, uniform marks, the
+ * distributed-harvest switch and the event=harvest log lines.
+ * Never: I/O, timers or sleeping (the caller delays); never keeps a
+ * recipient name, only a keyed hash of it.  Counters: guard_store.h.
+ * Untrusted: client addresses and recipient names.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "guard.h"
+#include "guard_store.h"
+
+/*
+ * Defaults (issue 4).  Tarpit after 3 unknown at 1 s doubling to 5 s,
+ * cut-off after 10: between Postfix's smtpd_soft_error_limit 10 (1 s
+ * sleeps) and hard limit 20, and Exchange's 5 s tarpit.  25 distinct
+ * names an hour per host is Cisco's 25 invalid recipients per hour.
+ */
+#define GUARD_DEF_WINDOW_MS	(60 * 60 * 1000)
+#define GUARD_DEF_TTL_MS	(24 * 60 * 60 * 1000)
+/*
+ * 300 unknown recipients a minute for one domain: an organization taking
+ * ten million messages a day with 3% stale recipients sees about 210 a
+ * minute, while 200 harvesting sources at one name per 5 s tarpit delay
+ * make 2,400.
+ */
+#define GUARD_DEF_GLOBAL_RATE	300
+/* 2,000 held sessions at the 8 KB target cost 16 MB and leave file
+ * descriptors for honest clients under a 4,096 limit. */
+#define GUARD_DEF_MAX_TARPITTED	2000
+/* 60 s: the default cut-off is reached after 1+2+4+5*4 = 27 s; only a
+ * session padding its unknown names with valid ones gets this far. */
+#define GUARD_DEF_SESSION_DELAY	60000
+#define GUARD_DEF_MAX_CLIENTS	100000
+/* A net's tarpit starts at the share of its threshold a host's does
+ * (3 of 25 -> 12 of 100); this ratio when a threshold is off. */
+#define GUARD_NET_RATIO		4
+#define GUARD_NAME_MAX		512	/* local@domain hashed, at most */
+#define GUARD_NET_TEXT		(INET6_ADDRSTRLEN + 4)
+#define GUARD_SHIFT_MAX		20	/* doublings; the cap ends it */
+
+_Static_assert(GUARD_THRESHOLD_MAX <= GUARD_SET_MAX,
+    "a threshold must fit in a distinct set");
+
+struct guard {
+	struct guard_conf	 conf;
+	struct guard_mem	*mem;
+	struct guard_dom	*dom;
+	struct guard_hkey	 key;
+	size_t			 ntarpitted;
+};
+
+/* A client's host and net, and what they asked for in the window. */
+struct guard_peer {
+	struct guard_net	 host, net;
+	struct guard_counts	 hc, nc;
+};
+
+/* Weight of each signal in quarter units of an unknown recipient: a
+ * protocol error is often an honest client's bug, so only a quarter. */
+static const unsigned guard_signal_q[] = {
+	[GUARD_SIG_VRFY] = GUARD_Q,
+	[GUARD_SIG_EXPN] = GUARD_Q,
+	[GUARD_SIG_PROTO] = 1,
+	[GUARD_SIG_AUTH] = GUARD_Q,
+};
+
+static const char *const guard_verdict_names[] = {
+	[GUARD_PASS] = "pass",
+	[GUARD_TARPIT] = "tarpit",
+	[GUARD_UNIFORM] = "uniform",
+	[GUARD_CUTOFF] = "cutoff",
+};
+
+void
+guard_conf_defaults(struct guard_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->window_ms = GUARD_DEF_WINDOW_MS;
+	c->tarpit_after = 3;
+	c->tarpit_base_ms = 1000;
+	c->tarpit_max_ms = 5000;
+	c->session_limit = 10;
+	c->threshold = 25;
+	c->threshold_net = 100;
+	c->ttl_ms = GUARD_DEF_TTL_MS;
+	c->global_rate = GUARD_DEF_GLOBAL_RATE;
+	c->max_tarpitted = GUARD_DEF_MAX_TARPITTED;
+	c->session_delay_max_ms = GUARD_DEF_SESSION_DELAY;
+	c->max_clients = GUARD_DEF_MAX_CLIENTS;
+}
+
+const char *
+guard_verdict_name(enum guard_verdict v)
+{
+	if ((unsigned)v >= sizeof(guard_verdict_names) /
+	    sizeof(guard_verdict_names[0]))
+		return "?";
+	return guard_verdict_names[v];
+}
+
+static bool
+guard_net_is_host(const struct guard_net *n)
+{
+	return n->prefix == (n->family == AF_INET ? 32 : 64);
+}
+
+static void
+guard_net_text(const struct guard_net *n, char *buf, size_t len)
+{
+	char	a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(n->family, n->addr, a, sizeof(a)) == NULL)
+		a[0] = '\0';
+	if (n->family == AF_INET && n->prefix == 32)
+		snprintf(buf, len, "%s", a);
+	else
+		snprintf(buf, len, "%s/%u", a, (unsigned)n->prefix);
+}
+
+static void
+guard_net_set(struct guard_net *n, int family, const uint8_t *a,
+    unsigned prefix)
+{
+	unsigned	i;
+
+	memset(n, 0, sizeof(*n));
+	n->family = (uint8_t)family;
+	n->prefix = (uint8_t)prefix;
+	memcpy(n->addr, a, family == AF_INET ? 4 : 16);
+	for (i = prefix / 8; i < sizeof(n->addr); i++)
+		n->addr[i] &= i == prefix / 8 ?
+		    (uint8_t)(0xffu << (8 - prefix % 8)) : 0;
+}
+
+/* The client's host and net; false for a non-IP or an exempt client. */
+static bool
+guard_peer_get(const struct guard *g, const struct sockaddr *sa,
+    struct guard_peer *p)
+{
+	static const uint8_t	 mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct sockaddr_in	 sin;
+	struct sockaddr_in6	 sin6;
+	const uint8_t		*a;
+
+	memset(p, 0, sizeof(*p));
+	if (sa == NULL || cidr_list_match(g->conf.exempt, sa))
+		return false;
+	if (sa->sa_family == AF_INET) {
+		memcpy(&sin, sa, sizeof(sin));
+		a = (const uint8_t *)&sin.sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(&sin6, sa, sizeof(sin6));
+		a = (const uint8_t *)&sin6.sin6_addr;
+		if (memcmp(a, mapped, sizeof(mapped)) != 0) {
+			guard_net_set(&p->host, AF_INET6, a, 64);
+			guard_net_set(&p->net, AF_INET6, a, 48);
+			return true;
+		}
+		a += sizeof(mapped);		/* ::ffff:a.b.c.d is IPv4 */
+	} else
+		return false;
+	guard_net_set(&p->host, AF_INET, a, 32);
+	guard_net_set(&p->net, AF_INET, a, 24);
+	return true;
+}
+
+static void
+guard_peer_read(struct guard *g, struct guard_peer *p, uint64_t now)
+{
+	(void)guard_mem_read(g->mem, &p->host, now, &p->hc);
+	(void)guard_mem_read(g->mem, &p->net, now, &p->nc);
+}
+
+static unsigned
+guard_q_units(uint64_t q)
+{
+	q = (q + GUARD_Q / 2) / GUARD_Q;
+	return q > UINT32_MAX ? UINT32_MAX : (unsigned)q;
+}
+
+/* The majority rule, for a host or net in the window. */
+static bool
+guard_counts_unknown_heavy(const struct guard_counts *c)
+{
+	return (uint64_t)c->ctr[GUARD_CTR_UNKNOWN] + c->ctr[GUARD_CTR_SIGNAL] >
+	    c->ctr[GUARD_CTR_VALID];
+}
+
+static bool
+guard_counts_valid_heavy(const struct guard_counts *c)
+{
+	return c->ctr[GUARD_CTR_VALID] > (uint64_t)c->ctr[GUARD_CTR_UNKNOWN] +
+	    c->ctr[GUARD_CTR_SIGNAL];
+}
+
+/* Distinct names plus signals: what thresholds are compared with. */
+static uint64_t
+guard_counts_score(const struct guard_counts *c)
+{
+	return (uint64_t)c->distinct * GUARD_Q + c->ctr[GUARD_CTR_SIGNAL];
+}
+
+static uint64_t
+guard_sess_unknown_q(const struct guard_session *s)
+{
+	return (uint64_t)s->unknown * GUARD_Q + s->signal_q;
+}
+
+/* The majority rule, for the session. */
+static bool
+guard_sess_unknown_heavy(const struct guard_session *s)
+{
+	return guard_sess_unknown_q(s) > (uint64_t)s->valid * GUARD_Q;
+}
+
+static bool
+guard_sess_valid_heavy(const struct guard_session *s)
+{
+	return (uint64_t)s->valid * GUARD_Q > guard_sess_unknown_q(s);
+}
+
+static unsigned
+guard_after_net(const struct guard_conf *c)
+{
+	uint64_t	v;
+
+	if (c->threshold == 0 || c->threshold_net == 0)
+		v = (uint64_t)c->tarpit_after * GUARD_NET_RATIO;
+	else
+		v = ((uint64_t)c->tarpit_after * c->threshold_net +
+		    c->threshold - 1) / c->threshold;
+	if (v < c->tarpit_after)
+		v = c->tarpit_after;
+	return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+/* A history that tarpits the client's sessions (host or net level). */
+static bool
+guard_history_due(const struct guard_conf *c, const struct guard_net *n,
+    const struct guard_counts *cc, unsigned *excess)
+{
+	uint64_t	after, score = guard_counts_score(cc);
+
+	after = (uint64_t)(guard_net_is_host(n) ? c->tarpit_after :
+	    guard_after_net(c)) * GUARD_Q;
+	if (c->tarpit_after == 0 || !guard_counts_unknown_heavy(cc) ||
+	    score < after)
+		return false;
+	*excess = (unsigned)((score - after) / GUARD_Q);
+	return true;
+}
+
+/*
+ * Whether this session's replies are delayed now, and how many doublings
+ * the history already owes (k0).  Every trigger holds only while unknown
+ * recipients are the majority of what the session (A, C) or the client
+ * (B) asked for, and never for a host whose window is mostly valid
+ * names, so a list server's few stale names never count:
+ * A: this session has tarpit_after unknown;
+ * B: the host's (or net's) window has that many distinct unknown names,
+ *    so a harvester reconnecting for each name is delayed from its first
+ *    RCPT (unless this session has asked mostly for valid names);
+ * C: the session noted a hot domain: delayed from its first unknown.
+ */
+static bool
+guard_tarpit_due(const struct guard_conf *c, const struct guard_session *s,
+    const struct guard_peer *p, unsigned *k0)
+{
+	uint64_t	su = guard_sess_unknown_q(s);
+	uint64_t	after = (uint64_t)c->tarpit_after * GUARD_Q;
+	bool		host_valid = guard_counts_valid_heavy(&p->hc);
+	unsigned	ex;
+	bool		due = false;
+
+	*k0 = 0;
+	if (c->tarpit_after == 0 || c->tarpit_base_ms == 0)
+		return false;
+	if (!host_valid && guard_sess_unknown_heavy(s) && (su >= after ||
+	    (s->hot && su >= GUARD_Q))) {
+		due = true;
+		*k0 = su >= after ? (unsigned)((su - after) / GUARD_Q) : 0;
+	}
+	if (guard_sess_valid_heavy(s))
+		return due;
+	if (guard_history_due(c, &p->host, &p->hc, &ex)) {
+		due = true;
+		*k0 = ex > *k0 ? ex : *k0;
+	}
+	/* A new address in a harvesting net has no history of its own:
+	 * only a host that asked mostly for valid names is spared. */
+	if (!host_valid && guard_history_due(c, &p->net, &p->nc, &ex)) {
+		due = true;
+		*k0 = ex > *k0 ? ex : *k0;
+	}
+	return due;
+}
+
+static bool
+guard_cutoff_due(const struct guard_conf *c, const struct guard_session *s,
+    const struct guard_peer *p)
+{
+	return c->session_limit > 0 && guard_sess_unknown_q(s) >=
+	    (uint64_t)c->session_limit * GUARD_Q &&
+	    guard_sess_unknown_heavy(s) && !guard_counts_valid_heavy(&p->hc);
+}
+
+/* base * 2^k, capped; k counts doublings, never a recipient's verdict. */
+static unsigned
+guard_delay(const struct guard_conf *c, unsigned k)
+{
+	uint64_t	d = c->tarpit_base_ms;
+
+	while (k-- > 0 && d < c->tarpit_max_ms)
+		d *= 2;
+	return d > c->tarpit_max_ms ? c->tarpit_max_ms : (unsigned)d;
+}
+
+static void
+guard_log_session(const char *state, const struct guard_peer *p,
+    const struct guard_session *s, const char *key, unsigned v,
+    const char *reason)
+{
+	char	text[GUARD_NET_TEXT];
+
+	guard_net_text(&p->host, text, sizeof(text));
+	log_event(LOG_LVL_INFO, "harvest", "state=%s net=%s unknown=%u "
+	    "valid=%u distinct=%u %s=%u%s%s", state, text, s->unknown,
+	    s->valid, p->hc.distinct, key, v, reason != NULL ? " reason=" : "",
+	    reason != NULL ? reason : "");
+}
+
+static void
+guard_slot_release(struct guard *g, struct guard_session *s)
+{
+	if (!s->tarpitted)
+		return;
+	s->tarpitted = false;
+	if (g->ntarpitted > 0)
+		g->ntarpitted--;
+}
+
+static enum guard_verdict
+guard_cut(struct guard *g, const struct guard_peer *p,
+    struct guard_session *s, const char *reason)
+{
+	s->cut = true;
+	guard_slot_release(g, s);	/* the session is closing */
+	guard_log_session("cutoff", p, s, "delay_total_ms", s->delay_total_ms,
+	    reason);
+	return GUARD_CUTOFF;
+}
+
+/* Past either cap, 421 at once: tarpitting must never cost the gateway
+ * more than it costs the harvester. */
+static enum guard_verdict
+guard_tarpit(struct guard *g, const struct guard_peer *p,
+    struct guard_session *s, unsigned k0, unsigned *delay_ms)
+{
+	const struct guard_conf	*c = &g->conf;
+	unsigned		 d, k;
+	bool			 start = false;
+
+	if (!s->tarpitted) {
+		if (c->max_tarpitted > 0 && g->ntarpitted >= c->max_tarpitted)
+			return guard_cut(g, p, s, "slots");
+		s->tarpitted = true;
+		g->ntarpitted++;
+		s->tarpit_k0 = k0;
+		start = true;
+	}
+	k = s->tarpit_n > GUARD_SHIFT_MAX ? GUARD_SHIFT_MAX : s->tarpit_n;
+	k += s->tarpit_k0 > GUARD_SHIFT_MAX ? GUARD_SHIFT_MAX : s->tarpit_k0;
+	d = guard_delay(c, k);
+	if (start)
+		guard_log_session("tarpit", p, s, "delay_ms", d, NULL);
+	if (c->session_delay_max_ms > 0 &&
+	    (uint64_t)s->delay_total_ms + d > c->session_delay_max_ms)
+		return guard_cut(g, p, s, "delay");
+	s->delay_total_ms += d;
+	s->tarpit_n++;
+	*delay_ms = d;
+	return GUARD_TARPIT;
+}
+
+enum guard_verdict
+guard_rcpt_check(struct guard *g, const struct sockaddr *sa,
+    struct guard_session *s, uint64_t now, unsigned *delay_ms)
+{
+	struct guard_peer	p;
+	unsigned		k0;
+
+	*delay_ms = 0;
+	if (!guard_peer_get(g, sa, &p))
+		return GUARD_PASS;
+	if (s->cut)
+		return GUARD_CUTOFF;
+	guard_peer_read(g, &p, now);
+	if (p.hc.marked_until > now || p.nc.marked_until > now)
+		return GUARD_UNIFORM;
+	if (guard_cutoff_due(&g->conf, s, &p))
+		return guard_cut(g, &p, s, "limit");
+	if (!guard_tarpit_due(&g->conf, s, &p, &k0))
+		return GUARD_PASS;
+	return guard_tarpit(g, &p, s, k0, delay_ms);
+}
+
+static void
+guard_log_counts(const char *state, const struct guard_net *n,
+    const struct guard_counts *c, const char *extra)
+{
+	char	text[GUARD_NET_TEXT];
+
+	guard_net_text(n, text, sizeof(text));
+	log_event(LOG_LVL_INFO, "harvest", "state=%s net=%s unknown=%u "
+	    "valid=%u distinct=%u signals=%u%s", state, text,
+	    guard_q_units(c->ctr[GUARD_CTR_UNKNOWN]),
+	    guard_q_units(c->ctr[GUARD_CTR_VALID]), c->distinct,
+	    guard_q_units(c->ctr[GUARD_CTR_SIGNAL]), extra);
+}
+
+/* Uniform mode: the threshold reached while unknown are the majority. */
+static void
+guard_mark_check(struct guard *g, const struct guard_net *n,
+    const struct guard_counts *c, unsigned threshold, uint64_t now)
+{
+	char	extra[48];
+
+	if (threshold == 0 || g->conf.ttl_ms == 0 || c->marked_until > now ||
+	    !guard_counts_unknown_heavy(c) ||
+	    guard_counts_score(c) < (uint64_t)threshold * GUARD_Q)
+		return;
+	if (guard_mem_mark(g->mem, n, now + g->conf.ttl_ms) == -1)
+		return;
+	snprintf(extra, sizeof(extra), " ttl_ms=%u", g->conf.ttl_ms);
+	guard_log_counts("uniform", n, c, extra);
+}
+
+static unsigned
+guard_set_max(unsigned threshold, unsigned after)
+{
+	uint64_t	v = 2 * (uint64_t)(threshold > after ? threshold :
+			    after);
+
+	return v < 2 ? 2 : v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+/* Counts at both levels, then marks a level that passed its threshold. */
+static void
+guard_count(struct guard *g, const struct guard_peer *p, enum guard_ctr ctr,
+    unsigned q, const uint64_t *name, uint64_t now)
+{
+	const struct guard_conf	*c = &g->conf;
+	struct guard_counts	 hc, nc;
+	int			 rc;
+
+	rc = guard_mem_add(g->mem, &p->host, now, ctr, q, name,
+	    guard_set_max(c->threshold, c->tarpit_after), &hc);
+	rc |= guard_mem_add(g->mem, &p->net, now, ctr, q, name,
+	    guard_set_max(c->threshold_net, guard_after_net(c)), &nc);
+	if (rc != 0)
+		log_event(LOG_LVL_WARNING, "harvest", "state=nomem "
+		    "msg=\"client counts lost\"");
+	guard_mark_check(g, &p->host, &hc, c->threshold, now);
+	guard_mark_check(g, &p->net, &nc, c->threshold_net, now);
+}
+
+/* Names are hashed as local@domain, ASCII case folded: JOHN and john
+ * are one try, and an alias domain's john is another. */
+static uint64_t
+guard_name_hash(const struct guard *g, const char *local, size_t llen,
+    const char *domain, size_t dlen)
+{
+	char	buf[GUARD_NAME_MAX];
+	size_t	i, n = 0;
+	char	ch;
+
+	for (i = 0; i < llen + 1 + dlen && n < sizeof(buf); i++) {
+		ch = i < llen ? local[i] : i == llen ? '@' :
+		    domain[i - llen - 1];
+		buf[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+	}
+	return guard_hash(&g->key, buf, n);
+}
+
+static void
+guard_log_domain(void *arg, const char *name, size_t len, unsigned rate,
+    bool hot)
+{
+	const struct guard	*g = arg;
+
+	log_event(LOG_LVL_INFO, "harvest", "state=%s domain=%s rate=%u "
+	    "limit=%u", hot ? "global_on" : "global_off",
+	    log_esc(name, len, GUARD_DOM_NAME_MAX), rate, g->conf.global_rate);
+}
+
+/* Back off at half the rate that switched a domain on, so a harvest
+ * near the limit does not flip its answers every minute. */
+static bool
+guard_dom_switch_at(struct guard *g, const char *domain, size_t dlen,
+    uint64_t now, unsigned n)
+{
+	return guard_dom_update(g->dom, domain, dlen, now, n,
+	    g->conf.global_rate, g->conf.global_rate / 2, guard_log_domain, g);
+}
+
+bool
+guard_rcpt_note(struct guard *g, const struct sockaddr *sa,
+    struct guard_session *s, bool unknown, const char *local, size_t llen,
+    const char *domain, size_t dlen, uint64_t now)
+{
+	struct guard_peer	p;
+	uint64_t		h;
+	bool			hot;
+
+	if (!guard_peer_get(g, sa, &p))
+		return false;
+	if (unknown) {
+		s->unknown += s->unknown < UINT32_MAX;
+		h = guard_name_hash(g, local, llen, domain, dlen);
+		guard_count(g, &p, GUARD_CTR_UNKNOWN, GUARD_Q, &h, now);
+	} else {
+		s->valid += s->valid < UINT32_MAX;
+		guard_count(g, &p, GUARD_CTR_VALID, GUARD_Q, NULL, now);
+	}
+	if ((hot = guard_dom_switch_at(g, domain, dlen, now, unknown)))
+		s->hot = true;
+	return hot;
+}
+
+bool
+guard_domain_hot(struct guard *g, const char *domain, size_t dlen,
+    uint64_t now)
+{
+	return guard_dom_switch_at(g, domain, dlen, now, 0);
+}
+
+void
+guard_note_signal(struct guard *g, const struct sockaddr *sa,
+    struct guard_session *s, enum guard_signal sig, uint64_t now)
+{
+	struct guard_peer	p;
+	unsigned		q;
+
+	if ((unsigned)sig >= sizeof(guard_signal_q) / sizeof(guard_signal_q[0]))
+		panic("guard_note_signal: signal %d", (int)sig);
+	if (!guard_peer_get(g, sa, &p))
+		return;
+	q = guard_signal_q[sig];
+	s->signal_q += s->signal_q <= UINT32_MAX - q ? q : 0;
+	guard_count(g, &p, GUARD_CTR_SIGNAL, q, NULL, now);
+}
+
+void
+guard_session_end(struct guard *g, struct guard_session *s)
+{
+	guard_slot_release(g, s);
+}
+
+static void
+guard_log_expired(void *arg, const struct guard_net *n,
+    const struct guard_counts *c)
+{
+	guard_log_counts("expired", n, c, arg != NULL ? arg : "");
+}
+
+void
+guard_tick(struct guard *g, uint64_t now)
+{
+	guard_mem_expire(g->mem, now, guard_log_expired, NULL);
+	guard_dom_tick(g->dom, now, g->conf.global_rate,
+	    g->conf.global_rate / 2, guard_log_domain, g);
+}
+
+struct guard_list_ctx {
+	struct guard	*g;
+	uint64_t	 now;
+	guard_list_fn	*fn;
+	void		*arg;
+	int		 n;
+};
+
+static void
+guard_list_one(void *arg, const struct guard_net *n,
+    const struct guard_counts *c)
+{
+	struct guard_list_ctx	*x = arg;
+	char			 text[GUARD_NET_TEXT];
+	unsigned		 ex;
+
+	guard_net_text(n, text, sizeof(text));
+	if (c->marked_until > x->now)
+		x->fn(x->arg, text, "uniform", c->distinct,
+		    guard_q_units(c->ctr[GUARD_CTR_VALID]), c->marked_until);
+	else if (guard_history_due(&x->g->conf, n, c, &ex))
+		x->fn(x->arg, text, "tarpit", c->distinct,
+		    guard_q_units(c->ctr[GUARD_CTR_VALID]),
+		    c->last_ms + x->g->conf.window_ms);
+}
+
+void
+guard_list(struct guard *g, uint64_t now, guard_list_fn *fn, void *arg)
+{
+	struct guard_list_ctx	x = { g, now, fn, arg, 0 };
+
+	guard_mem_walk(g->mem, now, guard_list_one, &x);
+}
+
+static void
+guard_unmark_one(void *arg, const struct guard_net *n,
+    const struct guard_counts *c)
+{
+	struct guard_list_ctx	*x = arg;
+	bool			 marked = c->marked_until > x->now;
+
+	x->n += marked;
+	guard_log_counts("unmarked", n, c, marked ? " was=uniform" :
+	    " was=counted");
+}
+
+int
+guard_unmark(struct guard *g, const char *text, uint64_t now)
+{
+	struct guard_list_ctx	x = { g, now, NULL, NULL, 0 };
+	struct cidr		c;
+
+	if (text == NULL || cidr_parse(text, strlen(text), &c) == -1)
+		return -1;
+	(void)guard_mem_forget(g->mem, &c, now, guard_unmark_one, &x);
+	return x.n;
+}
+
+void
+guard_get_stats(struct guard *g, struct guard_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	guard_mem_stats(g->mem, &st->entries, &st->marked, &st->evicted,
+	    &st->bytes);
+	st->tarpitted = g->ntarpitted;
+	st->hot_domains = guard_dom_hot_count(g->dom);
+}
+
+static void
+guard_key_init(struct guard *g)
+{
+	uint64_t	k[2];
+
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+		/* No entropy yet (early boot): still keyed per process. */
+		k[0] = (uint64_t)(uintptr_t)g ^ 0x9e3779b97f4a7c15ULL;
+		k[1] = (uint64_t)(uintptr_t)&k ^ 0xc2b2ae3d27d4eb4fULL;
+	}
+	g->key.k0 = k[0];
+	g->key.k1 = k[1];
+}
+
+struct guard *
+guard_new(const struct guard_conf *c)
+{
+	struct guard	*g;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	g->conf = *c;
+	guard_key_init(g);
+	g->mem = guard_mem_new(c->max_clients, c->window_ms, &g->key,
+	    guard_log_expired, " reason=evicted");
+	g->dom = guard_dom_new(&g->key);
+	if (g->mem == NULL || g->dom == NULL) {
+		guard_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void
+guard_set_conf(struct guard *g, const struct guard_conf *c)
+{
+	g->conf = *c;
+	guard_mem_set_limits(g->mem, c->max_clients, c->window_ms);
+}
+
+void
+guard_free(struct guard *g)
+{
+	if (g == NULL)
+		return;
+	guard_mem_free(g->mem);
+	guard_dom_free(g->dom);
+	free(g);
+}
