@@ -658,8 +658,16 @@ qmsg_report_failures(struct qmsg *m)
 		if (m->state[i] != QR_PERM)
 			continue;
 		m->report[i] = true;	/* finished for good either way */
-		snprintf(diag[n], sizeof(diag[n]), "%u %s %s",
-		    m->res[i].code, m->res[i].esc, m->res[i].text);
+		/* the client keeps the server's whole reply line; our own
+		 * reasons (expiry, DNS) get the code in front */
+		if (m->res[i].text[0] >= '2' && m->res[i].text[0] <= '5' &&
+		    m->res[i].text[1] >= '0' && m->res[i].text[1] <= '9' &&
+		    m->res[i].text[2] >= '0' && m->res[i].text[2] <= '9')
+			snprintf(diag[n], sizeof(diag[n]), "%s",
+			    m->res[i].text);
+		else
+			snprintf(diag[n], sizeof(diag[n]), "%u %s %s",
+			    m->res[i].code, m->res[i].esc, m->res[i].text);
 		dr[n] = (struct dsn_rcpt){
 			.rcpt = m->qf.rcpts[i],
 			.action = "failed",

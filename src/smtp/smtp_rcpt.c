@@ -279,7 +279,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 		    strlen(s->rw.key), smtp_now_ms(), 1);
 	if ((queue && buf_add(&s->tx.rcpts, s->rw.key,
 	    strlen(s->rw.key) + 1) == -1) || (a == RCPT_BOUNCE &&
-	    buf_add(&s->tx.bounced, s->rw.addr, strlen(s->rw.addr) + 1) == -1))
+	    buf_add(&s->tx.bounced, s->rw.key, strlen(s->rw.key) + 1) == -1))
 		panic("rcpt_proceed: recipient buffer sized too small");
 	s->tx.nqueued += queue;
 	s->tx.nbounced += a == RCPT_BOUNCE;

@@ -55,7 +55,7 @@ struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
 	struct buf		 rcpts;		/* queued: "a@b\0c@d\0" */
 	size_t			 nqueued;	/* recipients to queue */
-	struct buf		 bounced;	/* unknown under bounce: "<a@b>\0" */
+	struct buf		 bounced;	/* unknown under bounce: "a@b\0" */
 	size_t			 nbounced;
 	struct buf		 head;		/* the message's first bytes,
 						 * kept for an NDR only */

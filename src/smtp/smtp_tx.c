@@ -262,7 +262,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		panic("tx_bounce: out of memory");
 	for (i = 0, p = buf_cstr(&s->tx.bounced); i < s->tx.nbounced;
 	    i++, p += strlen(p) + 1) {
-		snprintf(diag[i], sizeof(diag[i]), "%u %s %s: %s", r->code,
+		snprintf(diag[i], sizeof(diag[i]), "%u %s <%s>: %s", r->code,
 		    r->esc, p, "Recipient address rejected: User unknown");
 		dr[i] = (struct dsn_rcpt){ .rcpt = p, .action = "failed",
 		    .status = r->esc, .diag = diag[i] };

@@ -19,7 +19,6 @@ import glob
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import mxlib
-from mxlib import check, fail, wait_until
+from mxlib import check, check_eq, fail, wait_until
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 DOVECOT = "/usr/sbin/dovecot"
@@ -126,7 +125,8 @@ class Received:
     when: float = field(default_factory=time.monotonic)
 
     def message(self) -> email.message.Message:
-        return email.message_from_bytes(self.data, policy=email.policy.compat32)
+        return email.message_from_bytes(self.data,
+                                        policy=email.policy.compat32)
 
     def header(self, name: str) -> str | None:
         v = self.message().get(name)
@@ -164,47 +164,51 @@ def parse_report(rec: Received) -> Report:
     check((msg.get_param("report-type") or "").lower() == "delivery-status",
           f"{what}: report-type is {msg.get_param('report-type')!r}")
     parts = msg.get_payload()
-    check(isinstance(parts, list) and len(parts) == 3,
-          f"{what}: expected 3 parts (text/plain, message/delivery-status, "
-          f"text/rfc822-headers), got "
-          f"{[p.get_content_type() for p in parts] if isinstance(parts, list) else parts!r}")
+    check(isinstance(parts, list), f"{what}: not a multipart body")
     types = [p.get_content_type() for p in parts]
-    check(types[0] == "text/plain" and types[1] == "message/delivery-status"
-          and types[2] in ("text/rfc822-headers", "message/rfc822-headers"),
-          f"{what}: parts are {types}")
+    check_eq(types, ["text/plain", "message/delivery-status",
+                     "text/rfc822-headers"], f"{what}: parts")
     blocks = parts[1].get_payload()
-    check(isinstance(blocks, list) and len(blocks) >= 2,
-          f"{what}: delivery-status has {len(blocks) if isinstance(blocks, list) else 0}"
-          " field groups, expected per-message + per-recipient")
+    nblocks = len(blocks) if isinstance(blocks, list) else 0
+    check(nblocks >= 2, f"{what}: delivery-status has {nblocks} field "
+          "groups, expected per-message + per-recipient")
 
     def fields(b) -> dict[str, str]:
         return {k.lower(): re.sub(r"\s+", " ", str(v)).strip()
                 for k, v in b.items()}
     text = parts[0].get_payload(decode=True).decode("utf-8", "replace")
     hdrs = parts[2].get_payload(decode=True) or b""
-    return Report(msg, text, fields(blocks[0]), [fields(b) for b in blocks[1:]],
+    return Report(msg, text, fields(blocks[0]),
+                  [fields(b) for b in blocks[1:]],
                   hdrs.decode("utf-8", "replace"))
 
 
 # ---------------------------------------------------------------- PySink
 
 class PySink:
-    """A small SMTP server on 127.0.0.1 that records every transaction.
+    """A small SMTP (or LMTP) server on 127.0.0.1 that records every
+    transaction.
 
     Answers are attributes a test may change at any time:
       rcpt_reply: "250 2.1.5 Ok", or a function(addr) -> reply line
-      data_reply: the reply to the final "."
+      data_reply: the reply to the final ".", or a function(addr) -> reply
+                  (called once per recipient in LMTP mode, with "" in SMTP)
       data_delay: seconds to wait before that reply (a slow next hop)
     messages: transactions whose final 250 was sent on an open
     connection; pending: how many have all their data and await the reply.
     """
 
-    def __init__(self, port: int | None = None, name: str = "pysink"):
+    def __init__(self, port: int | None = None, name: str = "pysink",
+                 dump_dir: str | None = None, lmtp: bool = False):
         self.port = port or mxlib.free_port()
         self.name = name
+        self.lmtp = lmtp  # LHLO, and one reply per recipient after DATA
+        self.dump_dir = dump_dir  # each accepted message also goes here
+        if dump_dir:
+            os.makedirs(dump_dir, exist_ok=True)
         self.rcpt_reply: str | Callable[[str], str] = "250 2.1.5 Ok"
         self.mail_reply = "250 2.1.0 Ok"
-        self.data_reply = "250 2.0.0 Ok: queued"
+        self.data_reply: str | Callable[[str], str] = "250 2.0.0 Ok: queued"
         self.data_delay = 0.0
         self.lock = threading.Lock()
         self.messages: list[Received] = []
@@ -308,11 +312,11 @@ class PySink:
                 line = raw.rstrip(b"\r\n").decode("latin-1")
                 verb = line.split(" ", 1)[0].upper()
                 arg = line[len(verb) + 1:]
-                if verb == "EHLO":
+                if verb == ("LHLO" if self.lmtp else "EHLO"):
                     st["helo"] = arg
                     say("250-pysink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
                         "250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600")
-                elif verb == "HELO":
+                elif verb == "HELO" and not self.lmtp:
                     st["helo"] = arg
                     say("250 pysink.test")
                 elif verb == "MAIL":
@@ -377,18 +381,38 @@ class PySink:
         try:
             if self.data_delay > 0:
                 await asyncio.sleep(self.data_delay)
-            reply = self._answer("data_reply", "250 2.0.0 Ok", "")
+            if self.lmtp:
+                replies = [self._answer("data_reply", "250 2.0.0 Ok", a)
+                           for a in rec.rcpts]
+                rec.rcpts = [a for a, r in zip(rec.rcpts, replies)
+                             if r.startswith("2")]
+            else:
+                replies = [self._answer("data_reply", "250 2.0.0 Ok", "")]
             if reader.at_eof() or writer.is_closing():
                 return False  # the client died while waiting: no answer given
-            writer.write(reply.encode("latin-1") + b"\r\n")
+            writer.write(b"".join(r.encode("latin-1") + b"\r\n"
+                                  for r in replies))
             await writer.drain()
-            if reply.startswith("2"):
+            if rec.rcpts and any(r.startswith("2") for r in replies):
                 with self.lock:
                     self.messages.append(rec)
+                    n = len(self.messages)
+                self._dump(n, rec)
             return True
         finally:
             with self.lock:
                 self.pending -= 1
+
+    def _dump(self, n: int, rec: Received) -> None:
+        """A copy for the person reading a kept temp folder."""
+        if not self.dump_dir:
+            return
+        path = os.path.join(self.dump_dir, f"{n:03d}.eml")
+        with open(path, "wb") as f:
+            f.write(f"X-Envelope-From: <{rec.mail_from}>\r\n".encode())
+            for r in rec.rcpts:
+                f.write(f"X-Envelope-To: <{r}>\r\n".encode())
+            f.write(rec.data)
 
     # -- what arrived
 
@@ -655,10 +679,3 @@ def _user_exists(name: str) -> bool:
         return True
     except KeyError:
         return False
-
-
-def which_or_fail(prog: str) -> str:
-    p = shutil.which(prog)
-    if p is None:
-        fail(f"{prog} is not installed")
-    return p

@@ -25,7 +25,8 @@ from mxlib import check, check_eq, fail
 QID = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]{16})$")
 SENDER = "x@remote.test"
 RCPT_OK = "250 2.1.5 Ok"
-NULL_ONE_RCPT = "550 5.7.1 Error: a bounce (null sender) may have one recipient only"
+NULL_ONE_RCPT = ("550 5.7.1 Error: a bounce (null sender) may have one "
+                 "recipient only")
 NULL_RATE = "450 4.7.1 Too many bounces for this recipient, try again later"
 WAIT = 10.0  # seconds for one delivery step
 
@@ -36,9 +37,10 @@ def hop_config(hop: str, relay: "peers.PySink | None" = None,
                **extra: str) -> dict[str, str]:
     """Fast retries; relayhost is always on loopback (a dead port when the
     test has no relay peer) so no DSN ever looks up a public MX."""
+    port = relay.port if relay else mxlib.free_port()
     conf = {"next_hop": hop, "retry_min": "1s", "retry_max": "2s",
             "smtp_connect_timeout": "2s", "smtp_timeout": "5s",
-            "relayhost": f"127.0.0.1:{relay.port if relay else mxlib.free_port()}"}
+            "relayhost": f"127.0.0.1:{port}"}
     conf.update(extra)
     return conf
 
@@ -86,6 +88,13 @@ def quoted(ev: dict[str, str], key: str) -> str:
     return m.group(1) if m else ev.get(key, "")
 
 
+def py_sink(ctx, name: str, port: int | None = None,
+            lmtp: bool = False) -> "peers.PySink":
+    """A recording SMTP (LMTP) server; what it accepts is also kept in
+    TMP/NAME/ (for whoever reads a failed test's folder)."""
+    return peers.PySink(port, name, os.path.join(ctx.tmpdir, name), lmtp)
+
+
 def wait_spool_empty(gw, timeout_s: float = WAIT) -> None:
     mxlib.wait_until(lambda: gw.spool_files() == [], timeout_s,
                      f"an empty spool (has {gw.spool_files()})")
@@ -109,6 +118,13 @@ def dsn_event(gw, qid: str, to: str = SENDER) -> dict[str, str]:
     return ev
 
 
+def check_suppressed(ev: dict[str, str], reason: str, rcpt: str) -> None:
+    """event=dsn qid=Q to=<RCPT> ndr=suppressed reason=REASON"""
+    check_eq((ev.get("ndr"), ev.get("reason")), ("suppressed", reason),
+             f"ndr and reason of {ev['line']!r}")
+    check_eq(ev.get("to"), f"<{rcpt}>", f"to= of {ev['line']!r}")
+
+
 def check_dsn(rec: "peers.Received", to: str, failed: dict[str, str],
               original: bytes, marker: str) -> "peers.Report":
     """rec is an RFC 3464 report to `to` from <>, naming each failed
@@ -126,14 +142,22 @@ def check_dsn(rec: "peers.Received", to: str, failed: dict[str, str],
         fr = f.get("final-recipient", "")
         check(fr.lower().startswith("rfc822;"),
               f"Final-Recipient not of type rfc822: {fr!r}")
-        by_rcpt[fr.split(";", 1)[1].strip().strip("<>").lower()] = f
+        addr = fr.split(";", 1)[1].strip()
+        # RFC 3464 2.3.2 / 2.1.2: an rfc822 address is a bare addr-spec.
+        check("<" not in addr and ">" not in addr,
+              f"Final-Recipient address in angle brackets: {fr!r}")
+        by_rcpt[addr.lower()] = f
     check_eq(sorted(by_rcpt), sorted(a.lower() for a in failed),
              "recipients named in the DSN")
     for addr, status in failed.items():
         f = by_rcpt[addr.lower()]
         check_eq(f.get("action", "").lower(), "failed", f"Action for {addr}")
         check(f.get("status", "").startswith(status),
-              f"Status for {addr}: expected {status}*, got {f.get('status')!r}")
+              f"Status for {addr}: expected {status}*, "
+              f"got {f.get('status')!r}")
+        diag = f.get("diagnostic-code", "")
+        check(not re.search(r"\b(\d{3} \d\.\d{1,3}\.\d{1,3}) \1\b", diag),
+              f"Diagnostic-Code for {addr} repeats the reply code: {diag!r}")
     check("reporting-mta" in rep.per_message,
           f"no Reporting-MTA in the per-message fields: {rep.per_message}")
     head = original.split(b"\r\n\r\n", 1)[0].decode()
@@ -170,8 +194,8 @@ def test_smtp_hop_two_recipients(ctx, gw_factory):
         check_eq(gw.events("failed"), [], "failed events")
 
 
-def test_next_hop_concurrency_limit(gw_factory):
-    with peers.PySink() as hop:
+def test_next_hop_concurrency_limit(ctx, gw_factory):
+    with py_sink(ctx, "hop") as hop:
         hop.data_delay = 0.3
         gw = gw_factory(config=hop_config(f"smtp:127.0.0.1:{hop.port}",
                                           next_hop_concurrency="2"))
@@ -193,7 +217,7 @@ def test_lmtp_hop_dovecot(ctx, gw_factory, param):
     """Dovecot knows alice and bob; our users file also lists carol."""
     dv = peers.Dovecot(os.path.join(ctx.tmpdir, "dovecot"),
                        ["alice@example.test", "bob@example.test"])
-    with dv, peers.PySink() as relay:
+    with dv, py_sink(ctx, "relay") as relay:
         hop = (f"lmtp:127.0.0.1:{dv.port}" if param == "tcp"
                else f"lmtp:unix:{dv.socket}")
         gw = gw_factory(config=hop_config(hop, relay))
@@ -229,6 +253,49 @@ def test_lmtp_hop_dovecot(ctx, gw_factory, param):
 
 
 # ---------------------------------------------------------------- 4xx / 5xx
+
+@mxlib.params(["smtp", "lmtp"])
+def test_one_result_per_recipient(ctx, gw_factory, param):
+    """alice 2xx, bob 4xx, carol 5xx in one transaction: at RCPT (SMTP) or
+    after DATA (LMTP).  Only bob is retried; only carol is reported."""
+    answers = {"alice": "250 2.1.5 Ok", "bob": "452 4.2.2 Mailbox full",
+               "carol": "550 5.2.1 Mailbox disabled"}
+
+    def by_rcpt(addr: str) -> str:
+        return answers.get(addr.split("@")[0], "250 2.0.0 Ok")
+    with py_sink(ctx, "hop", lmtp=param == "lmtp") as hop, \
+            py_sink(ctx, "relay") as relay:
+        if param == "lmtp":
+            hop.data_reply = by_rcpt
+        else:
+            hop.rcpt_reply = by_rcpt
+        gw = gw_factory(config=hop_config(f"{param}:127.0.0.1:{hop.port}",
+                                          relay))
+        rcpts = [f"{u}@example.test" for u in ("alice", "bob", "carol")]
+        msg, marker = marked_message(f"per rcpt {param}")
+        qid = send(gw, SENDER, rcpts, msg)
+        gw.wait_event("delivered", qid=qid, to=rcpts[0], timeout_s=WAIT)
+        ev = gw.wait_event("deferred", qid=qid, to=rcpts[1], timeout_s=WAIT)
+        check_eq((ev.get("status"), ev.get("attempts")), ("4.2.2", "1"),
+                 "bob's deferral")
+        ev = gw.wait_event("failed", qid=qid, to=rcpts[2], timeout_s=WAIT)
+        check_eq(ev.get("status"), "5.2.1", "carol's status")
+        check_eq(ev.get("dsn_qid"), None, "dsn_qid on a failed line")
+        dsn = dsn_event(gw, qid)
+        check_eq(dsn.get("rcpts"), "1", "recipients in the DSN")
+        check_dsn(relay.wait_messages(1)[0], SENDER,
+                  {"carol@example.test": "5.2.1"}, msg, marker)
+        answers["bob"] = "250 2.0.0 Ok"  # the mailbox has room again
+        gw.wait_event("delivered", qid=qid, to=rcpts[1], timeout_s=WAIT)
+        gw.wait_event("removed", qid=qid, timeout_s=WAIT)
+        got = [m.rcpts for m in hop.received() if marker.encode() in m.data]
+        check_eq(got, [["alice@example.test"], ["bob@example.test"]],
+                 "recipients accepted by the next hop, per transaction")
+        check_eq(len(gw.events("delivered", qid=qid, to=rcpts[0])), 1,
+                 "deliveries to alice")
+        check_eq(len(relay.received()), 1, "DSNs at the relayhost")
+        wait_spool_empty(gw)
+
 
 def test_smtp_hop_4xx_retried_then_accepted(ctx, gw_factory):
     with peers.SmtpSink(os.path.join(ctx.tmpdir, "sink"),
@@ -270,7 +337,7 @@ def test_smtp_hop_4xx_retried_then_accepted(ctx, gw_factory):
 def test_smtp_hop_5xx_failed_with_dsn(ctx, gw_factory, param):
     sink = peers.SmtpSink(os.path.join(ctx.tmpdir, "sink"),
                           options=["-f", param])
-    with sink, peers.PySink() as relay:
+    with sink, py_sink(ctx, "relay") as relay:
         gw = gw_factory(config=hop_config(f"smtp:127.0.0.1:{sink.port}",
                                           relay))
         msg, marker = marked_message("hard")
@@ -291,7 +358,7 @@ def test_failed_dsn_gets_no_dsn(ctx, gw_factory):
     """The DSN itself is refused by the relayhost: never a DSN about it."""
     sink = peers.SmtpSink(os.path.join(ctx.tmpdir, "sink"),
                           options=["-f", "RCPT"])
-    with sink, peers.PySink() as relay:
+    with sink, py_sink(ctx, "relay") as relay:
         relay.rcpt_reply = "550 5.1.1 No such user here"
         gw = gw_factory(config=hop_config(f"smtp:127.0.0.1:{sink.port}",
                                           relay))
@@ -330,8 +397,8 @@ def test_next_hop_down_then_up(ctx, gw_factory):
         wait_spool_empty(gw)
 
 
-def test_queue_lifetime_expiry(gw_factory):
-    with peers.PySink() as relay:
+def test_queue_lifetime_expiry(ctx, gw_factory):
+    with py_sink(ctx, "relay") as relay:
         gw = gw_factory(config=hop_config(
             f"smtp:127.0.0.1:{mxlib.free_port()}", relay,
             queue_lifetime="4s"))
@@ -357,8 +424,8 @@ def test_queue_lifetime_expiry(gw_factory):
 BOUNCE = {"unknown_recipient": "bounce", "harvest_exempt": "127.0.0.0/8"}
 
 
-def test_bounce_ndr_to_external_sender(gw_factory):
-    with peers.PySink() as relay:
+def test_bounce_ndr_to_external_sender(ctx, gw_factory):
+    with py_sink(ctx, "relay") as relay:
         gw = gw_factory(config=hop_config("maildir:mail", relay, **BOUNCE))
         msg, marker = marked_message("ndr", to="nobody@example.test")
         with mxlib.session(gw) as c:
@@ -388,15 +455,15 @@ def test_bounce_ndr_to_external_sender(gw_factory):
                ("forged_local_sender", "carol@example.test", ()),
                ("dsn_loop", SENDER, ("Auto-Submitted: auto-replied",))],
               ids=["null_sender", "forged_local_sender", "dsn_loop"])
-def test_bounce_ndr_suppressed(gw_factory, param):
+def test_bounce_ndr_suppressed(ctx, gw_factory, param):
     reason, sender, headers = param
-    with peers.PySink() as relay:
+    with py_sink(ctx, "relay") as relay:
         gw = gw_factory(config=hop_config("maildir:mail", relay, **BOUNCE))
         msg, _ = marked_message(f"no ndr {reason}", sender or "mailer@x.test",
                                 "nobody@example.test", headers)
         qid = send(gw, sender, ["nobody@example.test"], msg)
         ev = gw.wait_event("dsn", qid=qid, ndr="suppressed", timeout_s=WAIT)
-        check_eq(ev.get("reason"), reason, f"suppression reason: {ev['line']}")
+        check_suppressed(ev, reason, "nobody@example.test")
         stays_false(lambda: relay.received() or
                     [e["line"] for e in gw.events("dsn") if "dsn_qid" in e],
                     1.0, "an NDR was sent anyway")
@@ -430,9 +497,9 @@ def test_bounce_local_sender_from_relay_network_gets_ndr(gw_factory):
                ("rate_domain", ["s1@remote.test", "s2@remote.test",
                                 "s3@remote.test"])],
               ids=["rate_sender", "rate_domain"])
-def test_bounce_ndr_rate_limits(gw_factory, param):
+def test_bounce_ndr_rate_limits(ctx, gw_factory, param):
     reason, senders = param
-    with peers.PySink() as relay:
+    with py_sink(ctx, "relay") as relay:
         gw = gw_factory(config=hop_config(
             "maildir:mail", relay, ndr_rate_per_sender="2",
             ndr_rate_per_domain="2" if reason == "rate_domain" else "50",
@@ -446,8 +513,7 @@ def test_bounce_ndr_rate_limits(gw_factory, param):
         for q, s in zip(qids[:2], senders):
             dsn_event(gw, q, to=s)
         ev = gw.wait_event("dsn", qid=qids[2], timeout_s=WAIT)
-        check_eq((ev.get("ndr"), ev.get("reason")), ("suppressed", reason),
-                 f"third NDR: {ev['line']}")
+        check_suppressed(ev, reason, "nobody@example.test")
         got = relay.wait_messages(2)
         check_eq(sorted(r for m in got for r in m.rcpts), sorted(senders[:2]),
                  "NDR recipients at the relayhost")
@@ -492,8 +558,8 @@ def test_null_sender_rate_per_recipient(gw_factory):
 
 # ---------------------------------------------------------------- relay
 
-def test_relay_networks_via_relayhost(gw_factory):
-    with peers.PySink() as relay:
+def test_relay_networks_via_relayhost(ctx, gw_factory):
+    with py_sink(ctx, "relay") as relay:
         gw = gw_factory(config=hop_config(
             "maildir:mail", relay, relay_networks="127.0.0.2/32"))
         msg, marker = marked_message("relayed", "carol@example.test",
@@ -515,8 +581,8 @@ def test_relay_networks_via_relayhost(gw_factory):
 # ---------------------------------------------------------------- crashes
 
 @mxlib.timeout(45)
-def test_kill9_during_delivery(gw_factory):
-    with peers.PySink() as hop:
+def test_kill9_during_delivery(ctx, gw_factory):
+    with py_sink(ctx, "hop") as hop:
         hop.data_delay = 1.0
         gw = gw_factory(config=hop_config(f"smtp:127.0.0.1:{hop.port}",
                                           next_hop_concurrency="1"))
@@ -555,7 +621,7 @@ def test_restart_keeps_retry_schedule(ctx, gw_factory):
     check_eq((ev.get("attempts"), ev.get("next_attempt_s")), ("1", "30"),
              "first deferral")
     gw.stop()
-    with peers.PySink(port=port) as hop:  # a retry now would succeed
+    with py_sink(ctx, "hop", port=port) as hop:  # a retry now would succeed
         mark = gw.log_mark()
         gw.start()
         stays_false(lambda: hop.received() or
@@ -564,7 +630,8 @@ def test_restart_keeps_retry_schedule(ctx, gw_factory):
                     2.5, "retried at once after a restart (retry_min=30s)")
         check(gw.spool_files(), "the spool is empty before the retry")
         help_text = ctx.run_binary(["--help"])
-        if not re.search(rb"mxgate queue", help_text.stdout + help_text.stderr):
+        usage = help_text.stdout + help_text.stderr
+        if not re.search(rb"mxgate queue", usage):
             print("SKIP part: `mxgate queue` does not exist yet")
             return
         p = ctx.run_binary(["queue", "flush", "-c", gw.conf_path])

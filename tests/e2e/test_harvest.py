@@ -1,0 +1,696 @@
+"""
+test_harvest.py - the harvest guard end to end (DESIGN.md 3, issue 4).
+Covers: the tarpit (after harvest_tarpit_after unknown names; valid names
+delayed too; a timer, not a blocked loop), the 421 cut-off, the caps on
+tarpitted sessions and on a session's total delay, uniform mode per
+address and per /24 (byte-identical replies), distinct counting (a stale
+name retried counts once), exempt networks, an honest mailing-list sender
+and a provider's /24 never slowed or marked, VRFY/EXPN as signals,
+`harvest list` / `harvest unmark`, the distributed-harvest switch (discard
+answers under reject, then back), and equal latency distributions for
+valid and unknown names under discard and in uniform mode (a two-sample
+Kolmogorov-Smirnov test, stdlib only).
+Clients act as different hosts by binding to addresses in 127.0.0.0/8.
+Run alone, `python3 tests/e2e/test_harvest.py --binary build/mxgate
+[-k NAME]` runs these tests in this process and shows their output (the
+KS statistics); run.py shows output only for failing tests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+
+import mxlib
+from mxlib import check, check_eq
+
+RCPT_OK = b"250 2.1.5 Ok\r\n"
+UNIFORM = b"450 4.7.1 Try again later\r\n"
+CUTOFF = (f"421 4.7.0 {mxlib.HOSTNAME} Error: too many unknown recipients, "
+          "closing")
+DELAY_S, DELAY_MAX_S = 0.2, 0.4
+# Small tarpit delays so the tests stay fast; replies are compared with
+# generous bounds: "immediate" is under FAST_S, "delayed" at least
+# SLOW_S (the timer never fires early; loopback adds, never removes).
+FAST_CONF = {"harvest_tarpit_delay": "200ms", "harvest_tarpit_max": "400ms"}
+FAST_S = 0.15
+SLOW_S = 0.19
+KS_N = 2000          # RCPTs for valid names, and as many for unknown ones
+KS_ALPHA = 0.01
+KS_SEED = 4242
+
+
+# ------------------------------------------------------------ helpers
+
+def gateway(gw_factory, start: bool = True, users=mxlib.DEFAULT_USERS,
+            **conf: str) -> mxlib.Gateway:
+    settings = dict(FAST_CONF)
+    settings.update(conf)
+    return gw_factory(config=settings, users=users, start=start)
+
+
+def timed(c: mxlib.Client, line: str) -> tuple[mxlib.Reply, float]:
+    t0 = time.monotonic()
+    r = c.cmd(line)
+    return r, time.monotonic() - t0
+
+
+def rcpt(c: mxlib.Client, who: str) -> tuple[mxlib.Reply, float]:
+    return timed(c, f"RCPT TO:<{who}@example.test>")
+
+
+def mail_session(gw, src: str) -> mxlib.Client:
+    c = mxlib.session(gw, bind=src)
+    try:
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def unknown_rejected(r: mxlib.Reply, who: str) -> None:
+    check_eq(r.text, f"550 5.1.1 <{who}@example.test>: Recipient address "
+             "rejected: User unknown", f"reply to unknown {who}")
+
+
+def harvest_events(gw, since: int = 0, **kv: str) -> list[dict[str, str]]:
+    return gw.events("harvest", since, **kv)
+
+
+def no_harvest_events(gw, what: str) -> None:
+    evs = harvest_events(gw)
+    check(not evs, f"{what}: event=harvest lines: "
+          + " / ".join(e["line"] for e in evs[:3]))
+
+
+def blocked_maildir(gw) -> None:
+    """Deliveries fail and wait an hour: no Maildir fsyncs slow the test
+    (the next hop is a file where the Maildir root should be)."""
+    gw.settings.update({"next_hop": "maildir:blocked/mail",
+                        "retry_min": "1h"})
+    with open(gw.dir + "/blocked", "w") as f:
+        f.write("not a folder\n")
+
+
+# ------------------------------------------------------------ tarpit
+
+def test_tarpit_after_unknown_delays_valid_too(gw_factory):
+    gw = gateway(gw_factory, harvest_tarpit_after="3",
+                 harvest_session_limit="10")
+    src = "127.0.1.1"
+    with mail_session(gw, src) as c:
+        for i in range(3):
+            r, dt = rcpt(c, f"nobody{i}")
+            unknown_rejected(r, f"nobody{i}")
+            check(dt < FAST_S, f"unknown #{i + 1} took {dt:.3f}s before "
+                  "the tarpit")
+        # The 4th RCPT is a valid name: delayed like any other (the delay
+        # comes from the history, not from this recipient).
+        r, dt = rcpt(c, "alice")
+        check_eq(r.raw, RCPT_OK, "valid recipient in the tarpit")
+        check(dt >= SLOW_S, f"valid recipient answered in {dt:.3f}s, "
+              f"expected the {DELAY_S}s tarpit delay")
+        ev = gw.wait_event("harvest", state="tarpit", net=src)
+        check_eq((ev.get("unknown"), ev.get("valid")), ("3", "0"),
+                 "counts in state=tarpit")
+        # The delay doubles up to the cap, for unknown and valid alike.
+        times = {}
+        for who in ("nobody9", "bob", "nobody10", "carol"):
+            r, times[who] = rcpt(c, who)
+        check(all(DELAY_MAX_S - 0.01 <= t < DELAY_MAX_S + 1.0
+                  for t in times.values()),
+              f"capped delays (expected about {DELAY_MAX_S}s): {times}")
+        # A timer, not a blocked loop: another client is served at once
+        # while this session waits.
+        c.sendline("RCPT TO:<dave@example.test>")
+        t0 = time.monotonic()
+        with mail_session(gw, "127.1.2.1") as other:
+            r, dt = rcpt(other, "alice")
+            check_eq(r.raw, RCPT_OK, "other client's RCPT")
+            check(dt < FAST_S, f"other client waited {dt:.3f}s")
+        check(time.monotonic() - t0 < DELAY_MAX_S,
+              "the other client was not served while the tarpit ran")
+        unknown_rejected(c.reply(), "dave")
+
+
+def test_history_tarpits_next_session_from_first_rcpt(gw_factory):
+    gw = gateway(gw_factory, harvest_tarpit_after="3")
+    src = "127.0.1.3"
+    for i in range(2):          # two names per session: no session trigger
+        with mail_session(gw, src) as c:
+            for j in range(2):
+                r, dt = rcpt(c, f"n{i}x{j}")
+                unknown_rejected(r, f"n{i}x{j}")
+    with mail_session(gw, src) as c:
+        r, dt = rcpt(c, "alice")
+        check_eq(r.raw, RCPT_OK, "valid recipient")
+        check(dt >= SLOW_S, f"first RCPT of a reconnecting harvester took "
+              f"{dt:.3f}s, expected the tarpit")
+    gw.wait_event("harvest", state="tarpit", net=src)
+
+
+def test_cutoff_after_session_limit(gw_factory):
+    gw = gateway(gw_factory, harvest_tarpit_after="3",
+                 harvest_tarpit_delay="50ms", harvest_tarpit_max="50ms",
+                 harvest_session_limit="5")
+    src = "127.0.2.1"
+    with mail_session(gw, src) as c:
+        for i in range(5):
+            r, _ = rcpt(c, f"nobody{i}")
+            unknown_rejected(r, f"nobody{i}")
+        # The next RCPT, valid or not, gets the 421 and the close.
+        c.expect(CUTOFF, "RCPT TO:<alice@example.test>")
+        c.expect_close()
+    ev = gw.wait_event("harvest", state="cutoff", net=src)
+    check_eq((ev.get("unknown"), ev.get("reason")), ("5", "limit"),
+             "state=cutoff")
+    gw.wait_event("rcpt", to="alice@example.test", verdict="cutoff",
+                  action="cutoff")
+
+
+def test_tarpit_caps_slots_and_total_delay(gw_factory):
+    # Each client in its own /24: no net history tarpits the next one.
+    gw = gateway(gw_factory, harvest_tarpit_after="1",
+                 harvest_session_limit="100", harvest_threshold="100",
+                 harvest_threshold_net="100", harvest_max_tarpitted="2",
+                 harvest_session_delay_max="1s")
+    held = []
+    try:
+        # Two sessions hold the two tarpit slots...
+        for i in range(2):
+            c = mail_session(gw, f"127.3.{i + 1}.1")
+            held.append(c)
+            unknown_rejected(rcpt(c, "nobody")[0], "nobody")
+            r, dt = rcpt(c, "nobody2")
+            unknown_rejected(r, "nobody2")
+            check(dt >= SLOW_S, f"session {i + 1} not tarpitted ({dt:.3f}s)")
+        # ... so a third harvester is cut off at once, not held.
+        with mail_session(gw, "127.3.3.1") as c:
+            unknown_rejected(rcpt(c, "nobody")[0], "nobody")
+            r, dt = rcpt(c, "nobody2")
+            check_eq(r.text, CUTOFF, "past harvest_max_tarpitted")
+            check(dt < FAST_S, f"the slot cut-off took {dt:.3f}s")
+            c.expect_close()
+        gw.wait_event("harvest", state="cutoff", net="127.3.3.1",
+                      reason="slots")
+        # Total delay: 200 + 400 + 400 ms given; the next 400 would pass
+        # harvest_session_delay_max (1 s): 421 at once.
+        c = held[0]
+        for who in ("nobody3", "nobody4"):
+            r, dt = rcpt(c, who)
+            unknown_rejected(r, who)
+            check(dt >= DELAY_MAX_S - 0.01, f"{who}: {dt:.3f}s")
+        r, dt = rcpt(c, "nobody5")
+        check_eq(r.text, CUTOFF, "past harvest_session_delay_max")
+        check(dt < FAST_S, f"the delay cut-off took {dt:.3f}s")
+        gw.wait_event("harvest", state="cutoff", net="127.3.1.1",
+                      reason="delay")
+        # The cut session freed its slot: a new harvester is held again.
+        held[0].close()
+        with mail_session(gw, "127.3.4.1") as c:
+            unknown_rejected(rcpt(c, "nobody")[0], "nobody")
+            r, dt = rcpt(c, "nobody2")
+            unknown_rejected(r, "nobody2")
+            check(dt >= SLOW_S, f"after a slot was freed: {dt:.3f}s")
+    finally:
+        for c in held:
+            c.close()
+
+
+# ------------------------------------------------------------ uniform mode
+
+def test_uniform_after_threshold_across_sessions(gw_factory):
+    gw = gateway(gw_factory, harvest_threshold="6",
+                 harvest_tarpit_after="1000", harvest_session_limit="1000")
+    src = "127.0.4.1"
+    for s in range(3):      # a harvester reconnecting, two names a time
+        with mail_session(gw, src) as c:
+            for j in range(2):
+                unknown_rejected(rcpt(c, f"h{s}x{j}")[0], f"h{s}x{j}")
+    ev = gw.wait_event("harvest", state="uniform", net=src)
+    check_eq(ev.get("distinct"), "6", "distinct names at the mark")
+    with mail_session(gw, src) as c:
+        valid = rcpt(c, "alice")[0].raw
+        unknown = rcpt(c, "nobody-new")[0].raw
+        again = rcpt(c, "h0x0")[0].raw
+    check_eq(valid, UNIFORM, "valid name in uniform mode")
+    check_eq(unknown, valid, "unknown name vs valid name in uniform mode")
+    check_eq(again, valid, "a name tried before")
+    gw.wait_event("rcpt", to="alice@example.test", verdict="uniform",
+                  action="uniform")
+    # Another address is not affected.
+    with mail_session(gw, "127.0.5.1") as c:
+        check_eq(rcpt(c, "alice")[0].raw, RCPT_OK, "another client")
+
+
+def test_net_marked_from_addresses_in_one_24(gw_factory):
+    gw = gateway(gw_factory, harvest_threshold="10",
+                 harvest_threshold_net="12", harvest_tarpit_after="1000",
+                 harvest_session_limit="1000")
+    for h in range(1, 7):   # 6 hosts x 2 names: each host far below 10
+        with mail_session(gw, f"127.0.6.{h}") as c:
+            for j in range(2):
+                unknown_rejected(rcpt(c, f"net{h}x{j}")[0], f"net{h}x{j}")
+    ev = gw.wait_event("harvest", state="uniform", net="127.0.6.0/24")
+    check_eq(ev.get("distinct"), "12", "distinct names of the /24")
+    check(not harvest_events(gw, state="uniform", net="127.0.6.1"),
+          "a single host was marked")
+    # A fresh address of the marked /24 gets the uniform reply at once.
+    with mail_session(gw, "127.0.6.200") as c:
+        check_eq(rcpt(c, "alice")[0].raw, UNIFORM, "valid, marked /24")
+        check_eq(rcpt(c, "nobody")[0].raw, UNIFORM, "unknown, marked /24")
+    with mail_session(gw, "127.0.7.1") as c:
+        check_eq(rcpt(c, "alice")[0].raw, RCPT_OK, "a neighbouring /24")
+
+
+def test_same_stale_name_retried_counts_once(gw_factory):
+    gw = gateway(gw_factory, harvest_threshold="3",
+                 harvest_tarpit_after="2", harvest_session_limit="2")
+    src = "127.0.8.1"
+    # An honest MTA retrying one stale address, 20 times over 20 sessions.
+    for i in range(20):
+        with mail_session(gw, src) as c:
+            r, dt = rcpt(c, "Old.Employee" if i % 2 else "old.employee")
+            unknown_rejected(r, "Old.Employee" if i % 2 else "old.employee")
+            check(dt < FAST_S, f"retry {i + 1} delayed {dt:.3f}s")
+    no_harvest_events(gw, "one stale name retried")
+    with mail_session(gw, src) as c:
+        r, dt = rcpt(c, "alice")
+        check(r.raw == RCPT_OK and dt < FAST_S, f"then alice: {r} {dt:.3f}s")
+
+
+def test_exempt_network_never_tarpitted_or_marked(gw_factory):
+    gw = gateway(gw_factory, harvest_exempt="127.0.9.0/24",
+                 harvest_threshold="4", harvest_threshold_net="4",
+                 harvest_tarpit_after="2", harvest_session_limit="3")
+    for s in range(4):
+        with mail_session(gw, f"127.0.9.{s + 1}") as c:
+            for j in range(10):
+                r, dt = rcpt(c, f"ex{s}x{j}")
+                unknown_rejected(r, f"ex{s}x{j}")
+                check(dt < FAST_S, f"exempt client delayed {dt:.3f}s")
+            c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
+    for sig in ("VRFY alice", "EXPN staff"):
+        with mxlib.session(gw, bind="127.0.9.5") as c:
+            for _ in range(5):
+                c.cmd(sig)
+    no_harvest_events(gw, "exempt network")
+    # The same behaviour from outside the exempt network is caught.
+    with mail_session(gw, "127.0.10.1") as c:
+        for j in range(3):
+            rcpt(c, f"out{j}")
+        c.expect(CUTOFF, "RCPT TO:<out9@example.test>")
+    gw.wait_event("harvest", state="cutoff", net="127.0.10.1")
+
+
+# ------------------------------------------------------------ honest senders
+
+def test_mailing_list_sender_never_slowed(gw_factory):
+    """One connection, 20 messages of 100 recipients, 5 stale in each
+    (different names each time), the guard at its defaults."""
+    subscribers = [f"sub{i:03d}@example.test" for i in range(95)]
+    gw = gw_factory(config={}, users=subscribers, start=False)
+    blocked_maildir(gw)
+    gw.start()
+    rng = random.Random(20)
+    slow, queued = [], 0
+    with mxlib.session(gw, bind="127.0.11.1") as c:
+        for m in range(20):
+            stale = [f"gone{m}x{k}@example.test" for k in range(5)]
+            rcpts = list(subscribers)
+            for pos, name in zip(sorted(rng.sample(range(100), 5)), stale):
+                rcpts.insert(pos, name)
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<list@lists.remote.test>")
+            for to in rcpts:
+                r, dt = timed(c, f"RCPT TO:<{to}>")
+                want = "550" if to.startswith("gone") else "250"
+                check_eq(r.text[:3], want, f"message {m + 1}, RCPT {to}")
+                if dt >= 0.5:
+                    slow.append((m + 1, to, round(dt, 3)))
+            c.expect("354 *", "DATA")
+            c.send(mxlib.make_message(f"list {m}") + b".\r\n")
+            c.expect("250 2.0.0 Ok: queued as *", timeout_s=10.0)
+            queued += 1
+        c.expect("221 2.0.0 Bye", "QUIT")
+    check(not slow, f"RCPTs of the list sender took 0.5 s or more "
+          f"(the default tarpit is 1 s): {slow[:5]}")
+    check_eq(queued, 20, "messages queued")
+    gw.wait_event("disconnect")
+    check_eq(len(gw.events("rcpt", action="accept")), 20 * 95,
+             "valid recipients accepted")
+    no_harvest_events(gw, "mailing-list sender")
+
+
+def test_provider_net_with_stale_names_never_marked(gw_factory):
+    """50 addresses of one /24 with 3% stale recipients; the thresholds
+    scaled down so the stale names alone pass them (60 distinct for the
+    /24, 20 needed): only the majority rule keeps the provider unmarked."""
+    users = [f"u{i:03d}@example.test" for i in range(200)]
+    gw = gateway(gw_factory, start=False, users=users,
+                 harvest_threshold="5", harvest_threshold_net="20",
+                 harvest_tarpit_after="2", harvest_tarpit_delay="1s",
+                 harvest_tarpit_max="1s")
+    blocked_maildir(gw)
+    gw.start()
+    rng = random.Random(50)
+    stale_n, slow = 0, []
+    for h in range(1, 51):
+        with mxlib.session(gw, bind=f"127.0.12.{h}") as c:
+            for m in range(2):
+                c.expect("250 2.1.0 Ok", "MAIL FROM:<u@provider.test>")
+                rcpts = rng.sample(users, 20)
+                if (h * 2 + m) % 5 < 3:     # 60 of 100 messages: 3%
+                    rcpts[rng.randrange(1, 20)] = f"stale{stale_n}@example.test"
+                    stale_n += 1
+                for to in rcpts:
+                    r, dt = timed(c, f"RCPT TO:<{to}>")
+                    check_eq(r.text[:3], "550" if to.startswith("stale")
+                             else "250", f"{h}/{m}: RCPT {to}")
+                    if dt >= 0.5:
+                        slow.append((h, to, round(dt, 3)))
+                c.expect("354 *", "DATA")
+                c.send(mxlib.make_message(f"p{h}-{m}") + b".\r\n")
+                c.expect("250 2.0.0 Ok: queued as *", timeout_s=10.0)
+    check_eq(stale_n, 60, "stale recipients sent")
+    check(not slow, f"provider RCPTs delayed: {slow[:5]}")
+    no_harvest_events(gw, "provider /24")
+
+
+# ------------------------------------------------------------ signals
+
+def test_vrfy_expn_count_as_signals(gw_factory):
+    gw = gateway(gw_factory, harvest_tarpit_after="3",
+                 harvest_threshold="5", harvest_session_limit="100")
+    # Three signals in a session: the next RCPT is tarpitted.
+    with mail_session(gw, "127.0.13.1") as c:
+        for line in ("VRFY alice", "VRFY nobody", "EXPN staff"):
+            c.cmd(line)
+        r, dt = rcpt(c, "alice")
+        check(r.raw == RCPT_OK and dt >= SLOW_S,
+              f"RCPT after 2 VRFY + 1 EXPN: {r} in {dt:.3f}s")
+    gw.wait_event("harvest", state="tarpit", net="127.0.13.1")
+    # Five VRFY from one address: a mark, as five unknown names would.
+    with mxlib.session(gw, bind="127.0.13.2") as c:
+        for i in range(5):
+            c.cmd(f"VRFY user{i}")
+    ev = gw.wait_event("harvest", state="uniform", net="127.0.13.2")
+    check_eq(ev.get("signals"), "5", "signals at the mark")
+    # And five EXPN.
+    with mxlib.session(gw, bind="127.0.13.3") as c:
+        for i in range(5):
+            c.cmd(f"EXPN list{i}")
+    gw.wait_event("harvest", state="uniform", net="127.0.13.3")
+    with mail_session(gw, "127.0.13.2") as c:
+        check_eq(rcpt(c, "alice")[0].raw, UNIFORM, "after 5 VRFY")
+
+
+# ------------------------------------------------------------ operator
+
+def ctl(ctx, gw, *args: str) -> str:
+    p = ctx.run_binary(list(args) + ["-c", gw.conf_path], timeout_s=10.0)
+    out = p.stdout.decode("utf-8", "replace")
+    check_eq(p.returncode, 0, f"mxgate {' '.join(args)} exit status "
+             f"(stdout {out!r}, stderr {p.stderr!r})")
+    return out
+
+
+def test_harvest_list_and_unmark(ctx):
+    gw = ctx.gateway(config=dict(FAST_CONF, harvest_threshold="4",
+                                 harvest_tarpit_after="1000",
+                                 harvest_session_limit="1000"))
+    src = "127.0.14.7"
+    with mail_session(gw, src) as c:
+        for i in range(4):
+            rcpt(c, f"nobody{i}")
+        check_eq(rcpt(c, "alice")[0].raw, UNIFORM, "marked")
+    out = ctl(ctx, gw, "harvest", "list")
+    mine = [ln for ln in out.splitlines() if ln.split(" ")[0] == src]
+    check(len(mine) == 1 and re.fullmatch(
+        re.escape(src) + r" uniform unknown=4 valid=0 expires_in=\d+s",
+        mine[0]), f"harvest list: {out!r}")
+    check(re.search(r"^\d+ entr(y|ies)$", out, re.M), f"summary: {out!r}")
+    mark = gw.log_mark()
+    out = ctl(ctx, gw, "harvest", "unmark", src)
+    m = re.fullmatch(r"unmarked (\d+) entr(y|ies)\n", out)
+    check(m and int(m.group(1)) >= 1, f"harvest unmark: {out!r}")
+    gw.wait_event("harvest", since=mark, state="unmarked", net=src)
+    out = ctl(ctx, gw, "harvest", "list")
+    check(not [ln for ln in out.splitlines() if ln.startswith(src + " ")],
+          f"still listed after unmark: {out!r}")
+    with mail_session(gw, src) as c:
+        r, dt = rcpt(c, "alice")
+        check(r.raw == RCPT_OK and dt < FAST_S, f"after unmark: {r} {dt:.3f}s")
+        unknown_rejected(rcpt(c, "nobody0")[0], "nobody0")
+
+
+# ------------------------------------------------------------ distributed
+
+@mxlib.timeout(170)
+def test_distributed_harvest_global_switch(gw_factory):
+    """One or two names from each of many addresses (each in its own /24,
+    far below every per-client threshold) push the domain over
+    harvest_global_rate: unknown names then get the valid reply under
+    reject, and sessions that ask for them are tarpitted; when the rate
+    falls to half the limit (a sliding minute: about 95 s here) the
+    policy is back.  The one slow test of this file."""
+    gw = gateway(gw_factory, harvest_global_rate="20",
+                 harvest_tarpit_after="3")
+    rejected = 0
+    t_start = time.monotonic()
+    for i in range(1, 41):
+        with mail_session(gw, f"127.{20 + i}.0.1") as c:
+            r, _ = rcpt(c, f"dist{i}")
+            if r.code == 550:
+                rejected += 1
+                continue
+            check_eq(r.raw, RCPT_OK, f"unknown #{i} once the domain is hot")
+            break
+    else:
+        mxlib.fail("40 unknown names from 40 addresses: never switched")
+    check(rejected >= 20, f"switched after {rejected} unknown names "
+          "(harvest_global_rate 20)")
+    ev = gw.wait_event("harvest", state="global_on", domain="example.test")
+    check_eq(ev.get("limit"), "20", "limit in state=global_on")
+    gw.wait_event("rcpt", to="dist%d@example.test" % (rejected + 1),
+                  verdict="unknown", action="discard")
+    # Discard behaviour for a new client: the valid reply for both, the
+    # unknown dropped; its second unknown name is tarpitted.
+    with mail_session(gw, "127.99.0.1") as c:
+        r1, dt1 = rcpt(c, "ghost1")
+        r2, dt2 = rcpt(c, "alice")
+        check_eq((r1.raw, r2.raw), (RCPT_OK, RCPT_OK), "during the harvest")
+        check(dt1 < FAST_S, f"first unknown took {dt1:.3f}s")
+        check(dt2 >= SLOW_S, f"RCPT after an unknown of a hot domain took "
+              f"{dt2:.3f}s; expected the tarpit")
+        c.expect("354 *", "DATA")
+        c.send(mxlib.make_message("hot") + b".\r\n")
+        c.expect("250 2.0.0 Ok: queued as *", timeout_s=10.0)
+    gw.wait_maildir("example.test", "alice")
+    check_eq(gw.maildir_files("example.test", "ghost1"), [],
+             "files for the discarded unknown name")
+    # No more unknown names: the rate decays; global_off within a bound.
+    left = 150 - (time.monotonic() - t_start)
+    ev = gw.wait_event("harvest", timeout_s=left, state="global_off",
+                       domain="example.test")
+    with mail_session(gw, "127.98.0.1") as c:
+        unknown_rejected(rcpt(c, "after")[0], "after")
+    print(f"global_off {time.monotonic() - t_start:.1f}s after the first "
+          f"unknown name ({ev['line']})")
+
+
+# ------------------------------------------------------------ equal answers
+
+def ks_2samp(a: list[float], b: list[float]) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic D = sup |F_a - F_b|."""
+    a, b = sorted(a), sorted(b)
+    n, m = len(a), len(b)
+    i = j = 0
+    d = 0.0
+    while i < n and j < m:
+        x = min(a[i], b[j])
+        while i < n and a[i] == x:      # ties move both ECDFs together
+            i += 1
+        while j < m and b[j] == x:
+            j += 1
+        d = max(d, abs(i / n - j / m))
+    return d
+
+
+def kolmogorov_sf(lam: float) -> float:
+    """P(K > lam) for the Kolmogorov distribution (the asymptotic law of
+    sqrt(n m / (n + m)) D).  Two series: the theta form of the CDF for
+    small lam, the alternating form of the tail otherwise."""
+    if lam <= 0.0:
+        return 1.0
+    if lam < 1.18:
+        s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi ** 2 / (8 * lam * lam))
+                for k in range(1, 50))
+        return max(0.0, min(1.0, 1.0 - math.sqrt(2 * math.pi) / lam * s))
+    s = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam)
+            for k in range(1, 101))
+    return max(0.0, min(1.0, 2.0 * s))
+
+
+def ks_pvalue(d: float, n: int, m: int) -> float:
+    return kolmogorov_sf(math.sqrt(n * m / (n + m)) * d)
+
+
+def test_ks_statistic_self_check():
+    """The statistic and its p-value on known cases (no gateway)."""
+    for lam, want in ((0.5, 0.9639), (1.0, 0.2700), (1.1, 0.1777),
+                      (1.2, 0.1122), (1.358, 0.0500), (1.628, 0.0100)):
+        got = kolmogorov_sf(lam)
+        check(abs(got - want) < 5e-4, f"Q_KS({lam}) = {got:.5f}, want {want}")
+    rng = random.Random(1)
+    same = [rng.random() for _ in range(2000)]
+    check_eq(ks_2samp(same, list(same)), 0.0, "D of a sample with itself")
+    shifted = [x + 0.1 for x in same]
+    d = ks_2samp(same, shifted)
+    check(abs(d - 0.1) < 0.03 and ks_pvalue(d, 2000, 2000) < 1e-6,
+          f"a 0.1 shift of U(0,1): D={d}")
+    other = [rng.random() for _ in range(2000)]
+    check(ks_pvalue(ks_2samp(same, other), 2000, 2000) > 0.001,
+          "two samples of one law")
+
+
+def measure_rcpts(gw, src: str, names: dict[str, list[str]],
+                  conns: int = 4, per_tx: int = 50
+                  ) -> tuple[dict[str, list[float]], dict[str, set[bytes]]]:
+    """Lock-step RCPTs in a fixed random order of valid and unknown names
+    over a few connections (round robin; RSET after per_tx RCPTs on one
+    connection, not measured); the latency of each RCPT (from the send to
+    the end of its reply, in microseconds), by kind, and the replies."""
+    order = [k for k in names for _ in names[k]]
+    random.Random(KS_SEED).shuffle(order)
+    it = {k: iter(v) for k, v in names.items()}
+    lat: dict[str, list[float]] = {k: [] for k in names}
+    replies: dict[str, set[bytes]] = {k: set() for k in names}
+    cs = [mail_session(gw, src) for _ in range(conns)]
+    used = [0] * conns
+    try:
+        for c in cs:            # warm-up, not measured
+            for i in range(20):
+                c.cmd(f"RCPT TO:<{'alice' if i % 2 else 'warm'}@example.test>")
+            c.expect("250 2.0.0 Ok", "RSET")
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+        for n, kind in enumerate(order):
+            k = n % conns
+            c = cs[k]
+            line = f"RCPT TO:<{next(it[kind])}@example.test>\r\n".encode()
+            t0 = time.perf_counter_ns()
+            c.send(line)
+            r = c.reply()
+            lat[kind].append((time.perf_counter_ns() - t0) / 1e3)
+            replies[kind].add(r.raw)
+            used[k] += 1
+            if used[k] % per_tx == 0:
+                c.expect("250 2.0.0 Ok", "RSET")
+                c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+    finally:
+        for c in cs:
+            c.close()
+    return lat, replies
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2]
+
+
+def ks_report(what: str, lat: dict[str, list[float]]) -> float:
+    v, u = lat["valid"], lat["unknown"]
+    d = ks_2samp(v, u)
+    p = ks_pvalue(d, len(v), len(u))
+    print(f"KS {what}: n={len(v)}+{len(u)} D={d:.4f} p={p:.4f} "
+          f"median_us valid={median(v):.1f} unknown={median(u):.1f} "
+          f"(seed {KS_SEED})", flush=True)
+    return p
+
+
+def ks_names(users: list[str]) -> dict[str, list[str]]:
+    valid = [u.split("@")[0] for u in users]
+    return {"valid": [valid[i % len(valid)] for i in range(KS_N)],
+            "unknown": [f"ks-nobody-{i:05d}" for i in range(KS_N)]}
+
+
+def test_indistinguishable_under_discard(gw_factory):
+    users = [f"user{i:04d}@example.test" for i in range(KS_N)]
+    src = "127.0.15.1"
+    gw = gw_factory(config={"unknown_recipient": "discard",
+                            "harvest_exempt": src + "/32",
+                            "log_level": "info"}, users=users)
+    lat, replies = measure_rcpts(gw, src, ks_names(users))
+    check_eq(replies["valid"], {RCPT_OK}, "replies to valid names")
+    check_eq(replies["unknown"], {RCPT_OK}, "replies to unknown names")
+    p = ks_report("discard", lat)
+    check(p > KS_ALPHA, f"latency distributions differ under discard: "
+          f"p={p:.4g} <= {KS_ALPHA}")
+    no_harvest_events(gw, "exempt client")
+
+
+def test_indistinguishable_in_uniform_mode(gw_factory):
+    users = [f"user{i:04d}@example.test" for i in range(KS_N)]
+    src = "127.0.16.1"
+    gw = gw_factory(config={"harvest_threshold": "3",
+                            "harvest_tarpit_after": "1000",
+                            "harvest_session_limit": "1000",
+                            "log_level": "info"}, users=users)
+    with mail_session(gw, src) as c:
+        for i in range(3):
+            rcpt(c, f"mark{i}")
+    gw.wait_event("harvest", state="uniform", net=src)
+    lat, replies = measure_rcpts(gw, src, ks_names(users))
+    check_eq(replies["valid"], {UNIFORM}, "replies to valid names")
+    check_eq(replies["unknown"], {UNIFORM}, "replies to unknown names")
+    p = ks_report("uniform", lat)
+    check(p > KS_ALPHA, f"latency distributions differ in uniform mode: "
+          f"p={p:.4g} <= {KS_ALPHA}")
+
+
+# ------------------------------------------------------------ standalone
+
+def _main() -> int:
+    """Run this file's tests here, output shown (run.py hides it)."""
+    import argparse
+    import inspect
+    import shutil
+    import tempfile
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("-k", dest="filter", default="")
+    args = ap.parse_args()
+    failed = 0
+    for name, fn in sorted(globals().items()):
+        if not name.startswith("test_") or args.filter not in name:
+            continue
+        tmp = tempfile.mkdtemp(prefix="mxgate-harvest-")
+        ctx = mxlib.TestContext(args.binary, tmp)
+        fixtures = {"ctx": ctx, "gw_factory": ctx.gateway,
+                    "gw": None, "tmpdir": tmp, "binary": args.binary}
+        kw = {p: (ctx.gateway() if p == "gw" else fixtures[p])
+              for p in inspect.signature(fn).parameters}
+        t0 = time.monotonic()
+        try:
+            fn(**kw)
+            ok, why = True, ""
+        except AssertionError as e:
+            ok, why = False, str(e)
+        problems = ctx.close()
+        ok = ok and not problems
+        print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f}s)"
+              f"{': ' + why if why else ''}{' ' + str(problems) if problems else ''}",
+              flush=True)
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"  kept {tmp}")
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_main())
