@@ -7,7 +7,7 @@ CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c17 -D_GNU_SOURCE -DMXGATE_TLS -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-result \
 	   -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lcrypt
 
 VERSION	 = 0.1.0
 B	 = build
@@ -23,12 +23,12 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 
 # Debian packages: to build and run; and, in addition, to test.
-DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev
+DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
-	fuzz-smoke lint clean asan
+	fuzz-smoke lint clean asan bench-deliver
 
 all: $(B)/mxgate
 
@@ -97,6 +97,13 @@ fuzz: deps-test $(FUZZBINS)
 	    -artifact_prefix=$(B)/fuzz/ \
 	    $(B)/fuzz/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -n 12 || exit 1; \
 	done
+
+# Delivery throughput from the spool to smtp-sink and Dovecot LMTP, e.g.
+# make bench-deliver BENCH_ARGS="--hop lmtp --messages 1000".
+BENCH_ARGS ?=
+bench-deliver: deps-test
+	@$(MAKE) --no-print-directory all
+	python3 bench/deliver.py $(BENCH_ARGS)
 
 deps-build:
 	@tools/install-deps.sh $(DEPS_BUILD)

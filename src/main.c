@@ -3,10 +3,16 @@
  * Owns: argv, wiring the modules together, process-wide signal settings.
  * Never: protocol or policy logic.
  */
+#include <errno.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -18,6 +24,7 @@
 #include "lib/job.h"
 #include "lib/log.h"
 #include "lib/rate.h"
+#include "net/climit.h"
 #include "net/worker.h"
 #include "queue/queue.h"
 
@@ -86,6 +93,69 @@ log_dir_err(void *arg, const char *file, unsigned line, const char *msg)
 	    log_text(msg, strlen(msg), 200));
 }
 
+/* chown one path (no symlinks followed); nftw callback.  nftw takes no
+ * argument, so the ids are file-scope: set once, at start, single thread
+ * of control on this path. */
+static uid_t	drop_uid;
+static gid_t	drop_gid;
+
+static int
+drop_chown(const char *path, const struct stat *st, int flag,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, drop_uid, drop_gid) == -1)
+		log_event(LOG_LVL_WARNING, "privileges", "path=%s msg=\"chown: "
+		    "%s\"", log_text(path, strlen(path), 200), strerror(errno));
+	return 0;
+}
+
+/*
+ * Started as root: the ports are bound, so become `user` for good.  The
+ * spool (0700 folders, 0600 files) and the Maildir roots become its own
+ * first, so that no other local user can read queued mail.
+ */
+static void
+drop_privileges(const struct config *c)
+{
+	const struct passwd	*pw;
+	size_t			 i;
+
+	if (geteuid() != 0)
+		return;
+	if (c->user == NULL) {
+		log_event(LOG_LVL_WARNING, "privileges", "user=root msg=\"still "
+		    "running as root: set user = NAME to drop privileges\"");
+		return;
+	}
+	if ((pw = getpwnam(c->user)) == NULL)
+		fatal("msg=\"no such user %s\"", c->user);
+	drop_uid = pw->pw_uid;
+	drop_gid = pw->pw_gid;
+	(void)nftw(c->spool, drop_chown, 16, FTW_PHYS);
+	for (i = 0; i < c->ndomains; i++)
+		if (c->domains[i].hop.kind == HOP_MAILDIR &&
+		    (mkdir(c->domains[i].hop.path, 0700) == 0 ||
+		    errno == EEXIST))
+			(void)nftw(c->domains[i].hop.path, drop_chown, 16,
+			    FTW_PHYS);
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1)
+		fatal("msg=\"cannot become %s: %s\"", c->user,
+		    strerror(errno));
+	if (setuid(0) != -1)
+		fatal("msg=\"could regain root after dropping it\"");
+	/* Fail now, not with 452s later: the folders above must let it in. */
+	if (access(c->spool, R_OK | W_OK | X_OK) == -1)
+		fatal("msg=\"as %s, cannot use the spool %s: %s (check the "
+		    "modes of the folders above it)\"", c->user, c->spool,
+		    strerror(errno));
+	log_event(LOG_LVL_INFO, "privileges", "user=%s uid=%u gid=%u",
+	    c->user, (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+}
+
 static int
 cmd_serve(const char *file)
 {
@@ -114,6 +184,8 @@ cmd_serve(const char *file)
 	w.misc_jobs = job_pool_new(w.base, 1);
 	if (w.commit_jobs == NULL || w.misc_jobs == NULL)
 		fatal("msg=\"cannot start job threads\"");
+	if ((w.climit = climit_new()) == NULL)
+		fatal("msg=\"out of memory\"");
 	worker_guard_conf(w.conf, &gc);
 	if ((w.guard = guard_new(&gc)) == NULL)
 		fatal("msg=\"out of memory\"");
@@ -133,6 +205,7 @@ cmd_serve(const char *file)
 	qmgr_ctl_register(w.qmgr, ctl);
 	if (worker_listen(&w) == -1)
 		fatal("msg=\"cannot listen\"");
+	drop_privileges(w.conf);
 	log_event(LOG_LVL_INFO, "start", "version=%s hostname=%s",
 	    MXGATE_VERSION, w.conf->hostname);
 	qmgr_start(w.qmgr);
@@ -145,6 +218,7 @@ cmd_serve(const char *file)
 	job_pool_free(w.misc_jobs);
 	rate_table_free(w.null_rate);
 	guard_free(w.guard);
+	climit_free(w.climit);
 	queue_close(w.queue);
 	if (w.dir)
 		dir_unref(w.dir);

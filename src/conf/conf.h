@@ -125,6 +125,17 @@ struct config {
 	struct cidr_list	 harvest_exempt;
 	unsigned		 harvest_max_clients;
 
+	/* limits and hardening (issue 5) */
+	char			*user;		/* drop to it; NULL: stay */
+	unsigned		 max_connections;
+	unsigned		 max_connections_per_client;
+	unsigned		 max_connection_rate_per_client; /* per min */
+	unsigned		 max_commands_per_session;
+	uint64_t		 max_header_size;
+	unsigned		 max_line_length;	/* DATA, incl. CRLF */
+	unsigned		 session_timeout_ms;
+	unsigned		 stress_command_timeout_ms;
+
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */
 	size_t			 ndomains;

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,30 @@ const struct conf_key conf_keys[] = {
 	{ "harvest_max_clients", CT_UINT, G(harvest_max_clients), 0,
 	  "100000", 2, 10000000, "harvest guard: client addresses and "
 	  "networks remembered at once (about 170 bytes each)" },
+	{ "user", CT_USER, G(user), 0, "", 0, 0,
+	  "started as root, run as this user once the ports are bound "
+	  "(empty: stay as started)" },
+	{ "max_connections", CT_UINT, G(max_connections), 0, "5000", 1,
+	  1000000, "sessions at once; more get 421 4.7.0 at connect" },
+	{ "max_connections_per_client", CT_UINT,
+	  G(max_connections_per_client), 0, "50", 1, 1000000,
+	  "sessions at once from one client address" },
+	{ "max_connection_rate_per_client", CT_UINT,
+	  G(max_connection_rate_per_client), 0, "600", 0, 10000000,
+	  "new sessions a minute from one client address (0: no limit)" },
+	{ "max_commands_per_session", CT_UINT, G(max_commands_per_session), 0,
+	  "10000", 10, 10000000, "commands in one session; then 421 4.7.0" },
+	{ "max_header_size", CT_SIZE, G(max_header_size), 0, "256K", U_K,
+	  64 * U_K * U_K, "largest header section of a message; larger "
+	  "get 552 5.3.4" },
+	{ "max_line_length", CT_UINT, G(max_line_length), 0, "10000", 1000,
+	  10000000, "longest line of message data, with its CRLF; longer "
+	  "get 552 5.3.4 (RFC 5321 asks for 1000 at least)" },
+	{ "session_timeout", CT_MSEC, G(session_timeout_ms), 0, "1h", U_S,
+	  24 * U_H, "longest a session may last, however busy" },
+	{ "stress_command_timeout", CT_MSEC, G(stress_command_timeout_ms), 0,
+	  "10s", U_S, U_H, "command and data timeout while sessions exceed "
+	  "80% of max_connections (stress mode)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -700,6 +725,28 @@ conf_set_hostport(const struct conf_key *k, const char *val, void *field,
 	return conf_hostport(val, field, why);
 }
 
+/* A local user name; it must exist (getpwnam). */
+static int
+conf_set_user(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_is_empty(val))
+		return 0;
+	if (getpwnam(val) == NULL) {
+		(void)buf_addf(why, "no such user %s", Q(qb, val));
+		return -1;
+	}
+	if ((*(char **)field = strdup(val)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* COUNT/DURATION, e.g. 10/10m. */
 static int
 conf_set_rate(const struct conf_key *k, const char *val, void *field,
@@ -1094,6 +1141,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_HOSTPORT] =	{ "host:port", conf_set_hostport, conf_free_hostport },
 	[CT_RATE] =	{ "count/time", conf_set_rate, NULL },
 	[CT_REPLY] =	{ "reply", conf_set_reply, conf_free_str },
+	[CT_USER] =	{ "user", conf_set_user, conf_free_str },
 };
 
 void

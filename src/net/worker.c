@@ -5,6 +5,7 @@
  * (swapped whole on SIGHUP; sessions keep the snapshot they started with).
  * Never: speaks SMTP or touches queue files.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "../lib/job.h"
 #include "../lib/log.h"
 #include "../smtp/smtp_session.h"
+#include "climit.h"
 #include "worker.h"
 
 #define WORKER_BACKLOG		1024
@@ -58,6 +60,8 @@ worker_session_del(struct worker *w, struct smtp_session *s)
 		if (*pp == s) {
 			*pp = s->hnext;
 			w->nsessions--;
+			climit_release(w->climit,
+			    (const struct sockaddr *)&s->peer);
 			return;
 		}
 	panic("worker_session_del: session %016llx not in table",
@@ -75,6 +79,58 @@ worker_session_find(struct worker *w, uint64_t id)
 	return NULL;
 }
 
+bool
+worker_stressed(struct worker *w)
+{
+	bool	now = w->nsessions * 10 >= (size_t)w->conf->max_connections * 8;
+
+	if (now != w->stressed)
+		log_event(LOG_LVL_WARNING, "stress", "state=%s sessions=%zu "
+		    "max_connections=%u", now ? "on" : "off", w->nsessions,
+		    w->conf->max_connections);
+	return w->stressed = now;
+}
+
+/*
+ * Connection limits, checked before a session exists: a refused client
+ * gets one 421 line written straight to the socket (best effort, it is
+ * non-blocking) and the connection is closed.  The session's release in
+ * worker_session_del balances the count taken here.
+ */
+static bool
+worker_admit(struct worker *w, evutil_socket_t fd, struct sockaddr *sa)
+{
+	const struct config	*c = w->conf;
+	enum climit_verdict	 v = CLIMIT_TOO_MANY;
+	char			 line[300], client[INET6_ADDRSTRLEN + 8];
+	int			 n;
+
+	if (w->nsessions >= c->max_connections ||
+	    (v = climit_admit(w->climit, sa, c->max_connections_per_client,
+	    c->max_connection_rate_per_client, smtp_now_ms())) != CLIMIT_OK) {
+		n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s, try "
+		    "again later\r\n", c->hostname, w->nsessions >=
+		    c->max_connections ? "too many connections" :
+		    v == CLIMIT_TOO_FAST ? "too many connections from you "
+		    "per minute" : "too many connections from you");
+		(void)send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		evutil_closesocket(fd);
+		w->refused_total++;
+		if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->
+			    sin6_addr, client, sizeof(client));
+		else
+			inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->
+			    sin_addr, client, sizeof(client));
+		log_event(LOG_LVL_INFO, "refused", "client=%s reason=%s "
+		    "sessions=%zu", client, w->nsessions >= c->max_connections ?
+		    "max_connections" : climit_verdict_name(v), w->nsessions);
+		return false;
+	}
+	(void)worker_stressed(w);
+	return true;
+}
+
 static void
 worker_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int socklen, void *arg)
@@ -86,7 +142,8 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	smtp_session_accept(w, fd, sa, socklen);
+	if (worker_admit(w, fd, sa))
+		smtp_session_accept(w, fd, sa, socklen);
 }
 
 static int

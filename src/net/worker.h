@@ -24,6 +24,7 @@ struct evconnlistener;
 struct rate_table;
 struct guard;
 struct guard_conf;
+struct climit;
 struct ctl;
 
 #define WORKER_SESSION_BUCKETS	4096	/* power of two */
@@ -38,6 +39,9 @@ struct worker {
 	struct qmgr		*qmgr;
 	struct rate_table	*null_rate;	/* bounces per recipient */
 	struct guard		*guard;		/* harvest guard */
+	struct climit		*climit;	/* per-client connections */
+	uint64_t		 refused_total;	/* at connect, by limits */
+	bool			 stressed;	/* near max_connections */
 	struct event		*tick_ev;	/* once a second: guard_tick */
 	struct evconnlistener	**listeners;
 	size_t			 nlisteners;
@@ -56,6 +60,9 @@ struct worker {
 void	worker_session_add(struct worker *, struct smtp_session *);
 void	worker_session_del(struct worker *, struct smtp_session *);
 struct smtp_session *worker_session_find(struct worker *, uint64_t id);
+
+/* Stress mode: sessions above 80% of max_connections (shorter timeouts). */
+bool	worker_stressed(struct worker *);
 
 /* The harvest guard's settings from a config snapshot. */
 void	worker_guard_conf(const struct config *, struct guard_conf *);

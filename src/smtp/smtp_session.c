@@ -84,6 +84,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		return;
 	}
 	s->id = id_next();
+	s->start_ms = smtp_now_ms();
 	s->w = w;
 	s->conf = conf_ref(w->conf);
 	if ((size_t)socklen <= sizeof(s->peer))
@@ -143,6 +144,10 @@ session_timeouts(struct smtp_session *s)
 {
 	unsigned	ms = s->state == ST_DATA ? s->conf->data_timeout_ms :
 			    s->conf->command_timeout_ms;
+
+	/* Stress mode (near max_connections): idle clients go sooner. */
+	if (worker_stressed(s->w) && ms > s->conf->stress_command_timeout_ms)
+		ms = s->conf->stress_command_timeout_ms;
 	struct timeval	tv = { .tv_sec = ms / 1000,
 			    .tv_usec = (ms % 1000) * 1000 };
 

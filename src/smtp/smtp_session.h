@@ -64,6 +64,11 @@ struct smtp_tx {
 	struct queue_msg	*msg;		/* during DATA */
 	struct smtp_data	 data;
 	uint64_t		 bytes;		/* message bytes seen */
+	uint64_t		 hdr_bytes;	/* of the header section */
+	unsigned		 line_len;	/* of the current line so far */
+	bool			 in_body;	/* past the header section */
+	bool			 hdr_too_big;
+	bool			 line_too_long;
 	bool			 too_big;
 	bool			 io_error;
 };
@@ -85,6 +90,8 @@ struct smtp_session {
 	enum smtp_state		 state;
 	unsigned		 errors;
 	unsigned		 nmsgs;
+	unsigned		 ncmds;		/* max_commands_per_session */
+	uint64_t		 start_ms;	/* session_timeout */
 	struct smtp_tx		 tx;
 	struct smtp_rcpt_wait	 rw;		/* RCPT waiting in ST_WAIT */
 	struct guard_session	 gs;		/* harvest guard's view */

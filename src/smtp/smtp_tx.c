@@ -68,7 +68,9 @@ smtp_tx_reset(struct smtp_session *s)
 	buf_reset(&s->tx.head);
 	s->tx.nqueued = s->tx.naccepted = s->tx.nbounced = 0;
 	s->tx.size_declared = 0;
-	s->tx.bytes = 0;
+	s->tx.bytes = s->tx.hdr_bytes = 0;
+	s->tx.line_len = 0;
+	s->tx.in_body = s->tx.hdr_too_big = s->tx.line_too_long = false;
 	s->tx.too_big = s->tx.io_error = false;
 }
 
@@ -215,10 +217,43 @@ smtp_tx_data(struct smtp_session *s)
 	smtp_reply(s, R_DATA_GO, NULL);
 }
 
+/*
+ * Line and header-section limits (max_line_length, max_header_size):
+ * counted on the message bytes as they stream, a line at a time; the
+ * header section ends at the first empty line (RFC 5322 2.1).
+ */
+static void
+tx_lines(struct smtp_session *s, const uint8_t *p, size_t n)
+{
+	const uint8_t	*nl;
+	size_t		 k;
+
+	while (n > 0) {
+		nl = memchr(p, '\n', n);
+		k = nl ? (size_t)(nl - p) + 1 : n;
+		if (s->tx.line_len + k > s->conf->max_line_length)
+			s->tx.line_too_long = true;
+		else
+			s->tx.line_len += (unsigned)k;
+		if (!s->tx.in_body && (s->tx.hdr_bytes += k) >
+		    s->conf->max_header_size)
+			s->tx.hdr_too_big = true;
+		if (nl != NULL) {
+			if (s->tx.line_len == 2)
+				s->tx.in_body = true;
+			s->tx.line_len = 0;
+		}
+		p += k;
+		n -= k;
+	}
+}
+
 static void
 tx_out(void *arg, const uint8_t *p, size_t n)
 {
 	struct smtp_session	*s = arg;
+
+	tx_lines(s, p, n);
 
 	s->tx.bytes += n;
 	/* An NDR quotes the header section only: keep the first bytes. */
@@ -303,6 +338,10 @@ smtp_tx_end(struct smtp_session *s)
 		tx_refuse(s, R_DATA_BARE_EOL, "bare_eol");
 	else if (s->tx.too_big)
 		tx_refuse(s, R_DATA_TOO_BIG, "too_big");
+	else if (s->tx.hdr_too_big)
+		tx_refuse(s, R_HEADER_TOO_BIG, "header_too_big");
+	else if (s->tx.line_too_long)
+		tx_refuse(s, R_LINE_TOO_BIG, "line_too_long");
 	else if (s->tx.io_error) {
 		smtp_log(s, LOG_LVL_WARNING, "spool",
 		    "msg=\"write failed\"");
