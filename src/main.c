@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "auth/passwd.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "deliver/qmgr.h"
@@ -25,6 +26,7 @@
 #include "lib/log.h"
 #include "lib/rate.h"
 #include "net/climit.h"
+#include "net/tls.h"
 #include "net/worker.h"
 #include "queue/queue.h"
 
@@ -34,6 +36,7 @@
 
 #define MAIN_COMMIT_THREADS	2
 #define MAIN_DELIVERY_THREADS	2
+#define MAIN_AUTH_THREADS	2	/* crypt(3) checks for AUTH */
 #define MAIN_RATE_KEYS		100000	/* recipients tracked for bounces */
 
 static void
@@ -41,7 +44,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: mxgate serve -c FILE          run the gateway (foreground)\n"
-	    "       mxgate check-config -c FILE   validate a config file\n");
+	    "       mxgate check-config -c FILE   validate a config file\n"
+	    "       mxgate passwd USER            print a passwd_file line "
+	    "for USER\n");
 	ctl_cli_usage(f);
 	fprintf(f,
 	    "       mxgate --help | --version\n"
@@ -67,9 +72,11 @@ print_err(void *arg, const char *file, unsigned line, const char *msg)
 static int
 cmd_check(const char *file)
 {
-	struct config	*c;
-	struct dir	*d;
-	unsigned	 nerr = 0;
+	struct config		*c;
+	struct dir		*d;
+	struct tls_ctx		*tls;
+	struct passwd_file	*pw;
+	unsigned		 nerr = 0;
 
 	if ((c = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
@@ -77,8 +84,16 @@ cmd_check(const char *file)
 		conf_unref(c);
 		return 1;
 	}
-	printf("%s: ok (%zu domains, %zu directory entries)\n", file,
-	    c->ndomains, dir_count(d));
+	if (worker_secure_load(c, &tls, &pw, print_err, &nerr) == -1) {
+		dir_unref(d);
+		conf_unref(c);
+		return 1;
+	}
+	printf("%s: ok (%zu domains, %zu directory entries, STARTTLS %s, "
+	    "%zu AUTH users)\n", file, c->ndomains, dir_count(d),
+	    tls != NULL ? "on" : "off", passwd_count(pw));
+	tls_ctx_free(tls);
+	passwd_unref(pw);
 	dir_unref(d);
 	conf_unref(c);
 	return 0;
@@ -180,9 +195,16 @@ cmd_serve(const char *file)
 	else
 		log_event(LOG_LVL_INFO, "directory", "entries=%zu",
 		    dir_count(w.dir));
+	if (worker_secure_load(w.conf, &w.tls, &w.passwd, print_err,
+	    &nerr) == -1)
+		fatal("msg=\"STARTTLS or AUTH settings: see above\"");
+	log_event(LOG_LVL_INFO, "secure", "starttls=%s auth_users=%zu",
+	    w.tls != NULL ? "on" : "off", passwd_count(w.passwd));
 	w.commit_jobs = job_pool_new(w.base, MAIN_COMMIT_THREADS);
 	w.misc_jobs = job_pool_new(w.base, 1);
-	if (w.commit_jobs == NULL || w.misc_jobs == NULL)
+	w.auth_jobs = job_pool_new(w.base, MAIN_AUTH_THREADS);
+	if (w.commit_jobs == NULL || w.misc_jobs == NULL ||
+	    w.auth_jobs == NULL)
 		fatal("msg=\"cannot start job threads\"");
 	if ((w.climit = climit_new()) == NULL)
 		fatal("msg=\"out of memory\"");
@@ -210,6 +232,7 @@ cmd_serve(const char *file)
 	    MXGATE_VERSION, w.conf->hostname);
 	qmgr_start(w.qmgr);
 	worker_run(&w);
+	job_pool_free(w.auth_jobs);	/* answers to sessions still here */
 	ctl_close(ctl);		/* its handlers point into w */
 	/* Commits in flight finish first; then deliveries stop. */
 	qmgr_stop(w.qmgr);
@@ -222,6 +245,8 @@ cmd_serve(const char *file)
 	queue_close(w.queue);
 	if (w.dir)
 		dir_unref(w.dir);
+	tls_ctx_free(w.tls);
+	passwd_unref(w.passwd);
 	conf_unref(w.conf);
 	event_base_free(w.base);
 	log_event(LOG_LVL_INFO, "stopped", NULL);
@@ -244,6 +269,8 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && ctl_cli_handles(argv[1]))
 		return ctl_cli_main(argc - 1, argv + 1);
+	if (argc == 3 && strcmp(argv[1], "passwd") == 0)
+		return passwd_cli_main(argv[2]);
 	if (argc == 4 && strcmp(argv[2], "-c") == 0)
 		file = argv[3];
 	if (file != NULL && strcmp(argv[1], "serve") == 0)

@@ -70,6 +70,14 @@ struct listen_addr {
 	char			*text;		/* as written, for logs */
 };
 
+struct listen_set {
+	struct listen_addr	*addr;
+	size_t			 n;
+};
+
+#define CONF_TLS_V1_2	0x01	/* tls_protocols: TLSv1.2 */
+#define CONF_TLS_V1_3	0x02	/* TLSv1.3 */
+
 /* The keys a [domain NAME] section may override. */
 struct domain_conf {
 	char			*name;		/* lower case, no trailing dot */
@@ -135,6 +143,16 @@ struct config {
 	unsigned		 max_line_length;	/* DATA, incl. CRLF */
 	unsigned		 session_timeout_ms;
 	unsigned		 stress_command_timeout_ms;
+
+	/* STARTTLS and AUTH (issue 5; checked together by tls_ctx_load) */
+	char			*tls_cert;	/* absolute; NULL: no TLS */
+	char			*tls_key;	/* absolute; NULL: none */
+	unsigned		 tls_protocols;	/* CONF_TLS_* bits */
+	char			*tls_ciphers;	/* OpenSSL list, TLS 1.2 */
+	bool			 tls_required;	/* on the `listen` addresses */
+	struct listen_set	 submission;	/* submission_listen */
+	bool			 auth_on_smtp;	/* AUTH on `listen` too */
+	char			*passwd_file;	/* absolute; NULL: none */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

@@ -162,6 +162,30 @@ const struct conf_key conf_keys[] = {
 	{ "stress_command_timeout", CT_MSEC, G(stress_command_timeout_ms), 0,
 	  "10s", U_S, U_H, "command and data timeout while sessions exceed "
 	  "80% of max_connections (stress mode)" },
+	{ "tls_cert", CT_OPTPATH, G(tls_cert), 0, "", 0, 0,
+	  "PEM certificate chain for STARTTLS, relative to the config "
+	  "file's folder (empty: no STARTTLS); needs tls_key" },
+	{ "tls_key", CT_OPTPATH, G(tls_key), 0, "", 0, 0,
+	  "PEM private key of tls_cert" },
+	{ "tls_protocols", CT_TLSPROTO, G(tls_protocols), 0,
+	  "TLSv1.2,TLSv1.3", 0, 0,
+	  "TLS versions offered: TLSv1.2, TLSv1.3 (older ones never)" },
+	{ "tls_ciphers", CT_TEXT, G(tls_ciphers), 0,
+	  "HIGH:!aNULL:!MD5:!RC4:!3DES", 0, 0,
+	  "OpenSSL cipher list for TLS 1.2 (TLS 1.3 has only strong "
+	  "suites)" },
+	{ "tls_required", CT_BOOL, G(tls_required), 0, "no", 0, 0,
+	  "on the listen addresses, MAIL before STARTTLS gets 530 5.7.0 "
+	  "(submission_listen always needs TLS: AUTH does)" },
+	{ "submission_listen", CT_LISTENS, G(submission), 0, "", 0, 0,
+	  "addresses for message submission (e.g. port 587): AUTH PLAIN "
+	  "and LOGIN after STARTTLS, mail from authenticated users only "
+	  "(empty: none)" },
+	{ "auth_on_smtp", CT_BOOL, G(auth_on_smtp), 0, "no", 0, 0,
+	  "offer AUTH (after STARTTLS) on the listen addresses too" },
+	{ "passwd_file", CT_OPTPATH, G(passwd_file), 0, "", 0, 0,
+	  "AUTH users: one user:hash a line, from `mxgate passwd USER`; "
+	  "relative to the config file's folder" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -406,21 +430,32 @@ conf_set_uint(const struct conf_key *k, const char *val, void *field,
 	return 0;
 }
 
+/* A number with a unit suffix (sizes, durations), checked against k. */
+static int
+conf_scaled_value(const struct conf_key *k, const char *val,
+    const struct conf_unit *units, const char *expect, uint64_t *v,
+    struct buf *why)
+{
+	int	rc;
+	char	qb[CONF_QUOTE_BUF];
+
+	*v = 0;
+	if ((rc = conf_scaled(val, units, v)) == -1) {
+		(void)buf_addf(why, "expected %s, got %s", expect, Q(qb, val));
+		return -1;
+	}
+	return conf_check_bounds(k, rc, *v, val, why);
+}
+
 static int
 conf_set_size(const struct conf_key *k, const char *val, void *field,
     const struct conf_env *env, struct buf *why)
 {
-	uint64_t	v = 0;
-	int		rc;
-	char		qb[CONF_QUOTE_BUF];
+	uint64_t	v;
 
 	(void)env;
-	if ((rc = conf_scaled(val, conf_size_units, &v)) == -1) {
-		(void)buf_addf(why, "expected a size like 512K, 25M or 2G, "
-		    "got %s", Q(qb, val));
-		return -1;
-	}
-	if (conf_check_bounds(k, rc, v, val, why) == -1)
+	if (conf_scaled_value(k, val, conf_size_units,
+	    "a size like 512K, 25M or 2G", &v, why) == -1)
 		return -1;
 	*(uint64_t *)field = v;
 	return 0;
@@ -430,17 +465,12 @@ static int
 conf_set_msec(const struct conf_key *k, const char *val, void *field,
     const struct conf_env *env, struct buf *why)
 {
-	uint64_t	v = 0;
-	int		rc;
-	char		qb[CONF_QUOTE_BUF];
+	uint64_t	v;
 
 	(void)env;
-	if ((rc = conf_scaled(val, conf_msec_units, &v)) == -1) {
-		(void)buf_addf(why, "expected a duration like 500ms, 30s, 5m, "
-		    "1h or 1d (a bare number is seconds), got %s", Q(qb, val));
-		return -1;
-	}
-	if (conf_check_bounds(k, rc, v, val, why) == -1)
+	if (conf_scaled_value(k, val, conf_msec_units, "a duration like "
+	    "500ms, 30s, 5m, 1h or 1d (a bare number is seconds)", &v,
+	    why) == -1)
 		return -1;
 	*(unsigned *)field = (unsigned)v;	/* every max fits */
 	return 0;
@@ -1003,6 +1033,116 @@ fail:
 	return -1;
 }
 
+/* A path, or nothing: "" leaves the field NULL. */
+static int
+conf_set_optpath(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	if (conf_is_empty(val))
+		return 0;
+	return conf_set_path(k, val, field, env, why);
+}
+
+static const struct conf_word conf_tls_words[] = {
+	{ "TLSv1.2", CONF_TLS_V1_2 }, { "TLSv1.3", CONF_TLS_V1_3 },
+	{ NULL, 0 }
+};
+
+/* "TLSv1.2,TLSv1.3": the versions offered; TLS 1.0 and 1.1 are not
+ * (RFC 8996). */
+static int
+conf_set_tlsproto(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	const char	*sp = val, *item;
+	char		 w[16], qb[CONF_QUOTE_BUF];
+	size_t		 len;
+	unsigned	 bits = 0;
+	int		 v = 0;
+
+	(void)k;
+	(void)env;
+	while (sp != NULL) {
+		conf_item_next(&sp, &item, &len);
+		if (len < sizeof(w)) {
+			memcpy(w, item, len);
+			w[len] = '\0';
+		}
+		if (len >= sizeof(w) ||
+		    conf_word_find(conf_tls_words, w, &v) == -1) {
+			(void)buf_addf(why, "%s is not TLSv1.2 or TLSv1.3 "
+			    "(older versions are refused, RFC 8996)",
+			    conf_quote(qb, sizeof(qb), item, len));
+			return -1;
+		}
+		bits |= (unsigned)v;
+	}
+	*(unsigned *)field = bits;
+	return 0;
+}
+
+/* Printable ASCII, 1 to CONF_TEXT_MAX bytes (passed on to a library). */
+static int
+conf_set_text(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	size_t	i, len = strlen(val);
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	for (i = 0; i < len; i++)
+		if (val[i] < 0x20 || val[i] > 0x7e)
+			break;
+	if (len == 0 || len > CONF_TEXT_MAX || i < len) {
+		(void)buf_addf(why, "expected 1 to %d printable characters, "
+		    "got %s", CONF_TEXT_MAX, Q(qb, val));
+		return -1;
+	}
+	if ((*(char **)field = strdup(val)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Addresses like `listen`, into a listen_set; may be empty.  None may be
+ * in `listen` as well (set before: its row comes first).
+ */
+static int
+conf_set_listens(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct config		 scratch;
+	struct conf_env		 senv = { &scratch, env->dir };
+	struct listen_set	*ls = field;
+	const struct listen_addr *a, *b;
+	size_t			 i, j;
+
+	if (conf_is_empty(val))
+		return 0;
+	memset(&scratch, 0, sizeof(scratch));
+	if (conf_set_listen(k, val, NULL, &senv, why) == -1)
+		return -1;
+	for (i = 0; i < scratch.nlisten; i++)
+		for (j = 0; j < env->cfg->nlisten; j++) {
+			a = &scratch.listen[i];
+			b = &env->cfg->listen[j];
+			if (a->sslen == b->sslen &&
+			    memcmp(&a->ss, &b->ss, a->sslen) == 0) {
+				(void)buf_addf(why, "%s is in listen too",
+				    a->text);
+				conf_listen_free(scratch.listen,
+				    scratch.nlisten);
+				return -1;
+			}
+		}
+	ls->addr = scratch.listen;
+	ls->n = scratch.nlisten;
+	return 0;
+}
+
 static void
 conf_domains_free(struct domain_conf *v, size_t n)
 {
@@ -1087,6 +1227,17 @@ conf_free_listen(struct config *cfg, void *field)
 	cfg->nlisten = 0;
 }
 
+static void
+conf_free_listens(struct config *cfg, void *field)
+{
+	struct listen_set	*ls = field;
+
+	(void)cfg;
+	conf_listen_free(ls->addr, ls->n);
+	ls->addr = NULL;
+	ls->n = 0;
+}
+
 /* Names and array only: conf.c frees each domain's fields first. */
 static void
 conf_free_domains(struct config *cfg, void *field)
@@ -1142,6 +1293,10 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_RATE] =	{ "count/time", conf_set_rate, NULL },
 	[CT_REPLY] =	{ "reply", conf_set_reply, conf_free_str },
 	[CT_USER] =	{ "user", conf_set_user, conf_free_str },
+	[CT_OPTPATH] =	{ "path", conf_set_optpath, conf_free_str },
+	[CT_TLSPROTO] = { "versions", conf_set_tlsproto, NULL },
+	[CT_TEXT] =	{ "text", conf_set_text, conf_free_str },
+	[CT_LISTENS] =	{ "addresses", conf_set_listens, conf_free_listens },
 };
 
 void

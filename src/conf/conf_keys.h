@@ -13,11 +13,12 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	51	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	59	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
 #define CONF_LABEL_MAX	63	/* one label, RFC 1035 2.3.4 */
+#define CONF_TEXT_MAX	512	/* CT_TEXT values */
 
 /* A key's scope and how its default is found. */
 #define CK_DOMAIN	0x01	/* per domain: field in domain_conf */
@@ -27,7 +28,8 @@
 enum conf_type {
 	CT_HOSTNAME, CT_LISTEN, CT_PATH, CT_DOMAINS, CT_DIRECTORY, CT_CIDRS,
 	CT_UNKNOWN, CT_HOP, CT_DELIM, CT_SIZE, CT_UINT, CT_LOGLEVEL, CT_BOOL,
-	CT_MSEC, CT_HOSTPORT, CT_RATE, CT_REPLY, CT_USER,
+	CT_MSEC, CT_HOSTPORT, CT_RATE, CT_REPLY, CT_USER, CT_OPTPATH,
+	CT_TLSPROTO, CT_TEXT, CT_LISTENS,
 	CT_COUNT
 };
 

@@ -24,8 +24,10 @@
 #include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../auth/passwd.h"
 #include "../smtp/smtp_session.h"
 #include "climit.h"
+#include "tls.h"
 #include "worker.h"
 
 #define WORKER_BACKLOG		1024
@@ -79,16 +81,31 @@ worker_session_find(struct worker *w, uint64_t id)
 	return NULL;
 }
 
+/*
+ * Stress mode: on at 80% of max_connections, off below 70% (so that it
+ * does not flap); every session's timeouts follow at once, so clients
+ * that sit idle cannot keep the gateway full.
+ */
 bool
 worker_stressed(struct worker *w)
 {
-	bool	now = w->nsessions * 10 >= (size_t)w->conf->max_connections * 8;
+	size_t			 pct = w->nsessions * 100 /
+				    (w->conf->max_connections ?
+				    w->conf->max_connections : 1);
+	bool			 now = w->stressed ? pct >= 70 : pct >= 80;
+	struct smtp_session	*s;
+	size_t			 i;
 
-	if (now != w->stressed)
-		log_event(LOG_LVL_WARNING, "stress", "state=%s sessions=%zu "
-		    "max_connections=%u", now ? "on" : "off", w->nsessions,
-		    w->conf->max_connections);
-	return w->stressed = now;
+	if (now == w->stressed)
+		return now;
+	w->stressed = now;
+	log_event(LOG_LVL_WARNING, "stress", "state=%s sessions=%zu "
+	    "max_connections=%u", now ? "on" : "off", w->nsessions,
+	    w->conf->max_connections);
+	for (i = 0; i < WORKER_SESSION_BUCKETS; i++)
+		for (s = w->sessions[i]; s != NULL; s = s->hnext)
+			smtp_session_retime(s);
+	return now;
 }
 
 /*
@@ -136,14 +153,17 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int socklen, void *arg)
 {
 	struct worker	*w = arg;
+	bool		 submission = false;
+	size_t		 i;
 
-	(void)l;
 	if (w->stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
+	for (i = w->submission_from; i < w->nlisteners; i++)
+		submission |= w->listeners[i] == l;
 	if (worker_admit(w, fd, sa))
-		smtp_session_accept(w, fd, sa, socklen);
+		smtp_session_accept(w, fd, sa, socklen, submission);
 }
 
 static int
@@ -170,32 +190,48 @@ worker_bind(const struct listen_addr *la)
 	return fd;
 }
 
+static int
+worker_listen_one(struct worker *w, const struct listen_addr *la,
+    const char *kind)
+{
+	int	fd;
+
+	if ((fd = worker_bind(la)) == -1) {
+		log_event(LOG_LVL_ERROR, "listen", "addr=%s msg=\"%m\"",
+		    la->text);
+		return -1;
+	}
+	w->listeners[w->nlisteners] = evconnlistener_new(w->base,
+	    worker_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    -1, fd);
+	if (w->listeners[w->nlisteners] == NULL) {
+		close(fd);
+		return -1;
+	}
+	w->nlisteners++;
+	log_event(LOG_LVL_INFO, "listening", "addr=%s listener=%s", la->text,
+	    kind);
+	return 0;
+}
+
 int
 worker_listen(struct worker *w)
 {
 	const struct config	*c = w->conf;
 	size_t			 i;
-	int			 fd;
 
-	w->listeners = calloc(c->nlisten, sizeof(*w->listeners));
+	w->listeners = calloc(c->nlisten + c->submission.n,
+	    sizeof(*w->listeners));
 	if (w->listeners == NULL)
 		return -1;
-	for (i = 0; i < c->nlisten; i++) {
-		if ((fd = worker_bind(&c->listen[i])) == -1) {
-			log_event(LOG_LVL_ERROR, "listen", "addr=%s msg=\"%m\"",
-			    c->listen[i].text);
+	for (i = 0; i < c->nlisten; i++)
+		if (worker_listen_one(w, &c->listen[i], "smtp") == -1)
 			return -1;
-		}
-		w->listeners[i] = evconnlistener_new(w->base, worker_accept, w,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-		if (w->listeners[i] == NULL) {
-			close(fd);
+	w->submission_from = w->nlisteners;	/* worker_accept() */
+	for (i = 0; i < c->submission.n; i++)
+		if (worker_listen_one(w, &c->submission.addr[i],
+		    "submission") == -1)
 			return -1;
-		}
-		w->nlisteners++;
-		log_event(LOG_LVL_INFO, "listening", "addr=%s",
-		    c->listen[i].text);
-	}
 	return 0;
 }
 
@@ -220,11 +256,36 @@ worker_guard_conf(const struct config *c, struct guard_conf *g)
 
 /* A reload runs off the loop (loading a large users file takes time). */
 struct reload {
-	struct worker	*w;
-	char		*file;
-	struct config	*conf;
-	struct dir	*dir;
+	struct worker		*w;
+	char			*file;
+	struct config		*conf;
+	struct dir		*dir;
+	bool			 secure;	/* tls and pw loaded */
+	struct tls_ctx		*tls;
+	struct passwd_file	*pw;
 };
+
+int
+worker_secure_load(const struct config *c, struct tls_ctx **tls,
+    struct passwd_file **pw, void (*err)(void *, const char *, unsigned,
+    const char *), void *arg)
+{
+	char	why[512];
+
+	*tls = NULL;
+	*pw = NULL;
+	if (tls_ctx_load(c, tls, why, sizeof(why)) == -1) {
+		err(arg, c->file, 0, why);
+		return -1;
+	}
+	if (c->passwd_file != NULL &&
+	    (*pw = passwd_load(c->passwd_file, err, arg)) == NULL) {
+		tls_ctx_free(*tls);
+		*tls = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 static void
 reload_conf_err(void *arg, const char *file, unsigned line, const char *msg)
@@ -242,6 +303,9 @@ reload_run(void *arg)
 
 	if ((r->conf = conf_load(r->file, reload_conf_err, NULL)) != NULL)
 		r->dir = dir_open(r->conf, reload_conf_err, NULL);
+	if (r->dir != NULL)
+		r->secure = worker_secure_load(r->conf, &r->tls, &r->pw,
+		    reload_conf_err, NULL) == 0;
 }
 
 static void
@@ -251,9 +315,12 @@ reload_done(void *arg)
 	struct worker	*w = r->w;
 
 	w->reloading = false;
-	if (r->conf == NULL || r->dir == NULL) {
+	if (r->conf == NULL || r->dir == NULL || !r->secure) {
 		log_event(LOG_LVL_WARNING, "reload", "result=kept_old "
-		    "reason=%s", r->conf == NULL ? "config" : "directory");
+		    "reason=%s", r->conf == NULL ? "config" : r->dir == NULL ?
+		    "directory" : "tls_or_passwd");
+		if (r->dir)
+			dir_unref(r->dir);
 		if (r->conf)
 			conf_unref(r->conf);
 	} else {
@@ -266,6 +333,10 @@ reload_done(void *arg)
 		if (w->dir)
 			dir_unref(w->dir);
 		w->dir = r->dir;
+		tls_ctx_free(w->tls);		/* sessions hold their SSL */
+		w->tls = r->tls;
+		passwd_unref(w->passwd);	/* checks in flight hold it */
+		w->passwd = r->pw;
 		log_set_level(w->conf->log_level);
 		log_event(LOG_LVL_INFO, "reload", "result=ok users=%zu "
 		    "domains=%zu", dir_count(w->dir), w->conf->ndomains);

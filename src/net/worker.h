@@ -26,6 +26,8 @@ struct guard;
 struct guard_conf;
 struct climit;
 struct ctl;
+struct tls_ctx;
+struct passwd_file;
 
 #define WORKER_SESSION_BUCKETS	4096	/* power of two */
 
@@ -45,6 +47,10 @@ struct worker {
 	struct event		*tick_ev;	/* once a second: guard_tick */
 	struct evconnlistener	**listeners;
 	size_t			 nlisteners;
+	size_t			 submission_from; /* listeners[i >= it] */
+	struct tls_ctx		*tls;		/* NULL: no STARTTLS */
+	struct passwd_file	*passwd;	/* AUTH users (ref held) */
+	struct job_pool		*auth_jobs;	/* crypt(3) checks */
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
 	size_t			 nsessions;
 	uint64_t		 sessions_total;	/* since start */
@@ -63,6 +69,14 @@ struct smtp_session *worker_session_find(struct worker *, uint64_t id);
 
 /* Stress mode: sessions above 80% of max_connections (shorter timeouts). */
 bool	worker_stressed(struct worker *);
+
+/*
+ * The STARTTLS context (NULL: no certificate) and AUTH users (NULL: no
+ * passwd_file) a config asks for; blocking.  0, or -1 after telling err.
+ */
+int	worker_secure_load(const struct config *, struct tls_ctx **,
+	    struct passwd_file **, void (*err)(void *arg, const char *file,
+	    unsigned line, const char *msg), void *arg);
 
 /* The harvest guard's settings from a config snapshot. */
 void	worker_guard_conf(const struct config *, struct guard_conf *);

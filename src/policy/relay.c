@@ -7,13 +7,13 @@
 
 enum relay_verdict
 relay_check(const struct config *c, const struct sockaddr *client,
-    const char *domain, size_t dlen, bool literal,
+    bool authenticated, const char *domain, size_t dlen, bool literal,
     const struct domain_conf **dc)
 {
 	*dc = NULL;
 	if (!literal && (*dc = conf_domain(c, domain, dlen)) != NULL)
 		return RELAY_LOCAL;
-	if (cidr_list_match(&c->relay_networks, client))
+	if (authenticated || cidr_list_match(&c->relay_networks, client))
 		return RELAY_CLIENT;
 	return RELAY_DENIED;
 }

@@ -22,9 +22,11 @@ enum relay_verdict {
 	RELAY_DENIED,
 };
 
+/* authenticated: the client passed SMTP AUTH (it may relay). */
 enum relay_verdict relay_check(const struct config *,
-		    const struct sockaddr *client, const char *domain,
-		    size_t dlen, bool literal, const struct domain_conf **dc);
+		    const struct sockaddr *client, bool authenticated,
+		    const char *domain, size_t dlen, bool literal,
+		    const struct domain_conf **dc);
 const char	*relay_verdict_name(enum relay_verdict);
 
 #endif

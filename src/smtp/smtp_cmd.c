@@ -54,6 +54,9 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "HELP", cmd_help, ST_ANY,		0, R_NONE },
 	{ "VRFY", cmd_vrfy, ST_ANY,		0, R_NONE },
 	{ "EXPN", cmd_expn, ST_ANY,		0, R_NONE },
+	/* smtp_secure.c: RFC 3207, RFC 4954 */
+	{ "STARTTLS", smtp_secure_starttls, ST_ANY, CF_NOARG, R_NOARG_SYNTAX },
+	{ "AUTH", smtp_secure_auth, ST_ANY,	CF_NEEDARG, R_AUTH_SYNTAX },
 	{ NULL, NULL, 0, 0, R_NONE },
 };
 
@@ -79,6 +82,10 @@ smtp_cmd_dispatch(struct smtp_session *s, const uint8_t *line, size_t len)
 	const struct smtp_cmd	*c;
 	struct smtp_cmdline	 cl;
 
+	if (s->state == ST_AUTH) {	/* a response to 334, no command */
+		smtp_secure_line(s, line, len);
+		return;
+	}
 	if (++s->ncmds > s->conf->max_commands_per_session) {
 		smtp_log(s, LOG_LVL_INFO, "too_many_commands", "commands=%u",
 		    s->ncmds);
@@ -159,10 +166,11 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	    "250-%s\r\n"
 	    "250-PIPELINING\r\n"
 	    "250-SIZE %llu\r\n"
-	    "250-8BITMIME\r\n"
-	    "250 ENHANCEDSTATUSCODES\r\n",
+	    "250-8BITMIME\r\n",
 	    s->conf->hostname,
 	    (unsigned long long)s->conf->max_message_size);
+	smtp_secure_ehlo(s, out);
+	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
 static void
@@ -175,7 +183,12 @@ cmd_helo(struct smtp_session *s, struct span arg)
 static void
 cmd_mail(struct smtp_session *s, struct span arg)
 {
-	smtp_tx_mail(s, arg);
+	enum reply_id	r;
+
+	if ((r = smtp_secure_mail_check(s)) != R_NONE)
+		smtp_error(s, r);
+	else
+		smtp_tx_mail(s, arg);
 }
 
 static void

@@ -105,7 +105,8 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	if (!rcpt_syntax(s, arg, &a))
 		return;
 	rv = relay_check(s->conf, (const struct sockaddr *)&s->peer,
-	    (const char *)a.domain.p, a.domain.len, a.literal, &dc);
+	    s->auth_user[0] != '\0', (const char *)a.domain.p, a.domain.len,
+	    a.literal, &dc);
 	s->rw.dc = dc;
 	s->rw.resume = s->state;
 	if (rv != RELAY_LOCAL) {

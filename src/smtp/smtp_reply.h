@@ -58,6 +58,26 @@ enum reply_id {
 	R_TIMEOUT,
 	R_EARLY_TALKER,
 	R_SHUTDOWN,
+	/* STARTTLS (RFC 3207) and AUTH (RFC 4954) */
+	R_TLS_READY,		/* 220 2.0.0 Ready to start TLS */
+	R_TLS_UNAVAILABLE,	/* 502: no certificate */
+	R_TLS_ACTIVE,		/* 503: STARTTLS twice */
+	R_TLS_TEMP,		/* 454: cannot start TLS now */
+	R_TLS_REQUIRED,		/* 530 5.7.0 before MAIL */
+	R_IN_TX,		/* 503: STARTTLS or AUTH inside a transaction */
+	R_AUTH_CHALLENGE,	/* 334 %s */
+	R_AUTH_OK,
+	R_AUTH_FAILED,
+	R_AUTH_NEED_TLS,	/* 538 5.7.11 */
+	R_AUTH_DISABLED,	/* 503: not offered on this listener */
+	R_AUTH_TWICE,
+	R_AUTH_SYNTAX,
+	R_AUTH_BAD_B64,
+	R_AUTH_MECH,
+	R_AUTH_CANCEL,
+	R_AUTH_TOO_LONG,
+	R_AUTH_TEMP,		/* 454: verification unavailable */
+	R_AUTH_REQUIRED,	/* 530 5.7.0: submission without AUTH */
 	R_MAX
 };
 

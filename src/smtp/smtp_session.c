@@ -19,6 +19,7 @@
 
 #include "../conf/conf.h"
 #include "../lib/ids.h"
+#include "../net/tls.h"
 #include "../net/worker.h"
 #include "smtp_session.h"
 
@@ -74,7 +75,7 @@ session_client_text(struct smtp_session *s)
 
 void
 smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
-    int socklen)
+    int socklen, bool submission)
 {
 	struct smtp_session	*s;
 
@@ -86,6 +87,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	s->id = id_next();
 	s->start_ms = smtp_now_ms();
 	s->w = w;
+	s->submission = submission;
 	s->conf = conf_ref(w->conf);
 	if ((size_t)socklen <= sizeof(s->peer))
 		memcpy(&s->peer, sa, (size_t)socklen);
@@ -137,21 +139,36 @@ smtp_timer(struct smtp_session *s, unsigned ms,
 		panic("smtp_timer: cannot arm the session timer");
 }
 
-/* The read timeout follows the state: DATA gets its own (RFC 5321
- * 4.5.3.2.6); the write timeout catches clients that never read. */
-static void
-session_timeouts(struct smtp_session *s)
+/* The idle time allowed now: DATA gets its own (RFC 5321 4.5.3.2.6);
+ * stress mode (near max_connections) shortens both. */
+static unsigned
+session_idle_ms(struct smtp_session *s)
 {
 	unsigned	ms = s->state == ST_DATA ? s->conf->data_timeout_ms :
 			    s->conf->command_timeout_ms;
 
-	/* Stress mode (near max_connections): idle clients go sooner. */
 	if (worker_stressed(s->w) && ms > s->conf->stress_command_timeout_ms)
 		ms = s->conf->stress_command_timeout_ms;
+	return ms;
+}
+
+/* The read timeout follows the state; the write timeout catches clients
+ * that never read. */
+static void
+session_timeouts(struct smtp_session *s)
+{
+	unsigned	ms = session_idle_ms(s);
 	struct timeval	tv = { .tv_sec = ms / 1000,
 			    .tv_usec = (ms % 1000) * 1000 };
 
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+void
+smtp_session_retime(struct smtp_session *s)
+{
+	if (!s->dead && s->state != ST_CLOSING)
+		session_timeouts(s);
 }
 
 void
@@ -265,7 +282,8 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->timer)
 		event_free(s->timer);
 	event_free(s->free_ev);
-	bufferevent_free(s->bev);
+	smtp_secure_free(s);
+	tls_bev_free(s->bev);		/* a TLS one flushes first */
 	conf_unref(s->conf);
 	free(s);
 }
@@ -284,6 +302,13 @@ session_read(struct bufferevent *bev, void *arg)
 			evtimer_del(s->timer);
 		s->state = ST_CONNECTED;
 		smtp_reply(s, R_EARLY_TALKER, NULL);
+		return;
+	}
+	/* A deadline for the whole session, however busy (slowloris). */
+	if (smtp_now_ms() - s->start_ms > s->conf->session_timeout_ms) {
+		smtp_log(s, LOG_LVL_INFO, "timeout", "what=session");
+		evbuffer_drain(bufferevent_get_input(bev), SMTP_INPUT_MAX);
+		smtp_reply(s, R_TIMEOUT, s->conf->hostname);
 		return;
 	}
 	session_process(s);
@@ -309,6 +334,8 @@ session_event(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session	*s = arg;
 
 	(void)bev;
+	if (smtp_secure_event(s, what))
+		return;			/* the TLS handshake's end */
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    s->state != ST_CLOSING) {
 		smtp_log(s, LOG_LVL_INFO, "timeout", "state=%#x", s->state);
@@ -325,28 +352,44 @@ session_event(struct bufferevent *bev, short what, void *arg)
 static bool
 session_line(struct smtp_session *s, struct evbuffer *in)
 {
-	uint8_t			line[SMTP_CMDLINE_MAX];
+	uint8_t			line[SMTP_AUTH_LINE_MAX + 2];
 	struct evbuffer_ptr	p;
 	size_t			avail = evbuffer_get_length(in), n;
+	size_t			max = smtp_secure_line_max(s);	/* AUTH */
 
 	if (avail == 0)
 		return false;
 	p = evbuffer_search(in, "\n", 1, NULL);
+	if (p.pos < 0 && avail < max) {
+		/* A line trickled in a byte at a time resets the idle timer
+		 * with every byte: it must still end within the idle time. */
+		uint64_t now = smtp_now_ms();
+
+		if (s->partial_ms == 0)
+			s->partial_ms = now;
+		else if (now - s->partial_ms > session_idle_ms(s)) {
+			smtp_log(s, LOG_LVL_INFO, "timeout", "what=line");
+			evbuffer_drain(in, avail);
+			smtp_reply(s, R_TIMEOUT, s->conf->hostname);
+		}
+		return false;
+	}
+	s->partial_ms = 0;
 	if (p.pos < 0) {
-		if (avail >= SMTP_CMDLINE_MAX) {
+		if (avail >= max) {
 			evbuffer_drain(in, avail);
 			if (!s->skipping) {
 				s->skipping = true;
-				smtp_error(s, R_LINE_TOO_LONG);
+				smtp_error(s, smtp_secure_too_long(s));
 			}
 		}
 		return false;
 	}
 	n = (size_t)p.pos + 1;
-	if (s->skipping || n > SMTP_CMDLINE_MAX) {
+	if (s->skipping || n > max) {
 		evbuffer_drain(in, n);
 		if (!s->skipping)
-			smtp_error(s, R_LINE_TOO_LONG);
+			smtp_error(s, smtp_secure_too_long(s));
 		s->skipping = false;
 		return true;
 	}
@@ -388,7 +431,7 @@ session_process(struct smtp_session *s)
 	struct evbuffer	*in = bufferevent_get_input(s->bev);
 	struct evbuffer	*out = bufferevent_get_output(s->bev);
 
-	while (!s->dead && (s->state & (ST_ANY | ST_DATA))) {
+	while (!s->dead && (s->state & (ST_ANY | ST_DATA | ST_AUTH))) {
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_MAX) {
 			/* The client does not read its replies: stop
 			 * reading until they drain (session_write). */

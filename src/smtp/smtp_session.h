@@ -18,6 +18,7 @@
 #include "../guard/guard.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
+#include "smtp_auth.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
@@ -36,8 +37,10 @@ enum smtp_state {
 	ST_RCPT		= 1 << 4,	/* at least one recipient accepted */
 	ST_DATA		= 1 << 5,	/* reading the message */
 	ST_COMMIT	= 1 << 6,	/* waiting for the spool */
-	ST_WAIT		= 1 << 8,	/* waiting for a directory answer */
+	ST_WAIT		= 1 << 8,	/* waiting for a directory answer,
+					 * a password check, a tarpit */
 	ST_CLOSING	= 1 << 7,	/* last reply queued; closing */
+	ST_AUTH		= 1 << 9,	/* AUTH: reading a 334 response */
 };
 
 #define ST_ANY	(ST_CONNECTED | ST_READY | ST_MAIL | ST_RCPT)
@@ -92,15 +95,27 @@ struct smtp_session {
 	unsigned		 nmsgs;
 	unsigned		 ncmds;		/* max_commands_per_session */
 	uint64_t		 start_ms;	/* session_timeout */
+	uint64_t		 partial_ms;	/* a command line began here */
 	struct smtp_tx		 tx;
 	struct smtp_rcpt_wait	 rw;		/* RCPT waiting in ST_WAIT */
 	struct guard_session	 gs;		/* harvest guard's view */
+	/* STARTTLS and AUTH: smtp_secure.c */
+	bool			 submission;	/* on submission_listen */
+	bool			 tls;		/* handshake done */
+	bool			 tls_handshake;	/* STARTTLS given, running */
+	char			 tls_version[16];
+	char			 tls_cipher[64];
+	struct smtp_auth	*auth;		/* exchange in ST_AUTH */
+	char			 auth_user[SMTP_AUTH_USER_MAX + 1]; /* "": no */
 };
 
 /* smtp_session.c */
+/* submission: accepted on a submission_listen address. */
 void	smtp_session_accept(struct worker *, int fd,
-	    const struct sockaddr *, int socklen);
+	    const struct sockaddr *, int socklen, bool submission);
 void	smtp_session_shutdown(struct smtp_session *);
+/* Apply the timeouts again (stress mode changed). */
+void	smtp_session_retime(struct smtp_session *);
 void	smtp_reply(struct smtp_session *, enum reply_id, const char *arg);
 /* A reply configured by the administrator ("450 4.7.1 text"). */
 void	smtp_reply_line(struct smtp_session *, const char *line);
@@ -118,6 +133,26 @@ void	smtp_log(struct smtp_session *, enum log_level, const char *event,
 
 /* smtp_cmd.c */
 void	smtp_cmd_dispatch(struct smtp_session *, const uint8_t *, size_t);
+
+/* smtp_secure.c: STARTTLS (RFC 3207) and AUTH (RFC 4954) */
+struct evbuffer;
+void	smtp_secure_starttls(struct smtp_session *, struct span arg);
+void	smtp_secure_auth(struct smtp_session *, struct span arg);
+/* A line read in ST_AUTH: the client's response to a 334. */
+void	smtp_secure_line(struct smtp_session *, const uint8_t *, size_t);
+/* The longest line (with CRLF) accepted now; the reply past it. */
+size_t	smtp_secure_line_max(const struct smtp_session *);
+enum reply_id smtp_secure_too_long(struct smtp_session *);
+/* EHLO keywords: STARTTLS, AUTH. */
+void	smtp_secure_ehlo(struct smtp_session *, struct evbuffer *);
+/* Before MAIL: tls_required, or AUTH on the submission listener. */
+enum reply_id smtp_secure_mail_check(const struct smtp_session *);
+/* A bufferevent event; true if it was the TLS handshake's and is
+ * dealt with. */
+bool	smtp_secure_event(struct smtp_session *, short what);
+/* The Received header's "with" protocol (RFC 3848) and comments. */
+const char *smtp_secure_with(const struct smtp_session *, char *, size_t);
+void	smtp_secure_free(struct smtp_session *);
 
 /* smtp_rcpt.c */
 void	smtp_rcpt(struct smtp_session *, struct span arg);

@@ -152,7 +152,7 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 static int
 tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 {
-	char		date[64], hdr[1024];
+	char		date[64], hdr[2048], with[512];
 	struct tm	tm;
 	time_t		now = time(NULL);
 	int		n;
@@ -163,7 +163,7 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 	    "Received: from %s (unknown [%s])\r\n"
 	    "\tby %s (mxgate) with %s id %s%s%s%s;\r\n\t%s\r\n",
 	    log_esc(s->helo, strlen(s->helo), 64), s->client,
-	    s->conf->hostname, s->esmtp ? "ESMTP" : "SMTP", qid,
+	    s->conf->hostname, smtp_secure_with(s, with, sizeof(with)), qid,
 	    rcpt0 ? "\r\n\tfor <" : "", rcpt0 ? rcpt0 : "",
 	    rcpt0 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
@@ -305,7 +305,8 @@ tx_bounce(struct smtp_session *s, const char *qid)
 	rep = (struct qmgr_report){
 		.orig_qid = qid,
 		.sender = buf_cstr(&s->tx.sender),
-		.client_trusted = cidr_list_match(&s->conf->relay_networks,
+		.client_trusted = s->auth_user[0] != '\0' ||
+		    cidr_list_match(&s->conf->relay_networks,
 		    (const struct sockaddr *)&s->peer),
 		.msg = s->tx.head.data,
 		.msglen = s->tx.head.len,

@@ -3,9 +3,10 @@ test_harvest.py - the harvest guard end to end (DESIGN.md 3, issue 4).
 Covers: the tarpit (after harvest_tarpit_after unknown names; valid names
 delayed too; a timer, not a blocked loop), the 421 cut-off, the caps on
 tarpitted sessions and on a session's total delay, uniform mode per
-address and per /24 (byte-identical replies), distinct counting (a stale
-name retried counts once), exempt networks, an honest mailing-list sender
-and a provider's /24 never slowed or marked, VRFY/EXPN as signals,
+address and per /24 (byte-identical replies) and its expiry, distinct
+counting (a stale name retried counts once), exempt networks, an honest
+mailing-list sender and a provider's /24 never slowed or marked,
+VRFY/EXPN as signals,
 `harvest list` / `harvest unmark`, the distributed-harvest switch (discard
 answers under reject, then back), and equal latency distributions for
 valid and unknown names under discard and in uniform mode (a two-sample
@@ -14,6 +15,8 @@ Clients act as different hosts by binding to addresses in 127.0.0.0/8.
 Run alone, `python3 tests/e2e/test_harvest.py --binary build/mxgate
 [-k NAME]` runs these tests in this process and shows their output (the
 KS statistics); run.py shows output only for failing tests.
+known_gap_padded_harvester is not collected (it fails today: a guess
+padded with a valid name escapes the guard); `-k known_gap` runs it.
 """
 
 from __future__ import annotations
@@ -246,6 +249,20 @@ def test_uniform_after_threshold_across_sessions(gw_factory):
         check_eq(rcpt(c, "alice")[0].raw, RCPT_OK, "another client")
 
 
+def test_mark_expires_after_ttl(gw_factory):
+    gw = gateway(gw_factory, harvest_threshold="4", harvest_ttl="1s",
+                 harvest_tarpit_after="1000", harvest_session_limit="1000")
+    src = "127.0.17.1"
+    with mail_session(gw, src) as c:
+        for i in range(4):
+            unknown_rejected(rcpt(c, f"ttl{i}")[0], f"ttl{i}")
+        check_eq(rcpt(c, "alice")[0].raw, UNIFORM, "marked")
+        ev = gw.wait_event("harvest", timeout_s=5.0, state="expired",
+                           net=src)
+        check_eq(ev.get("distinct"), "4", "distinct in state=expired")
+        check_eq(rcpt(c, "alice")[0].raw, RCPT_OK, "after the mark expired")
+
+
 def test_net_marked_from_addresses_in_one_24(gw_factory):
     gw = gateway(gw_factory, harvest_threshold="10",
                  harvest_threshold_net="12", harvest_tarpit_after="1000",
@@ -363,7 +380,8 @@ def test_provider_net_with_stale_names_never_marked(gw_factory):
                 c.expect("250 2.1.0 Ok", "MAIL FROM:<u@provider.test>")
                 rcpts = rng.sample(users, 20)
                 if (h * 2 + m) % 5 < 3:     # 60 of 100 messages: 3%
-                    rcpts[rng.randrange(1, 20)] = f"stale{stale_n}@example.test"
+                    rcpts[rng.randrange(1, 20)] = \
+                        f"stale{stale_n}@example.test"
                     stale_n += 1
                 for to in rcpts:
                     r, dt = timed(c, f"RCPT TO:<{to}>")
@@ -405,6 +423,28 @@ def test_vrfy_expn_count_as_signals(gw_factory):
     gw.wait_event("harvest", state="uniform", net="127.0.13.3")
     with mail_session(gw, "127.0.13.2") as c:
         check_eq(rcpt(c, "alice")[0].raw, UNIFORM, "after 5 VRFY")
+
+
+def known_gap_padded_harvester(gw_factory):
+    """NOT RUN (no test_ prefix).  The majority rule counts every valid
+    recipient, so a harvester that sends one RCPT to a valid address it
+    knows before each guess is never delayed, cut off or marked: 40
+    guesses, 40 verdicts, no event=harvest (issue 4: "a harvester learns
+    (almost) nothing").  Rename to test_... once the guard weighs
+    repeated valid names (e.g. each distinct valid name counted at most a
+    few times per window)."""
+    gw = gw_factory(config={})      # the guard's defaults
+    src = "127.0.18.1"
+    with mail_session(gw, src) as c:
+        for i in range(40):
+            check_eq(rcpt(c, "alice")[0].raw, RCPT_OK, "the known address")
+            r, _ = rcpt(c, f"guess{i}")
+            if r.code != 550:
+                break
+    check([e for e in harvest_events(gw, net=src)
+           if e.get("state") in ("tarpit", "cutoff", "uniform")],
+          "40 guesses padded with one valid address: never tarpitted, "
+          "cut off or marked")
 
 
 # ------------------------------------------------------------ operator
@@ -680,7 +720,9 @@ def _main() -> int:
     args = ap.parse_args()
     failed = 0
     for name, fn in sorted(globals().items()):
-        if not name.startswith("test_") or args.filter not in name:
+        # known_gap_* only when asked for by name: they fail today
+        if args.filter not in name or not (name.startswith("test_") or (
+                name.startswith("known_gap_") and args.filter)):
             continue
         tmp = tempfile.mkdtemp(prefix="mxgate-harvest-")
         ctx = mxlib.TestContext(args.binary, tmp)
@@ -696,8 +738,9 @@ def _main() -> int:
             ok, why = False, str(e)
         problems = ctx.close()
         ok = ok and not problems
-        print(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - t0:.1f}s)"
-              f"{': ' + why if why else ''}{' ' + str(problems) if problems else ''}",
+        why = "; ".join([why] * bool(why) + problems)
+        print(f"{'PASS' if ok else 'FAIL'} {name} "
+              f"({time.monotonic() - t0:.1f}s){': ' + why if why else ''}",
               flush=True)
         if ok:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -100,7 +100,7 @@ test_relay(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(relay_cases) / sizeof(relay_cases[0]); i++) {
 		client(relay_cases[i].client, &ss);
-		if (relay_check(c, (struct sockaddr *)&ss,
+		if (relay_check(c, (struct sockaddr *)&ss, false,
 		    relay_cases[i].domain, strlen(relay_cases[i].domain),
 		    relay_cases[i].literal, &dc) != relay_cases[i].want)
 			fail_msg("case %zu: %s -> %s", i,
@@ -108,6 +108,14 @@ test_relay(void **state)
 		assert_true((dc != NULL) ==
 		    (relay_cases[i].want == RELAY_LOCAL));
 	}
+	/* An authenticated client relays anywhere; ours stay ours. */
+	client("127.0.0.3", &ss);
+	assert_int_equal(relay_check(c, (struct sockaddr *)&ss, true,
+	    "elsewhere.test", 14, false, &dc), RELAY_CLIENT);
+	assert_int_equal(relay_check(c, (struct sockaddr *)&ss, true,
+	    "[192.0.2.1]", 11, true, &dc), RELAY_CLIENT);
+	assert_int_equal(relay_check(c, (struct sockaddr *)&ss, true,
+	    "example.test", 12, false, &dc), RELAY_LOCAL);
 	conf_unref(c);
 }
 
