@@ -122,6 +122,11 @@ rcpt_guard(struct smtp_session *s)
 {
 	unsigned	delay = 0;
 
+	/* DESIGN 3: authenticated users are on the allowlist. */
+	if (s->auth_user[0] != '\0') {
+		rcpt_lookup(s);
+		return;
+	}
 	switch (guard_rcpt_check(s->w->guard, (struct sockaddr *)&s->peer,
 	    &s->gs, smtp_now_ms(), &delay)) {
 	case GUARD_PASS:
@@ -207,6 +212,8 @@ rcpt_guard_note(struct smtp_session *s, bool unknown)
 {
 	const char	*at = strrchr(s->rw.key, '@');
 
+	if (s->auth_user[0] != '\0')
+		return false;		/* allowlisted: not counted */
 	return guard_rcpt_note(s->w->guard, (struct sockaddr *)&s->peer,
 	    &s->gs, unknown, s->rw.key, (size_t)(at - s->rw.key), at + 1,
 	    strlen(at + 1), smtp_now_ms());
