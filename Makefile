@@ -28,7 +28,7 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
-	fuzz-smoke lint clean asan bench-deliver
+	fuzz-smoke lint clean asan bench-deliver bench-harvest
 
 all: $(B)/mxgate
 
@@ -104,6 +104,18 @@ BENCH_ARGS ?=
 bench-deliver: deps-test
 	@$(MAKE) --no-print-directory all
 	python3 bench/deliver.py $(BENCH_ARGS)
+
+# The harvest benchmark (issue 4): a harvester from 1 and from 200 source
+# addresses, each run bounded by BENCH_SECONDS; the KS latency test;
+# BENCH_IDLE tarpitted connections held (0: skip).  BENCH_POSTFIX=1 adds
+# the Postfix peer of ../shared/bench (set up once, as root, by its
+# postfix/setup.sh).
+BENCH_SECONDS ?= 120
+BENCH_IDLE    ?= 10000
+bench-harvest: deps-test
+	@$(MAKE) --no-print-directory all
+	python3 bench/harvest.py --binary $(B)/mxgate \
+	    --seconds $(BENCH_SECONDS) --idle $(BENCH_IDLE)
 
 deps-build:
 	@tools/install-deps.sh $(DEPS_BUILD)

@@ -24,13 +24,14 @@ draws 100 of them at random and 9,900 unknown names of the same shape
 Which names the attacker CONFIRMS as valid (decided after the run, from
 the replies it kept; 421 replies are about the connection, not a name,
 and are left out):
-  1. by the reply: order every reply by arrival; the context of a reply is
-     the 101 replies around it (50 before, 50 after).  The reply singles
-     its name out when its class (the reply line with any <address>
-     blanked) is not the most frequent class of its context and at most
-     5% of its context has that class: almost all names of a wordlist are
-     unknown, so a reply that few names get, while most get another one,
-     marks a name that is different, i.e. valid.  (Under plain `reject`,
+  1. by the reply: order every reply by the time its RCPT was sent; the
+     context of a reply is the 101 replies around it (50 before, 50
+     after).  The reply singles its name out when its class (the reply
+     line with any <address> blanked) is not the most frequent class of
+     its context and at most 5% of its context has that class: almost
+     all names of a wordlist are unknown, so a reply that few names get,
+     while most get another one, marks a name that is different, i.e.
+     valid.  (Under plain `reject`,
      `250 2.1.5 Ok` among `550 5.1.1` replies.)
   2. by the latency, in the direction a verdict-keyed tarpit would show:
      on one connection, a reply that took less than half as long as both
@@ -489,7 +490,9 @@ def singled_by_latency(recs: list[Record]) -> set[int]:
 
 
 def analyse(att: Attack, valid: set[str], elapsed: float) -> dict:
-    recs = sorted(att.records, key=lambda r: r.t_recv)
+    # In the order the names were sent: if valid names took longer, arrival
+    # order would bunch their replies (and hide them from rule 1).
+    recs = sorted(att.records, key=lambda r: r.t_recv - r.lat)
     hits = singled_by_reply(recs) | singled_by_latency(recs)
     claimed = {recs[i].name for i in hits}
     tried = {r.name for r in recs}

@@ -512,6 +512,20 @@ guard_dom_switch_at(struct guard *g, const char *domain, size_t dlen,
 	    g->conf.global_rate, g->conf.global_rate / 2, guard_log_domain, g);
 }
 
+/* Whether a valid name is new to this session (then remembered). */
+static bool
+guard_session_valid_new(struct guard_session *s, uint64_t h)
+{
+	uint32_t	v = (uint32_t)(h ^ (h >> 32)) | 1;	/* never 0 */
+	size_t		i;
+
+	for (i = 0; i < GUARD_VALID_SEEN; i++)
+		if (s->valid_seen[i] == v)
+			return false;
+	s->valid_seen[s->valid_next++ % GUARD_VALID_SEEN] = v;
+	return true;
+}
+
 bool
 guard_rcpt_note(struct guard *g, const struct sockaddr *sa,
     struct guard_session *s, bool unknown, const char *local, size_t llen,
@@ -527,7 +541,8 @@ guard_rcpt_note(struct guard *g, const struct sockaddr *sa,
 		s->unknown += s->unknown < UINT32_MAX;
 		h = guard_name_hash(g, local, llen, domain, dlen);
 		guard_count(g, &p, GUARD_CTR_UNKNOWN, GUARD_Q, &h, now);
-	} else {
+	} else if (guard_session_valid_new(s, guard_name_hash(g, local, llen,
+	    domain, dlen))) {
 		s->valid += s->valid < UINT32_MAX;
 		guard_count(g, &p, GUARD_CTR_VALID, GUARD_Q, NULL, now);
 	}

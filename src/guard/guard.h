@@ -52,6 +52,13 @@
  * A zero count or limit turns its measure off, except where noted.
  */
 #define GUARD_THRESHOLD_MAX	2048	/* distinct names kept per entry */
+/*
+ * A valid name counts once per session: a harvester that pads every guess
+ * with the one real address it knows must not look "mostly valid".  The
+ * last GUARD_VALID_SEEN distinct valid names of a session are remembered
+ * (hashes); a list server's recipients are all distinct anyway.
+ */
+#define GUARD_VALID_SEEN	8
 
 struct guard_conf {
 	unsigned	 window_ms;	/* decaying window, 1h */
@@ -95,6 +102,8 @@ struct guard_session {
 	unsigned	 signal_q;	/* VRFY etc., in quarter units */
 	unsigned	 tarpit_n;	/* replies delayed so far */
 	unsigned	 tarpit_k0;	/* doublings owed to history at start */
+	uint32_t	 valid_seen[GUARD_VALID_SEEN]; /* recent valid names */
+	unsigned	 valid_next;	/* ring position in valid_seen */
 };
 
 enum guard_signal {

@@ -425,26 +425,28 @@ def test_vrfy_expn_count_as_signals(gw_factory):
         check_eq(rcpt(c, "alice")[0].raw, UNIFORM, "after 5 VRFY")
 
 
-def known_gap_padded_harvester(gw_factory):
-    """NOT RUN (no test_ prefix).  The majority rule counts every valid
-    recipient, so a harvester that sends one RCPT to a valid address it
-    knows before each guess is never delayed, cut off or marked: 40
-    guesses, 40 verdicts, no event=harvest (issue 4: "a harvester learns
-    (almost) nothing").  Rename to test_... once the guard weighs
-    repeated valid names (e.g. each distinct valid name counted at most a
-    few times per window)."""
-    gw = gw_factory(config={})      # the guard's defaults
+def test_padded_harvester_is_tarpitted_and_cut_off(gw_factory):
+    """A harvester that pads every guess with one valid address it knows
+    must not look "mostly valid": a valid name counts once per session,
+    so the majority rule holds and the tarpit, then the cut-off, apply."""
+    gw = gw_factory(config=dict(FAST_CONF))
     src = "127.0.18.1"
+    got = []
     with mail_session(gw, src) as c:
         for i in range(40):
-            check_eq(rcpt(c, "alice")[0].raw, RCPT_OK, "the known address")
-            r, _ = rcpt(c, f"guess{i}")
-            if r.code != 550:
+            r, _ = rcpt(c, "alice")
+            got.append(r.code)
+            if r.code == 421:
                 break
-    check([e for e in harvest_events(gw, net=src)
-           if e.get("state") in ("tarpit", "cutoff", "uniform")],
-          "40 guesses padded with one valid address: never tarpitted, "
-          "cut off or marked")
+            r, _ = rcpt(c, f"guess{i}")
+            got.append(r.code)
+            if r.code == 421:
+                break
+    states = {e.get("state") for e in harvest_events(gw, net=src)}
+    check("tarpit" in states, f"padded harvester tarpitted: {states}")
+    check(421 in got, f"padded harvester cut off: {got}")
+    check(got.count(550) <= 12, f"verdicts it got before the cut-off: "
+          f"{got.count(550)}")
 
 
 # ------------------------------------------------------------ operator

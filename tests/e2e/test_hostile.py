@@ -14,7 +14,6 @@ Figures: printed, and appended to $MXGATE_E2E_FIGURES when it is set.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import select
