@@ -28,7 +28,7 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
-	fuzz-smoke lint clean asan bench-deliver bench-harvest
+	fuzz-smoke lint clean asan bench-deliver bench-harvest valgrind
 
 all: $(B)/mxgate
 
@@ -116,6 +116,12 @@ bench-harvest: deps-test
 	@$(MAKE) --no-print-directory all
 	python3 bench/harvest.py --binary $(B)/mxgate \
 	    --seconds $(BENCH_SECONDS) --idle $(BENCH_IDLE)
+
+# The end-to-end suite under valgrind memcheck (slow: about 6 minutes).
+valgrind: deps-test
+	@tools/install-deps.sh valgrind
+	@$(MAKE) --no-print-directory all
+	tests/valgrind.sh $(B)/mxgate
 
 deps-build:
 	@tools/install-deps.sh $(DEPS_BUILD)

@@ -225,6 +225,8 @@ cmd_serve(const char *file)
 		fatal("msg=\"%s\"", err);
 	worker_ctl_register(&w, ctl);
 	qmgr_ctl_register(w.qmgr, ctl);
+	if (worker_signals(&w) == -1)
+		fatal("msg=\"cannot install signal handlers\"");
 	if (worker_listen(&w) == -1)
 		fatal("msg=\"cannot listen\"");
 	drop_privileges(w.conf);

@@ -98,7 +98,9 @@ struct qwait {
 
 struct qmgr {
 	struct worker		*w;
-	struct job_pool		*jobs;
+	struct job_pool		*jobs;		/* loads, Maildir copies */
+	struct job_pool		*record_jobs;	/* outcomes: never behind
+						 * a queue of deliveries */
 	struct client_pool	*client;
 	struct dns_resolver	*dns;
 	struct backscatter	*bs;
@@ -209,10 +211,12 @@ qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
 		    ':') ? "[%s]:%u" : "%s:%u", c->dns_server.host,
 		    c->dns_server.port);
 	q->jobs = job_pool_new(w->base, nthreads);
+	q->record_jobs = job_pool_new(w->base, 1);
 	q->client = client_pool_new(w->base, &o);
 	q->bs = backscatter_new(c->ndr_rate_per_sender,
 	    c->ndr_rate_per_domain);
-	if (q->jobs == NULL || q->client == NULL || q->bs == NULL) {
+	if (q->jobs == NULL || q->record_jobs == NULL || q->client == NULL ||
+	    q->bs == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
@@ -756,7 +760,7 @@ qmsg_finish(struct qmsg *m)
 		qmsg_log(m, i, next_ms);
 	}
 	qmsg_report_failures(m);
-	if (job_submit(m->q->jobs, qmsg_record, qmsg_recorded, m) == -1)
+	if (job_submit(m->q->record_jobs, qmsg_record, qmsg_recorded, m) == -1)
 		panic("qmsg_finish: out of memory");
 }
 
@@ -975,6 +979,7 @@ qmgr_free(struct qmgr *q)
 	if (q->dns)
 		dns_resolver_free(q->dns);
 	job_pool_free(q->jobs);
+	job_pool_free(q->record_jobs);
 	for (b = 0; b < QMGR_BUCKETS; b++)
 		while ((m = q->active[b]) != NULL) {
 			q->active[b] = m->hnext;

@@ -523,6 +523,9 @@ worker_signal(evutil_socket_t sig, short what, void *arg)
 		worker_stop(arg);
 }
 
+#define WORKER_NSIGS	3
+static const int	worker_sigs[WORKER_NSIGS] = { SIGTERM, SIGINT, SIGHUP };
+
 static void
 worker_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -534,22 +537,30 @@ worker_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-worker_run(struct worker *w)
+worker_signals(struct worker *w)
 {
-	static const int	sigs[] = { SIGTERM, SIGINT, SIGHUP };
-	struct timeval		sec = { 1, 0 };
-	size_t			i;
+	struct timeval	sec = { 1, 0 };
+	size_t		i;
 
 	w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
 	if (w->tick_ev == NULL || event_add(w->tick_ev, &sec) == -1)
 		return -1;
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal, w);
+	for (i = 0; i < WORKER_NSIGS; i++) {
+		w->sig_ev[i] = evsignal_new(w->base, worker_sigs[i],
+		    worker_signal, w);
 		if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+int
+worker_run(struct worker *w)
+{
+	size_t	i;
+
 	event_base_dispatch(w->base);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+	for (i = 0; i < WORKER_NSIGS; i++)
 		event_free(w->sig_ev[i]);
 	if (w->stop_ev)
 		event_free(w->stop_ev);

@@ -85,6 +85,9 @@ void	worker_guard_conf(const struct config *, struct guard_conf *);
 int	worker_listen(struct worker *);
 /* Control commands: "reload", "harvest list|unmark", "stats" lines. */
 void	worker_ctl_register(struct worker *, struct ctl *);
+/* Signals (stop, reload) and the guard's tick: before listening, so a
+ * signal that follows "listening" is always handled. */
+int	worker_signals(struct worker *);
 /* Run the loop until a stop signal; then drain and return. */
 int	worker_run(struct worker *);
 

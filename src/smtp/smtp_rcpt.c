@@ -9,6 +9,7 @@
  * Untrusted: the RCPT argument.  RFC 5321 4.1.1.3, 3.6 (relay), 4.5.3.1.8.
  */
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -219,6 +220,19 @@ rcpt_guard_note(struct smtp_session *s, bool unknown)
 	    strlen(at + 1), smtp_now_ms());
 }
 
+/* The same recipient twice in one transaction is delivered once. */
+static bool
+rcpt_queued(struct smtp_session *s)
+{
+	const char	*p = buf_cstr(&s->tx.rcpts);
+	size_t		 i;
+
+	for (i = 0; i < s->tx.nqueued; i++, p += strlen(p) + 1)
+		if (strcasecmp(p, s->rw.key) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Step 5, limits, for a recipient about to get the valid reply: the
  * recipient limit (RFC 5321 4.5.3.1.8), and bounces (null sender): one
@@ -264,7 +278,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	/* A distributed harvest: unknown names answered as under discard. */
 	if (hot && a == RCPT_REJECT)
 		a = RCPT_DISCARD;
-	queue = a == RCPT_ACCEPT || a == RCPT_RELAY;
+	queue = (a == RCPT_ACCEPT || a == RCPT_RELAY) && !rcpt_queued(s);
 
 	if (!policy_looks_valid(a)) {
 		rcpt_log(s, verdict, a);
