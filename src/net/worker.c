@@ -83,7 +83,7 @@ worker_session_find(struct worker *w, uint64_t id)
 
 /*
  * Stress mode: on at 80% of max_connections, off below 70% (so that it
- * does not flap); every session's timeouts follow at once, so clients
+ * does not flap); on, every session's timeouts shrink at once, so clients
  * that sit idle cannot keep the gateway full.
  */
 bool
@@ -102,7 +102,10 @@ worker_stressed(struct worker *w)
 	log_event(LOG_LVL_WARNING, "stress", "state=%s sessions=%zu "
 	    "max_connections=%u", now ? "on" : "off", w->nsessions,
 	    w->conf->max_connections);
-	for (i = 0; i < WORKER_SESSION_BUCKETS; i++)
+	/* Entering it, every open session gets the short timeouts; leaving
+	 * it, only new sessions and state changes get the long ones back, so
+	 * a flood that ebbs cannot park its last connections for minutes. */
+	for (i = 0; now && i < WORKER_SESSION_BUCKETS; i++)
 		for (s = w->sessions[i]; s != NULL; s = s->hnext)
 			smtp_session_retime(s);
 	return now;
