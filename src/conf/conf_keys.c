@@ -700,6 +700,17 @@ bad:
 
 static bool	conf_is_empty(const char *);
 
+/* Keep a checked value: a copy in a char * field.  0 or -1 with why. */
+static int
+conf_store_str(void *field, const char *val, struct buf *why)
+{
+	if ((*(char **)field = strdup(val)) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 conf_set_hop(const struct conf_key *k, const char *val, void *field,
     const struct conf_env *env, struct buf *why)
@@ -770,11 +781,7 @@ conf_set_user(const struct conf_key *k, const char *val, void *field,
 		(void)buf_addf(why, "no such user %s", Q(qb, val));
 		return -1;
 	}
-	if ((*(char **)field = strdup(val)) == NULL) {
-		(void)buf_addf(why, "out of memory");
-		return -1;
-	}
-	return 0;
+	return conf_store_str(field, val, why);
 }
 
 /* COUNT/DURATION, e.g. 10/10m. */
@@ -835,11 +842,7 @@ conf_set_reply(const struct conf_key *k, const char *val, void *field,
 		    "got %s", Q(qb, val));
 		return -1;
 	}
-	if ((*(char **)field = strdup(val)) == NULL) {
-		(void)buf_addf(why, "out of memory");
-		return -1;
-	}
-	return 0;
+	return conf_store_str(field, val, why);
 }
 
 static int
@@ -1099,11 +1102,7 @@ conf_set_text(const struct conf_key *k, const char *val, void *field,
 		    "got %s", CONF_TEXT_MAX, Q(qb, val));
 		return -1;
 	}
-	if ((*(char **)field = strdup(val)) == NULL) {
-		(void)buf_addf(why, "out of memory");
-		return -1;
-	}
-	return 0;
+	return conf_store_str(field, val, why);
 }
 
 /*
