@@ -92,11 +92,6 @@ smtp_cmd_dispatch(struct smtp_session *s, const uint8_t *line, size_t len)
 		smtp_reply(s, R_TOO_MANY_COMMANDS, s->conf->hostname);
 		return;
 	}
-	if (smtp_now_ms() - s->start_ms > s->conf->session_timeout_ms) {
-		smtp_log(s, LOG_LVL_INFO, "timeout", "what=session");
-		smtp_reply(s, R_TIMEOUT, s->conf->hostname);
-		return;
-	}
 	if (smtp_parse_cmdline(line, len, &cl) != PARSE_OK) {
 		smtp_log(s, LOG_LVL_INFO, "bad_command", "line=%s",
 		    log_esc(line, len, 64));
