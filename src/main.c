@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "auth/passwd.h"
 #include "conf/conf.h"
@@ -34,7 +35,7 @@
 #define MXGATE_VERSION "dev"
 #endif
 
-#define MAIN_COMMIT_THREADS	2
+#define MAIN_COMMIT_THREADS	16	/* each waits in a group commit */
 #define MAIN_DELIVERY_THREADS	2
 #define MAIN_AUTH_THREADS	2	/* crypt(3) checks for AUTH */
 #define MAIN_RATE_KEYS		100000	/* recipients tracked for bounces */
@@ -175,18 +176,27 @@ static int
 cmd_serve(const char *file)
 {
 	struct worker	 w;
+	struct worker_group grp;
 	struct guard_conf gc;
 	struct ctl	*ctl;
 	char		 err[512];
-	unsigned	 nerr = 0;
+	unsigned	 nerr = 0, nloops, i;
+	long		 ncpu;
 
 	memset(&w, 0, sizeof(w));
+	memset(&grp, 0, sizeof(grp));
+	grp.w[0] = &w;
+	grp.n = 1;
+	w.grp = &grp;
+	pthread_mutex_init(&w.mbox_mu, NULL);
 	if ((w.conf = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
 	log_set_level(w.conf->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* a file-size limit is an I/O error */
-	if ((w.base = event_base_new()) == NULL)
+	/* loops wake each other (event_active across threads) */
+	if (evthread_use_pthreads() == -1 ||
+	    (w.base = event_base_new()) == NULL)
 		fatal("msg=\"cannot create the event loop\"");
 	if ((w.dir = dir_open(w.conf, log_dir_err, NULL)) == NULL)
 		log_event(LOG_LVL_WARNING, "directory", "msg=\"not loaded; "
@@ -230,10 +240,18 @@ cmd_serve(const char *file)
 	if (worker_listen(&w) == -1)
 		fatal("msg=\"cannot listen\"");
 	drop_privileges(w.conf);
-	log_event(LOG_LVL_INFO, "start", "version=%s hostname=%s",
-	    MXGATE_VERSION, w.conf->hostname);
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	nloops = w.conf->workers ? w.conf->workers : ncpu > 0 ?
+	    (unsigned)(ncpu < WORKER_MAX ? ncpu : WORKER_MAX) : 1;
+	for (i = 1; i < nloops; i++)
+		if (worker_spawn(&w, i, MAIN_COMMIT_THREADS,
+		    MAIN_AUTH_THREADS) == -1)
+			fatal("msg=\"cannot start event loop %u\"", i);
+	log_event(LOG_LVL_INFO, "start", "version=%s hostname=%s workers=%u",
+	    MXGATE_VERSION, w.conf->hostname, nloops);
 	qmgr_start(w.qmgr);
 	worker_run(&w);
+	worker_join_all(&w);	/* the other loops' sessions end first */
 	job_pool_free(w.auth_jobs);	/* answers to sessions still here */
 	ctl_close(ctl);		/* its handlers point into w */
 	/* Commits in flight finish first; then deliveries stop. */
@@ -251,6 +269,7 @@ cmd_serve(const char *file)
 	passwd_unref(w.passwd);
 	conf_unref(w.conf);
 	event_base_free(w.base);
+	pthread_mutex_destroy(&w.mbox_mu);
 	log_event(LOG_LVL_INFO, "stopped", NULL);
 	return 0;
 }

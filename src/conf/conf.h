@@ -135,6 +135,7 @@ struct config {
 
 	/* limits and hardening (issue 5) */
 	char			*user;		/* drop to it; NULL: stay */
+	unsigned		 workers;	/* event loops; 0: per core */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_client;
 	unsigned		 max_connection_rate_per_client; /* per min */
@@ -151,6 +152,7 @@ struct config {
 	char			*tls_ciphers;	/* OpenSSL list, TLS 1.2 */
 	bool			 tls_required;	/* on the `listen` addresses */
 	struct listen_set	 submission;	/* submission_listen */
+	struct listen_set	 tls_listen;	/* tls_required_listen */
 	bool			 auth_on_smtp;	/* AUTH on `listen` too */
 	char			*passwd_file;	/* absolute; NULL: none */
 

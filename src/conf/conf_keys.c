@@ -108,7 +108,7 @@ const struct conf_key conf_keys[] = {
 	  "delayed" },
 	{ "harvest_tarpit_delay", CT_MSEC, G(harvest_tarpit_delay_ms), 0, "1s",
 	  1, U_M, "harvest guard: first delay; it doubles" },
-	{ "harvest_tarpit_max", CT_MSEC, G(harvest_tarpit_max_ms), 0, "5s",
+	{ "harvest_tarpit_max", CT_MSEC, G(harvest_tarpit_max_ms), 0, "10s",
 	  1, U_M, "harvest guard: longest delay of one reply" },
 	{ "harvest_session_limit", CT_UINT, G(harvest_session_limit), 0, "10",
 	  1, 100000, "harvest guard: unknown recipients in one session "
@@ -141,6 +141,8 @@ const struct conf_key conf_keys[] = {
 	{ "user", CT_USER, G(user), 0, "", 0, 0,
 	  "started as root, run as this user once the ports are bound "
 	  "(empty: stay as started)" },
+	{ "workers", CT_UINT, G(workers), 0, "0", 0, 256,
+	  "event loops, each on its own thread (0: one per CPU core)" },
 	{ "max_connections", CT_UINT, G(max_connections), 0, "5000", 1,
 	  1000000, "sessions at once; more get 421 4.7.0 at connect" },
 	{ "max_connections_per_client", CT_UINT,
@@ -177,6 +179,10 @@ const struct conf_key conf_keys[] = {
 	{ "tls_required", CT_BOOL, G(tls_required), 0, "no", 0, 0,
 	  "on the listen addresses, MAIL before STARTTLS gets 530 5.7.0 "
 	  "(submission_listen always needs TLS: AUTH does)" },
+	{ "tls_required_listen", CT_LISTENS, G(tls_listen), 0, "", 0, 0,
+	  "more SMTP addresses, like listen, where MAIL before STARTTLS "
+	  "always gets 530 5.7.0 (e.g. a port for partners who must use "
+	  "TLS; empty: none)" },
 	{ "submission_listen", CT_LISTENS, G(submission), 0, "", 0, 0,
 	  "addresses for message submission (e.g. port 587): AUTH PLAIN "
 	  "and LOGIN after STARTTLS, mail from authenticated users only "

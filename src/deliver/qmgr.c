@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@
 
 #define QMGR_BUCKETS		1024	/* active-message table, power of 2 */
 #define QMGR_LOCKED_RETRY_MS	1000	/* an admin holds the file */
+#define QMGR_RECORD_THREADS	4	/* outcomes; they share group commits */
 #define QMGR_GROUPS_MAX		64	/* next hops per message and attempt */
 #define QMGR_DSN_MAX		(256 * 1024)	/* one report, at most */
 #define QMGR_SMTP_PORT		25
@@ -110,12 +112,25 @@ struct qmgr {
 	struct qwait		*waiting;
 	unsigned		 nwaiting;
 	bool			 stopping;
+	/* from other event loops (qmgr_submit), guarded by xmu */
+	pthread_mutex_t		 xmu;
+	struct qnote		*xnotes;
+	struct event		*xev;		/* drains xnotes on our loop */
+	pthread_mutex_t		 bs_mu;		/* the backscatter guard */
+};
+
+/* A committed message announced by another loop. */
+struct qnote {
+	struct qnote		*next;
+	char			 qid[ID_STRLEN + 1];
 };
 
 static void	qmsg_loaded(void *);
 static void	qmsg_finish(struct qmsg *);
 static void	qgroup_done(struct qgroup *);
 static void	qmgr_wait(struct qmgr *, const char *qid, unsigned ms);
+
+static void	qmgr_drain(evutil_socket_t, short, void *);
 
 static size_t
 qmgr_bucket(const char *qid)
@@ -187,6 +202,12 @@ qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
 		return NULL;
 	}
 	q->w = w;
+	pthread_mutex_init(&q->xmu, NULL);
+	pthread_mutex_init(&q->bs_mu, NULL);
+	if ((q->xev = event_new(w->base, -1, 0, qmgr_drain, q)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	o = (struct client_opts){
 		.helo = c->hostname,
 		.concurrency = c->next_hop_concurrency,
@@ -211,7 +232,7 @@ qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
 		    ':') ? "[%s]:%u" : "%s:%u", c->dns_server.host,
 		    c->dns_server.port);
 	q->jobs = job_pool_new(w->base, nthreads);
-	q->record_jobs = job_pool_new(w->base, 1);
+	q->record_jobs = job_pool_new(w->base, QMGR_RECORD_THREADS);
 	q->client = client_pool_new(w->base, &o);
 	q->bs = backscatter_new(c->ndr_rate_per_sender,
 	    c->ndr_rate_per_domain);
@@ -277,6 +298,51 @@ qmgr_notify(struct qmgr *q, const char *qid)
 	q->nactive++;
 	if (job_submit(q->jobs, qmsg_load, qmsg_loaded, m) == -1)
 		panic("qmgr_notify: out of memory");
+}
+
+/*
+ * From any loop's thread: a message was committed.  Queued under xmu and
+ * picked up on our loop, in order; with libevent's thread support on,
+ * event_active wakes our loop from another thread.
+ */
+void
+qmgr_submit(struct qmgr *q, const char *qid)
+{
+	struct qnote	*n, **pp;
+
+	if ((n = malloc(sizeof(*n))) == NULL) {
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "schedule: out of memory (delivered at the next start or "
+		    "flush)\"", log_esc(qid, strlen(qid), 32));
+		return;
+	}
+	n->next = NULL;
+	snprintf(n->qid, sizeof(n->qid), "%s", qid);
+	pthread_mutex_lock(&q->xmu);
+	for (pp = &q->xnotes; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = n;
+	pthread_mutex_unlock(&q->xmu);
+	event_active(q->xev, EV_READ, 0);
+}
+
+static void
+qmgr_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmgr	*q = arg;
+	struct qnote	*n, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&q->xmu);
+	n = q->xnotes;
+	q->xnotes = NULL;
+	pthread_mutex_unlock(&q->xmu);
+	for (; n != NULL; n = next) {
+		next = n->next;
+		qmgr_notify(q, n->qid);
+		free(n);
+	}
 }
 
 /* ---- routing ---- */
@@ -692,6 +758,7 @@ qmsg_report_failures(struct qmsg *m)
 			.arrival = m->qf.arrival,
 			.rcpts = dr,
 			.nrcpts = n,
+			.conf = m->conf,
 		};
 		(void)qmgr_report(m->q, &rep);
 	}
@@ -699,29 +766,45 @@ qmsg_report_failures(struct qmsg *m)
 	free(dr);
 }
 
-/* On a job thread: make the outcome durable. */
+/*
+ * On a job thread: make the outcome durable.  A message whose recipients
+ * are all finished now is just removed (its done records would die with
+ * it), and the removal shares a group commit of the folder with the
+ * other threads; otherwise its new records are fdatasynced.
+ */
 static void
 qmsg_record(void *arg)
 {
 	struct qmsg	*m = arg;
 	size_t		 i;
+	bool		 last = true;
+	int		 e;
 
 	for (i = 0; i < m->qf.nrcpts; i++)
+		if (!m->qf.done[i] && m->state[i] != QR_OK && !m->report[i])
+			last = false;
+	if (last && queue_file_remove(&m->qf) == 0)
+		m->removed = true;
+	else if (last)
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "remove queue file: %s\"", m->qid, strerror(errno));
+	for (i = 0; !m->removed && i < m->qf.nrcpts; i++)
 		if ((m->state[i] == QR_OK || m->report[i]) &&
 		    queue_file_mark_done(&m->qf, i) == -1)
 			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 			    "mark recipient done: %s\"", m->qid,
 			    strerror(errno));
-	if (queue_file_all_done(&m->qf)) {
-		if (queue_file_remove(&m->qf) == -1)
-			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
-			    "remove queue file: %s\"", m->qid, strerror(errno));
-		else
-			m->removed = true;
-	} else if (m->ndeferred > 0 &&
+	if (!m->removed && m->ndeferred > 0 &&
 	    queue_file_mark_attempt(&m->qf, m->qf.attempts + 1, m->next) == -1)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 		    "record the retry time: %s\"", m->qid, strerror(errno));
+	if (m->removed)
+		e = queue_sync(m->q->w->queue);
+	else
+		e = queue_file_sync(&m->qf) == -1 ? errno : 0;
+	if (e != 0)
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "sync the outcome: %s\"", m->qid, strerror(e));
 }
 
 static void
@@ -782,7 +865,7 @@ qmgr_report_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 static const char *
 qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 {
-	const struct config	*c = q->w->conf;
+	const struct config	*c = r->conf;
 	const char		*at = strrchr(r->sender, '@'), *why = NULL;
 	struct ndr_query	 nq = {
 		.sender = r->sender,
@@ -794,9 +877,14 @@ qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 	};
 	struct timespec		 ts;
 
+	enum ndr_verdict	 v;
+
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (backscatter_check(q->bs, &nq, (uint64_t)ts.tv_sec * 1000 +
-	    (uint64_t)ts.tv_nsec / 1000000, &why) == NDR_SEND)
+	pthread_mutex_lock(&q->bs_mu);
+	v = backscatter_check(q->bs, &nq, (uint64_t)ts.tv_sec * 1000 +
+	    (uint64_t)ts.tv_nsec / 1000000, &why);
+	pthread_mutex_unlock(&q->bs_mu);
+	if (v == NDR_SEND)
 		return NULL;
 	return why ? why : "refused";
 }
@@ -804,7 +892,7 @@ qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 int
 qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 {
-	const struct config	*c = q->w->conf;
+	const struct config	*c = r->conf;
 	const char		*why, *rcpts[1];
 	struct queue_msg	*qm;
 	struct queue_env	 env;
@@ -854,7 +942,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		return -1;
 	}
 	buf_free(&b);
-	queue_msg_commit(qm, 0, qmgr_report_committed, q);
+	queue_msg_commit(qm, NULL, 0, qmgr_report_committed, q);
 	return 0;
 }
 
@@ -990,6 +1078,12 @@ qmgr_free(struct qmgr *q)
 #ifdef MXGATE_TLS
 	SSL_CTX_free(q->ssl_ctx);
 #endif
+	if (q->xev != NULL) {
+		event_free(q->xev);
+		qmgr_drain(-1, 0, q);	/* stopping: frees the notes */
+	}
+	pthread_mutex_destroy(&q->xmu);
+	pthread_mutex_destroy(&q->bs_mu);
 	free(q);
 }
 

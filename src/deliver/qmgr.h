@@ -28,6 +28,8 @@ struct qmgr	*qmgr_new(struct worker *, unsigned nthreads, char *err,
 void		 qmgr_start(struct qmgr *);
 /* A message to work on now (or at its scheduled time, if not forced). */
 void		 qmgr_notify(struct qmgr *, const char *qid);
+/* The same from any event loop's thread (queued for the qmgr's loop). */
+void		 qmgr_submit(struct qmgr *, const char *qid);
 /* Every message waiting for a retry: now. */
 unsigned	 qmgr_flush(struct qmgr *);
 /* Take no new work (call before draining the spool's commit jobs). */
@@ -45,12 +47,15 @@ struct qmgr_report {
 	time_t			 arrival;
 	const struct dsn_rcpt	*rcpts;
 	size_t			 nrcpts;
+	const struct config	*conf;		/* the caller's snapshot */
 };
 
 /*
  * Send a DSN/NDR about rcpts to the sender if, and only if, the
  * backscatter guard allows it; logs event=dsn or ndr=suppressed with the
- * reason.  Everything needed is copied before it returns.  0 if a report
+ * reason.  Everything needed is copied before it returns.  Callable from
+ * any event loop's thread (the backscatter guard is locked; the report
+ * commits on the queue's own pool).  0 if a report
  * was queued (committed later), -1 if suppressed or on a local error.
  */
 int		 qmgr_report(struct qmgr *, const struct qmgr_report *);

@@ -5,6 +5,7 @@
  * Untrusted: key bytes, hashed with SipHash-2-4 under a random key.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,7 @@ struct rate_table {
 	struct rate_entry	*newest;	/* LRU head */
 	struct rate_entry	*oldest;	/* evicted first */
 	uint64_t		 sipkey[2];
+	pthread_mutex_t		 mu;	/* every public call holds it */
 };
 
 static uint64_t	rate_hash(const struct rate_table *, const uint8_t *,
@@ -110,6 +112,7 @@ rate_table_new(unsigned window_ms, size_t max_keys)
 		free(t);
 		return NULL;
 	}
+	pthread_mutex_init(&t->mu, NULL);
 	t->mask = n - 1;
 	t->max_keys = max_keys;
 	t->window_ms = window_ms;
@@ -133,6 +136,7 @@ rate_table_free(struct rate_table *t)
 		next = e->lnext;
 		free(e);
 	}
+	pthread_mutex_destroy(&t->mu);
 	free(t->buckets);
 	free(t);
 }
@@ -259,8 +263,8 @@ rate_estimate(const struct rate_table *t, const struct rate_entry *e,
 	return 0;
 }
 
-unsigned
-rate_hit(struct rate_table *t, const void *key, size_t klen,
+static unsigned
+rate_hit_locked(struct rate_table *t, const void *key, size_t klen,
     uint64_t now_ms, unsigned n)
 {
 	struct rate_entry	*e;
@@ -288,11 +292,26 @@ rate_hit(struct rate_table *t, const void *key, size_t klen,
 }
 
 unsigned
+rate_hit(struct rate_table *t, const void *key, size_t klen,
+    uint64_t now_ms, unsigned n)
+{
+	unsigned	r;
+
+	pthread_mutex_lock(&t->mu);
+	r = rate_hit_locked(t, key, klen, now_ms, n);
+	pthread_mutex_unlock(&t->mu);
+	return r;
+}
+
+unsigned
 rate_peek(struct rate_table *t, const void *key, size_t klen, uint64_t now_ms)
 {
 	struct rate_entry	*e;
+	unsigned		 r = 0;
 
-	if ((e = rate_find(t, key, klen, rate_hash(t, key, klen))) == NULL)
-		return 0;
-	return rate_estimate(t, e, now_ms);
+	pthread_mutex_lock(&t->mu);
+	if ((e = rate_find(t, key, klen, rate_hash(t, key, klen))) != NULL)
+		r = rate_estimate(t, e, now_ms);
+	pthread_mutex_unlock(&t->mu);
+	return r;
 }

@@ -2,7 +2,8 @@
  * rate.h - a bounded keyed event counter over a sliding window.
  * Owns: the keys, their two window buckets, least-recently-used eviction.
  * Never: allocates on a hit for a key it holds; reads a clock (time is
- * passed in); locks (one table per event loop).  Knows nothing about mail.
+ * passed in).  Knows nothing about mail.  Thread-safe: one mutex per
+ * table, held by each call (the event loops share a table).
  * Untrusted: the keys (peer addresses, envelope senders): hashed with a
  * per-table random SipHash key, so colliding keys cannot be precomputed.
  */

@@ -4,6 +4,7 @@
  * rate table (lib/rate.c) for new sessions a minute.
  */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct climit {
 	struct climit_ent	*b[CLIMIT_BUCKETS];
 	struct rate_table	*rate;
 	size_t			 n;
+	pthread_mutex_t		 mu;
 };
 
 struct climit *
@@ -40,6 +42,7 @@ climit_new(void)
 		free(c);
 		return NULL;
 	}
+	pthread_mutex_init(&c->mu, NULL);
 	return c;
 }
 
@@ -57,6 +60,7 @@ climit_free(struct climit *c)
 			free(e);
 		}
 	rate_table_free(c->rate);
+	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
@@ -97,9 +101,9 @@ climit_find(struct climit *c, const uint8_t key[17])
 	return pp;
 }
 
-enum climit_verdict
-climit_admit(struct climit *c, const struct sockaddr *sa, unsigned max_conc,
-    unsigned max_rate, uint64_t now_ms)
+static enum climit_verdict
+climit_admit_locked(struct climit *c, const struct sockaddr *sa,
+    unsigned max_conc, unsigned max_rate, uint64_t now_ms)
 {
 	struct climit_ent	**pp, *e;
 	uint8_t			  key[17];
@@ -122,6 +126,18 @@ climit_admit(struct climit *c, const struct sockaddr *sa, unsigned max_conc,
 	return CLIMIT_OK;
 }
 
+enum climit_verdict
+climit_admit(struct climit *c, const struct sockaddr *sa, unsigned max_conc,
+    unsigned max_rate, uint64_t now_ms)
+{
+	enum climit_verdict	v;
+
+	pthread_mutex_lock(&c->mu);
+	v = climit_admit_locked(c, sa, max_conc, max_rate, now_ms);
+	pthread_mutex_unlock(&c->mu);
+	return v;
+}
+
 void
 climit_release(struct climit *c, const struct sockaddr *sa)
 {
@@ -129,6 +145,7 @@ climit_release(struct climit *c, const struct sockaddr *sa)
 	uint8_t			  key[17];
 
 	climit_key(sa, key);
+	pthread_mutex_lock(&c->mu);
 	if ((e = *(pp = climit_find(c, key))) == NULL)
 		panic("climit_release: client not counted");
 	if (--e->count == 0) {
@@ -136,12 +153,18 @@ climit_release(struct climit *c, const struct sockaddr *sa)
 		free(e);
 		c->n--;
 	}
+	pthread_mutex_unlock(&c->mu);
 }
 
 size_t
-climit_clients(const struct climit *c)
+climit_clients(struct climit *c)
 {
-	return c->n;
+	size_t	n;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->n;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 const char *

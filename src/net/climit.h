@@ -3,7 +3,8 @@
  * new sessions a minute from one client (an IPv4 address; IPv6: its /64,
  * which one host typically owns whole).
  * Owns: the table of current counts (entries vanish at zero).
- * Never: replies or closes; the caller does.
+ * Never: replies or closes; the caller does.  Thread-safe (one mutex):
+ * the accepting loop admits, the session's loop releases.
  */
 #ifndef MXGATE_CLIMIT_H
 #define MXGATE_CLIMIT_H
@@ -28,7 +29,7 @@ void		 climit_free(struct climit *);
 enum climit_verdict climit_admit(struct climit *, const struct sockaddr *,
 		    unsigned max_conc, unsigned max_rate, uint64_t now_ms);
 void		 climit_release(struct climit *, const struct sockaddr *);
-size_t		 climit_clients(const struct climit *);
+size_t		 climit_clients(struct climit *);
 const char	*climit_verdict_name(enum climit_verdict);
 
 #endif

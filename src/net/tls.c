@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -25,6 +26,7 @@
 
 struct tls_ctx {
 	SSL_CTX		*ssl;
+	_Atomic int	 refs;
 };
 
 /* After the filter is freed: the socket's own bufferevent and the SSL,
@@ -64,6 +66,9 @@ tls_conf_check(const struct config *c, char *why, size_t len)
 		    "both or neither");
 	else if (c->tls_required && !cert)
 		snprintf(why, len, "tls_required needs tls_cert and tls_key");
+	else if (c->tls_listen.n > 0 && !cert)
+		snprintf(why, len, "tls_required_listen needs tls_cert and "
+		    "tls_key");
 	else if (auth && !cert)
 		snprintf(why, len, "AUTH is offered only under TLS: "
 		    "submission_listen and auth_on_smtp need tls_cert and "
@@ -127,7 +132,9 @@ tls_ctx_load(const struct config *c, struct tls_ctx **out, char *why,
 		return -1;
 	if (c->tls_cert == NULL)
 		return 0;
-	if ((t = calloc(1, sizeof(*t))) == NULL) {
+	if ((t = calloc(1, sizeof(*t))) != NULL)
+		atomic_init(&t->refs, 1);
+	if (t == NULL) {
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
@@ -144,11 +151,20 @@ tls_ctx_load(const struct config *c, struct tls_ctx **out, char *why,
 	return 0;
 }
 
+struct tls_ctx *
+tls_ctx_ref(struct tls_ctx *t)
+{
+	if (t != NULL)
+		atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+	return t;
+}
+
 /* Sessions' SSL objects hold their own reference to the SSL_CTX. */
 void
 tls_ctx_free(struct tls_ctx *t)
 {
-	if (t == NULL)
+	if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1,
+	    memory_order_acq_rel) != 1)
 		return;
 	SSL_CTX_free(t->ssl);
 	free(t);

@@ -25,6 +25,8 @@ struct tls_ctx;
  */
 int	tls_ctx_load(const struct config *, struct tls_ctx **out, char *why,
 	    size_t whylen);
+/* Reference counted (each event loop holds one); free drops one. */
+struct tls_ctx *tls_ctx_ref(struct tls_ctx *);	/* NULL stays NULL */
 void	tls_ctx_free(struct tls_ctx *);
 
 /*

@@ -1,6 +1,7 @@
 /*
- * worker.c - one event loop: listeners, signals, the session table,
- * reloads and an orderly stop.
+ * worker.c - the event loops: listeners, the hand-off of new connections
+ * to the least busy loop, signals, the session tables, reloads reaching
+ * every loop, and an orderly stop (see worker.h for who owns what).
  * Owns: listening sockets, the current config and directory pointers
  * (swapped whole on SIGHUP; sessions keep the snapshot they started with).
  * Never: speaks SMTP or touches queue files.
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <event2/listener.h>
 
 #include "../conf/conf.h"
@@ -24,6 +26,7 @@
 #include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../queue/queue.h"
 #include "../auth/passwd.h"
 #include "../smtp/smtp_session.h"
 #include "climit.h"
@@ -32,6 +35,17 @@
 
 #define WORKER_BACKLOG		1024
 #define WORKER_STOP_GRACE_MS	5000	/* sessions get this long to end */
+
+/* A connection admitted by worker 0, waiting in another loop's inbox. */
+struct worker_conn {
+	struct worker_conn	*next;
+	evutil_socket_t		 fd;
+	struct sockaddr_storage	 sa;
+	int			 socklen;
+	enum smtp_listener	 kind;
+};
+
+static void	worker_stop(struct worker *);
 
 static size_t
 worker_bucket(uint64_t id)
@@ -62,6 +76,7 @@ worker_session_del(struct worker *w, struct smtp_session *s)
 		if (*pp == s) {
 			*pp = s->hnext;
 			w->nsessions--;
+			atomic_fetch_sub(&w->grp->nsessions, 1);
 			climit_release(w->climit,
 			    (const struct sockaddr *)&s->peer);
 			return;
@@ -89,7 +104,8 @@ worker_session_find(struct worker *w, uint64_t id)
 bool
 worker_stressed(struct worker *w)
 {
-	size_t			 pct = w->nsessions * 100 /
+	size_t			 total = atomic_load(&w->grp->nsessions);
+	size_t			 pct = total * 100 /
 				    (w->conf->max_connections ?
 				    w->conf->max_connections : 1);
 	bool			 now = w->stressed ? pct >= 70 : pct >= 80;
@@ -100,8 +116,8 @@ worker_stressed(struct worker *w)
 		return now;
 	w->stressed = now;
 	log_event(LOG_LVL_WARNING, "stress", "state=%s sessions=%zu "
-	    "max_connections=%u", now ? "on" : "off", w->nsessions,
-	    w->conf->max_connections);
+	    "max_connections=%u loop=%u", now ? "on" : "off", total,
+	    w->conf->max_connections, w->idx);
 	/* Entering it, every open session gets the short timeouts; leaving
 	 * it, only new sessions and state changes get the long ones back, so
 	 * a flood that ebbs cannot park its last connections for minutes. */
@@ -123,13 +139,14 @@ worker_admit(struct worker *w, evutil_socket_t fd, struct sockaddr *sa)
 	const struct config	*c = w->conf;
 	enum climit_verdict	 v = CLIMIT_TOO_MANY;
 	char			 line[300], client[INET6_ADDRSTRLEN + 8];
+	size_t			 open = atomic_load(&w->grp->nsessions);
 	int			 n;
 
-	if (w->nsessions >= c->max_connections ||
+	if (open >= c->max_connections ||
 	    (v = climit_admit(w->climit, sa, c->max_connections_per_client,
 	    c->max_connection_rate_per_client, smtp_now_ms())) != CLIMIT_OK) {
 		n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s, try "
-		    "again later\r\n", c->hostname, w->nsessions >=
+		    "again later\r\n", c->hostname, open >=
 		    c->max_connections ? "too many connections" :
 		    v == CLIMIT_TOO_FAST ? "too many connections from you "
 		    "per minute" : "too many connections from you");
@@ -143,30 +160,182 @@ worker_admit(struct worker *w, evutil_socket_t fd, struct sockaddr *sa)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->
 			    sin_addr, client, sizeof(client));
 		log_event(LOG_LVL_INFO, "refused", "client=%s reason=%s "
-		    "sessions=%zu", client, w->nsessions >= c->max_connections ?
-		    "max_connections" : climit_verdict_name(v), w->nsessions);
+		    "sessions=%zu", client, open >= c->max_connections ?
+		    "max_connections" : climit_verdict_name(v), open);
 		return false;
 	}
+	atomic_fetch_add(&w->grp->nsessions, 1);
 	(void)worker_stressed(w);
 	return true;
+}
+
+/* A session that could not start gives back what admitting it took. */
+static void
+worker_unadmit(struct worker *w, const struct sockaddr *sa)
+{
+	atomic_fetch_sub(&w->grp->nsessions, 1);
+	climit_release(w->climit, sa);
+}
+
+static void
+worker_start_session(struct worker *w, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, enum smtp_listener kind)
+{
+	if (smtp_session_accept(w, fd, sa, socklen, kind) == -1)
+		worker_unadmit(w, sa);
+}
+
+/* The loop with the fewest sessions; among equals, the next in turn. */
+static struct worker *
+worker_pick(struct worker *w0)
+{
+	struct worker_group	*g = w0->grp;
+	struct worker		*best = NULL;
+	size_t			 i, k, n, least = SIZE_MAX;
+
+	for (i = 0; i < g->n; i++) {
+		k = (g->next + i) % g->n;
+		if ((n = atomic_load(&g->w[k]->nsessions)) < least) {
+			least = n;
+			best = g->w[k];
+		}
+	}
+	g->next = (g->next + 1) % g->n;
+	return best;
+}
+
+/* Worker 0: queue a connection for another loop and wake it. */
+static void
+worker_hand_off(struct worker *to, evutil_socket_t fd, struct sockaddr *sa,
+    int socklen, enum smtp_listener kind)
+{
+	struct worker_conn	*c, **pp;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (size_t)socklen > sizeof(c->sa)) {
+		free(c);
+		evutil_closesocket(fd);
+		worker_unadmit(to, sa);
+		return;
+	}
+	c->fd = fd;
+	memcpy(&c->sa, sa, (size_t)socklen);
+	c->socklen = socklen;
+	c->kind = kind;
+	pthread_mutex_lock(&to->mbox_mu);
+	for (pp = &to->inbox; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = c;
+	pthread_mutex_unlock(&to->mbox_mu);
+	event_active(to->wake_ev, EV_READ, 0);
+}
+
+/* Drop one loop's references to a snapshot (any of them may be NULL). */
+static void
+worker_snap_drop(struct config *conf, struct dir *dir, struct tls_ctx *tls,
+    struct passwd_file *pw)
+{
+	if (conf)
+		conf_unref(conf);
+	if (dir)
+		dir_unref(dir);
+	tls_ctx_free(tls);
+	passwd_unref(pw);
+}
+
+/* On a loop of idx > 0: whatever worker 0 left in the mailbox. */
+static void
+worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker		*w = arg;
+	struct worker_conn	*in, *next;
+	struct config		*conf = NULL;
+	struct dir		*dir = NULL;
+	struct tls_ctx		*tls = NULL;
+	struct passwd_file	*pw = NULL;
+	bool			 swap, stop;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->mbox_mu);
+	in = w->inbox;
+	w->inbox = NULL;
+	if ((swap = w->mbox_swap)) {
+		conf = w->mbox_conf;
+		dir = w->mbox_dir;
+		tls = w->mbox_tls;
+		pw = w->mbox_pw;
+		w->mbox_swap = false;
+	}
+	stop = w->mbox_stop;
+	pthread_mutex_unlock(&w->mbox_mu);
+	if (swap) {
+		worker_snap_drop(w->conf, w->dir, w->tls, w->passwd);
+		w->conf = conf;
+		w->dir = dir;
+		w->tls = tls;
+		w->passwd = pw;
+	}
+	for (; in != NULL; in = next) {
+		next = in->next;
+		if (w->stopping) {
+			evutil_closesocket(in->fd);
+			worker_unadmit(w, (struct sockaddr *)&in->sa);
+		} else
+			worker_start_session(w, in->fd,
+			    (struct sockaddr *)&in->sa, in->socklen,
+			    in->kind);
+		free(in);
+	}
+	if (stop)
+		worker_stop(w);
+}
+
+/* Worker 0, after a reload: every other loop gets the new snapshot. */
+static void
+worker_post_snapshot(struct worker *w0)
+{
+	struct worker	*w;
+	unsigned	 i;
+
+	for (i = 1; i < w0->grp->n; i++) {
+		w = w0->grp->w[i];
+		pthread_mutex_lock(&w->mbox_mu);
+		if (w->mbox_swap)		/* never picked up: drop it */
+			worker_snap_drop(w->mbox_conf, w->mbox_dir,
+			    w->mbox_tls, w->mbox_pw);
+		w->mbox_conf = conf_ref(w0->conf);
+		w->mbox_dir = w0->dir ? dir_ref(w0->dir) : NULL;
+		w->mbox_tls = tls_ctx_ref(w0->tls);
+		w->mbox_pw = w0->passwd ? passwd_ref(w0->passwd) : NULL;
+		w->mbox_swap = true;
+		pthread_mutex_unlock(&w->mbox_mu);
+		event_active(w->wake_ev, EV_READ, 0);
+	}
 }
 
 static void
 worker_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int socklen, void *arg)
 {
-	struct worker	*w = arg;
-	bool		 submission = false;
+	struct worker	*w = arg, *to;
+	enum smtp_listener kind = SMTP_LISTENER_MX;
 	size_t		 i;
 
 	if (w->stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
-	for (i = w->submission_from; i < w->nlisteners; i++)
-		submission |= w->listeners[i] == l;
-	if (worker_admit(w, fd, sa))
-		smtp_session_accept(w, fd, sa, socklen, submission);
+	for (i = w->tls_from; i < w->nlisteners; i++)
+		if (w->listeners[i] == l)
+			kind = i >= w->submission_from ?
+			    SMTP_LISTENER_SUBMISSION : SMTP_LISTENER_TLS;
+	if (!worker_admit(w, fd, sa))
+		return;
+	if ((to = worker_pick(w)) == w)
+		worker_start_session(w, fd, sa, socklen, kind);
+	else
+		worker_hand_off(to, fd, sa, socklen, kind);
 }
 
 static int
@@ -223,14 +392,19 @@ worker_listen(struct worker *w)
 	const struct config	*c = w->conf;
 	size_t			 i;
 
-	w->listeners = calloc(c->nlisten + c->submission.n,
+	w->listeners = calloc(c->nlisten + c->tls_listen.n + c->submission.n,
 	    sizeof(*w->listeners));
 	if (w->listeners == NULL)
 		return -1;
 	for (i = 0; i < c->nlisten; i++)
 		if (worker_listen_one(w, &c->listen[i], "smtp") == -1)
 			return -1;
-	w->submission_from = w->nlisteners;	/* worker_accept() */
+	w->tls_from = w->nlisteners;		/* worker_accept() */
+	for (i = 0; i < c->tls_listen.n; i++)
+		if (worker_listen_one(w, &c->tls_listen.addr[i],
+		    "smtp_tls_required") == -1)
+			return -1;
+	w->submission_from = w->nlisteners;
 	for (i = 0; i < c->submission.n; i++)
 		if (worker_listen_one(w, &c->submission.addr[i],
 		    "submission") == -1)
@@ -340,6 +514,7 @@ reload_done(void *arg)
 		w->tls = r->tls;
 		passwd_unref(w->passwd);	/* checks in flight hold it */
 		w->passwd = r->pw;
+		worker_post_snapshot(w);
 		log_set_level(w->conf->log_level);
 		log_event(LOG_LVL_INFO, "reload", "result=ok users=%zu "
 		    "domains=%zu", dir_count(w->dir), w->conf->ndomains);
@@ -396,16 +571,30 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
 	struct worker		*w = arg;
 	struct guard_stats	 st;
+	uint64_t		 syncs, synced, sync_us;
+	uint64_t		 sessions = 0, queued = 0;
+	unsigned		 i;
 
 	(void)argc;
 	(void)argv;
-	ctl_printf(cn, "sessions_open %zu", w->nsessions);
-	ctl_printf(cn, "sessions_total %llu",
-	    (unsigned long long)w->sessions_total);
+
+	for (i = 0; i < w->grp->n; i++) {
+		sessions += atomic_load(&w->grp->w[i]->sessions_total);
+		queued += atomic_load(&w->grp->w[i]->messages_queued);
+	}
+	ctl_printf(cn, "workers %u", w->grp->n);
+	ctl_printf(cn, "sessions_open %zu", worker_sessions_open(w));
+	ctl_printf(cn, "sessions_total %llu", (unsigned long long)sessions);
 	ctl_printf(cn, "messages_queued_total %llu",
-	    (unsigned long long)w->messages_queued);
+	    (unsigned long long)queued);
 	ctl_printf(cn, "directory_entries %zu", w->dir ? dir_count(w->dir) :
 	    (size_t)0);
+	queue_sync_stats(w->queue, &syncs, &synced, &sync_us);
+	ctl_printf(cn, "spool_syncs_total %llu", (unsigned long long)syncs);
+	ctl_printf(cn, "spool_sync_calls_total %llu",
+	    (unsigned long long)synced);
+	ctl_printf(cn, "spool_sync_microseconds_total %llu",
+	    (unsigned long long)sync_us);
 	guard_get_stats(w->guard, &st);
 	ctl_printf(cn, "harvest_entries %zu", st.entries);
 	ctl_printf(cn, "harvest_marked %zu", st.marked);
@@ -502,10 +691,19 @@ worker_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
-	log_event(LOG_LVL_INFO, "stopping", "sessions=%zu", w->nsessions);
+	log_event(LOG_LVL_INFO, "stopping", "sessions=%zu loop=%u",
+	    (size_t)w->nsessions, w->idx);
 	for (i = 0; i < w->nlisteners; i++)
 		evconnlistener_free(w->listeners[i]);
 	w->nlisteners = 0;
+	for (i = 1; w->idx == 0 && i < w->grp->n; i++) {
+		struct worker	*o = w->grp->w[i];
+
+		pthread_mutex_lock(&o->mbox_mu);
+		o->mbox_stop = true;
+		pthread_mutex_unlock(&o->mbox_mu);
+		event_active(o->wake_ev, EV_READ, 0);
+	}
 	for (i = 0; i < WORKER_SESSION_BUCKETS; i++)
 		for (s = w->sessions[i]; s != NULL; s = next) {
 			next = s->hnext;
@@ -572,4 +770,90 @@ worker_run(struct worker *w)
 		evconnlistener_free(w->listeners[i]);
 	free(w->listeners);
 	return 0;
+}
+
+size_t
+worker_sessions_open(const struct worker *w)
+{
+	return atomic_load(&w->grp->nsessions);
+}
+
+static void *
+worker_thread(void *arg)
+{
+	struct worker	*w = arg;
+
+	event_base_dispatch(w->base);
+	if (w->stop_ev)
+		event_free(w->stop_ev);
+	/* answers still due to this loop's sessions come back here */
+	job_pool_free(w->auth_jobs);
+	job_pool_free(w->commit_jobs);
+	return NULL;
+}
+
+int
+worker_spawn(struct worker *w0, unsigned idx, unsigned commit_threads,
+    unsigned auth_threads)
+{
+	struct worker	*w;
+
+	if (idx == 0 || idx >= WORKER_MAX || (w = calloc(1, sizeof(*w))) ==
+	    NULL)
+		return -1;
+	w->idx = idx;
+	w->grp = w0->grp;
+	pthread_mutex_init(&w->mbox_mu, NULL);
+	w->conf = conf_ref(w0->conf);
+	w->dir = w0->dir ? dir_ref(w0->dir) : NULL;
+	w->tls = tls_ctx_ref(w0->tls);
+	w->passwd = w0->passwd ? passwd_ref(w0->passwd) : NULL;
+	w->queue = w0->queue;
+	w->qmgr = w0->qmgr;
+	w->null_rate = w0->null_rate;
+	w->guard = w0->guard;
+	w->climit = w0->climit;
+	if ((w->base = event_base_new()) == NULL ||
+	    (w->wake_ev = event_new(w->base, -1, EV_PERSIST, worker_wake,
+	    w)) == NULL || event_add(w->wake_ev, NULL) == -1 ||
+	    (w->commit_jobs = job_pool_new(w->base, commit_threads)) == NULL ||
+	    (w->auth_jobs = job_pool_new(w->base, auth_threads)) == NULL)
+		goto fail;
+	/* wake_ev stays pending (no fd, no timeout): it keeps the loop
+	 * running until worker_stop breaks it, and fires on event_active */
+	if (pthread_create(&w->thread, NULL, worker_thread, w) != 0)
+		goto fail;
+	w0->grp->w[w0->grp->n++] = w;
+	return 0;
+fail:
+	job_pool_free(w->auth_jobs);
+	job_pool_free(w->commit_jobs);
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	if (w->base)
+		event_base_free(w->base);
+	worker_snap_drop(w->conf, w->dir, w->tls, w->passwd);
+	pthread_mutex_destroy(&w->mbox_mu);
+	free(w);
+	return -1;
+}
+
+void
+worker_join_all(struct worker *w0)
+{
+	struct worker	*w;
+	unsigned	 i;
+
+	for (i = 1; i < w0->grp->n; i++) {
+		w = w0->grp->w[i];
+		pthread_join(w->thread, NULL);
+		/* closes what is left in the inbox, takes any snapshot */
+		worker_wake(-1, 0, w);
+		event_free(w->wake_ev);
+		event_base_free(w->base);
+		worker_snap_drop(w->conf, w->dir, w->tls, w->passwd);
+		pthread_mutex_destroy(&w->mbox_mu);
+		free(w);
+	}
+	w0->grp->n = 1;
 }

@@ -1,13 +1,22 @@
 /*
  * worker.h - one event loop and everything it owns: the config snapshot,
- * the directory, the spool, the job pools, the session table, the
- * delivery manager.  Passed explicitly everywhere (no globals, STYLE R12);
- * one per core later.
+ * the directory, the job pools, the session table.  Passed explicitly
+ * everywhere (no globals, STYLE R12).
+ * There is one worker per loop (`workers`, default one per core), each on
+ * its own thread.  Worker 0 runs on the main thread and alone holds the
+ * listeners, signals, control socket, reloads, the guard's tick and the
+ * delivery manager; it admits each new connection (limits) and hands it
+ * to the loop with the fewest sessions.  Shared by all loops, each
+ * thread-safe on its own: the spool, the harvest guard, the per-client
+ * limits, the bounce rate table, qmgr_submit/qmgr_report.  A reload
+ * reaches the other loops as a snapshot in their mailbox.
  * Never: speaks SMTP (smtp/), writes queue files (queue/).
  */
 #ifndef MXGATE_WORKER_H
 #define MXGATE_WORKER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,10 +37,24 @@ struct climit;
 struct ctl;
 struct tls_ctx;
 struct passwd_file;
+struct worker_conn;
+struct worker;
 
 #define WORKER_SESSION_BUCKETS	4096	/* power of two */
+#define WORKER_MAX		256	/* event loops at most */
+
+/* The loops of one gateway. */
+struct worker_group {
+	struct worker		*w[WORKER_MAX];
+	unsigned		 n;
+	atomic_size_t		 nsessions;	/* admitted, all loops */
+	unsigned		 next;		/* round-robin among equals */
+};
 
 struct worker {
+	unsigned		 idx;		/* 0: the main loop */
+	struct worker_group	*grp;
+	pthread_t		 thread;	/* idx > 0 */
 	struct event_base	*base;
 	struct config		*conf;		/* current snapshot (ref held) */
 	struct dir		*dir;		/* current directory (ref held) */
@@ -47,14 +70,26 @@ struct worker {
 	struct event		*tick_ev;	/* once a second: guard_tick */
 	struct evconnlistener	**listeners;
 	size_t			 nlisteners;
-	size_t			 submission_from; /* listeners[i >= it] */
+	size_t			 tls_from;	/* listeners[i >= it]: */
+	size_t			 submission_from; /* tls_required_listen,
+						  * then submission_listen */
 	struct tls_ctx		*tls;		/* NULL: no STARTTLS */
 	struct passwd_file	*passwd;	/* AUTH users (ref held) */
 	struct job_pool		*auth_jobs;	/* crypt(3) checks */
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
-	size_t			 nsessions;
-	uint64_t		 sessions_total;	/* since start */
-	uint64_t		 messages_queued;	/* since start */
+	atomic_size_t		 nsessions;	/* this loop's; owner writes */
+	_Atomic uint64_t	 sessions_total;	/* since start */
+	_Atomic uint64_t	 messages_queued;	/* since start */
+	/* mailbox from worker 0, guarded by mbox_mu; wake_ev reads it */
+	struct event		*wake_ev;
+	pthread_mutex_t		 mbox_mu;
+	struct worker_conn	*inbox;		/* accepted connections */
+	bool			 mbox_swap;	/* a reloaded snapshot: */
+	struct config		*mbox_conf;
+	struct dir		*mbox_dir;
+	struct tls_ctx		*mbox_tls;
+	struct passwd_file	*mbox_pw;
+	bool			 mbox_stop;
 	bool			 stopping;
 	bool			 reloading;
 	struct event		*sig_ev[4];
@@ -90,5 +125,17 @@ void	worker_ctl_register(struct worker *, struct ctl *);
 int	worker_signals(struct worker *);
 /* Run the loop until a stop signal; then drain and return. */
 int	worker_run(struct worker *);
+
+/*
+ * Another loop (idx > 0): its own base, job pools and mailbox, sharing
+ * the main worker's spool, guard, limits and delivery manager, on a
+ * thread of its own until worker 0 stops.  0, or -1 (nothing started).
+ */
+int	worker_spawn(struct worker *main, unsigned idx, unsigned commit_threads,
+	    unsigned auth_threads);
+/* After worker 0's loop ended: wait for the other loops, free them. */
+void	worker_join_all(struct worker *main);
+/* Sessions open on every loop. */
+size_t	worker_sessions_open(const struct worker *);
 
 #endif

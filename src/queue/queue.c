@@ -1,21 +1,49 @@
 /*
  * queue.c - the spool folders and the writing side of a message: records
  * streamed into SPOOL/incoming/QID, committed on a job thread by END,
- * fsync, rename into SPOOL/queue and fsync of that folder (STYLE R16).
- * Owns: struct queue, struct queue_msg, file names.  Never: speaks SMTP,
- * acknowledges anything itself; done(ok) comes only after the folder fsync.
+ * rename into SPOOL/queue and a group commit (STYLE R16).
+ * Owns: struct queue, struct queue_msg, file names, the group commit.
+ * Never: speaks SMTP, acknowledges anything itself; done(ok) comes only
+ * after a sync that started after the message's rename has finished.
  * Untrusted: none here (envelope strings were validated by the caller).
+ *
+ * Group commit, and why a file per message.  The layout stays one file
+ * per message (SPOOL/queue/QID, records appended as delivery goes on):
+ * the queue commands, the crash test and an operator's `ls` all read it
+ * directly, and delivery never needs a compaction pass.  What changed is
+ * how it becomes durable: each committer (one of many job threads)
+ * fdatasyncs its own file and renames it, then waits in queue_sync(),
+ * where one thread at a time fsyncs the queue folder for everyone who
+ * renamed before that fsync began; those who came while it ran share the
+ * next one.  The file syncs of concurrent committers are merged by the
+ * file system's journal, the folder syncs by us.
+ * Measured on the 2-core test machine (ext4, 1 KB messages, file created,
+ * written, made durable, renamed, later unlinked): one thread with
+ * fsync(file) + fsync(folder) each, 1,200-1,500 messages/s; 16 threads
+ * with fdatasync(file) and a shared fsync(folder), 7,800/s (800 folder
+ * syncs for 3,200 messages); 16 threads with no file sync and a shared
+ * syncfs(2), 11,000/s, but syncfs also writes back everything else dirty
+ * on the file system, and with another program writing there its syncs
+ * went from 0.4 to 1.4 ms and the gateway's rate fell by a third, so it
+ * was dropped; an append-only log with one fdatasync per batch of 10,
+ * 40,000/s, far past the SMTP ceiling here (about 8,000/s), so its speed
+ * would buy nothing the protocol can use, at the price of compaction and
+ * a second layout.  A failed sync fails its messages (their files are
+ * removed, their clients get 4xx).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/ids.h"
@@ -32,8 +60,19 @@ struct queue {
 	char		*spool;
 	char		*incoming;	/* SPOOL/incoming */
 	char		*qdir;		/* SPOOL/queue */
-	int		 qdirfd;	/* kept open for fsync after rename */
+	int		 qdirfd;	/* kept open for the syncs */
 	struct job_pool	*pool;
+	/* group commit (queue_sync): guarded by sync_mu */
+	pthread_mutex_t	 sync_mu;
+	pthread_cond_t	 sync_cv;
+	uint64_t	 sync_started;	/* syncs begun so far */
+	uint64_t	 sync_done;	/* the last one finished */
+	uint64_t	 sync_failed;	/* number of the last failed one */
+	int		 sync_errno;	/* and its error */
+	bool		 sync_busy;	/* one is running */
+	uint64_t	 syncs;		/* stats: syncs run */
+	uint64_t	 sync_waiters;	/* stats: calls covered by them */
+	uint64_t	 sync_us;	/* stats: time spent in them */
 };
 
 struct queue_msg {
@@ -155,6 +194,8 @@ queue_open(const char *spool, struct job_pool *pool, char *err,
 	}
 	q->qdirfd = -1;
 	q->pool = pool;
+	pthread_mutex_init(&q->sync_mu, NULL);
+	pthread_cond_init(&q->sync_cv, NULL);
 	if ((q->spool = strdup(spool)) == NULL ||
 	    (q->incoming = queue_join(spool, "incoming")) == NULL ||
 	    (q->qdir = queue_join(spool, "queue")) == NULL)
@@ -188,6 +229,8 @@ queue_close(struct queue *q)
 		return;
 	if (q->qdirfd != -1)
 		close(q->qdirfd);
+	pthread_mutex_destroy(&q->sync_mu);
+	pthread_cond_destroy(&q->sync_cv);
 	free(q->spool);
 	free(q->incoming);
 	free(q->qdir);
@@ -380,8 +423,10 @@ queue_msg_new(struct queue *q, const struct queue_env *env)
 		errno = EINVAL;
 		return NULL;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL)
+	/* the 64 KB write buffer is not zeroed: only buflen bytes are read */
+	if ((m = malloc(sizeof(*m))) == NULL)
 		return NULL;
+	memset(m, 0, offsetof(struct queue_msg, buf));
 	m->q = q;
 	m->fd = -1;
 	id_format(id_next(), m->qid);
@@ -451,8 +496,70 @@ queue_msg_abort(struct queue_msg *m)
 }
 
 /*
+ * The group commit: returns once an fsync of the queue folder that began
+ * after this call has finished, so every rename into and unlink from it
+ * made before the call is on stable storage.  Callers on many threads
+ * share syncs: while one runs, every new caller waits for the next one,
+ * which the first of them to wake starts for all.  0, or an errno.
+ */
+int
+queue_sync(struct queue *q)
+{
+	struct timespec	t0, t1;
+	uint64_t	need, gen;
+	int		rc = 0;
+
+	pthread_mutex_lock(&q->sync_mu);
+	need = q->sync_started + 1;
+	q->sync_waiters++;
+	while (q->sync_done < need) {
+		if (q->sync_busy) {
+			pthread_cond_wait(&q->sync_cv, &q->sync_mu);
+			continue;
+		}
+		q->sync_busy = true;
+		gen = ++q->sync_started;
+		pthread_mutex_unlock(&q->sync_mu);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = fsync(q->qdirfd) == -1 ? errno : 0;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pthread_mutex_lock(&q->sync_mu);
+		q->sync_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000);
+		q->sync_busy = false;
+		q->sync_done = gen;
+		q->syncs++;
+		if (rc != 0) {
+			q->sync_failed = gen;
+			q->sync_errno = rc;
+		}
+		pthread_cond_broadcast(&q->sync_cv);
+	}
+	/* the first sync that covers us is number `need`: its result */
+	rc = q->sync_failed >= need ? (q->sync_errno ? q->sync_errno : EIO) :
+	    0;
+	pthread_mutex_unlock(&q->sync_mu);
+	return rc;
+}
+
+void
+queue_sync_stats(struct queue *q, uint64_t *syncs, uint64_t *waiters,
+    uint64_t *us)
+{
+	pthread_mutex_lock(&q->sync_mu);
+	*syncs = q->syncs;
+	*waiters = q->sync_waiters;
+	*us = q->sync_us;
+	pthread_mutex_unlock(&q->sync_mu);
+}
+
+/*
  * The durable part, on a job thread: flush, patch the body length, END,
- * fsync, rename, fsync the folder.  Any step failing means no 250.
+ * fdatasync, rename into queue/, then the group commit of the folder.
+ * Any step failing means no 250.  A crash before the folder's sync can
+ * leave the file in incoming/ (removed at start) or in queue/ whole
+ * (delivered, though never acknowledged: the client retries, as after
+ * any lost 250).
  */
 static int
 queue_msg_finish(struct queue_msg *m)
@@ -472,7 +579,7 @@ queue_msg_finish(struct queue_msg *m)
 	} while (r == -1 && errno == EINTR);
 	if (r != QUEUE_REC_LENDIGITS)
 		return r == -1 ? errno : EIO;
-	if (fsync(m->fd) == -1)
+	if (fdatasync(m->fd) == -1)
 		return errno;
 	fd = m->fd;
 	m->fd = -1;
@@ -480,9 +587,8 @@ queue_msg_finish(struct queue_msg *m)
 		return errno;
 	if (rename(m->inpath, m->qpath) == -1)
 		return errno;
-	if (fsync(m->q->qdirfd) == -1) {
+	if ((r = queue_sync(m->q)) != 0) {
 		/* not durable, so not acknowledged: it must not be delivered */
-		r = errno;
 		unlink(m->qpath);
 		return (int)r;
 	}
@@ -519,14 +625,15 @@ queue_commit_done(void *arg)
 }
 
 void
-queue_msg_commit(struct queue_msg *m, uint64_t sid, queue_done_fn *done,
-    void *arg)
+queue_msg_commit(struct queue_msg *m, struct job_pool *pool, uint64_t sid,
+    queue_done_fn *done, void *arg)
 {
 	m->sid = sid;
 	m->done = done;
 	m->arg = arg;
 	m->ok = 0;
-	if (job_submit(m->q->pool, queue_commit_job, queue_commit_done,
+	if (job_submit(pool != NULL ? pool : m->q->pool, queue_commit_job,
+	    queue_commit_done,
 	    m) == 0)
 		return;
 	log_event(LOG_LVL_WARNING, "queue_commit_failed",

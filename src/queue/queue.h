@@ -53,17 +53,28 @@ const char	*queue_msg_id(const struct queue_msg *);
 /* Append body bytes (buffered).  -1 on an I/O error; sticky. */
 int		 queue_msg_write(struct queue_msg *, const void *, size_t);
 /*
- * Commit off the loop; done(arg, sid, ok, qid) runs on the loop.  On
+ * Commit off the loop, on a thread of pool (NULL: the queue's own);
+ * done(arg, sid, ok, qid) runs on that pool's loop.  On
  * failure the partial file is already removed.  The message is freed
  * either way.  Only when no job can be queued (out of memory) does done
  * run, with ok false, before queue_msg_commit() returns.
  */
-void		 queue_msg_commit(struct queue_msg *, uint64_t sid,
-		    queue_done_fn *done, void *arg);
+void		 queue_msg_commit(struct queue_msg *, struct job_pool *,
+		    uint64_t sid, queue_done_fn *done, void *arg);
+/*
+ * Group commit, blocking (job threads only): returns after an fsync of
+ * SPOOL/queue that began after the call, so every rename into it and
+ * unlink from it made before is durable.  Concurrent callers share
+ * syncs.  0, or an errno.
+ */
+int		 queue_sync(struct queue *);
+/* Syncs run, the calls they covered and the microseconds they took. */
+void		 queue_sync_stats(struct queue *, uint64_t *syncs,
+		    uint64_t *waiters, uint64_t *us);
 /* Give up on a message: remove the partial file and free it. */
 void		 queue_msg_abort(struct queue_msg *);
 
-/* A committed queue file, read-only (mapped). */
+/* A committed queue file, read-only (read whole, or mapped if large). */
 struct queue_file {
 	char		 qid[ID_STRLEN + 1];
 	char		*path;
@@ -81,6 +92,7 @@ struct queue_file {
 	/* private */
 	void		*map;
 	size_t		 maplen;
+	bool		 mapped;	/* map is mmap(2)ed, else heap */
 	int		 fd;
 	size_t		 endoff;	/* past the last complete record */
 };
@@ -94,13 +106,18 @@ void		 queue_file_close(struct queue_file *);
  * the file was deleted or held since it was opened.
  */
 int		 queue_file_lock(struct queue_file *);
-/* Record that recipient i is finished (durably: append + fdatasync). */
+/*
+ * Record that recipient i is finished (appended; durable after
+ * queue_file_sync, which the caller runs once for all its records).
+ */
 int		 queue_file_mark_done(struct queue_file *, size_t i);
 bool		 queue_file_all_done(const struct queue_file *);
-/* Record the retry schedule (durably); the last record wins. */
+/* Record the retry schedule (durable after queue_file_sync); last wins. */
 int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,
 		    time_t next);
-/* Remove a finished file (and fsync its folder). */
+/* Make the records appended so far durable (fdatasync).  0 or -1. */
+int		 queue_file_sync(struct queue_file *);
+/* Remove a finished file (durable after queue_sync). */
 int		 queue_file_remove(struct queue_file *);
 
 /*

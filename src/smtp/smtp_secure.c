@@ -66,7 +66,7 @@ smtp_secure_mail_check(const struct smtp_session *s)
 {
 	if (s->submission && s->auth_user[0] == '\0')
 		return R_AUTH_REQUIRED;
-	if (!s->submission && s->conf->tls_required && !s->tls)
+	if (s->tls_required && !s->tls)
 		return R_TLS_REQUIRED;
 	return R_NONE;
 }

@@ -73,21 +73,24 @@ session_client_text(struct smtp_session *s)
 		snprintf(s->client, sizeof(s->client), "unknown");
 }
 
-void
+int
 smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
-    int socklen, bool submission)
+    int socklen, enum smtp_listener kind)
 {
 	struct smtp_session	*s;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_event(LOG_LVL_WARNING, "accept", "msg=\"out of memory\"");
 		evutil_closesocket(fd);
-		return;
+		return -1;
 	}
 	s->id = id_next();
 	s->start_ms = smtp_now_ms();
 	s->w = w;
-	s->submission = submission;
+	s->submission = kind == SMTP_LISTENER_SUBMISSION;
+	/* the submission listener asks for AUTH, which needs TLS anyway */
+	s->tls_required = kind == SMTP_LISTENER_TLS ||
+	    (kind == SMTP_LISTENER_MX && w->conf->tls_required);
 	s->conf = conf_ref(w->conf);
 	if ((size_t)socklen <= sizeof(s->peer))
 		memcpy(&s->peer, sa, (size_t)socklen);
@@ -101,7 +104,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_MAX);
 	worker_session_add(w, s);
-	smtp_log(s, LOG_LVL_INFO, "connect", NULL);
+	smtp_log(s, LOG_LVL_INFO, "connect", "loop=%u", w->idx);
 	s->state = ST_PREGREET;
 	session_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ);
@@ -109,6 +112,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		smtp_timer(s, s->conf->greeting_delay_ms, session_greet);
 	else
 		session_greet(-1, 0, s);
+	return 0;
 }
 
 static void

@@ -101,6 +101,7 @@ struct smtp_session {
 	struct guard_session	 gs;		/* harvest guard's view */
 	/* STARTTLS and AUTH: smtp_secure.c */
 	bool			 submission;	/* on submission_listen */
+	bool			 tls_required;	/* MAIL needs STARTTLS first */
 	bool			 tls;		/* handshake done */
 	bool			 tls_handshake;	/* STARTTLS given, running */
 	char			 tls_version[16];
@@ -110,9 +111,15 @@ struct smtp_session {
 };
 
 /* smtp_session.c */
-/* submission: accepted on a submission_listen address. */
-void	smtp_session_accept(struct worker *, int fd,
-	    const struct sockaddr *, int socklen, bool submission);
+/* Which kind of address a connection came in on. */
+enum smtp_listener {
+	SMTP_LISTENER_MX,		/* listen: tls_required applies */
+	SMTP_LISTENER_TLS,		/* tls_required_listen */
+	SMTP_LISTENER_SUBMISSION,	/* submission_listen */
+};
+/* 0, or -1 (out of memory; the socket is closed, nothing counted). */
+int	smtp_session_accept(struct worker *, int fd,
+	    const struct sockaddr *, int socklen, enum smtp_listener);
 void	smtp_session_shutdown(struct smtp_session *);
 /* Apply the timeouts again (stress mode changed). */
 void	smtp_session_retime(struct smtp_session *);

@@ -313,6 +313,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		.arrival = time(NULL),
 		.rcpts = dr,
 		.nrcpts = s->tx.nbounced,
+		.conf = s->conf,
 	};
 	(void)qmgr_report(s->w->qmgr, &rep);
 	free(diag);
@@ -366,7 +367,7 @@ smtp_tx_end(struct smtp_session *s)
 		s->tx.msg = NULL;	/* the queue owns it now */
 		smtp_set_state(s, ST_COMMIT);
 		bufferevent_disable(s->bev, EV_READ);
-		queue_msg_commit(m, s->id, tx_committed, s->w);
+		queue_msg_commit(m, s->w->commit_jobs, s->id, tx_committed, s->w);
 	}
 }
 
@@ -379,7 +380,7 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 
 	if (ok) {
 		w->messages_queued++;
-		qmgr_notify(w->qmgr, qid);
+		qmgr_submit(w->qmgr, qid);	/* it may run on another loop */
 	}
 	if ((s = worker_session_find(w, sid)) == NULL) {
 		log_event(LOG_LVL_INFO, "queued", "sid=%016llx qid=%s "

@@ -267,6 +267,24 @@ def test_tls_required(gw_factory):
         c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
 
 
+def test_tls_required_per_listener(gw_factory):
+    """tls_required_listen: TLS is required there only; the listen
+    address (a public MX must not require TLS, RFC 3207) stays open."""
+    tls_port = mxlib.free_port()
+    gw = tls_gateway(gw_factory, submission=False, users_file=False,
+                     tls_required_listen=f"127.0.0.1:{tls_port}")
+    gw.wait_log(r"event=listening addr=127\.0\.0\.1:%d "
+                r"listener=smtp_tls_required" % tls_port, since=gw.run_mark)
+    with raw(gw, port=tls_port) as c:
+        c.expect(TLS_REQUIRED, "MAIL FROM:<x@remote.test>")
+        starttls(c, gw)
+        c.ehlo()
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+        c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
+    with raw(gw) as c:
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+
+
 # ------------------------------------------------------------ AUTH
 
 def test_auth_before_tls_and_mail_without_auth(gw_factory):
@@ -508,6 +526,8 @@ CHECK_CASES = {
     "auth_without_tls": ({"auth_on_smtp": "yes", "passwd_file": "passwd"},
                          "only under TLS"),
     "required_without_cert": ({"tls_required": "yes"}, "tls_required"),
+    "required_listen_without_cert": (
+        {"tls_required_listen": "127.0.0.1:1"}, "tls_required_listen needs"),
     "missing_cert": ({"tls_cert": "nope.pem", "tls_key": "key.pem"},
                      "tls_cert: cannot load"),
     "bad_protocol": ({"tls_protocols": "TLSv1.1"}, "TLSv1.2 or TLSv1.3"),

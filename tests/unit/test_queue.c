@@ -146,7 +146,7 @@ commit_wait(struct event_base *base, struct queue_msg *m, uint64_t sid,
 	int		i;
 
 	memset(r, 0, sizeof(*r));
-	queue_msg_commit(m, sid, commit_cb, r);
+	queue_msg_commit(m, NULL, sid, commit_cb, r);
 	for (i = 0; i < 100 && !r->fired; i++) {
 		event_base_loopexit(base, &tv);
 		event_base_dispatch(base);

@@ -121,7 +121,7 @@ msg_add(struct fx *fx, const char *sender, const char *const *rcpts,
 	assert_non_null(m = queue_msg_new(fx->q, &env));
 	snprintf(qid, ID_STRLEN + 1, "%s", queue_msg_id(m));
 	assert_int_equal(queue_msg_write(m, body, blen), 0);
-	queue_msg_commit(m, 1, commit_cb, &r);
+	queue_msg_commit(m, NULL, 1, commit_cb, &r);
 	for (i = 0; i < 100 && !r.fired; i++) {
 		event_base_loopexit(fx->base, &tv);
 		event_base_dispatch(fx->base);
