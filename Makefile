@@ -28,7 +28,7 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
-	fuzz-smoke lint clean asan bench-deliver bench-harvest valgrind
+	fuzz-smoke fuzz-coverage lint clean asan bench-deliver bench-harvest valgrind bench
 
 all: $(B)/mxgate
 
@@ -67,6 +67,11 @@ $(B)/fuzz/%: fuzz/%.c $(FOBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer,$(FUZZSAN) -o $@ $< $(FOBJS) \
 	    $(LDLIBS)
+
+# Coverage each fuzz target's corpus reaches in its parser's files
+# (tools/fuzz-coverage.sh; FUZZ_CORPUS=DIR adds DIR/<target>).
+fuzz-coverage: deps-test
+	tools/fuzz-coverage.sh $(B) $(FUZZFLAGS) -- $(LDLIBS)
 
 run: deps-build
 	@$(MAKE) --no-print-directory all
@@ -116,6 +121,20 @@ bench-harvest: deps-test
 	@$(MAKE) --no-print-directory all
 	python3 bench/harvest.py --binary $(B)/mxgate \
 	    --seconds $(BENCH_SECONDS) --idle $(BENCH_IDLE)
+
+# The side-by-side benchmark (issue 6, bench/README.md): mxgate, the
+# smtp-sink ceiling and (BENCH_POSTFIX=1) Postfix, one table; idle
+# connections, 10M users, RCPT verdict latency.  BENCH_RUNS, BENCH_SCALE,
+# BENCH_SKIP (e.g. idle,users10m,postfix) make a quick run.
+DEPS_BENCH = $(DEPS_BUILD) postfix python3
+$(B)/bench/rcpt_verdict: tests/bench/rcpt_verdict.c $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(OBJS) $(LDLIBS)
+bench:
+	@tools/install-deps.sh $(DEPS_BENCH)
+	@$(MAKE) --no-print-directory all $(B)/bench/rcpt_verdict
+	python3 bench/bench.py --binary $(B)/mxgate \
+	    --verdict $(B)/bench/rcpt_verdict
 
 # The end-to-end suite under valgrind memcheck (slow: about 6 minutes).
 valgrind: deps-test
