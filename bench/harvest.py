@@ -44,7 +44,12 @@ really valid (the script knows the users).
 Other figures: RCPTs sent; names tried (names with at least one reply
 other than 421); names resolved (a 2xx or 5xx reply: what a harvester
 takes as an answer); seconds per name after the first 10 resolved, i.e.
-(end of run - time of the 10th resolved name) / (resolved - 10);
+(end of run - time of the 10th resolved name) / (resolved - 10); the
+same per source address, after that source's own first 10 (a name counts
+for the source that resolved it first; summed over the sources with more
+than 10: sum(end - its 10th) / sum(its resolved - 10)), which is what one
+address pays once the first few names are behind it (with 200 sources the
+first figure spreads their first few cheap names over the whole run);
 connections made; 421 replies; the gateway's CPU time during the run
 (utime+stime from /proc/PID/stat; for Postfix the sum over its process
 tree, cutime/cstime included for smtpd processes already reaped) and its
@@ -76,6 +81,7 @@ CPU time over 10 s of waiting.
 
 Usage: bench/harvest.py --binary build/mxgate [--seconds 120] [--idle N]
        [--no-attack] [--no-ks] [--postfix] [--pad] [--keep]
+       [--set KEY=VALUE ...]   (a setting for the attack runs' gateway)
 Stops only the processes it started, by their pid.
 """
 
@@ -315,10 +321,11 @@ ADDR_RE = re.compile(r"<[^>]*>")
 
 
 class Record:
-    __slots__ = ("name", "conn", "t_recv", "lat", "code", "cls")
+    __slots__ = ("name", "conn", "src", "t_recv", "lat", "code", "cls")
 
-    def __init__(self, name, conn, t_recv, lat, code, text):
+    def __init__(self, name, conn, src, t_recv, lat, code, text):
         self.name, self.conn, self.t_recv, self.lat = name, conn, t_recv, lat
+        self.src = src
         self.code = code
         self.cls = ADDR_RE.sub("<>", text)
 
@@ -362,7 +369,7 @@ class Attack:
             self.next_conn += 1
             self.writers.add(writer)
             try:
-                await self.session(reader, writer, self.next_conn)
+                await self.session(reader, writer, self.next_conn, src)
             except (Closed, OSError, asyncio.TimeoutError):
                 pass
             finally:
@@ -376,7 +383,7 @@ class Attack:
     async def cmd(self, reader, writer, line: str) -> tuple[int, str]:
         return await self.io(command(reader, writer, line))
 
-    async def session(self, reader, writer, conn: int) -> None:
+    async def session(self, reader, writer, conn: int, src: str) -> None:
         code, _ = await self.io(read_reply(reader))
         if code != 220:
             return
@@ -423,8 +430,8 @@ class Attack:
                 self.n421 += 1
                 self.requeue(name, tries)
                 return
-            self.records.append(Record(name, conn, now - self.t0, now - t,
-                                       code, text))
+            self.records.append(Record(name, conn, src, now - self.t0,
+                                       now - t, code, text))
             if 400 <= code < 500:
                 self.requeue(name, tries)
             if code == 452:
@@ -504,6 +511,18 @@ def analyse(att: Attack, valid: set[str], elapsed: float) -> dict:
     times = sorted(first.values())
     per_name = ((elapsed - times[9]) / (len(times) - 10)
                 if len(times) > 10 else float("nan"))
+    # The same per source address, after its own first 10 (a name counts
+    # for the source that resolved it first): what one address pays.
+    by_src: dict[str, list[float]] = collections.defaultdict(list)
+    seen: set[str] = set()
+    for r in sorted(recs, key=lambda r: r.t_recv):
+        if (200 <= r.code < 300 or 500 <= r.code < 600) and \
+                r.name not in seen:
+            seen.add(r.name)
+            by_src[r.src].append(r.t_recv)
+    src_s = sum(elapsed - ts[9] for ts in by_src.values() if len(ts) > 10)
+    src_n = sum(len(ts) - 10 for ts in by_src.values() if len(ts) > 10)
+    per_name_src = src_s / src_n if src_n else float("nan")
     classes = collections.Counter(r.cls for r in recs)
     return {"rcpts": att.rcpts, "tried": len(tried),
             "resolved": len(first), "claimed": len(claimed),
@@ -511,6 +530,8 @@ def analyse(att: Attack, valid: set[str], elapsed: float) -> dict:
             "valid_2xx": len({r.name for r in recs if r.name in valid
                               and 200 <= r.code < 300}),
             "per_name": per_name, "nconn": CONC * len(att.sources),
+            "per_name_src": per_name_src,
+            "src_counted": sum(1 for ts in by_src.values() if len(ts) > 10),
             "conns": att.conns, "n421": att.n421,
             "connect_errors": att.connect_errors, "seconds": elapsed,
             "classes": classes.most_common(4)}
@@ -847,6 +868,10 @@ def table(cols: list[tuple[str, dict]]) -> str:
          else f"{r['per_name']:.3f}"),
         ("  conn-s per name", lambda r: "n/a" if math.isnan(r["per_name"])
          else f"{r['per_name'] * r['nconn']:.1f}"),
+        ("s per name, each src after its 10",
+         lambda r: "n/a" if math.isnan(r["per_name_src"])
+         else f"{r['per_name_src']:.3f}"),
+        ("  sources with over 10", lambda r: str(r["src_counted"])),
         ("connections made", lambda r: str(r["conns"])),
         ("421 received", lambda r: str(r["n421"])),
         ("server CPU s", lambda r: f"{r['cpu']:.2f}"),
@@ -879,7 +904,7 @@ def make_lists(root: str, seed: int) -> tuple[str, list[str], set[str]]:
 
 def run_mxgate(args, root, users_path, words, valid, sources, pad=None,
                pace=0.0):
-    gw = Gateway(args.binary, root, users_path, {}, 65536).start()
+    gw = Gateway(args.binary, root, users_path, dict(args.set), 65536).start()
     try:
         c0 = proc_times(gw.proc.pid)
         res = attack(gw.port, sources, words, valid, args.seconds, pad, pace)
@@ -909,6 +934,13 @@ def run_postfix(args, port, words, valid, sources):
     return res
 
 
+def setting(kv: str) -> tuple[str, str]:
+    k, eq, v = kv.partition("=")
+    if not eq or not k.strip():
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {kv!r}")
+    return k.strip(), v.strip()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default="build/mxgate")
@@ -928,6 +960,10 @@ def main() -> int:
                     help="guesses a minute of the second --pad run "
                     "(default 140: under half of harvest_global_rate)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    type=setting,
+                    help="a config setting for the attack runs' gateway "
+                    "(default: none, mxgate's defaults); may be repeated")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = ap.parse_args()
     raise_nofile(4096)
@@ -972,7 +1008,8 @@ def main() -> int:
             print()
             print(f"Harvest: wordlist {WORDLIST} names, {NVALID} valid; "
                   f"{CONC} connections per source; bound {args.seconds:g} s"
-                  " per run")
+                  " per run" + (f"; mxgate settings {dict(args.set)}"
+                                if args.set else "; mxgate defaults"))
             print(table(cols))
             if args.postfix:
                 print("(pf:25 = Postfix defaults, error sleep 1 s, soft/hard"

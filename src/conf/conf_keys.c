@@ -137,7 +137,7 @@ const struct conf_key conf_keys[] = {
 	  "harvest guard: client networks never tarpitted or marked" },
 	{ "harvest_max_clients", CT_UINT, G(harvest_max_clients), 0,
 	  "100000", 2, 10000000, "harvest guard: client addresses and "
-	  "networks remembered at once (about 170 bytes each)" },
+	  "networks remembered at once (about 130 to 200 bytes each)" },
 	{ "user", CT_USER, G(user), 0, "", 0, 0,
 	  "started as root, run as this user once the ports are bound "
 	  "(empty: stay as started)" },

@@ -79,8 +79,8 @@ struct qmsg {
 	int			 load_errno;
 	bool			 forced;	/* ignore next_attempt */
 	bool			 again;		/* notified while active */
-	struct qgroup		 groups[QMGR_GROUPS_MAX];
-	size_t			 ngroups;
+	struct qgroup		*groups;	/* grown while routing only */
+	size_t			 ngroups, groups_cap;
 	unsigned		 pending;	/* groups not finished */
 	enum qres		*state;		/* per recipient */
 	struct client_rcpt_result *res;		/* per recipient */
@@ -177,6 +177,7 @@ qmsg_free(struct qmsg *m)
 		free(m->groups[i].rcpts);
 		free(m->groups[i].res);
 	}
+	free(m->groups);
 	if (m->opened)
 		queue_file_close(&m->qf);
 	conf_unref(m->conf);
@@ -373,6 +374,15 @@ qmsg_group(struct qmsg *m, const struct domain_conf *dc, const char *domain)
 			return &m->groups[i];
 	if (m->ngroups == QMGR_GROUPS_MAX)
 		return NULL;
+	if (m->ngroups == m->groups_cap) {
+		/* usually one next hop: a message's struct stays small */
+		i = m->groups_cap ? m->groups_cap * 2 : 1;
+		if ((g = realloc(m->groups, i * sizeof(*g))) == NULL)
+			panic("qmsg_group: out of memory");
+		memset(g + m->groups_cap, 0, (i - m->groups_cap) * sizeof(*g));
+		m->groups = g;
+		m->groups_cap = i;
+	}
 	g = &m->groups[m->ngroups++];
 	g->m = m;
 	g->id = id_next();

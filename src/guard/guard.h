@@ -1,10 +1,13 @@
 /*
  * guard.h - the harvest guard: directory-harvest signals to verdicts
  * (pass, tarpit, uniform answers, cut-off), per client and per domain.
- * Owns: per-client decaying counts, marks, tarpit slots, domain rates.
+ * Owns: per-client decaying counts, marks, tarpit slots and per-host
+ * reply queues, domain rates.
  * Never: I/O, timers, sleeping; the caller delays, replies and closes.
  * Untrusted: client addresses and recipient names (hashed, never kept).
- * Not thread-safe: one guard per event loop.  DESIGN.md 3, issue 4.
+ * Thread-safe: one guard shared by every event loop; each public function
+ * holds the guard's one lock and never calls back while holding it.
+ * A guard_session belongs to one loop.  DESIGN.md 3, issue 4.
  */
 #ifndef MXGATE_GUARD_H
 #define MXGATE_GUARD_H
@@ -31,17 +34,29 @@
  *   signals) to outnumber its valid recipients, and the host's window not
  *   to be mostly valid; a mark needs the host's (net's) unknown to
  *   outnumber its valid.  A list server or a provider's /24 with a few
- *   stale names is never delayed, cut off or marked.
- * - Tarpit [3; 1 s doubling to 5 s]: once the session has tarpit_after
+ *   stale names is never delayed, cut off or marked.  A valid name counts
+ *   once per session for the session, and once per window for the host
+ *   (its last 16 valid names are kept), so a harvester padding each
+ *   guess with one real address, even reconnecting for each, stays
+ *   "mostly unknown".
+ * - Tarpit [3; 1 s doubling to 10 s]: once the session has tarpit_after
  *   unknown, or the host's score reaches tarpit_after (the net's reaches
  *   tarpit_after * threshold_net / threshold [12]) and the session is not
  *   mostly valid, or the session noted a hot domain and has an unknown.
  *   The k-th delayed reply of a session waits base * 2^(k + k0), capped,
  *   where k0 is the history's excess over the trigger when the tarpit
- *   started: no delay ever depends on any recipient's verdict.
+ *   started, or base * 2^n if that is more, n the host's delayed replies
+ *   in the window: no delay ever depends on any recipient's verdict.  A
+ *   host's delayed replies are queued one after the other over all its
+ *   sessions: each is released its delay after the one before, so
+ *   parallel connections buy a harvester nothing; the wait in that queue
+ *   counts toward the session's total delay.
+ * - Uniform replies of a marked client whose history would tarpit it
+ *   wait tarpit_max, in the same queue: never cheaper than the tarpit.
  * - Cut-off [10]: session_limit unknown in the session; also when
- *   max_tarpitted sessions are held or the next delay would take the
- *   session past session_delay_max_ms.  A cut session stays cut.
+ *   max_tarpitted sessions are held or the next delay (with its wait in
+ *   the host's queue) would take the session past session_delay_max_ms.
+ *   A cut session stays cut.
  * - Uniform [25 per host, 100 per net, 24 h]: a host or net whose score
  *   reaches its threshold is marked for ttl_ms; every address inside a
  *   marked net is uniform too.  Thresholds above GUARD_THRESHOLD_MAX are
@@ -135,7 +150,9 @@ const char *guard_verdict_name(enum guard_verdict);
  * Before a RCPT is answered; call exactly once per RCPT.  Decided from
  * the client's and the session's history only, never from this recipient
  * (a delay only on unknown names would itself tell them apart).  A
- * non-IP or exempt client always passes.
+ * non-IP or exempt client always passes.  For GUARD_TARPIT, and for
+ * GUARD_UNIFORM when it is not 0, *delay_ms is how long the reply waits
+ * (the host's queue included); the caller must not answer sooner.
  */
 enum guard_verdict guard_rcpt_check(struct guard *, const struct sockaddr *,
 	    struct guard_session *, uint64_t now_ms, unsigned *delay_ms);

@@ -2,7 +2,8 @@
  * guard_mem.c - the harvest guard's per-host and per-net counters in
  * memory, for one node (guard_store.h): a keyed hash table bounded by
  * max_entries, two LRU lists so unmarked entries are evicted before
- * marked ones, two-bucket decaying counters, bounded distinct-name sets.
+ * marked ones, two-bucket decaying counters, bounded distinct-name sets,
+ * a host's last valid names and the end of its queue of delayed replies.
  * Never: policy or logging (guard.c); never sees a recipient name.
  * Untrusted: client addresses choose the hash chain, hence SipHash.
  */
@@ -22,13 +23,26 @@ struct guard_set {
 	uint64_t	 h[];
 };
 
+/*
+ * A ring of a host's last valid names: 16 bits of each hash (never 0; a
+ * collision only forgoes counting a valid name) and the minute it was
+ * last counted, modulo 2^16 (45 days; a window is at most a day).
+ */
+struct guard_vseen {
+	uint16_t	 h[GUARD_VSEEN];
+	uint16_t	 t[GUARD_VSEEN];
+	uint8_t		 next;
+};
+
 struct guard_entry {
 	struct guard_entry	*hnext;		/* hash chain */
 	struct guard_entry	*lprev, *lnext;	/* plain or marked list */
 	struct guard_set	*set;		/* NULL until an unknown name */
+	struct guard_vseen	*vseen;		/* NULL until a valid name */
 	uint64_t		 start_ms;	/* the current bucket began */
 	uint64_t		 last_ms;
 	uint64_t		 marked_until;	/* 0: on the plain list */
+	uint64_t		 busy_until;	/* delayed replies queued until */
 	uint32_t		 cur[GUARD_CTR_MAX];
 	uint32_t		 old[GUARD_CTR_MAX];	/* the bucket before */
 	struct guard_net	 net;
@@ -238,6 +252,7 @@ guard_entry_counts(struct guard_mem *m, struct guard_entry *e, uint64_t now,
 	    guard_set_count(e->set, now_s, (w + 999) / 1000);
 	c->marked_until = e->marked_until;
 	c->last_ms = e->last_ms;
+	c->busy_until = e->busy_until;
 }
 
 static void
@@ -314,8 +329,11 @@ guard_mem_remove(struct guard_mem *m, struct guard_entry *e)
 	if (e->set != NULL)
 		m->bytes -= sizeof(*e->set) + (size_t)e->set->cap *
 		    (sizeof(uint64_t) + sizeof(uint32_t));
+	if (e->vseen != NULL)
+		m->bytes -= sizeof(*e->vseen);
 	m->bytes -= sizeof(*e);
 	free(e->set);
+	free(e->vseen);
 	free(e);
 	m->n--;
 }
@@ -447,6 +465,19 @@ guard_mem_read(struct guard_mem *m, const struct guard_net *net,
 	return true;
 }
 
+/* The net's entry, made if it has none; touched.  NULL out of memory. */
+static struct guard_entry *
+guard_mem_get(struct guard_mem *m, const struct guard_net *net, uint64_t now)
+{
+	struct guard_entry	*e;
+
+	if ((e = *guard_mem_slot(m, net)) == NULL &&
+	    (e = guard_mem_create(m, net, now)) == NULL)
+		return NULL;
+	guard_entry_touch(m, e, now);
+	return e;
+}
+
 int
 guard_mem_add(struct guard_mem *m, const struct guard_net *net, uint64_t now,
     enum guard_ctr ctr, unsigned q, const uint64_t *name, unsigned set_max,
@@ -456,12 +487,10 @@ guard_mem_add(struct guard_mem *m, const struct guard_net *net, uint64_t now,
 	uint64_t		 v;
 	int			 rc = 0;
 
-	if ((e = *guard_mem_slot(m, net)) == NULL &&
-	    (e = guard_mem_create(m, net, now)) == NULL) {
+	if ((e = guard_mem_get(m, net, now)) == NULL) {
 		memset(c, 0, sizeof(*c));
 		return -1;
 	}
-	guard_entry_touch(m, e, now);
 	guard_entry_roll(e, now, m->window_ms);
 	v = (uint64_t)e->cur[ctr] + q;
 	e->cur[ctr] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
@@ -470,6 +499,57 @@ guard_mem_add(struct guard_mem *m, const struct guard_net *net, uint64_t now,
 		    (m->window_ms + 999) / 1000, set_max);
 	guard_entry_counts(m, e, now, c);
 	return rc;
+}
+
+/*
+ * Seen less than a window ago: not new.  Seen before that: new again, so
+ * a sender writing to the same few people all day keeps them counted.
+ * Full: the oldest remembered name goes.
+ */
+int
+guard_mem_valid_new(struct guard_mem *m, const struct guard_net *net,
+    uint64_t now, uint64_t name)
+{
+	struct guard_entry	*e;
+	struct guard_vseen	*v;
+	uint16_t		 h = (uint16_t)(name ^ (name >> 16) ^
+				    (name >> 32) ^ (name >> 48)) | 1;
+	uint16_t		 now_m = (uint16_t)(now / 60000);
+	unsigned		 win_m = (m->window_ms + 59999) / 60000;
+	unsigned		 i;
+
+	if ((e = guard_mem_get(m, net, now)) == NULL)
+		return -1;
+	if ((v = e->vseen) == NULL) {
+		if ((v = calloc(1, sizeof(*v))) == NULL)
+			return -1;
+		e->vseen = v;
+		m->bytes += sizeof(*v);
+	}
+	for (i = 0; i < GUARD_VSEEN; i++)
+		if (v->h[i] == h) {
+			if ((uint16_t)(now_m - v->t[i]) < win_m)
+				return 0;
+			v->t[i] = now_m;
+			return 1;
+		}
+	i = v->next++ % GUARD_VSEEN;
+	v->h[i] = h;
+	v->t[i] = now_m;
+	return 1;
+}
+
+int
+guard_mem_reserve(struct guard_mem *m, const struct guard_net *net,
+    uint64_t now, uint64_t until)
+{
+	struct guard_entry	*e;
+
+	if ((e = guard_mem_get(m, net, now)) == NULL)
+		return -1;
+	if (until > e->busy_until)
+		e->busy_until = until;
+	return 0;
 }
 
 int

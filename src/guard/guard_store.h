@@ -17,6 +17,7 @@
 
 #define GUARD_Q		4	/* counters are in quarter units */
 #define GUARD_SET_MAX	2048	/* names per distinct set (24 KB) */
+#define GUARD_VSEEN	16	/* valid names remembered per host */
 #define GUARD_DOM_WINDOW_MS 60000	/* domain rates are per minute */
 #define GUARD_DOM_MAX	4096	/* domains counted; they are ours */
 #define GUARD_DOM_NAME_MAX 255	/* RFC 5321 4.5.3.1.2 */
@@ -25,6 +26,7 @@ enum guard_ctr {
 	GUARD_CTR_UNKNOWN,	/* unknown recipients */
 	GUARD_CTR_VALID,	/* valid recipients */
 	GUARD_CTR_SIGNAL,	/* VRFY, EXPN, protocol errors, failed AUTH */
+	GUARD_CTR_DELAYED,	/* tarpitted replies (hosts only) */
 	GUARD_CTR_MAX,
 };
 
@@ -40,6 +42,7 @@ struct guard_counts {
 	unsigned	 distinct;	/* distinct unknown names in window */
 	uint64_t	 marked_until;	/* 0: not marked */
 	uint64_t	 last_ms;	/* last counted or looked at */
+	uint64_t	 busy_until;	/* delayed replies queued until */
 };
 
 struct guard_hkey {
@@ -67,6 +70,18 @@ bool	guard_mem_read(struct guard_mem *, const struct guard_net *,
 int	guard_mem_add(struct guard_mem *, const struct guard_net *,
 	    uint64_t now_ms, enum guard_ctr, unsigned q, const uint64_t *name,
 	    unsigned set_max, struct guard_counts *);
+/*
+ * Whether a valid name (its hash) is new to the net in the window: then
+ * it is remembered (the last GUARD_VSEEN of them) and 1 is returned; 0 if
+ * it was counted less than a window ago (to the minute); -1 out of
+ * memory.
+ */
+int	guard_mem_valid_new(struct guard_mem *, const struct guard_net *,
+	    uint64_t now_ms, uint64_t name);
+/* The net's delayed replies are queued until at least until_ms (never
+ * moved back); 0, or -1 out of memory. */
+int	guard_mem_reserve(struct guard_mem *, const struct guard_net *,
+	    uint64_t now_ms, uint64_t until_ms);
 /* until 0 unmarks; -1 if the net has no entry. */
 int	guard_mem_mark(struct guard_mem *, const struct guard_net *,
 	    uint64_t until_ms);

@@ -28,6 +28,7 @@ static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
 static void	rcpt_guard(struct smtp_session *);
 static void	rcpt_lookup(struct smtp_session *);
 static void	rcpt_tarpit_done(evutil_socket_t, short, void *);
+static void	rcpt_uniform_done(evutil_socket_t, short, void *);
 static void	rcpt_proceed(struct smtp_session *, enum relay_verdict,
 		    enum dir_verdict);
 
@@ -117,6 +118,25 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	rcpt_guard(s);
 }
 
+/* A guard delay: the session reads nothing more until cb runs. */
+static void
+rcpt_hold(struct smtp_session *s, unsigned delay,
+    void (*cb)(evutil_socket_t, short, void *))
+{
+	smtp_set_state(s, ST_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	smtp_timer(s, delay, cb);
+	smtp_log(s, LOG_LVL_DEBUG, "tarpit", "delay_ms=%u", delay);
+}
+
+/* The uniform reply: one answer for every name; no directory asked. */
+static void
+rcpt_uniform(struct smtp_session *s)
+{
+	rcpt_log(s, "uniform", RCPT_UNIFORM);
+	smtp_reply_line(s, s->conf->harvest_uniform_reply);
+}
+
 /* Step 3: the harvest guard (DESIGN 3). */
 static void
 rcpt_guard(struct smtp_session *s)
@@ -134,15 +154,13 @@ rcpt_guard(struct smtp_session *s)
 		rcpt_lookup(s);
 		break;
 	case GUARD_TARPIT:
-		smtp_set_state(s, ST_WAIT);
-		bufferevent_disable(s->bev, EV_READ);
-		smtp_timer(s, delay, rcpt_tarpit_done);
-		smtp_log(s, LOG_LVL_DEBUG, "tarpit", "delay_ms=%u", delay);
+		rcpt_hold(s, delay, rcpt_tarpit_done);
 		break;
 	case GUARD_UNIFORM:
-		/* one answer for every name; the directory is not asked */
-		rcpt_log(s, "uniform", RCPT_UNIFORM);
-		smtp_reply_line(s, s->conf->harvest_uniform_reply);
+		if (delay > 0)		/* never cheaper than the tarpit */
+			rcpt_hold(s, delay, rcpt_uniform_done);
+		else
+			rcpt_uniform(s);
 		break;
 	case GUARD_CUTOFF:
 		rcpt_log(s, "cutoff", RCPT_CUTOFF);
@@ -162,6 +180,20 @@ rcpt_tarpit_done(evutil_socket_t fd, short what, void *arg)
 		return;
 	smtp_set_state(s, s->rw.resume);
 	rcpt_lookup(s);
+	smtp_resume(s);
+}
+
+static void
+rcpt_uniform_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->dead || s->state != ST_WAIT)
+		return;
+	smtp_set_state(s, s->rw.resume);
+	rcpt_uniform(s);
 	smtp_resume(s);
 }
 
@@ -278,7 +310,10 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	/* A distributed harvest: unknown names answered as under discard. */
 	if (hot && a == RCPT_REJECT)
 		a = RCPT_DISCARD;
-	queue = (a == RCPT_ACCEPT || a == RCPT_RELAY) && !rcpt_queued(s);
+	/* The duplicate scan runs whatever the action, so a discarded
+	 * unknown name costs what a real one does (DESIGN 3: the same
+	 * latency; skipping it for unknown names was measurable). */
+	queue = !rcpt_queued(s) && (a == RCPT_ACCEPT || a == RCPT_RELAY);
 
 	if (!policy_looks_valid(a)) {
 		rcpt_log(s, verdict, a);

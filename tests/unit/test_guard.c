@@ -2,7 +2,10 @@
  * test_guard.c - the harvest guard on a fake clock: tarpit, cut-off,
  * uniform marks, the majority rule (list server, provider /24), net and
  * IPv6 grouping, distinct names, decay, expiry, unmark, exempt, slot and
- * delay caps, distributed harvests, eviction, signals, and its log lines.
+ * delay caps, distributed harvests, eviction, signals, and its log lines;
+ * one reply queue per host over its sessions (and the caps counting its
+ * wait), uniform replies no cheaper than the tarpit, valid names counted
+ * once per host, and one guard shared by several threads.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +19,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
+
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -176,8 +181,9 @@ list_count(struct guard *g, uint64_t now, const char *state)
 	return state == NULL ? l.n : n;
 }
 
-/* Names from one address, in sessions of one RCPT. */
-static void
+/* Names from one address, in sessions of one RCPT, each session opened
+ * when the one before got its reply; returns the time of the last reply. */
+static uint64_t
 harvest_from(struct guard *g, const char *addr, unsigned n, uint64_t now)
 {
 	struct sockaddr_storage	a = sa_of(addr);
@@ -188,7 +194,9 @@ harvest_from(struct guard *g, const char *addr, unsigned n, uint64_t now)
 		memset(&s, 0, sizeof(s));
 		(void)rcpt(g, SA(a), &s, now, true, name_n(addr, i), &d);
 		guard_session_end(g, &s);
+		now += d;
 	}
+	return now;
 }
 
 static enum guard_verdict
@@ -234,7 +242,7 @@ test_defaults(void **state)
 	assert_int_equal(c.window_ms, 3600000);
 	assert_int_equal(c.tarpit_after, 3);
 	assert_int_equal(c.tarpit_base_ms, 1000);
-	assert_int_equal(c.tarpit_max_ms, 5000);
+	assert_int_equal(c.tarpit_max_ms, 10000);
 	assert_int_equal(c.session_limit, 10);
 	assert_int_equal(c.threshold, 25);
 	assert_int_equal(c.threshold_net, 100);
@@ -248,15 +256,17 @@ test_defaults(void **state)
 }
 
 /*
- * One harvesting address, defaults: 3 answered at once, then 1,2,4,5 s
+ * One harvesting address, defaults: 3 answered at once, then 1,2,4,8,10 s
  * delays, 421 after the 10th unknown; reconnecting, delayed from the
- * first RCPT at the cap; uniform after 25 distinct names.
+ * first RCPT at the cap, and cut when the next 10 s would pass the
+ * session's 60 s; uniform after 25 distinct names, no sooner than the
+ * tarpit.
  */
 static void
 test_harvester_one_address(void **state)
 {
-	static const unsigned	 want[] = { 0, 0, 0, 1000, 2000, 4000, 5000,
-					    5000, 5000, 5000 };
+	static const unsigned	 want[] = { 0, 0, 0, 1000, 2000, 4000, 8000,
+					    10000, 10000, 10000 };
 	struct sockaddr_storage	 a = sa_of("192.0.2.7");
 	struct guard_session	 s;
 	struct guard		*g = guard_with(NULL);
@@ -264,6 +274,7 @@ test_harvester_one_address(void **state)
 	const char		*log;
 	uint64_t		 now = 1000;
 	unsigned		 i, d, tried = 0;
+	enum guard_verdict	 v;
 
 	(void)state;
 	cap_start(&cap);
@@ -277,27 +288,36 @@ test_harvester_one_address(void **state)
 	}
 	assert_int_equal(guard_rcpt_check(g, SA(a), &s, now, &d),
 	    GUARD_CUTOFF);
-	assert_int_equal(s.delay_total_ms, 27000);
+	assert_int_equal(s.delay_total_ms, 45000);
 	guard_session_end(g, &s);
-	/* reconnect: 10 distinct in the window, so 5 s from the first */
+	/* reconnect: 10 distinct in the window, so 10 s from the first */
 	memset(&s, 0, sizeof(s));
-	for (i = 0; i < 10; i++) {
+	for (i = 0; i < 6; i++) {
 		assert_int_equal(rcpt(g, SA(a), &s, now, true,
 		    name_n("h", tried++), &d), GUARD_TARPIT);
-		assert_int_equal(d, 5000);
+		assert_int_equal(d, 10000);
 		now += d;
 	}
 	assert_int_equal(guard_rcpt_check(g, SA(a), &s, now, &d),
 	    GUARD_CUTOFF);
 	guard_session_end(g, &s);
 	memset(&s, 0, sizeof(s));
-	while (tried < 25)
-		assert_int_equal(rcpt(g, SA(a), &s, now, true,
-		    name_n("h", tried++), &d), GUARD_TARPIT);
-	/* marked: every RCPT, valid or not, gets the uniform answer */
+	while (tried < 25) {
+		v = rcpt(g, SA(a), &s, now, true, name_n("h", tried), &d);
+		if (v == GUARD_CUTOFF) {	/* 60 s spent: reconnect */
+			guard_session_end(g, &s);
+			memset(&s, 0, sizeof(s));
+			continue;
+		}
+		assert_int_equal(v, GUARD_TARPIT);
+		tried++;
+		now += d;
+	}
+	/* marked: every RCPT, valid or not, gets the uniform answer, and
+	 * no sooner than a tarpitted one */
 	assert_int_equal(rcpt(g, SA(a), &s, now, false, "alice", &d),
 	    GUARD_UNIFORM);
-	assert_int_equal(d, 0);
+	assert_int_equal(d, 10000);
 	guard_session_end(g, &s);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(guard_rcpt_check(g, SA(a), &s, now + HOUR_MS, &d),
@@ -306,8 +326,11 @@ test_harvester_one_address(void **state)
 	assert_int_equal(count_of(log, "event=harvest state=tarpit "
 	    "net=192.0.2.7 unknown=3 valid=0 distinct=3 delay_ms=1000"), 1);
 	assert_int_equal(count_of(log, "state=cutoff net=192.0.2.7 "
-	    "unknown=10 valid=0 distinct=10 delay_total_ms=27000 "
+	    "unknown=10 valid=0 distinct=10 delay_total_ms=45000 "
 	    "reason=limit"), 1);
+	assert_int_equal(count_of(log, "state=cutoff net=192.0.2.7 "
+	    "unknown=6 valid=0 distinct=16 delay_total_ms=60000 "
+	    "reason=delay"), 1);
 	assert_int_equal(count_of(log, "state=uniform net=192.0.2.7 "), 1);
 	assert_int_equal(count_of(log, "distinct=25 signals=0 ttl_ms="
 	    "86400000"), 1);
@@ -588,7 +611,7 @@ test_ipv6_grouping(void **state)
 	unsigned		 i, d;
 
 	(void)state;
-	for (i = 0; i < 25; i++, now += 1000) {
+	for (i = 0; i < 25; i++, now += d + 1000) {	/* one /64 */
 		snprintf(addr, sizeof(addr), "2001:db8:1:2::%x", i + 1);
 		a = sa_of(addr);
 		memset(&s, 0, sizeof(s));
@@ -718,15 +741,16 @@ test_ttl_expiry(void **state)
 	uint64_t	 now = 1000;
 
 	(void)state;
-	harvest_from(g, "192.0.2.7", 5, now);
+	assert_int_equal(harvest_from(g, "192.0.2.7", 5, now), now + 3000);
 	assert_int_equal(check_at(g, "192.0.2.7", now), GUARD_UNIFORM);
 	memset(&l, 0, sizeof(l));
 	guard_list(g, now, list_cb, &l);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.net[0], "192.0.2.7");
 	assert_string_equal(l.state[0], "uniform");
-	/* marked when the 5th name was noted, after its 2 s tarpit delay */
-	assert_true(l.expires[0] == now + 2000 + 10 * MIN_MS);
+	/* marked when the 5th name was noted, after the 4th's 1 s delay
+	 * and its own 2 s */
+	assert_true(l.expires[0] == now + 3000 + 10 * MIN_MS);
 	assert_string_equal(l.net[1], "192.0.2.0/24");	/* 5 of 5 */
 	assert_string_equal(l.state[1], "tarpit");
 	now = l.expires[0];
@@ -849,6 +873,7 @@ static void
 two_slots(struct guard_conf *c)
 {
 	c->max_tarpitted = 2;
+	c->tarpit_max_ms = 5000;
 }
 
 /* Three unknown names in a session from a fresh address. */
@@ -915,6 +940,7 @@ short_budget(struct guard_conf *c)
 {
 	c->session_delay_max_ms = 10000;
 	c->session_limit = 100;
+	c->tarpit_max_ms = 5000;
 }
 
 static void
@@ -925,18 +951,20 @@ test_session_delay_max(void **state)
 	struct sockaddr_storage	 a = sa_of("192.0.2.1");
 	struct guard_session	 s;
 	struct logcap		 cap;
+	uint64_t		 now = 1000;
 	unsigned		 i, d;
 
 	(void)state;
 	open_tarpit(g, "192.0.2.1", &s);
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(rcpt(g, SA(a), &s, 1000, true, name_n("z", i),
+		assert_int_equal(rcpt(g, SA(a), &s, now, true, name_n("z", i),
 		    &d), GUARD_TARPIT);
 		assert_int_equal(d, want[i]);
+		now += d;
 	}
 	cap_start(&cap);
 	/* 7 s given; 5 s more would pass 10 s */
-	assert_int_equal(guard_rcpt_check(g, SA(a), &s, 1000, &d),
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s, now, &d),
 	    GUARD_CUTOFF);
 	assert_int_equal(d, 0);
 	assert_int_equal(count_of(cap_stop(&cap), "delay_total_ms=7000 "
@@ -1152,17 +1180,18 @@ test_delivery_keeps_counts(void **state)
 	struct guard		*g = guard_with(NULL);
 	struct sockaddr_storage	 a = sa_of("192.0.2.60");
 	struct guard_session	 s;
+	uint64_t		 now;
 	unsigned		 i, d;
 
 	(void)state;
-	harvest_from(g, "192.0.2.60", 10, 1000);
+	now = harvest_from(g, "192.0.2.60", 10, 1000);
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(rcpt(g, SA(a), &s, 2000, false, "alice", &d),
+	assert_int_equal(rcpt(g, SA(a), &s, now, false, "alice", &d),
 	    GUARD_TARPIT);
-	assert_int_equal(d, 5000);
+	assert_int_equal(d, 10000);
 	guard_session_end(g, &s);	/* message delivered */
 	for (i = 0; i < 3; i++)
-		assert_int_equal(check_at(g, "192.0.2.60", 9000 + i),
+		assert_int_equal(check_at(g, "192.0.2.60", now + 12000 + i),
 		    GUARD_TARPIT);
 	guard_free(g);
 }
@@ -1173,21 +1202,24 @@ test_reload(void **state)
 {
 	struct guard		*g = guard_with(NULL);
 	struct guard_conf	 c;
+	uint64_t		 now;
 
 	(void)state;
-	harvest_from(g, "192.0.2.70", 6, 1000);
-	assert_int_equal(check_at(g, "192.0.2.70", 1000), GUARD_TARPIT);
+	now = harvest_from(g, "192.0.2.70", 6, 1000);
+	assert_int_equal(check_at(g, "192.0.2.70", now), GUARD_TARPIT);
 	guard_conf_defaults(&c);
 	c.threshold = 7;
 	guard_set_conf(g, &c);
-	assert_int_equal(check_at(g, "192.0.2.70", 1000), GUARD_TARPIT);
-	harvest_from(g, "192.0.2.70", 7, 1000);	/* 6 seen, one new */
-	assert_int_equal(check_at(g, "192.0.2.70", 1000), GUARD_UNIFORM);
-	harvest_from(g, "198.51.100.72", 3, 1000);
-	assert_int_equal(check_at(g, "198.51.100.72", 1000), GUARD_TARPIT);
+	assert_int_equal(check_at(g, "192.0.2.70", now + 5000), GUARD_TARPIT);
+	/* 6 seen, one new */
+	now = harvest_from(g, "192.0.2.70", 7, now + 10000);
+	assert_int_equal(check_at(g, "192.0.2.70", now), GUARD_UNIFORM);
+	now = harvest_from(g, "198.51.100.72", 3, now);
+	assert_int_equal(check_at(g, "198.51.100.72", now), GUARD_TARPIT);
 	c.tarpit_after = 0;			/* tarpit off */
 	guard_set_conf(g, &c);
-	assert_int_equal(check_at(g, "198.51.100.72", 1000), GUARD_PASS);
+	assert_int_equal(check_at(g, "198.51.100.72", now + 5000),
+	    GUARD_PASS);
 	guard_free(g);
 }
 
@@ -1228,6 +1260,366 @@ test_memory_per_entry(void **state)
 	guard_free(g);
 }
 
+/*
+ * A host's delayed replies wait in one queue over all its sessions, and
+ * ramp up as the host's: two sessions asking at once get the host's
+ * first and second delays (1 s, then 2 s after it), and each later reply
+ * comes its own delay after the host's previous one.  Another host is
+ * neither queued behind it nor further up the ramp.
+ */
+static void
+ramp_to_five(struct guard_conf *c)
+{
+	c->tarpit_base_ms = 1000;
+	c->tarpit_max_ms = 5000;
+}
+
+static void
+test_serialized_sessions(void **state)
+{
+	struct guard		*g = guard_with(ramp_to_five);
+	struct sockaddr_storage	 a = sa_of("192.0.2.30");
+	struct sockaddr_storage	 b = sa_of("198.51.100.30");
+	struct guard_session	 s1, s2, sb;
+	uint64_t		 now;
+	unsigned		 d1, d2, db;
+
+	(void)state;
+	now = harvest_from(g, "192.0.2.30", 3, 1000);	/* history: 3 */
+	(void)harvest_from(g, "198.51.100.30", 3, 1000);
+	now += 10000;
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	memset(&sb, 0, sizeof(sb));
+	/* (the guard is not told the verdicts: the history stays at 3) */
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s1, now, &d1),
+	    GUARD_TARPIT);
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s2, now, &d2),
+	    GUARD_TARPIT);
+	assert_int_equal(guard_rcpt_check(g, SA(b), &sb, now, &db),
+	    GUARD_TARPIT);
+	assert_int_equal(d1, 1000);		/* first in the queue */
+	assert_int_equal(d2, 1000 + 2000);	/* after s1's reply */
+	assert_int_equal(db, 1000);		/* its own queue and ramp */
+	/* s1 asks again when its reply came (now + 1 s): the host's third
+	 * delay, 4 s, starts when s2's reply has gone (now + 3 s) */
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s1, now + 1000, &d1),
+	    GUARD_TARPIT);
+	assert_int_equal(d1, 2000 + 4000);	/* now + 7 s */
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s2, now + 3000, &d2),
+	    GUARD_TARPIT);
+	assert_int_equal(d2, 4000 + 5000);	/* capped; now + 12 s */
+	assert_int_equal(s1.delay_total_ms, 1000 + 6000);
+	assert_int_equal(s2.delay_total_ms, 3000 + 9000);
+	/* an idle queue adds no wait */
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s1, now + 60000, &d1),
+	    GUARD_TARPIT);
+	assert_int_equal(d1, 5000);
+	assert_int_equal(guard_rcpt_check(g, SA(b), &sb, now + 1000, &db),
+	    GUARD_TARPIT);
+	assert_int_equal(db, 2000);
+	guard_session_end(g, &s1);
+	guard_session_end(g, &s2);
+	guard_session_end(g, &sb);
+	guard_free(g);
+}
+
+/*
+ * The caps count the wait in the queue: with 10 s per session, a third
+ * session of one host waiting behind two 5 s replies is cut at once, and
+ * so is a session whose next reply would wait past its budget; the slot
+ * cap holds whatever host asks.
+ */
+static void
+test_serialized_caps(void **state)
+{
+	struct guard		*g = guard_with(short_budget);
+	struct sockaddr_storage	 a = sa_of("192.0.2.31");
+	struct guard_session	 s[4];
+	struct logcap		 cap;
+	uint64_t		 now;
+	unsigned		 i, d[4];
+
+	(void)state;
+	now = harvest_from(g, "192.0.2.31", 10, 1000) + 60000;
+	for (i = 0; i < 4; i++)
+		memset(&s[i], 0, sizeof(s[i]));
+	cap_start(&cap);
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[0], now, &d[0]),
+	    GUARD_TARPIT);
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[1], now, &d[1]),
+	    GUARD_TARPIT);
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[2], now, &d[2]),
+	    GUARD_CUTOFF);
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[3], now, &d[3]),
+	    GUARD_CUTOFF);
+	assert_int_equal(d[0], 5000);
+	assert_int_equal(d[1], 10000);		/* exactly the budget */
+	assert_int_equal(d[2], 0);
+	/* s[0] again when its reply came: 5 s wait + 5 s > 10 s - 5 s */
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[0], now + 5000, &d[0]),
+	    GUARD_CUTOFF);
+	assert_int_equal(count_of(cap_stop(&cap), "reason=delay"), 3);
+	free(cap.text);
+	for (i = 0; i < 4; i++)
+		guard_session_end(g, &s[i]);
+	guard_free(g);
+
+	g = guard_with(two_slots);
+	now = harvest_from(g, "192.0.2.31", 10, 1000) + 60000;
+	(void)harvest_from(g, "198.51.100.31", 10, 1000);
+	for (i = 0; i < 3; i++)
+		memset(&s[i], 0, sizeof(s[i]));
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[0], now, &d[0]),
+	    GUARD_TARPIT);
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[1], now, &d[1]),
+	    GUARD_TARPIT);
+	assert_int_equal(d[1], 10000);
+	assert_int_equal(check_at(g, "198.51.100.31", now), GUARD_CUTOFF);
+	guard_session_end(g, &s[0]);
+	a = sa_of("198.51.100.31");
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s[2], now, &d[2]),
+	    GUARD_TARPIT);
+	assert_int_equal(d[2], 5000);		/* not behind 192.0.2.31 */
+	guard_session_end(g, &s[1]);
+	guard_session_end(g, &s[2]);
+	guard_free(g);
+}
+
+static void
+mark_at_three(struct guard_conf *c)
+{
+	c->threshold = 3;
+	c->tarpit_max_ms = 5000;
+}
+
+static void
+mark_untarpitted(struct guard_conf *c)
+{
+	c->threshold = 3;
+	c->tarpit_after = 1000;
+	c->session_limit = 1000;
+}
+
+/*
+ * A marked client's uniform replies wait the longest tarpit delay, in
+ * the host's queue, valid name or not; where its history would not
+ * tarpit it (tarpit_after above the threshold), they are not delayed.
+ */
+static void
+test_uniform_delayed(void **state)
+{
+	struct guard		*g = guard_with(mark_at_three);
+	struct sockaddr_storage	 a = sa_of("192.0.2.32");
+	struct guard_session	 s1, s2;
+	uint64_t		 now;
+	unsigned		 d1, d2;
+
+	(void)state;
+	now = harvest_from(g, "192.0.2.32", 3, 1000) + 1000;
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	assert_int_equal(rcpt(g, SA(a), &s1, now, false, "alice", &d1),
+	    GUARD_UNIFORM);
+	assert_int_equal(rcpt(g, SA(a), &s2, now, true, "nobody", &d2),
+	    GUARD_UNIFORM);
+	assert_int_equal(d1, 5000);
+	assert_int_equal(d2, 10000);
+	assert_int_equal(rcpt(g, SA(a), &s1, now + d1, true, "nobody", &d1),
+	    GUARD_UNIFORM);
+	assert_int_equal(d1, 10000);		/* behind s2's */
+	guard_session_end(g, &s1);
+	guard_session_end(g, &s2);
+	assert_int_equal(check_at(g, "198.51.100.32", now), GUARD_PASS);
+	guard_free(g);
+
+	g = guard_with(mark_untarpitted);
+	now = harvest_from(g, "192.0.2.32", 3, 1000);
+	memset(&s1, 0, sizeof(s1));
+	assert_int_equal(guard_rcpt_check(g, SA(a), &s1, now, &d1),
+	    GUARD_UNIFORM);
+	assert_int_equal(d1, 0);
+	assert_false(s1.tarpitted);
+	guard_session_end(g, &s1);
+	guard_free(g);
+}
+
+/*
+ * A harvester reconnecting for every guess, each session padded with the
+ * one real address it knows: every session is half valid, but the host
+ * counts that address once in its window, so its history tarpits it and
+ * marks it at 25 distinct names.  A sender writing to the same few
+ * people again after a window has them counted again.
+ */
+static void
+test_padded_reconnecting(void **state)
+{
+	struct guard		*g = guard_with(NULL);
+	struct sockaddr_storage	 a = sa_of("192.0.2.33");
+	struct guard_session	 s;
+	struct logcap		 cap;
+	uint64_t		 now = 1000;
+	unsigned		 i, d, tarpitted = 0;
+
+	(void)state;
+	cap_start(&cap);
+	for (i = 0; i < 25; i++) {
+		memset(&s, 0, sizeof(s));
+		tarpitted += rcpt(g, SA(a), &s, now, false, "alice", &d) ==
+		    GUARD_TARPIT;
+		now += d;
+		(void)rcpt(g, SA(a), &s, now, true, name_n("pad", i), &d);
+		now += d;
+		guard_session_end(g, &s);
+	}
+	assert_int_equal(count_of(cap_stop(&cap), "state=uniform "
+	    "net=192.0.2.33 unknown=25 valid=1 distinct=25"), 1);
+	free(cap.text);
+	assert_true(tarpitted >= 20);
+	assert_int_equal(check_at(g, "192.0.2.33", now), GUARD_UNIFORM);
+	guard_free(g);
+
+	/* the same few names, session after session: counted once per
+	 * window, then again */
+	g = guard_with(NULL);
+	a = sa_of("198.51.100.33");
+	for (now = 1000; now < 1000 + 3 * HOUR_MS; now += MIN_MS) {
+		memset(&s, 0, sizeof(s));
+		(void)rcpt(g, SA(a), &s, now, false, name_n("friend",
+		    (unsigned)(now / MIN_MS % 3)), &d);
+		guard_session_end(g, &s);
+	}
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < 2; i++)		/* two stale names this hour */
+		(void)rcpt(g, SA(a), &s, now, true, name_n("gone", i), &d);
+	guard_session_end(g, &s);
+	assert_int_equal(check_at(g, "198.51.100.33", now), GUARD_PASS);
+	guard_free(g);
+}
+
+/* Several threads share one guard. */
+#define T_THREADS	4
+#define T_ROUNDS	1000
+
+struct t_arg {
+	struct guard	*g;
+	pthread_barrier_t *start;
+	unsigned	 id;
+	uint64_t	 now;
+	uint64_t	 release[T_ROUNDS];	/* when each reply goes */
+	unsigned	 bad;
+};
+
+static void
+t_list_cb(void *arg, const char *net, const char *state,
+    unsigned distinct, unsigned valid, uint64_t expires)
+{
+	struct guard_stats	st;
+
+	(void)net;
+	(void)state;
+	(void)distinct;
+	(void)valid;
+	(void)expires;
+	guard_get_stats(arg, &st);	/* would deadlock under the lock */
+}
+
+static void *
+t_main(void *vp)
+{
+	struct t_arg		*t = vp;
+	struct sockaddr_storage	 a = sa_of("192.0.2.40");
+	struct sockaddr_storage	 o;
+	struct guard_session	 s;
+	char			 addr[32], name[32];
+	unsigned		 i, d;
+
+	(void)pthread_barrier_wait(t->start);
+	for (i = 0; i < T_ROUNDS; i++) {
+		memset(&s, 0, sizeof(s));
+		if (guard_rcpt_check(t->g, SA(a), &s, t->now, &d) !=
+		    GUARD_TARPIT)
+			t->bad++;
+		t->release[i] = t->now + d;
+		guard_session_end(t->g, &s);
+		/* meanwhile, other clients and the operator */
+		snprintf(addr, sizeof(addr), "10.%u.%u.1", t->id, i % 200);
+		snprintf(name, sizeof(name), "n%u", i);
+		o = sa_of(addr);
+		memset(&s, 0, sizeof(s));
+		(void)guard_rcpt_check(t->g, SA(o), &s, t->now, &d);
+		(void)guard_rcpt_note(t->g, SA(o), &s, i % 3 != 0, name,
+		    strlen(name), DOM, strlen(DOM), t->now);
+		guard_note_signal(t->g, SA(o), &s, GUARD_SIG_PROTO, t->now);
+		guard_session_end(t->g, &s);
+		if (i % 50 == t->id) {
+			guard_list(t->g, t->now, t_list_cb, t->g);
+			guard_tick(t->g, t->now);
+			(void)guard_unmark(t->g, addr, t->now);
+			(void)guard_domain_hot(t->g, DOM, strlen(DOM), t->now);
+		}
+	}
+	return NULL;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+no_caps(struct guard_conf *c)
+{
+	c->session_delay_max_ms = 0;
+	c->max_tarpitted = 0;
+	c->tarpit_max_ms = 5000;
+}
+
+/*
+ * T_THREADS threads ask for one host's replies at the same instant while
+ * others count, list, tick and unmark: every reply gets its own 5 s turn
+ * in the host's queue (no two at once, none lost), and every slot taken
+ * is given back.
+ */
+static void
+test_threads(void **state)
+{
+	static struct t_arg	 t[T_THREADS];
+	static uint64_t		 all[T_THREADS * T_ROUNDS];
+	struct guard		*g = guard_with(no_caps);
+	struct guard_stats	 st;
+	pthread_barrier_t	 start;
+	pthread_t		 th[T_THREADS];
+	uint64_t		 now;
+	unsigned		 i, k;
+
+	(void)state;
+	now = harvest_from(g, "192.0.2.40", 10, 1000) + 60000;
+	assert_int_equal(pthread_barrier_init(&start, NULL, T_THREADS), 0);
+	for (i = 0; i < T_THREADS; i++) {
+		t[i] = (struct t_arg){ .g = g, .start = &start, .id = i,
+		    .now = now };
+		assert_int_equal(pthread_create(&th[i], NULL, t_main, &t[i]),
+		    0);
+	}
+	for (i = 0; i < T_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(t[i].bad, 0);
+		memcpy(&all[i * T_ROUNDS], t[i].release,
+		    sizeof(t[i].release));
+	}
+	pthread_barrier_destroy(&start);
+	qsort(all, T_THREADS * T_ROUNDS, sizeof(all[0]), cmp_u64);
+	for (k = 0; k < T_THREADS * T_ROUNDS; k++)
+		assert_true(all[k] == now + 5000 * (uint64_t)(k + 1));
+	guard_get_stats(g, &st);
+	assert_int_equal(st.tarpitted, 0);
+	guard_free(g);
+}
+
 int
 main(void)
 {
@@ -1254,6 +1646,11 @@ main(void)
 		cmocka_unit_test(test_delivery_keeps_counts),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_memory_per_entry),
+		cmocka_unit_test(test_serialized_sessions),
+		cmocka_unit_test(test_serialized_caps),
+		cmocka_unit_test(test_uniform_delayed),
+		cmocka_unit_test(test_padded_reconnecting),
+		cmocka_unit_test(test_threads),
 	};
 
 	log_set_level(LOG_LVL_WARNING);	/* info only where captured */
