@@ -57,6 +57,9 @@ import tempfile
 import threading
 import time
 
+from benchlib import (free_port, port_open, postfix_master,  # noqa: E402
+                      raise_nofile, tree_cpu)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTDIR = os.path.join(ROOT, "build", "bench")
 SMTP_SOURCE = "/usr/sbin/smtp-source"
@@ -68,7 +71,6 @@ CLK = os.sysconf("SC_CLK_TCK")
 RUN_TIMEOUT = 120.0              # one smtp-source run, at most
 DRAIN_TIMEOUT = 60.0             # relayed mail to reach the sink
 START_TIMEOUT = 60.0             # a server to answer 220
-POSTFIX_PID = "/var/spool/postfix/pid/master.pid"
 POSTFIX_QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 POSTFIX_PORT = 25                # Postfix defaults (postfix/master.cf)
 POSTFIX_SINK = 2530              # its next hop (postfix/transport)
@@ -173,52 +175,6 @@ def proc_status_kb(pid: int, key: str) -> int:
     return -1
 
 
-def proc_tree(root: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        if p not in out:
-            out.append(p)
-            todo += kids.get(p, [])
-    return out
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process tree (Postfix: master and its daemons),
-    with what reaped processes used."""
-    total = 0.0
-    for p in proc_tree(root):
-        try:
-            total += proc_cpu(p, children=True)
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def wait_banner(port: int, proc: subprocess.Popen | None,
                 timeout: float = START_TIMEOUT) -> bool:
     """Until a 220 greeting comes from 127.0.0.1:port (bounded)."""
@@ -237,19 +193,6 @@ def wait_banner(port: int, proc: subprocess.Popen | None,
             pass
         time.sleep(0.05)
     return False
-
-
-def raise_nofile(want: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and want > hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
-            return want
-        except (ValueError, OSError):
-            want = hard
-    if want > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def stop_proc(p: subprocess.Popen | None) -> None:
@@ -499,16 +442,6 @@ def postfix_queue_len() -> int:
         for _, _, files in os.walk(f"/var/spool/postfix/{q}"):
             n += len(files)
     return n
-
-
-def postfix_master() -> int | None:
-    try:
-        with open(POSTFIX_PID) as f:
-            pid = int(f.read().split()[0])
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class PostfixTarget(Target):

@@ -103,6 +103,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import (free_port, port_open, postfix_master,  # noqa: E402
+                      proc_tree, raise_nofile, tree_cpu)
+
 DOMAIN = "example.test"
 NUSERS = 100_000                # the Postfix peer's table
 WORDLIST = 10_000
@@ -146,39 +149,6 @@ def proc_mem(pid: int) -> dict[str, int]:
     return out
 
 
-def proc_tree(root: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(d))
-    seen, stack = [], [root]
-    while stack:
-        p = stack.pop()
-        if p not in seen:
-            seen.append(p)
-            stack += kids.get(p, [])
-    return seen
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process tree, reaped children included."""
-    total = 0
-    for p in proc_tree(root):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15])
-        except (OSError, ValueError):
-            pass
-    return total / CLK
-
-
 def tree_pss(root: int) -> tuple[int, int]:
     """(sum of Pss in KB, process count) over a process tree: shared
     pages (libraries, the lmdb table) split between the processes."""
@@ -193,27 +163,6 @@ def tree_pss(root: int) -> tuple[int, int]:
         except (OSError, ValueError):
             pass
     return total, n
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def raise_nofile(want: int) -> int:
-    """Raise our RLIMIT_NOFILE towards want (the hard limit too, if we may);
-    returns the soft limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if want > hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
-            return want
-        except (ValueError, OSError):
-            want = hard
-    if want > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class Gateway:
@@ -807,25 +756,6 @@ def idle_run(binary, root, users_path, n: int) -> dict:
 
 # ------------------------------------------------------------ Postfix
 
-POSTFIX_PID = "/var/spool/postfix/pid/master.pid"
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def postfix_master() -> int | None:
-    try:
-        with open(POSTFIX_PID) as f:
-            pid = int(f.read().split()[0])
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def postfix_start() -> bool:

@@ -1,0 +1,91 @@
+"""
+benchlib.py - what the benchmarks share: loopback ports, the Postfix
+peer's master process, the file-descriptor limit, and the CPU time of a
+process tree read from /proc.  Standard library only; imported by
+bench/bench.py and bench/harvest.py (both put bench/ on sys.path, which
+Python does for a script's own folder).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+
+CLK = os.sysconf("SC_CLK_TCK")
+POSTFIX_PID = "/var/spool/postfix/pid/master.pid"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def postfix_master() -> int | None:
+    """PID of a running Postfix master, from its pid file."""
+    try:
+        with open(POSTFIX_PID) as f:
+            pid = int(f.read().split()[0])
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def raise_nofile(want: int) -> int:
+    """Raise our RLIMIT_NOFILE towards want (the hard limit too, if we may);
+    returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and want > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def proc_tree(root: int) -> list[int]:
+    """root and every process below it."""
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    seen, stack = [], [root]
+    while stack:
+        p = stack.pop()
+        if p not in seen:
+            seen.append(p)
+            stack += kids.get(p, [])
+    return seen
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process tree (e.g. Postfix's master and its
+    daemons), with what its reaped children used."""
+    total = 0
+    for p in proc_tree(root):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])
+        except (OSError, ValueError):
+            pass
+    return total / CLK
