@@ -205,6 +205,9 @@ def run_one(args, name: str, spec: dict) -> tuple[bool, float, str]:
     if res["ok"]:
         if not args.keep:
             shutil.rmtree(tmpdir, ignore_errors=True)
+        text = out.decode("utf-8", "replace").strip()
+        if args.verbose and text:  # the figures tests print
+            return True, dt, f"PASS {name} ({dt:.1f}s)\n{text}"
         return True, dt, f"PASS {name} ({dt:.1f}s)"
     report = [f"FAIL {name}: {res['reason']}"]
     if res["detail"]:
@@ -226,6 +229,8 @@ def main() -> int:
                     help="only tests whose name contains this")
     ap.add_argument("-j", dest="jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    ap.add_argument("-v", dest="verbose", action="store_true",
+                    help="print what passing tests print (their figures)")
     ap.add_argument("--keep", action="store_true",
                     help="keep temp dirs of passing tests too")
     ap.add_argument("--list", action="store_true")
