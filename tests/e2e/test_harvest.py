@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import os
 import random
 import re
 import time
@@ -75,6 +76,14 @@ def mail_session(gw, src: str) -> mxlib.Client:
         c.close()
         raise
     return c
+
+
+def latency_meaningful() -> bool:
+    """Under valgrind (MXGATE_WRAPPER) every instruction costs some fifty
+    times more, so a few hundred instructions of difference between two
+    code paths show in the latencies; the KS tests judge the native and
+    the ASan builds only (the replies are still compared byte for byte)."""
+    return not os.environ.get("MXGATE_WRAPPER")
 
 
 def unknown_rejected(r: mxlib.Reply, who: str) -> None:
@@ -804,8 +813,9 @@ def test_indistinguishable_under_discard(gw_factory):
     check_eq(replies["valid"], {RCPT_OK}, "replies to valid names")
     check_eq(replies["unknown"], {RCPT_OK}, "replies to unknown names")
     p = ks_report("discard", lat)
-    check(p > KS_ALPHA, f"latency distributions differ under discard: "
-          f"p={p:.4g} <= {KS_ALPHA}")
+    if latency_meaningful():
+        check(p > KS_ALPHA, f"latency distributions differ under discard: "
+              f"p={p:.4g} <= {KS_ALPHA}")
     no_harvest_events(gw, "exempt client")
 
 
@@ -824,8 +834,9 @@ def test_indistinguishable_in_uniform_mode(gw_factory):
     check_eq(replies["valid"], {UNIFORM}, "replies to valid names")
     check_eq(replies["unknown"], {UNIFORM}, "replies to unknown names")
     p = ks_report("uniform", lat)
-    check(p > KS_ALPHA, f"latency distributions differ in uniform mode: "
-          f"p={p:.4g} <= {KS_ALPHA}")
+    if latency_meaningful():
+        check(p > KS_ALPHA, f"latency distributions differ in uniform mode: "
+              f"p={p:.4g} <= {KS_ALPHA}")
 
 
 # ------------------------------------------------------------ standalone
