@@ -88,6 +88,7 @@ struct qmsg {
 	time_t			 next;		/* for the A record, 0 none */
 	unsigned		 ndeferred;
 	bool			 removed;
+	uint32_t		 spare;		/* its file, kept for reuse */
 };
 
 /* A message waiting for its retry time. */
@@ -290,6 +291,7 @@ qmgr_notify(struct qmgr *q, const char *qid)
 		return;
 	}
 	m->q = q;
+	m->spare = QUEUE_NO_SPARE;
 	snprintf(m->qid, sizeof(m->qid), "%s", qid);
 	m->conf = conf_ref(q->w->conf);
 	m->dir = q->w->dir ? dir_ref(q->w->dir) : NULL;
@@ -793,7 +795,7 @@ qmsg_record(void *arg)
 	for (i = 0; i < m->qf.nrcpts; i++)
 		if (!m->qf.done[i] && m->state[i] != QR_OK && !m->report[i])
 			last = false;
-	if (last && queue_file_remove(&m->qf) == 0)
+	if (last && queue_retire(m->q->w->queue, &m->qf, &m->spare) == 0)
 		m->removed = true;
 	else if (last)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
@@ -812,9 +814,13 @@ qmsg_record(void *arg)
 		e = queue_sync(m->q->w->queue);
 	else
 		e = queue_file_sync(&m->qf) == -1 ? errno : 0;
-	if (e != 0)
+	if (e != 0) {
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 		    "sync the outcome: %s\"", m->qid, strerror(e));
+		/* the old name may come back after a crash: never reuse */
+		queue_spare_drop(m->q->w->queue, m->spare);
+		m->spare = QUEUE_NO_SPARE;
+	}
 }
 
 static void
@@ -823,6 +829,7 @@ qmsg_recorded(void *arg)
 	struct qmsg	*m = arg;
 	struct qmgr	*q = m->q;
 	time_t		 now = time(NULL);
+	uint32_t	 spare = m->spare;
 
 	if (m->removed)
 		log_event(LOG_LVL_INFO, "removed", "qid=%s", m->qid);
@@ -834,7 +841,8 @@ qmsg_recorded(void *arg)
 			qmgr_wait(q, m->qid, m->next > now ?
 			    (unsigned)(m->next - now) * 1000 : 0);
 	}
-	qmsg_free(m);
+	qmsg_free(m);		/* closes the file: now it may be reused */
+	queue_spare_put(q->w->queue, spare);
 }
 
 static void

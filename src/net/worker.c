@@ -595,6 +595,8 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	    (unsigned long long)synced);
 	ctl_printf(cn, "spool_sync_microseconds_total %llu",
 	    (unsigned long long)sync_us);
+	ctl_printf(cn, "spool_files_reused_total %llu",
+	    (unsigned long long)queue_spare_reused(w->queue));
 	guard_get_stats(w->guard, &st);
 	ctl_printf(cn, "harvest_entries %zu", st.entries);
 	ctl_printf(cn, "harvest_marked %zu", st.marked);

@@ -30,6 +30,9 @@
  * would buy nothing the protocol can use, at the price of compaction and
  * a second layout.  A failed sync fails its messages (their files are
  * removed, their clients get 4xx).
+ * Delivered files are not unlinked but renamed into SPOOL/spare
+ * (queue_retire) and written over by later messages (queue_spare_open):
+ * no inode is allocated or freed per message.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -38,6 +41,7 @@
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -53,6 +57,8 @@
 #include "queue_rec.h"
 
 #define QUEUE_WBUF_SIZE		65536	/* user-space write buffer */
+#define QUEUE_SPARE_MAX		1024	/* files kept for reuse */
+#define QUEUE_SPARE_SIZE_MAX	(1024 * 1024)	/* larger ones: unlinked */
 #define QUEUE_DIR_MODE		0700
 #define QUEUE_FILE_MODE		0600
 
@@ -73,6 +79,14 @@ struct queue {
 	uint64_t	 syncs;		/* stats: syncs run */
 	uint64_t	 sync_waiters;	/* stats: calls covered by them */
 	uint64_t	 sync_us;	/* stats: time spent in them */
+	/* spare files (SPOOL/spare/XXXXXXXX) for reuse, under spare_mu */
+	char		*sparedir;
+	pthread_mutex_t	 spare_mu;
+	uint32_t	 spares[QUEUE_SPARE_MAX];
+	size_t		 nspare;	/* ready in spares[] */
+	size_t		 spare_held;	/* renamed, not yet put back */
+	uint32_t	 spare_next;	/* next name */
+	uint64_t	 reused;	/* stats: messages in a spare */
 };
 
 struct queue_msg {
@@ -90,6 +104,7 @@ struct queue_msg {
 	queue_done_fn	*done;
 	void		*arg;
 	int		 ok;
+	bool		 reused;	/* a spare file: cut it at commit */
 	size_t		 buflen;
 	uint8_t		 buf[QUEUE_WBUF_SIZE];
 };
@@ -181,6 +196,123 @@ queue_clean_incoming(const char *incoming)
 	return 0;
 }
 
+/* Spare files hold old messages' bytes and no message: empty the folder. */
+static int
+queue_clean_spare(const char *dir)
+{
+	struct dirent	*de;
+	DIR		*d;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	return 0;
+}
+
+static void
+queue_spare_path(const struct queue *q, uint32_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%08" PRIx32, q->sparedir, id);
+}
+
+/*
+ * Reuse a spare file for a new message: renamed into incoming/ and
+ * written from its start, so the file system allocates no inode (and, up
+ * to the old size, no block).  Creating and deleting thousands of files
+ * a second is where the kernel spent most of the gateway's CPU (inode
+ * allocation), more than in the writes.  -1 when there is none.
+ */
+static int
+queue_spare_open(struct queue *q, const char *inpath)
+{
+	char		path[PATH_MAX];
+	uint32_t	id;
+	int		fd;
+
+	pthread_mutex_lock(&q->spare_mu);
+	if (q->nspare == 0) {
+		pthread_mutex_unlock(&q->spare_mu);
+		return -1;
+	}
+	id = q->spares[--q->nspare];
+	q->reused++;
+	pthread_mutex_unlock(&q->spare_mu);
+	queue_spare_path(q, id, path, sizeof(path));
+	if (rename(path, inpath) == -1) {
+		(void)unlink(path);
+		return -1;
+	}
+	if ((fd = open(inpath, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		(void)unlink(inpath);
+	return fd;
+}
+
+int
+queue_retire(struct queue *q, struct queue_file *qf, uint32_t *spare)
+{
+	char		path[PATH_MAX];
+	uint32_t	id;
+
+	*spare = QUEUE_NO_SPARE;
+	pthread_mutex_lock(&q->spare_mu);
+	if (qf->maplen > QUEUE_SPARE_SIZE_MAX ||
+	    q->nspare + q->spare_held >= QUEUE_SPARE_MAX) {
+		pthread_mutex_unlock(&q->spare_mu);
+		return unlink(qf->path);
+	}
+	id = q->spare_next++;
+	q->spare_held++;
+	pthread_mutex_unlock(&q->spare_mu);
+	queue_spare_path(q, id, path, sizeof(path));
+	if (rename(qf->path, path) == 0) {
+		*spare = id;
+		return 0;
+	}
+	pthread_mutex_lock(&q->spare_mu);
+	q->spare_held--;
+	pthread_mutex_unlock(&q->spare_mu);
+	return unlink(qf->path);
+}
+
+void
+queue_spare_put(struct queue *q, uint32_t spare)
+{
+	if (spare == QUEUE_NO_SPARE)
+		return;
+	pthread_mutex_lock(&q->spare_mu);
+	q->spare_held--;
+	q->spares[q->nspare++] = spare;	/* held counted it: room is there */
+	pthread_mutex_unlock(&q->spare_mu);
+}
+
+void
+queue_spare_drop(struct queue *q, uint32_t spare)
+{
+	char	path[PATH_MAX];
+
+	if (spare == QUEUE_NO_SPARE)
+		return;
+	queue_spare_path(q, spare, path, sizeof(path));
+	(void)unlink(path);
+	pthread_mutex_lock(&q->spare_mu);
+	q->spare_held--;
+	pthread_mutex_unlock(&q->spare_mu);
+}
+
+uint64_t
+queue_spare_reused(struct queue *q)
+{
+	uint64_t	n;
+
+	pthread_mutex_lock(&q->spare_mu);
+	n = q->reused;
+	pthread_mutex_unlock(&q->spare_mu);
+	return n;
+}
+
 struct queue *
 queue_open(const char *spool, struct job_pool *pool, char *err,
     size_t errlen)
@@ -196,9 +328,11 @@ queue_open(const char *spool, struct job_pool *pool, char *err,
 	q->pool = pool;
 	pthread_mutex_init(&q->sync_mu, NULL);
 	pthread_cond_init(&q->sync_cv, NULL);
+	pthread_mutex_init(&q->spare_mu, NULL);
 	if ((q->spool = strdup(spool)) == NULL ||
 	    (q->incoming = queue_join(spool, "incoming")) == NULL ||
-	    (q->qdir = queue_join(spool, "queue")) == NULL)
+	    (q->qdir = queue_join(spool, "queue")) == NULL ||
+	    (q->sparedir = queue_join(spool, "spare")) == NULL)
 		goto fail;
 	errno = 0;
 	what = q->spool;
@@ -208,6 +342,10 @@ queue_open(const char *spool, struct job_pool *pool, char *err,
 	if (mkdir(q->incoming, QUEUE_DIR_MODE) == -1 && errno != EEXIST)
 		goto fail;
 	if (queue_clean_incoming(q->incoming) == -1)
+		goto fail;
+	what = q->sparedir;
+	if ((mkdir(q->sparedir, QUEUE_DIR_MODE) == -1 && errno != EEXIST) ||
+	    queue_clean_spare(q->sparedir) == -1)
 		goto fail;
 	what = q->qdir;
 	if ((mkdir(q->qdir, QUEUE_DIR_MODE) == -1 && errno != EEXIST) ||
@@ -231,6 +369,8 @@ queue_close(struct queue *q)
 		close(q->qdirfd);
 	pthread_mutex_destroy(&q->sync_mu);
 	pthread_cond_destroy(&q->sync_cv);
+	pthread_mutex_destroy(&q->spare_mu);
+	free(q->sparedir);
 	free(q->spool);
 	free(q->incoming);
 	free(q->qdir);
@@ -436,8 +576,11 @@ queue_msg_new(struct queue *q, const struct queue_env *env)
 		errno = ENOMEM;
 		return NULL;
 	}
-	m->fd = open(m->inpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    QUEUE_FILE_MODE);
+	if ((m->fd = queue_spare_open(q, m->inpath)) != -1)
+		m->reused = true;
+	else
+		m->fd = open(m->inpath, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, QUEUE_FILE_MODE);
 	if (m->fd == -1) {
 		saved = errno;
 		queue_msg_free(m);
@@ -579,6 +722,9 @@ queue_msg_finish(struct queue_msg *m)
 	} while (r == -1 && errno == EINTR);
 	if (r != QUEUE_REC_LENDIGITS)
 		return r == -1 ? errno : EIO;
+	/* a spare file may be longer than this message: cut the rest */
+	if (m->reused && ftruncate(m->fd, (off_t)m->off) == -1)
+		return errno;
 	if (fdatasync(m->fd) == -1)
 		return errno;
 	fd = m->fd;

@@ -121,6 +121,22 @@ int		 queue_file_sync(struct queue_file *);
 int		 queue_file_remove(struct queue_file *);
 
 /*
+ * The same, keeping the file for a later message: it is renamed into
+ * SPOOL/spare (or unlinked when it is large or enough are kept), which
+ * takes it out of the queue as surely as an unlink (durable after
+ * queue_sync).  *spare names it; hand it to queue_spare_put once the
+ * file is closed.  0, or -1 (errno set).  Thread-safe.
+ */
+#define QUEUE_NO_SPARE	UINT32_MAX
+int		 queue_retire(struct queue *, struct queue_file *,
+		    uint32_t *spare);
+void		 queue_spare_put(struct queue *, uint32_t spare);
+/* Never reuse it (its removal from the queue may not be durable). */
+void		 queue_spare_drop(struct queue *, uint32_t spare);
+/* Messages written into a reused file since the queue was opened. */
+uint64_t	 queue_spare_reused(struct queue *);
+
+/*
  * Call cb for every file in SPOOL/queue whose name is a queue id, oldest
  * id first.  The names are read before the first call, so cb may remove
  * files.  0, or -1 (errno set).

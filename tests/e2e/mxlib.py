@@ -485,9 +485,12 @@ class Gateway:
         return sorted(out)
 
     def spool_files(self) -> list[str]:
-        """Every regular file under the spool, relative paths, sorted."""
+        """Every regular file under the spool, relative paths, sorted;
+        not spare/ (finished files kept for reuse hold no message)."""
         out = []
-        for dirpath, _, names in os.walk(self.spool_dir):
+        for dirpath, dirs, names in os.walk(self.spool_dir):
+            if dirpath == self.spool_dir and "spare" in dirs:
+                dirs.remove("spare")
             for n in names:
                 p = os.path.join(dirpath, n)
                 if os.path.isfile(p):

@@ -236,7 +236,7 @@ test_commit_reopen(void **state)
 	assert_true(len > 2 * 65536);
 	msg_commit_body(fx, body, len, 3, qid);
 	path = qpath(fx, qid);
-	assert_int_equal(dir_count(fx->spool), 2);	/* incoming, queue */
+	assert_int_equal(dir_count(fx->spool), 3);	/* incoming, queue, spare */
 	snprintf(head, sizeof(head), "%s/incoming", fx->spool);
 	assert_int_equal(dir_count(head), 0);
 	assert_int_equal(stat(path, &st), 0);
@@ -291,6 +291,53 @@ file_read(const char *path, size_t *lenp)
 	close(fd);
 	*lenp = (size_t)st.st_size;
 	return p;
+}
+
+/*
+ * A delivered file is kept as a spare and the next message is written
+ * into it: the queue no longer has it, and the shorter new message has
+ * none of the old bytes after its end.
+ */
+static void
+test_spare_reuse(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_file	 qf;
+	char			 qid1[ID_STRLEN + 1], qid2[ID_STRLEN + 1];
+	char			*path1, *path2, spare[512];
+	static const uint8_t	 small[] = "Subject: short\r\n\r\nhi\r\n";
+	uint8_t			*body;
+	size_t			 len;
+	uint32_t		 id;
+	struct stat		 st;
+
+	snprintf(spare, sizeof(spare), "%s/spare", fx->spool);
+	body = body_make(&len);
+	msg_commit_body(fx, body, len, 3, qid1);
+	path1 = qpath(fx, qid1);
+	assert_int_equal(queue_file_open(path1, &qf), 0);
+	assert_int_equal(queue_retire(fx->q, &qf, &id), 0);
+	assert_int_not_equal(id, QUEUE_NO_SPARE);
+	assert_int_equal(stat(path1, &st), -1);		/* out of the queue */
+	assert_int_equal(dir_count(spare), 1);
+	queue_file_close(&qf);
+	queue_spare_put(fx->q, id);
+
+	msg_commit_body(fx, small, sizeof(small) - 1, 1, qid2);
+	assert_int_equal(dir_count(spare), 0);		/* taken again */
+	assert_int_equal(queue_spare_reused(fx->q), 1);
+	path2 = qpath(fx, qid2);
+	assert_int_equal(stat(path2, &st), 0);
+	assert_true(st.st_size < 1024);			/* cut at its end */
+	assert_int_equal(queue_file_open(path2, &qf), 0);
+	assert_string_equal(qf.qid, qid2);
+	assert_int_equal(qf.nrcpts, 1);
+	assert_int_equal(qf.bodylen, sizeof(small) - 1);
+	assert_memory_equal(qf.body, small, sizeof(small) - 1);
+	queue_file_close(&qf);
+	free(path1);
+	free(path2);
+	free(body);
 }
 
 static void
@@ -840,6 +887,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commit_reopen, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_spare_reuse, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_torn, fx_setup,
 		    fx_teardown),
