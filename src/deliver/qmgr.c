@@ -115,7 +115,7 @@ struct qmgr {
 	bool			 stopping;
 	/* from other event loops (qmgr_submit), guarded by xmu */
 	pthread_mutex_t		 xmu;
-	struct qnote		*xnotes;
+	struct qnote		*xnotes, **xtail;	/* FIFO */
 	struct event		*xev;		/* drains xnotes on our loop */
 	pthread_mutex_t		 bs_mu;		/* the backscatter guard */
 };
@@ -311,7 +311,7 @@ qmgr_notify(struct qmgr *q, const char *qid)
 void
 qmgr_submit(struct qmgr *q, const char *qid)
 {
-	struct qnote	*n, **pp;
+	struct qnote	*n;
 
 	if ((n = malloc(sizeof(*n))) == NULL) {
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
@@ -322,9 +322,8 @@ qmgr_submit(struct qmgr *q, const char *qid)
 	n->next = NULL;
 	snprintf(n->qid, sizeof(n->qid), "%s", qid);
 	pthread_mutex_lock(&q->xmu);
-	for (pp = &q->xnotes; *pp != NULL; pp = &(*pp)->next)
-		;
-	*pp = n;
+	*(q->xnotes ? q->xtail : &q->xnotes) = n;
+	q->xtail = &n->next;
 	pthread_mutex_unlock(&q->xmu);
 	event_active(q->xev, EV_READ, 0);
 }

@@ -209,7 +209,7 @@ static void
 worker_hand_off(struct worker *to, evutil_socket_t fd, struct sockaddr *sa,
     int socklen, enum smtp_listener kind)
 {
-	struct worker_conn	*c, **pp;
+	struct worker_conn	*c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (size_t)socklen > sizeof(c->sa)) {
@@ -223,9 +223,8 @@ worker_hand_off(struct worker *to, evutil_socket_t fd, struct sockaddr *sa,
 	c->socklen = socklen;
 	c->kind = kind;
 	pthread_mutex_lock(&to->mbox_mu);
-	for (pp = &to->inbox; *pp != NULL; pp = &(*pp)->next)
-		;
-	*pp = c;
+	*(to->inbox ? to->inbox_tail : &to->inbox) = c;
+	to->inbox_tail = &c->next;
 	pthread_mutex_unlock(&to->mbox_mu);
 	event_active(to->wake_ev, EV_READ, 0);
 }

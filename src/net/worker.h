@@ -83,7 +83,8 @@ struct worker {
 	/* mailbox from worker 0, guarded by mbox_mu; wake_ev reads it */
 	struct event		*wake_ev;
 	pthread_mutex_t		 mbox_mu;
-	struct worker_conn	*inbox;		/* accepted connections */
+	struct worker_conn	*inbox;		/* accepted connections, */
+	struct worker_conn	**inbox_tail;	/* in order (NULL: &inbox) */
 	bool			 mbox_swap;	/* a reloaded snapshot: */
 	struct config		*mbox_conf;
 	struct dir		*mbox_dir;

@@ -117,11 +117,9 @@ int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,
 		    time_t next);
 /* Make the records appended so far durable (fdatasync).  0 or -1. */
 int		 queue_file_sync(struct queue_file *);
-/* Remove a finished file (durable after queue_sync). */
-int		 queue_file_remove(struct queue_file *);
-
 /*
- * The same, keeping the file for a later message: it is renamed into
+ * Remove a finished file from the queue, keeping it for a later message
+ * if it may: it is renamed into
  * SPOOL/spare (or unlinked when it is large or enough are kept), which
  * takes it out of the queue as surely as an unlink (durable after
  * queue_sync).  *spare names it; hand it to queue_spare_put once the

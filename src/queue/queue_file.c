@@ -289,9 +289,3 @@ queue_file_sync(struct queue_file *qf)
 {
 	return fdatasync(qf->fd);
 }
-
-int
-queue_file_remove(struct queue_file *qf)
-{
-	return unlink(qf->path);	/* durable at the caller's queue_sync() */
-}

@@ -381,6 +381,7 @@ test_mark_done(void **state)
 	static const char	 body[] = "a\r\n";
 	struct queue_file	 qf;
 	char			 qid[ID_STRLEN + 1], *path;
+	uint32_t		 id;
 
 	msg_commit_body(fx, (const uint8_t *)body, 3, 3, qid);
 	path = qpath(fx, qid);
@@ -406,9 +407,10 @@ test_mark_done(void **state)
 	assert_int_equal(queue_file_open(path, &qf), 0);
 	assert_true(queue_file_all_done(&qf));
 	assert_memory_equal(qf.body, "a\r\n", 3);
-	assert_int_equal(queue_file_remove(&qf), 0);
+	assert_int_equal(queue_retire(fx->q, &qf, &id), 0);
 	assert_false(file_exists(path));
 	queue_file_close(&qf);
+	queue_spare_put(fx->q, id);
 	free(path);
 }
 
