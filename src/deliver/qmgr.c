@@ -271,8 +271,14 @@ qmsg_load(void *arg)
 	}
 }
 
-void
-qmgr_notify(struct qmgr *q, const char *qid)
+/*
+ * Start delivering qid.  A message just committed is loaded here, on the
+ * loop (fresh): its file is in the page cache and loading it is a few
+ * microseconds, less than handing it to a job thread and back; any other
+ * (at start, on retry, on an operator's flush) is loaded by a job.
+ */
+static void
+qmsg_begin(struct qmgr *q, const char *qid, bool fresh)
 {
 	struct qmsg	*m;
 
@@ -299,8 +305,17 @@ qmgr_notify(struct qmgr *q, const char *qid)
 	m->hnext = q->active[qmgr_bucket(m->qid)];
 	q->active[qmgr_bucket(m->qid)] = m;
 	q->nactive++;
-	if (job_submit(q->jobs, qmsg_load, qmsg_loaded, m) == -1)
+	if (fresh) {
+		qmsg_load(m);
+		qmsg_loaded(m);
+	} else if (job_submit(q->jobs, qmsg_load, qmsg_loaded, m) == -1)
 		panic("qmgr_notify: out of memory");
+}
+
+void
+qmgr_notify(struct qmgr *q, const char *qid)
+{
+	qmsg_begin(q, qid, false);
 }
 
 /*
@@ -342,7 +357,7 @@ qmgr_drain(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&q->xmu);
 	for (; n != NULL; n = next) {
 		next = n->next;
-		qmgr_notify(q, n->qid);
+		qmsg_begin(q, n->qid, true);
 		free(n);
 	}
 }
@@ -780,20 +795,28 @@ qmsg_report_failures(struct qmsg *m)
 /*
  * On a job thread: make the outcome durable.  A message whose recipients
  * are all finished now is just removed (its done records would die with
- * it), and the removal shares a group commit of the folder with the
- * other threads; otherwise its new records are fdatasynced.
+ * it; the removal is not synced: a crash may bring it back to be
+ * delivered again, never lose it); otherwise its new records are
+ * fdatasynced.
  */
+static bool
+qmsg_all_final(const struct qmsg *m)
+{
+	size_t	i;
+
+	for (i = 0; i < m->qf.nrcpts; i++)
+		if (!m->qf.done[i] && m->state[i] != QR_OK && !m->report[i])
+			return false;
+	return true;
+}
+
 static void
 qmsg_record(void *arg)
 {
 	struct qmsg	*m = arg;
 	size_t		 i;
-	bool		 last = true;
-	int		 e;
+	bool		 last = qmsg_all_final(m);
 
-	for (i = 0; i < m->qf.nrcpts; i++)
-		if (!m->qf.done[i] && m->state[i] != QR_OK && !m->report[i])
-			last = false;
 	if (last && queue_retire(m->q->w->queue, &m->qf, &m->spare) == 0)
 		m->removed = true;
 	else if (last)
@@ -809,17 +832,9 @@ qmsg_record(void *arg)
 	    queue_file_mark_attempt(&m->qf, m->qf.attempts + 1, m->next) == -1)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 		    "record the retry time: %s\"", m->qid, strerror(errno));
-	if (m->removed)
-		e = queue_sync(m->q->w->queue);
-	else
-		e = queue_file_sync(&m->qf) == -1 ? errno : 0;
-	if (e != 0) {
+	if (!m->removed && queue_file_sync(&m->qf) == -1)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
-		    "sync the outcome: %s\"", m->qid, strerror(e));
-		/* the old name may come back after a crash: never reuse */
-		queue_spare_drop(m->q->w->queue, m->spare);
-		m->spare = QUEUE_NO_SPARE;
-	}
+		    "sync the outcome: %s\"", m->qid, strerror(errno));
 }
 
 static void
@@ -860,6 +875,17 @@ qmsg_finish(struct qmsg *m)
 		qmsg_log(m, i, next_ms);
 	}
 	qmsg_report_failures(m);
+	/*
+	 * Finished for good: removing the file is a rename and a journal
+	 * note, no sync, so it is done here.  Records that must be synced
+	 * go to a job.
+	 */
+	if (qmsg_all_final(m) &&
+	    queue_retire(m->q->w->queue, &m->qf, &m->spare) == 0) {
+		m->removed = true;
+		qmsg_recorded(m);
+		return;
+	}
 	if (job_submit(m->q->record_jobs, qmsg_record, qmsg_recorded, m) == -1)
 		panic("qmsg_finish: out of memory");
 }

@@ -1,10 +1,11 @@
 /*
  * queue.h - the durable spool.  A message is written to
  * SPOOL/incoming/QID while DATA streams in, then committed: END record,
- * fsync(file), rename to SPOOL/queue/QID, fsync(queue folder); only then
- * does the done callback say ok, and only then may anyone send 250
- * (DESIGN 2.5, STYLE R16).  Files in incoming/ at start were never
- * acknowledged and are removed.
+ * the file's image into the journal (journal.h), rename to
+ * SPOOL/queue/QID, the journal's group commit; only then does the done
+ * callback say ok, and only then may anyone send 250 (DESIGN 2.5, STYLE
+ * R16).  Files in incoming/ at start were never acknowledged and are
+ * removed; queue files the journal holds are checked and put back.
  * Owns: the spool folders, file names, the record format (queue_rec.h).
  * Never: speaks SMTP or delivers (deliver/ reads what queue_file_open()
  * gives it).
@@ -61,14 +62,7 @@ int		 queue_msg_write(struct queue_msg *, const void *, size_t);
  */
 void		 queue_msg_commit(struct queue_msg *, struct job_pool *,
 		    uint64_t sid, queue_done_fn *done, void *arg);
-/*
- * Group commit, blocking (job threads only): returns after an fsync of
- * SPOOL/queue that began after the call, so every rename into it and
- * unlink from it made before is durable.  Concurrent callers share
- * syncs.  0, or an errno.
- */
-int		 queue_sync(struct queue *);
-/* Syncs run, the calls they covered and the microseconds they took. */
+/* Journal syncs run, the commits they covered and their microseconds. */
 void		 queue_sync_stats(struct queue *, uint64_t *syncs,
 		    uint64_t *waiters, uint64_t *us);
 /* Give up on a message: remove the partial file and free it. */
@@ -121,16 +115,15 @@ int		 queue_file_sync(struct queue_file *);
  * Remove a finished file from the queue, keeping it for a later message
  * if it may: it is renamed into
  * SPOOL/spare (or unlinked when it is large or enough are kept), which
- * takes it out of the queue as surely as an unlink (durable after
- * queue_sync).  *spare names it; hand it to queue_spare_put once the
- * file is closed.  0, or -1 (errno set).  Thread-safe.
+ * takes it out of the queue as surely as an unlink, and the journal is
+ * told (not synced: after a crash it may be delivered again, never
+ * lost).  *spare names it; hand it to queue_spare_put once the file is
+ * closed.  0, or -1 (errno set).  Thread-safe.
  */
 #define QUEUE_NO_SPARE	UINT32_MAX
 int		 queue_retire(struct queue *, struct queue_file *,
 		    uint32_t *spare);
 void		 queue_spare_put(struct queue *, uint32_t spare);
-/* Never reuse it (its removal from the queue may not be durable). */
-void		 queue_spare_drop(struct queue *, uint32_t spare);
 /* Messages written into a reused file since the queue was opened. */
 uint64_t	 queue_spare_reused(struct queue *);
 

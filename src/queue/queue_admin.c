@@ -1,7 +1,9 @@
 /*
  * queue_admin.c - list, show, delete, hold and release queue files (see
  * queue_admin.h), by path, beside a running gateway.
- * Owns: SPOOL/hold and the operator's listing format.  Never: writes a
+ * Owns: SPOOL/hold, the operator's listing format, and the tombstone in
+ * SPOOL/journal that keeps a deleted or held message from being written
+ * back at the next start.  Never: writes a
  * queue file, touches incoming/, acts on a file it has not locked, or
  * builds a path from anything but a checked queue id.
  * Untrusted: the id typed by the operator; every byte of a queue file
@@ -26,6 +28,7 @@
 
 #include "../lib/ids.h"
 #include "../lib/log.h"
+#include "journal.h"
 #include "queue.h"
 #include "queue_admin.h"
 
@@ -227,7 +230,9 @@ queue_admin_delete(const char *spool, const char *qid, unsigned wait_ms,
 		return rc;
 	(void)qa_path(dir, spool, held ? QUEUE_ADMIN_HOLD : QA_QUEUE, NULL);
 	rc = QUEUE_ADMIN_OK;
-	if (unlink(path) == -1 || qa_fsync_dir(dir) == -1)
+	/* first tell the journal, or a restart would write it back */
+	if (journal_tombstone(spool, qid) == -1 || unlink(path) == -1 ||
+	    qa_fsync_dir(dir) == -1)
 		rc = qa_fail(err, errlen, QUEUE_ADMIN_ERROR, "%s: %s", path,
 		    strerror(errno));
 	close(fd);		/* the lock goes only once the name is gone */
@@ -272,7 +277,12 @@ qa_move(const char *spool, const char *qid, const char *from,
 	if ((rc = qa_lock(src, qid, wait_ms, &fd, err, errlen)) !=
 	    QUEUE_ADMIN_OK)
 		return rc;
-	if (qa_rename(src, dst) == -1 || qa_fsync_dir(ddir) == -1 ||
+	/*
+	 * The file may so far be durable only as its image in the journal:
+	 * sync it, and tell the journal not to write it back into queue/.
+	 */
+	if (fdatasync(fd) == -1 || journal_tombstone(spool, qid) == -1 ||
+	    qa_rename(src, dst) == -1 || qa_fsync_dir(ddir) == -1 ||
 	    qa_fsync_dir(sdir) == -1)
 		rc = qa_fail(err, errlen, QUEUE_ADMIN_ERROR, "%s -> %s: %s",
 		    src, dst, strerror(errno));

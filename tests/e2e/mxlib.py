@@ -486,11 +486,13 @@ class Gateway:
 
     def spool_files(self) -> list[str]:
         """Every regular file under the spool, relative paths, sorted;
-        not spare/ (finished files kept for reuse hold no message)."""
+        not spare/ (finished files kept for reuse hold no message) nor
+        journal/ (its segment is always there, the images it holds are
+        checked by recovery, not here)."""
         out = []
         for dirpath, dirs, names in os.walk(self.spool_dir):
-            if dirpath == self.spool_dir and "spare" in dirs:
-                dirs.remove("spare")
+            if dirpath == self.spool_dir:
+                dirs[:] = [d for d in dirs if d not in ("spare", "journal")]
             for n in names:
                 p = os.path.join(dirpath, n)
                 if os.path.isfile(p):

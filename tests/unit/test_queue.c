@@ -236,7 +236,8 @@ test_commit_reopen(void **state)
 	assert_true(len > 2 * 65536);
 	msg_commit_body(fx, body, len, 3, qid);
 	path = qpath(fx, qid);
-	assert_int_equal(dir_count(fx->spool), 3);	/* incoming, queue, spare */
+	/* incoming, queue, spare, journal */
+	assert_int_equal(dir_count(fx->spool), 4);
 	snprintf(head, sizeof(head), "%s/incoming", fx->spool);
 	assert_int_equal(dir_count(head), 0);
 	assert_int_equal(stat(path, &st), 0);
