@@ -116,6 +116,7 @@ smtp_secure_starttls(struct smtp_session *s, struct span arg)
 		return;
 	}
 	smtp_reply(s, R_TLS_READY, NULL);
+	smtp_direct_end(s);		/* 220 first, in clear */
 	dropped = evbuffer_get_length(bufferevent_get_input(s->bev));
 	if ((bev = tls_starttls(s->w->tls, s->bev, SECURE_OUTPUT_MAX)) ==
 	    NULL) {

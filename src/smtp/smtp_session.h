@@ -90,6 +90,8 @@ struct smtp_session {
 	bool			 esmtp;
 	bool			 skipping;	/* rest of an overlong line */
 	bool			 dead;		/* free pending */
+	bool			 direct;	/* we write replies (plain) */
+	bool			 in_process;	/* replies wait for its end */
 	enum smtp_state		 state;
 	unsigned		 errors;
 	unsigned		 nmsgs;
@@ -135,6 +137,8 @@ void	smtp_error(struct smtp_session *, enum reply_id);
 void	smtp_set_state(struct smtp_session *, enum smtp_state);
 void	smtp_resume(struct smtp_session *);
 void	smtp_close(struct smtp_session *);
+/* Before TLS: write what is queued, then leave writing to libevent. */
+void	smtp_direct_end(struct smtp_session *);
 void	smtp_log(struct smtp_session *, enum log_level, const char *event,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
