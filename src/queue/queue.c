@@ -52,8 +52,18 @@
 #define QUEUE_WBUF_SIZE		65536	/* user-space write buffer */
 #define QUEUE_SPARE_MAX		1024	/* files kept for reuse */
 #define QUEUE_SPARE_SIZE_MAX	(1024 * 1024)	/* larger ones: unlinked */
+#define QUEUE_BATCHES_MAX	258	/* one per loop (WORKER_MAX 256) */
 #define QUEUE_DIR_MODE		0700
 #define QUEUE_FILE_MODE		0600
+
+/* The messages one loop committed that wait for the journal's sync. */
+struct queue_batch {
+	struct queue		*q;
+	struct job_pool		*pool;		/* the loop's commit pool */
+	struct queue_msg	*head, *tail;	/* for the next job */
+	struct queue_msg	*run;		/* the running job's */
+	bool			 busy;		/* a job is out */
+};
 
 struct queue {
 	char		*spool;
@@ -61,6 +71,9 @@ struct queue {
 	char		*qdir;		/* SPOOL/queue */
 	struct job_pool	*pool;
 	struct journal	*j;		/* what makes a commit durable */
+	pthread_mutex_t	 batch_mu;	/* batches[], their lists */
+	struct queue_batch batches[QUEUE_BATCHES_MAX];
+	size_t		 nbatches;
 	/* spare files (SPOOL/spare/XXXXXXXX) for reuse, under spare_mu */
 	char		*sparedir;
 	pthread_mutex_t	 spare_mu;
@@ -83,6 +96,8 @@ struct queue_msg {
 	bool		 flushed;	/* some bytes are in the file already */
 	uint64_t	 bodylen;
 	/* filled in by queue_msg_commit() */
+	struct queue_msg *next;		/* in its batch */
+	uint64_t	 pos;		/* its image's end in the journal */
 	uint64_t	 sid;
 	queue_done_fn	*done;
 	void		*arg;
@@ -101,10 +116,7 @@ static int	 queue_msg_rec(struct queue_msg *, int, const void *, size_t);
 static int	 queue_msg_envelope(struct queue_msg *,
 		    const struct queue_env *);
 static int	 queue_env_check(const struct queue_env *);
-static int	 queue_msg_finish(struct queue_msg *);
 static void	 queue_msg_free(struct queue_msg *);
-static void	 queue_commit_job(void *);
-static void	 queue_commit_done(void *);
 
 static char *
 queue_join(const char *dir, const char *name)
@@ -316,6 +328,7 @@ queue_open(const char *spool, struct job_pool *pool, char *err,
 	}
 	q->pool = pool;
 	pthread_mutex_init(&q->spare_mu, NULL);
+	pthread_mutex_init(&q->batch_mu, NULL);
 	if ((q->spool = strdup(spool)) == NULL ||
 	    (q->incoming = queue_join(spool, "incoming")) == NULL ||
 	    (q->qdir = queue_join(spool, "queue")) == NULL ||
@@ -363,6 +376,7 @@ queue_close(struct queue *q)
 	if (q == NULL)
 		return;
 	journal_close(q->j);
+	pthread_mutex_destroy(&q->batch_mu);
 	pthread_mutex_destroy(&q->spare_mu);
 	free(q->sparedir);
 	free(q->spool);
@@ -647,18 +661,18 @@ queue_sync_stats(struct queue *q, uint64_t *syncs, uint64_t *waiters,
 }
 
 /*
- * The durable part, on a job thread: flush, patch the body length, END,
- * the image into the journal, rename into queue/, then the journal's
- * group commit.  Any step failing means no 250.  A crash before the
- * journal's sync can leave the file in incoming/ (removed at start) or in
- * queue/ (delivered, though never acknowledged: the client retries, as
- * after any lost 250).
+ * The file part of a commit, on the loop: flush, patch the body length,
+ * END, the image into the journal, rename into queue/.  All of it goes
+ * to the page cache; only the journal's sync waits for the disk, and that
+ * runs on a job thread for a whole batch (queue_batch_job).  0 or an
+ * errno; a crash before the journal's sync can leave the file in
+ * incoming/ (removed at start) or in queue/ (delivered, though never
+ * acknowledged: the client retries, as after any lost 250).
  */
 static int
-queue_msg_finish(struct queue_msg *m)
+queue_msg_prepare(struct queue_msg *m)
 {
 	char		hdr[QUEUE_REC_HDRLEN];
-	uint64_t	pos;
 	ssize_t		r;
 	int		fd, e;
 	bool		inbuf;
@@ -684,7 +698,7 @@ queue_msg_finish(struct queue_msg *m)
 	if (m->reused && ftruncate(m->fd, (off_t)m->off) == -1)
 		return errno;
 	if ((e = journal_put(m->q->j, m->qid, inbuf ? m->buf : NULL, m->fd,
-	    m->off, &pos)) != 0)
+	    m->off, &m->pos)) != 0)
 		return e;
 	fd = m->fd;
 	m->fd = -1;
@@ -693,26 +707,15 @@ queue_msg_finish(struct queue_msg *m)
 		journal_gone(m->q->j, m->qid);
 		return e;
 	}
-	if ((e = journal_sync(m->q->j, pos)) != 0) {
-		/* not durable, so not acknowledged: it must not be delivered */
-		unlink(m->qpath);
-		journal_gone(m->q->j, m->qid);
-		return e;
-	}
 	return 0;
 }
 
 static void
-queue_commit_job(void *arg)
+queue_msg_failed(struct queue_msg *m, int e)
 {
-	struct queue_msg	*m = arg;
-	char			 ebuf[128];
-	int			 e;
+	char	ebuf[128];
 
-	if ((e = queue_msg_finish(m)) == 0) {
-		m->ok = 1;
-		return;
-	}
+	m->ok = 0;
 	if (m->fd != -1) {
 		close(m->fd);
 		m->fd = -1;
@@ -722,33 +725,135 @@ queue_commit_job(void *arg)
 	    m->qid, strerror_r(e, ebuf, sizeof(ebuf)));
 }
 
-static void
-queue_commit_done(void *arg)
+/*
+ * One job per loop at a time waits for the journal's sync on behalf of
+ * every message that loop committed meanwhile: one hand-off to a job
+ * thread and back per batch, not per message (measured before: 9
+ * context switches per relayed message, 4 of them for the commit).
+ */
+static struct queue_batch *
+queue_batch_get(struct queue *q, struct job_pool *pool)
 {
-	struct queue_msg	*m = arg;
+	struct queue_batch	*b = NULL;
+	size_t			 i;
 
-	m->done(m->arg, m->sid, m->ok != 0, m->qid);
-	queue_msg_free(m);
+	pthread_mutex_lock(&q->batch_mu);
+	for (i = 0; i < q->nbatches; i++)
+		if (q->batches[i].pool == pool)
+			b = &q->batches[i];
+	if (b == NULL && q->nbatches < QUEUE_BATCHES_MAX) {
+		b = &q->batches[q->nbatches++];
+		b->q = q;
+		b->pool = pool;
+	}
+	pthread_mutex_unlock(&q->batch_mu);
+	return b;
+}
+
+/* On a job thread: one sync for the batch. */
+static void
+queue_batch_job(void *arg)
+{
+	struct queue_batch	*b = arg;
+	struct queue_msg	*m;
+	uint64_t		 pos = 0;
+	int			 e = 0;
+
+	pthread_mutex_lock(&b->q->batch_mu);
+	b->run = b->head;
+	b->head = b->tail = NULL;
+	pthread_mutex_unlock(&b->q->batch_mu);
+	for (m = b->run; m != NULL; m = m->next)
+		if (m->ok && m->pos > pos)
+			pos = m->pos;
+	if (pos > 0)
+		e = journal_sync(b->q->j, pos);
+	for (m = b->run; m != NULL; m = m->next) {
+		if (!m->ok || e == 0)
+			continue;
+		/* not durable, so not acknowledged: it must not be delivered */
+		unlink(m->qpath);
+		journal_gone(b->q->j, m->qid);
+		queue_msg_failed(m, e);
+	}
+}
+
+/* On the loop: the batch's answers; true if more wait for a job. */
+static bool
+queue_batch_finish(struct queue_batch *b)
+{
+	struct queue_msg	*m, *next;
+	bool			 more;
+
+	for (m = b->run, b->run = NULL; m != NULL; m = next) {
+		next = m->next;
+		m->done(m->arg, m->sid, m->ok != 0, m->qid);
+		queue_msg_free(m);
+	}
+	pthread_mutex_lock(&b->q->batch_mu);
+	if (!(more = b->head != NULL))
+		b->busy = false;
+	pthread_mutex_unlock(&b->q->batch_mu);
+	return more;
+}
+
+static void	queue_batch_done(void *);
+
+/* Send the batch to a job; when none can be queued, do it here. */
+static void
+queue_batch_kick(struct queue_batch *b)
+{
+	while (job_submit(b->pool, queue_batch_job, queue_batch_done,
+	    b) == -1) {
+		queue_batch_job(b);
+		if (!queue_batch_finish(b))
+			return;
+	}
+}
+
+static void
+queue_batch_done(void *arg)
+{
+	struct queue_batch	*b = arg;
+
+	if (queue_batch_finish(b))
+		queue_batch_kick(b);
 }
 
 void
 queue_msg_commit(struct queue_msg *m, struct job_pool *pool, uint64_t sid,
     queue_done_fn *done, void *arg)
 {
+	struct queue_batch	*b;
+	bool			 kick;
+	int			 e;
+
 	m->sid = sid;
 	m->done = done;
 	m->arg = arg;
-	m->ok = 0;
-	if (job_submit(pool != NULL ? pool : m->q->pool, queue_commit_job,
-	    queue_commit_done,
-	    m) == 0)
+	m->next = NULL;
+	if ((e = queue_msg_prepare(m)) == 0)
+		m->ok = 1;
+	else
+		queue_msg_failed(m, e);
+	if ((b = queue_batch_get(m->q, pool != NULL ? pool : m->q->pool)) ==
+	    NULL) {
+		/* more loops than batches: wait here (never with WORKER_MAX) */
+		if (m->ok && (e = journal_sync(m->q->j, m->pos)) != 0) {
+			unlink(m->qpath);
+			journal_gone(m->q->j, m->qid);
+			queue_msg_failed(m, e);
+		}
+		m->done(m->arg, m->sid, m->ok != 0, m->qid);
+		queue_msg_free(m);
 		return;
-	log_event(LOG_LVL_WARNING, "queue_commit_failed",
-	    "qid=%s error=\"cannot queue job\"", m->qid);
-	if (m->fd != -1) {
-		close(m->fd);
-		m->fd = -1;
 	}
-	unlink(m->inpath);
-	queue_commit_done(m);
+	pthread_mutex_lock(&m->q->batch_mu);
+	*(b->head != NULL ? &b->tail->next : &b->head) = m;
+	b->tail = m;
+	if ((kick = !b->busy))
+		b->busy = true;
+	pthread_mutex_unlock(&m->q->batch_mu);
+	if (kick)
+		queue_batch_kick(b);
 }

@@ -54,11 +54,14 @@ const char	*queue_msg_id(const struct queue_msg *);
 /* Append body bytes (buffered).  -1 on an I/O error; sticky. */
 int		 queue_msg_write(struct queue_msg *, const void *, size_t);
 /*
- * Commit off the loop, on a thread of pool (NULL: the queue's own);
- * done(arg, sid, ok, qid) runs on that pool's loop.  On
- * failure the partial file is already removed.  The message is freed
- * either way.  Only when no job can be queued (out of memory) does done
- * run, with ok false, before queue_msg_commit() returns.
+ * Commit: called on the loop of pool (NULL: the queue's own), which
+ * writes the file's last bytes and its image into the journal at once;
+ * the journal's sync then runs on one of pool's threads for every message
+ * that loop committed meanwhile, and done(arg, sid, ok, qid) runs on the
+ * loop.  On failure the partial file is already removed.  The message is
+ * freed either way.  Only when no job can be queued (out of memory, or
+ * the pool is being freed) does done run before queue_msg_commit()
+ * returns: the sync is then waited for here.
  */
 void		 queue_msg_commit(struct queue_msg *, struct job_pool *,
 		    uint64_t sid, queue_done_fn *done, void *arg);
