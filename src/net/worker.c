@@ -570,7 +570,7 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
 	struct worker		*w = arg;
 	struct guard_stats	 st;
-	uint64_t		 syncs, synced, sync_us;
+	uint64_t		 syncs, synced, sync_msgs, sync_us;
 	uint64_t		 sessions = 0, queued = 0;
 	unsigned		 i;
 
@@ -588,10 +588,12 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	    (unsigned long long)queued);
 	ctl_printf(cn, "directory_entries %zu", w->dir ? dir_count(w->dir) :
 	    (size_t)0);
-	queue_sync_stats(w->queue, &syncs, &synced, &sync_us);
+	queue_sync_stats(w->queue, &syncs, &synced, &sync_msgs, &sync_us);
 	ctl_printf(cn, "spool_syncs_total %llu", (unsigned long long)syncs);
 	ctl_printf(cn, "spool_sync_calls_total %llu",
 	    (unsigned long long)synced);
+	ctl_printf(cn, "spool_synced_messages_total %llu",
+	    (unsigned long long)sync_msgs);
 	ctl_printf(cn, "spool_sync_microseconds_total %llu",
 	    (unsigned long long)sync_us);
 	ctl_printf(cn, "spool_files_reused_total %llu",

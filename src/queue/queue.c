@@ -71,7 +71,8 @@ struct queue {
 	char		*qdir;		/* SPOOL/queue */
 	struct job_pool	*pool;
 	struct journal	*j;		/* what makes a commit durable */
-	pthread_mutex_t	 batch_mu;	/* batches[], their lists */
+	pthread_mutex_t	 batch_mu;	/* batches[], their lists, synced */
+	uint64_t	 synced;	/* stats: messages a sync covered */
 	struct queue_batch batches[QUEUE_BATCHES_MAX];
 	size_t		 nbatches;
 	/* spare files (SPOOL/spare/XXXXXXXX) for reuse, under spare_mu */
@@ -650,7 +651,7 @@ queue_msg_abort(struct queue_msg *m)
 
 void
 queue_sync_stats(struct queue *q, uint64_t *syncs, uint64_t *waiters,
-    uint64_t *us)
+    uint64_t *msgs, uint64_t *us)
 {
 	struct journal_stats	st;
 
@@ -658,6 +659,9 @@ queue_sync_stats(struct queue *q, uint64_t *syncs, uint64_t *waiters,
 	*syncs = st.syncs;
 	*waiters = st.sync_calls;
 	*us = st.sync_us;
+	pthread_mutex_lock(&q->batch_mu);
+	*msgs = q->synced;
+	pthread_mutex_unlock(&q->batch_mu);
 }
 
 /*
@@ -756,7 +760,7 @@ queue_batch_job(void *arg)
 {
 	struct queue_batch	*b = arg;
 	struct queue_msg	*m;
-	uint64_t		 pos = 0;
+	uint64_t		 pos = 0, n = 0;
 	int			 e = 0;
 
 	pthread_mutex_lock(&b->q->batch_mu);
@@ -764,10 +768,15 @@ queue_batch_job(void *arg)
 	b->head = b->tail = NULL;
 	pthread_mutex_unlock(&b->q->batch_mu);
 	for (m = b->run; m != NULL; m = m->next)
-		if (m->ok && m->pos > pos)
-			pos = m->pos;
+		if (m->ok) {
+			pos = m->pos > pos ? m->pos : pos;
+			n++;
+		}
 	if (pos > 0)
 		e = journal_sync(b->q->j, pos);
+	pthread_mutex_lock(&b->q->batch_mu);
+	b->q->synced += n;
+	pthread_mutex_unlock(&b->q->batch_mu);
 	for (m = b->run; m != NULL; m = m->next) {
 		if (!m->ok || e == 0)
 			continue;

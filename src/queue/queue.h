@@ -65,9 +65,12 @@ int		 queue_msg_write(struct queue_msg *, const void *, size_t);
  */
 void		 queue_msg_commit(struct queue_msg *, struct job_pool *,
 		    uint64_t sid, queue_done_fn *done, void *arg);
-/* Journal syncs run, the commits they covered and their microseconds. */
+/*
+ * Journal syncs run, the batch jobs that waited for them, the messages
+ * those covered, and the syncs' microseconds.
+ */
 void		 queue_sync_stats(struct queue *, uint64_t *syncs,
-		    uint64_t *waiters, uint64_t *us);
+		    uint64_t *waiters, uint64_t *msgs, uint64_t *us);
 /* Give up on a message: remove the partial file and free it. */
 void		 queue_msg_abort(struct queue_msg *);
 

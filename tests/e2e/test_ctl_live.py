@@ -111,13 +111,20 @@ def test_stats(ctx):
     s0 = stats(ctx, gw)
     for key in ("uptime_seconds", "control_requests_total",
                 "control_connections", "sessions_open", "sessions_total",
-                "messages_queued_total", "queue_active", "queue_deferred"):
+                "messages_queued_total", "queue_active", "queue_deferred",
+                "spool_syncs_total", "spool_sync_calls_total",
+                "spool_synced_messages_total",
+                "spool_sync_microseconds_total"):
         check(key in s0, f"stats lacks {key}: {s0}")
     check_eq(s0["messages_queued_total"], 0, "queued at start")
     send(gw, ["alice@example.test"], mxlib.make_message("counted"))
     gw.wait_maildir("example.test", "alice")
     s1 = stats(ctx, gw)
     check_eq(s1["messages_queued_total"], 1, "queued after one message")
+    # its commit waited for one journal sync, in one batch
+    check_eq(s1["spool_synced_messages_total"], 1, "messages synced")
+    check_eq(s1["spool_sync_calls_total"], 1, "batch jobs")
+    check(s1["spool_syncs_total"] >= 1, f"journal syncs {s1}")
     check(s1["sessions_total"] >= 1, f"sessions_total {s1}")
     check(s1["control_requests_total"] > s0["control_requests_total"],
           "control requests are not counted")
