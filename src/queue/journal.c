@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../lib/fsync_dir.h"
 #include "../lib/log.h"
 #include "journal.h"
 
@@ -656,9 +657,9 @@ journal_stats(struct journal *j, struct journal_stats *st)
 int
 journal_tombstone(const char *spool, const char *qid)
 {
-	char	dir[PATH_MAX], path[PATH_MAX];
-	int	fd, dfd, rc, saved;
-	uint64_t v;
+	char		dir[PATH_MAX], path[PATH_MAX];
+	int		fd;
+	uint64_t	v;
 
 	if (id_parse(qid, &v) == -1) {
 		errno = EINVAL;
@@ -677,13 +678,7 @@ journal_tombstone(const char *spool, const char *qid)
 	    JOURNAL_FILE_MODE)) == -1)
 		return -1;
 	close(fd);
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(dfd);
-	saved = errno;
-	close(dfd);
-	errno = saved;
-	return rc;
+	return fsync_dir(dir);
 }
 
 /* ---- recovery ---- */

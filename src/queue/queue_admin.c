@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/fsync_dir.h"
 #include "../lib/ids.h"
 #include "../lib/log.h"
 #include "journal.h"
@@ -86,19 +87,6 @@ qa_exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
-static int
-qa_fsync_dir(const char *dir)
-{
-	int	fd, rc, saved;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
 
 /* Printable ASCII and TAB as they are, '\\' doubled, the rest \xHH. */
 static void
@@ -232,7 +220,7 @@ queue_admin_delete(const char *spool, const char *qid, unsigned wait_ms,
 	rc = QUEUE_ADMIN_OK;
 	/* first tell the journal, or a restart would write it back */
 	if (journal_tombstone(spool, qid) == -1 || unlink(path) == -1 ||
-	    qa_fsync_dir(dir) == -1)
+	    fsync_dir(dir) == -1)
 		rc = qa_fail(err, errlen, QUEUE_ADMIN_ERROR, "%s: %s", path,
 		    strerror(errno));
 	close(fd);		/* the lock goes only once the name is gone */
@@ -282,8 +270,8 @@ qa_move(const char *spool, const char *qid, const char *from,
 	 * sync it, and tell the journal not to write it back into queue/.
 	 */
 	if (fdatasync(fd) == -1 || journal_tombstone(spool, qid) == -1 ||
-	    qa_rename(src, dst) == -1 || qa_fsync_dir(ddir) == -1 ||
-	    qa_fsync_dir(sdir) == -1)
+	    qa_rename(src, dst) == -1 || fsync_dir(ddir) == -1 ||
+	    fsync_dir(sdir) == -1)
 		rc = qa_fail(err, errlen, QUEUE_ADMIN_ERROR, "%s -> %s: %s",
 		    src, dst, strerror(errno));
 	close(fd);

@@ -113,16 +113,23 @@ fx_teardown(void **state)
 }
 
 static struct journal *
-jopen(struct fx *fx, struct journal_recovery *rec)
+jopen_check(struct fx *fx, journal_check_fn *check,
+    struct journal_recovery *rec)
 {
 	struct journal	*j;
 	char		 err[256];
 
 	memset(rec, 0xa5, sizeof(*rec));	/* journal_open fills it */
-	j = journal_open(fx->spool, NULL, rec, err, sizeof(err));
+	j = journal_open(fx->spool, check, rec, err, sizeof(err));
 	if (j == NULL)
 		fail_msg("journal_open: %s", err);
 	return j;
+}
+
+static struct journal *
+jopen(struct fx *fx, struct journal_recovery *rec)
+{
+	return jopen_check(fx, NULL, rec);
 }
 
 static void
@@ -508,7 +515,7 @@ test_recover_check(void **state)
 	struct journal		*j;
 	uint8_t			 img[512], withz[600];
 	size_t			 n;
-	char			 path[256], err[256];
+	char			 path[256];
 
 	j = jopen(fx, &rec);
 	n = image_make(img, sizeof(img), 1);
@@ -520,9 +527,7 @@ test_recover_check(void **state)
 	file_write(path, withz, n + 20);
 	journal_close(j);
 
-	j = journal_open(fx->spool, t_check_no_nul, &rec, err, sizeof(err));
-	if (j == NULL)
-		fail_msg("journal_open: %s", err);
+	j = jopen_check(fx, t_check_no_nul, &rec);
 	rec_expect(&rec, 1, 0, 1, 0, 0);
 	journal_close(j);
 	file_expect(path, img, n);
