@@ -970,6 +970,12 @@ jrecover(struct journal *j, struct journal_recovery *rec, char *err,
 		snprintf(name, sizeof(name), "%s.del", qid);
 		(void)unlinkat(j->dirfd, name, 0);
 	}
+	/* an old segment that came back would replay what is done now */
+	if ((nseg > 0 || ndel > 0) && fsync(j->dirfd) == -1) {
+		snprintf(err, errlen, "journal: sync %s: %s", j->dir,
+		    strerror(errno));
+		goto out;
+	}
 	rc = 0;
 	goto out;
 oom:
