@@ -1,10 +1,11 @@
 /*
  * queue.c - the spool folders and the writing side of a message: records
- * streamed into SPOOL/incoming/QID, committed on a job thread by END,
- * rename into SPOOL/queue and a group commit (STYLE R16).
- * Owns: struct queue, struct queue_msg, file names, the group commit.
+ * streamed into SPOOL/incoming/QID, committed by END, the image into the
+ * journal, rename into SPOOL/queue, and the journal's group commit for a
+ * batch on a job thread (STYLE R16).
+ * Owns: struct queue, struct queue_msg, file names, the commit batches.
  * Never: speaks SMTP, acknowledges anything itself; done(ok) comes only
- * after a sync that started after the message's rename has finished.
+ * after a journal sync that covers the message's image has finished.
  * Untrusted: none here (envelope strings were validated by the caller).
  *
  * Durability.  The layout stays one file per message (SPOOL/queue/QID,
@@ -20,8 +21,9 @@
  * each, most of it the kernel's I/O path; syncfs(2) instead was 7-25%
  * slower with another program writing on the same file system (it writes
  * back everything dirty); no sync at all (measured only as the bound),
- * 4,000-4,700/s.  A failed sync fails its messages (their files are
- * removed, their clients get 4xx).
+ * 4,000-4,700/s; with the journal and one sync job per loop and batch,
+ * 4,245/s at 0.23 ms in `make bench`.  A failed sync fails its messages
+ * (their files are removed, their clients get 4xx).
  * Delivered files are not unlinked but renamed into SPOOL/spare
  * (queue_retire) and written over by later messages (queue_spare_open):
  * no inode is allocated or freed per message.
