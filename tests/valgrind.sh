@@ -25,7 +25,7 @@ OUT=${VG_OUT:-build/valgrind}
 # native gateway).  Everything else runs, one run.py -k per module.
 FILTERS=${VG_FILTERS:-"test_protocol. test_recipients. test_delivery. \
 test_delivery_hops. test_lifecycle. test_ctl. test_ctl_live. test_harvest. \
-test_limits. test_tls_auth. .smtp"}
+test_limits. test_tls_auth. test_journal. .smtp"}
 
 command -v valgrind >/dev/null 2>&1 || {
 	echo "valgrind.sh: valgrind is not installed (apt-get install valgrind)"

@@ -106,6 +106,8 @@ struct queue_msg {
 	void		*arg;
 	int		 ok;
 	bool		 reused;	/* a spare file: cut it at commit */
+	bool		 late_put;	/* its image goes to the journal on
+					   the batch job (larger than buf) */
 	size_t		 buflen;
 	uint8_t		 buf[QUEUE_WBUF_SIZE];
 };
@@ -703,8 +705,17 @@ queue_msg_prepare(struct queue_msg *m)
 	/* a spare file may be longer than this message: cut the rest */
 	if (m->reused && ftruncate(m->fd, (off_t)m->off) == -1)
 		return errno;
-	if ((e = journal_put(m->q->j, m->qid, inbuf ? m->buf : NULL, m->fd,
-	    m->off, &m->pos)) != 0)
+	/*
+	 * A message larger than the buffer is read back from its file for
+	 * the journal: that is the batch job's work, off the loop (a 25 MB
+	 * message is two 25 MB passes).  The file stays open until then.
+	 */
+	if (!inbuf) {
+		m->late_put = true;
+		return rename(m->inpath, m->qpath) == -1 ? errno : 0;
+	}
+	if ((e = journal_put(m->q->j, m->qid, m->buf, -1, m->off,
+	    &m->pos)) != 0)
 		return e;
 	fd = m->fd;
 	m->fd = -1;
@@ -714,6 +725,22 @@ queue_msg_prepare(struct queue_msg *m)
 		return e;
 	}
 	return 0;
+}
+
+/* On the batch job: the image of a large message, then its file closed. */
+static int
+queue_msg_late_put(struct queue_msg *m)
+{
+	int	e, fd = m->fd;
+
+	m->late_put = false;
+	m->fd = -1;
+	e = journal_put(m->q->j, m->qid, NULL, fd, m->off, &m->pos);
+	if (close(fd) == -1 && e == 0) {
+		e = errno;
+		journal_gone(m->q->j, m->qid);
+	}
+	return e;
 }
 
 static void
@@ -769,6 +796,12 @@ queue_batch_job(void *arg)
 	b->run = b->head;
 	b->head = b->tail = NULL;
 	pthread_mutex_unlock(&b->q->batch_mu);
+	for (m = b->run; m != NULL; m = m->next)
+		if (m->ok && m->late_put && (e = queue_msg_late_put(m)) != 0) {
+			unlink(m->qpath);
+			queue_msg_failed(m, e);
+			e = 0;
+		}
 	for (m = b->run; m != NULL; m = m->next)
 		if (m->ok) {
 			pos = m->pos > pos ? m->pos : pos;
@@ -850,6 +883,10 @@ queue_msg_commit(struct queue_msg *m, struct job_pool *pool, uint64_t sid,
 	if ((b = queue_batch_get(m->q, pool != NULL ? pool : m->q->pool)) ==
 	    NULL) {
 		/* more loops than batches: wait here (never with WORKER_MAX) */
+		if (m->ok && m->late_put && (e = queue_msg_late_put(m)) != 0) {
+			unlink(m->qpath);
+			queue_msg_failed(m, e);
+		}
 		if (m->ok && (e = journal_sync(m->q->j, m->pos)) != 0) {
 			unlink(m->qpath);
 			journal_gone(m->q->j, m->qid);
