@@ -685,6 +685,7 @@ journal_tombstone(const char *spool, const char *qid)
 
 struct jrec {
 	uint64_t	 id;
+	size_t		 seq;		/* order of reading: later wins */
 	const uint8_t	*data;		/* in a mapped segment */
 	uint64_t	 len;
 	bool		 gone;
@@ -701,6 +702,25 @@ jrec_cmp(const void *a, const void *b)
 	const struct jrec	*x = a, *y = b;
 
 	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* By id, then in the order read (qsort is not stable by itself). */
+static int
+jrec_order(const void *a, const void *b)
+{
+	const struct jrec	*x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int
+segno_cmp(const void *a, const void *b)
+{
+	const uint64_t	*x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
 }
 
 static struct jrec *
@@ -831,12 +851,8 @@ jrecover(struct journal *j, struct journal_recovery *rec, char *err,
 	closedir(d);
 	d = NULL;
 	/* oldest segment first: a later G cancels an earlier M */
-	for (i = 1; i < nseg; i++)
-		for (k = i; k > 0 && segnos[k - 1] > segnos[k]; k--) {
-			no = segnos[k];
-			segnos[k] = segnos[k - 1];
-			segnos[k - 1] = no;
-		}
+	if (nseg > 1)
+		qsort(segnos, nseg, sizeof(*segnos), segno_cmp);
 	if (nseg > 0 && (maps = calloc(nseg, sizeof(*maps))) == NULL)
 		goto oom;
 	for (i = 0; i < nseg; i++) {
@@ -878,45 +894,24 @@ jrecover(struct journal *j, struct journal_recovery *rec, char *err,
 					goto oom;
 				recs.v = nv;
 			}
-			recs.v[recs.n++] = (struct jrec){ .id = id,
-			    .data = e.data, .len = e.len,
+			recs.v[recs.n] = (struct jrec){ .id = id,
+			    .seq = recs.n, .data = e.data, .len = e.len,
 			    .gone = e.type == JOURNAL_T_GONE };
+			recs.n++;
 		}
 		if (off < maps[i].len)
 			rec->torn++;
 	}
 	/*
 	 * Keep the last entry of each id (a G after its M, or an M written
-	 * twice): a stable sort by id, then the last of each run wins.
+	 * twice): sorted by id and reading order, the last of each run wins.
 	 */
-	{
-		/* merge sort by (id, index): the entries are few per id */
-		struct jrec	*tmp;
-		size_t		 w, lo, mid, hi, a, b, t;
-
-		if (recs.n > 1 && (tmp = malloc(recs.n * sizeof(*tmp))) ==
-		    NULL)
-			goto oom;
-		for (w = 1; w < recs.n; w *= 2) {
-			for (lo = 0; lo < recs.n; lo += 2 * w) {
-				mid = lo + w < recs.n ? lo + w : recs.n;
-				hi = lo + 2 * w < recs.n ? lo + 2 * w : recs.n;
-				for (a = lo, b = mid, t = lo; t < hi; t++)
-					tmp[t] = a < mid && (b >= hi ||
-					    recs.v[a].id <= recs.v[b].id) ?
-					    recs.v[a++] : recs.v[b++];
-			}
-			memcpy(recs.v, tmp, recs.n * sizeof(*tmp));
-		}
-		if (recs.n > 1)
-			free(tmp);
-		for (i = 0, w = 0; i < recs.n; i++) {
-			if (i + 1 < recs.n && recs.v[i + 1].id == recs.v[i].id)
-				continue;	/* a later one wins */
-			recs.v[w++] = recs.v[i];
-		}
-		recs.n = w;
-	}
+	if (recs.n > 1)
+		qsort(recs.v, recs.n, sizeof(*recs.v), jrec_order);
+	for (i = 0, k = 0; i < recs.n; i++)
+		if (i + 1 == recs.n || recs.v[i + 1].id != recs.v[i].id)
+			recs.v[k++] = recs.v[i];
+	recs.n = k;
 	for (i = 0; i < ndel; i++)
 		if ((r = jrec_find(&recs, dels[i])) != NULL && !r->gone) {
 			r->gone = true;

@@ -774,7 +774,11 @@ queue_batch_get(struct queue *q, struct job_pool *pool)
 	for (i = 0; i < q->nbatches; i++)
 		if (q->batches[i].pool == pool)
 			b = &q->batches[i];
-	if (b == NULL && q->nbatches < QUEUE_BATCHES_MAX) {
+	if (b == NULL) {
+		/* one commit pool per loop, and loops are at most WORKER_MAX */
+		if (q->nbatches == QUEUE_BATCHES_MAX)
+			panic("queue: more commit pools than %d",
+			    QUEUE_BATCHES_MAX);
 		b = &q->batches[q->nbatches++];
 		b->q = q;
 		b->pool = pool;
@@ -880,22 +884,7 @@ queue_msg_commit(struct queue_msg *m, struct job_pool *pool, uint64_t sid,
 		m->ok = 1;
 	else
 		queue_msg_failed(m, e);
-	if ((b = queue_batch_get(m->q, pool != NULL ? pool : m->q->pool)) ==
-	    NULL) {
-		/* more loops than batches: wait here (never with WORKER_MAX) */
-		if (m->ok && m->late_put && (e = queue_msg_late_put(m)) != 0) {
-			unlink(m->qpath);
-			queue_msg_failed(m, e);
-		}
-		if (m->ok && (e = journal_sync(m->q->j, m->pos)) != 0) {
-			unlink(m->qpath);
-			journal_gone(m->q->j, m->qid);
-			queue_msg_failed(m, e);
-		}
-		m->done(m->arg, m->sid, m->ok != 0, m->qid);
-		queue_msg_free(m);
-		return;
-	}
+	b = queue_batch_get(m->q, pool != NULL ? pool : m->q->pool);
 	pthread_mutex_lock(&m->q->batch_mu);
 	*(b->head != NULL ? &b->tail->next : &b->head) = m;
 	b->tail = m;
