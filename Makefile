@@ -25,7 +25,7 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 # Debian packages: to build and run; and, in addition, to test.
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
 	     zlib1g-dev
-DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks python3 clang \
+DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
