@@ -2,7 +2,8 @@
 test_bdat.py - CHUNKING/BDAT (RFC 3030) and the NUL rule, at the byte
 level (raw socket client; neither smtplib nor swaks sends BDAT).
 Covers: CHUNKING on EHLO (and no BINARYMIME), one chunk, many chunks,
-chunks pipelined in one write, a chunk split across many writes, BDAT 0
+chunks pipelined in one write, 3 MB of chunks in one write, a chunk split
+across many writes, BDAT 0
 LAST, the size limit (552 after the whole chunk is read, session in
 step), RSET between chunks, DATA and RCPT after BDAT (503), BDAT out of
 sequence (503, its octets still read), bad arguments (501), NUL and bare
@@ -138,6 +139,44 @@ def test_chunk_split_across_writes(gw):
         c.send(msg[-1:])
         queued_id(c.reply().text)
     check_eq(delivered(gw), mxlib.expected_delivery(msg), "message")
+
+
+def test_large_chunks_pipelined(gw):
+    """About 3 MB in 1 MB chunks, all in one write: streamed to the spool
+    through the bounded input buffer, delivered intact."""
+    lines = [b"%07d %s" % (i, b"y" * 70) for i in range(40000)]
+    msg = b"Subject: large\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    step = 1 << 20
+    parts = [msg[i:i + step] for i in range(0, len(msg), step)]
+    wire = b"".join(b"BDAT %d%s\r\n" % (len(p), b" LAST" if k ==
+                    len(parts) - 1 else b"") + p
+                    for k, p in enumerate(parts))
+    with mxlib.session(gw, timeout_s=30) as c:
+        envelope(c)
+        c.send(wire)
+        for p in parts[:-1]:
+            c.expect(f"250 2.0.0 {len(p)} octets received")
+        queued_id(c.reply().text)
+    got, want = delivered(gw), mxlib.expected_delivery(msg)
+    diff = next((i for i, (x, y) in enumerate(zip(got, want)) if x != y),
+                min(len(got), len(want)))
+    check(got == want, f"large message: {len(got)} bytes delivered, "
+          f"{len(want)} expected, first difference at {diff}")
+
+
+def test_end_of_data_mark_in_chunk_is_content(gw):
+    """<CRLF>.<CRLF> means nothing inside a chunk: what follows it is
+    message content, never commands (no smuggling through BDAT)."""
+    msg = (b"Subject: s\r\n\r\nbody\r\n.\r\nMAIL FROM:<evil@remote.test>"
+           b"\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nevil\r\n")
+    with mxlib.session(gw) as c:
+        envelope(c)
+        queued_id(_send_last(c, msg))
+        c.expect("250 2.0.0 Ok", "NOOP")
+    check_eq(delivered(gw), mxlib.expected_delivery(msg), "message")
+    check_eq(gw.maildir_files("example.test", "bob"), [], "bob")
+    check(not gw.events("mail", **{"from": "<evil@remote.test>"}),
+          "a command inside a chunk was run")
 
 
 def test_bdat_zero_last_alone(gw):
