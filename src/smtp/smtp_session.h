@@ -59,7 +59,7 @@ struct smtp_chunk {
 	bool			 last;		/* BDAT n LAST */
 	uint64_t		 len;		/* its chunk-size */
 	uint64_t		 left;		/* octets still to read */
-	enum reply_id		 refuse;	/* R_NONE, or the reply once read */
+	enum reply_id		 refuse;	/* R_NONE, or the answer after */
 	enum smtp_state		 resume;	/* the state after a 503 */
 };
 
@@ -84,7 +84,7 @@ struct smtp_tx {
 	bool			 line_too_long;
 	bool			 too_big;
 	bool			 io_error;
-	bool			 bdat;		/* BDAT began: no DATA, no RCPT */
+	bool			 bdat;		/* BDAT began: no DATA/RCPT */
 };
 
 struct smtp_session {

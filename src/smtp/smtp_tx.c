@@ -238,6 +238,8 @@ smtp_tx_bdat(struct smtp_session *s, struct span arg)
 		smtp_error(s, R_BDAT_SYNTAX);
 		return;
 	}
+	smtp_log(s, LOG_LVL_DEBUG, "bdat", "size=%" PRIu64 " last=%s", len,
+	    last ? "yes" : "no");
 	*ck = (struct smtp_chunk){ .reading = true, .last = last,
 	    .len = len, .left = len, .refuse = R_NONE, .resume = s->state };
 	if (s->state != ST_RCPT)
