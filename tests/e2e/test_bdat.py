@@ -3,13 +3,13 @@ test_bdat.py - CHUNKING/BDAT (RFC 3030) and the NUL rule, at the byte
 level (raw socket client; neither smtplib nor swaks sends BDAT).
 Covers: CHUNKING on EHLO (and no BINARYMIME), one chunk, many chunks,
 chunks pipelined in one write, 3 MB of chunks in one write, a chunk split
-across many writes, BDAT 0
-LAST, the size limit (552 after the whole chunk is read, session in
-step), RSET between chunks, DATA and RCPT after BDAT (503), BDAT out of
-sequence (503, its octets still read), bad arguments (501), NUL and bare
-LF in chunks, the header-size limit, an acknowledged message surviving
-kill -9, and forwarding to a next hop with CHUNKING (BDAT, raw) and
-without it (DATA, dot-stuffed).
+across many writes, BDAT 0 LAST, the size limit (552 after the whole
+chunk is read, session in step), RSET between chunks, DATA and RCPT after
+BDAT (503), BDAT out of sequence (503, its octets still read), bad
+arguments (501), NUL and bare CR/LF in chunks, an end-of-data mark inside
+a chunk, the header-size limit, an acknowledged message surviving kill -9,
+chunks under STARTTLS, and forwarding to a next hop with CHUNKING (BDAT,
+raw) and without it (DATA, dot-stuffed).
 """
 
 from __future__ import annotations
@@ -413,3 +413,19 @@ def test_forward_without_chunking_uses_data(ctx, gw_factory):
                   f"{rec.wire!r}")
     finally:
         sink.stop()
+
+
+def test_chunks_under_starttls(gw_factory):
+    """The TLS bufferevent path: chunks pipelined after STARTTLS."""
+    from test_tls_auth import raw, tls_gateway
+    gw = tls_gateway(gw_factory, submission=False, users_file=False)
+    msg = dotty_message("tls")
+    with raw(gw, tls=True) as c:
+        c.send(b"MAIL FROM:<x@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
+               + b"BDAT 7\r\n" + msg[:7]
+               + b"BDAT %d LAST\r\n" % (len(msg) - 7) + msg[7:])
+        c.expect("250 2.1.0 Ok")
+        c.expect("250 2.1.5 Ok")
+        c.expect("250 2.0.0 7 octets received")
+        queued_id(c.reply().text)
+    check_eq(delivered(gw), mxlib.expected_delivery(msg), "message")
