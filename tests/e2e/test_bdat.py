@@ -9,7 +9,7 @@ BDAT (503), BDAT out of sequence (503, its octets still read), bad
 arguments (501), NUL and bare CR/LF in chunks, an end-of-data mark inside
 a chunk, the header-size limit, an acknowledged message surviving kill -9,
 chunks under STARTTLS, and forwarding to a next hop with CHUNKING (BDAT,
-raw) and without it (DATA, dot-stuffed).
+raw), without it (DATA, dot-stuffed), and to LMTP (DATA).
 """
 
 from __future__ import annotations
@@ -362,12 +362,13 @@ def test_acknowledged_survives_kill9(gw_factory):
     check_eq(delivered(gw), mxlib.expected_delivery(msg), "message")
 
 
-def relay_gw(ctx, gw_factory, chunking: bool):
-    name = "chunking" if chunking else "nochunking"
-    sink = peers.PySink(None, name, os.path.join(ctx.tmpdir, name))
+def relay_gw(ctx, gw_factory, chunking: bool, lmtp: bool = False):
+    name = ("lmtp" if lmtp else "smtp") + ("_chunking" if chunking else "")
+    sink = peers.PySink(None, name, os.path.join(ctx.tmpdir, name), lmtp)
     sink.chunking = chunking
     sink.start()
-    gw = gw_factory(config={"next_hop": f"smtp:127.0.0.1:{sink.port}",
+    kind = "lmtp" if lmtp else "smtp"
+    gw = gw_factory(config={"next_hop": f"{kind}:127.0.0.1:{sink.port}",
                             "retry_min": "1s", "retry_max": "2s",
                             "relayhost": "127.0.0.1:%d" % mxlib.free_port()})
     return sink, gw
@@ -429,3 +430,16 @@ def test_chunks_under_starttls(gw_factory):
         c.expect("250 2.0.0 7 octets received")
         queued_id(c.reply().text)
     check_eq(delivered(gw), mxlib.expected_delivery(msg), "message")
+
+
+def test_lmtp_stays_on_data(ctx, gw_factory):
+    """LMTP next hops get DATA even when they offer CHUNKING."""
+    sink, gw = relay_gw(ctx, gw_factory, True, lmtp=True)
+    try:
+        msg = dotty_message("lmtp")
+        send_bdat_message(gw, msg)
+        rec = sink.wait_messages(1, WAIT)[0]
+        check_eq(rec.verb, "DATA", "how the LMTP next hop got the data")
+        check_eq(mxlib.split_received(rec.data)[1], msg, "message")
+    finally:
+        sink.stop()
