@@ -7,7 +7,8 @@ across many writes, BDAT 0 LAST, the size limit (552 after the whole
 chunk is read, session in step), RSET between chunks, DATA and RCPT after
 BDAT (503), BDAT out of sequence (503, its octets still read), bad
 arguments (501), NUL and bare CR/LF in chunks, an end-of-data mark inside
-a chunk, the header-size limit, an acknowledged message surviving kill -9,
+a chunk, the header-size limit, the discard policy, an acknowledged
+message surviving kill -9,
 chunks under STARTTLS, and forwarding to a next hop with CHUNKING (BDAT,
 raw), without it (DATA, dot-stuffed), and to LMTP (DATA).
 """
@@ -177,6 +178,29 @@ def test_end_of_data_mark_in_chunk_is_content(gw):
     check_eq(gw.maildir_files("example.test", "bob"), [], "bob")
     check(not gw.events("mail", **{"from": "<evil@remote.test>"}),
           "a command inside a chunk was run")
+
+
+def test_discard_policy(gw_factory):
+    """Under discard: a pipelined group with a discarded and a valid
+    recipient, then a transaction whose only recipient is discarded
+    (the same 250 with an id, nothing stored)."""
+    gw = gw_factory(config={"unknown_recipient": "discard"})
+    msg = dotty_message("discard")
+    with mxlib.session(gw) as c:
+        c.send(b"MAIL FROM:<x@remote.test>\r\nRCPT TO:<nobody@example.test>"
+               b"\r\nRCPT TO:<alice@example.test>\r\n"
+               + b"BDAT %d LAST\r\n" % len(msg) + msg)
+        c.expect("250 2.1.0 Ok")
+        c.expect("250 2.1.5 Ok")
+        c.expect("250 2.1.5 Ok")
+        queued_id(c.reply().text)
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+        c.expect("250 2.1.5 Ok", "RCPT TO:<nobody2@example.test>")
+        c.send(b"BDAT 4\r\nab\r\n")
+        c.expect("250 2.0.0 4 octets received")
+        qid = queued_id(_send_last(c, b"cd\r\n"))
+    check_eq(delivered(gw), mxlib.expected_delivery(msg), "alice's message")
+    gw.wait_event("discarded", id=qid)
 
 
 def test_bdat_zero_last_alone(gw):
