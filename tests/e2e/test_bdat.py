@@ -8,9 +8,9 @@ chunk is read, session in step), RSET between chunks, DATA and RCPT after
 BDAT (503), BDAT out of sequence (503, its octets still read), bad
 arguments (501), NUL and bare CR/LF in chunks, an end-of-data mark inside
 a chunk, the header-size limit, the discard policy, an acknowledged
-message surviving kill -9,
-chunks under STARTTLS, and forwarding to a next hop with CHUNKING (BDAT,
-raw), without it (DATA, dot-stuffed), and to LMTP (DATA).
+message surviving kill -9, chunks under STARTTLS, and forwarding to a
+next hop with CHUNKING (BDAT, raw), without it (DATA, dot-stuffed), and
+to LMTP (DATA).
 """
 
 from __future__ import annotations
