@@ -192,6 +192,10 @@ const struct conf_key conf_keys[] = {
 	{ "passwd_file", CT_OPTPATH, G(passwd_file), 0, "", 0, 0,
 	  "AUTH users: one user:hash a line, from `mxgate passwd USER`; "
 	  "relative to the config file's folder" },
+	/* envelope syntax (issue 12, point 9) */
+	{ "envelope_syntax", CT_ENVSYNTAX, G(envelope_lenient), 0, "strict",
+	  0, 0, "MAIL FROM/RCPT TO paths: strict (<user@dom> only) or "
+	  "lenient (also a bare user@dom, without parameters)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -224,6 +228,10 @@ struct conf_word {
 static const struct conf_word conf_bool_words[] = {
 	{ "yes", 1 }, { "no", 0 }, { "true", 1 }, { "false", 0 },
 	{ "on", 1 }, { "off", 0 }, { "1", 1 }, { "0", 0 }, { NULL, 0 }
+};
+
+static const struct conf_word conf_envsyntax_words[] = {
+	{ "strict", 0 }, { "lenient", 1 }, { NULL, 0 }
 };
 
 static const struct conf_word conf_unknown_words[] = {
@@ -543,6 +551,24 @@ conf_set_unknown(const struct conf_key *k, const char *val, void *field,
 		return -1;
 	}
 	*(enum unknown_policy *)field = (enum unknown_policy)v;
+	return 0;
+}
+
+static int
+conf_set_envsyntax(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	int	v;
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_word_find(conf_envsyntax_words, val, &v) == -1) {
+		(void)buf_addf(why, "expected strict or lenient, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	*(bool *)field = v != 0;
 	return 0;
 }
 
@@ -1302,6 +1328,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_TLSPROTO] = { "versions", conf_set_tlsproto, NULL },
 	[CT_TEXT] =	{ "text", conf_set_text, conf_free_str },
 	[CT_LISTENS] =	{ "addresses", conf_set_listens, conf_free_listens },
+	[CT_ENVSYNTAX] = { "strict/lenient", conf_set_envsyntax, NULL },
 };
 
 void

@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	61	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	62	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -30,6 +30,7 @@ enum conf_type {
 	CT_UNKNOWN, CT_HOP, CT_DELIM, CT_SIZE, CT_UINT, CT_LOGLEVEL, CT_BOOL,
 	CT_MSEC, CT_HOSTPORT, CT_RATE, CT_REPLY, CT_USER, CT_OPTPATH,
 	CT_TLSPROTO, CT_TEXT, CT_LISTENS,
+	CT_ENVSYNTAX,
 	CT_COUNT
 };
 

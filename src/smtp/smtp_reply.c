@@ -111,6 +111,10 @@ static const struct smtp_reply replies[R_MAX] = {
 	[R_AUTH_TEMP]	= { 454, "4.7.0", "Temporary authentication failure",
 	    false },
 	[R_AUTH_REQUIRED] = { 530, "5.7.0", "Authentication required", false },
+	/* RFC 6531 3.5: a non-ASCII address and SMTPUTF8 (RFC 6531 3.2) */
+	[R_UTF8_BAD]	= { 553, "5.6.7", "Address is not valid UTF-8", false },
+	[R_UTF8_NEEDED]	= { 553, "5.6.7",
+	    "Non-ASCII address needs MAIL FROM with SMTPUTF8", false },
 };
 
 const struct smtp_reply *

@@ -78,6 +78,8 @@ enum reply_id {
 	R_AUTH_TOO_LONG,
 	R_AUTH_TEMP,		/* 454: verification unavailable */
 	R_AUTH_REQUIRED,	/* 530 5.7.0: submission without AUTH */
+	R_UTF8_BAD,		/* 553 5.6.7: 8-bit path, not UTF-8 */
+	R_UTF8_NEEDED,		/* 553 5.6.7: UTF-8 path, no SMTPUTF8 */
 	R_MAX
 };
 

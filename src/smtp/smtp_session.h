@@ -74,6 +74,7 @@ struct smtp_tx {
 	bool			 line_too_long;
 	bool			 too_big;
 	bool			 io_error;
+	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 };
 
 struct smtp_session {

@@ -123,6 +123,7 @@ class Received:
     client: str = ""
     helo: str = ""
     when: float = field(default_factory=time.monotonic)
+    mail_arg: str = ""  # the MAIL argument as sent, e.g. "FROM:<a@b> SIZE=9"
 
     def message(self) -> email.message.Message:
         return email.message_from_bytes(self.data,
@@ -194,6 +195,7 @@ class PySink:
       data_reply: the reply to the final ".", or a function(addr) -> reply
                   (called once per recipient in LMTP mode, with "" in SMTP)
       data_delay: seconds to wait before that reply (a slow next hop)
+      ehlo_extra: more EHLO keywords to offer, e.g. ["SMTPUTF8"]
     messages: transactions whose final 250 was sent on an open
     connection; pending: how many have all their data and await the reply.
     """
@@ -210,6 +212,7 @@ class PySink:
         self.mail_reply = "250 2.1.0 Ok"
         self.data_reply: str | Callable[[str], str] = "250 2.0.0 Ok: queued"
         self.data_delay = 0.0
+        self.ehlo_extra: list[str] = []
         self.lock = threading.Lock()
         self.messages: list[Received] = []
         self.refused: list[tuple[str, str]] = []  # (command, reply) 4xx/5xx
@@ -299,7 +302,7 @@ class PySink:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         peer = writer.get_extra_info("peername") or ("?", 0)
-        st = {"from": None, "rcpts": [], "helo": ""}
+        st = {"from": None, "rcpts": [], "helo": "", "mail_arg": ""}
 
         def say(line: str) -> None:
             writer.write(line.encode("latin-1") + b"\r\n")
@@ -315,7 +318,8 @@ class PySink:
                 if verb == ("LHLO" if self.lmtp else "EHLO"):
                     st["helo"] = arg
                     say("250-pysink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                        "250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600")
+                        + "".join(f"250-{k}\r\n" for k in self.ehlo_extra)
+                        + "250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600")
                 elif verb == "HELO" and not self.lmtp:
                     st["helo"] = arg
                     say("250 pysink.test")
@@ -323,6 +327,7 @@ class PySink:
                     r = self._answer("mail_reply", "250 2.1.0 Ok", arg)
                     if r.startswith("2"):
                         st["from"], st["rcpts"] = _strip_path(arg), []
+                        st["mail_arg"] = arg
                     say(r)
                 elif verb == "RCPT":
                     addr = _strip_path(arg)
@@ -375,7 +380,7 @@ class PySink:
                 break
             lines.append(raw[1:] if raw.startswith(b".") else raw)
         rec = Received(st["from"], list(st["rcpts"]), b"".join(lines),
-                       f"{peer[0]}", st["helo"])
+                       f"{peer[0]}", st["helo"], mail_arg=st["mail_arg"])
         with self.lock:
             self.pending += 1
         try:
