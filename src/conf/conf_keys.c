@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/utf8.h"
 #include "conf_keys.h"
 
 #define CONF_LISTEN_TEXT_MAX	(INET6_ADDRSTRLEN + 8) /* "[v6]:65535" */
@@ -324,6 +325,35 @@ conf_domain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1])
 		return -1;			/* "a.." or "a-" */
 	out[len] = '\0';
 	return (int)len;
+}
+
+int
+conf_udomain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1])
+{
+	size_t	i, label = 0;
+	int	n;
+
+	if (utf8_is_ascii((const uint8_t *)s, len))
+		return conf_domain_norm(s, len, out);
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	n = utf8_nfc((const uint8_t *)s, len, true, (uint8_t *)out,
+	    CONF_NAME_MAX);
+	if (n <= 0 || (size_t)n > len)
+		return -1;
+	/* labels of letters, digits, '-' (not at an end) and UTF-8 */
+	for (i = 0; i <= (size_t)n; i++) {
+		if (i == (size_t)n || out[i] == '.') {
+			if (label == 0 || out[i - 1] == '-')
+				return -1;
+			label = 0;
+		} else if ((out[i] == '-' && label == 0) ||
+		    ++label > CONF_LABEL_MAX || (!conf_isalnum(out[i]) &&
+		    out[i] != '-' && !((unsigned char)out[i] & 0x80)))
+			return -1;
+	}
+	out[n] = '\0';
+	return n;
 }
 
 /* Leading decimal digits of s; -1 if none or over UINT64_MAX. */
@@ -1192,7 +1222,7 @@ conf_domains_add(struct domain_conf *v, size_t n, const char *item,
 	char	norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF];
 	size_t	i;
 
-	if (conf_domain_norm(item, len, norm) == -1) {
+	if (conf_udomain_norm(item, len, norm) == -1) {
 		(void)buf_addf(why, "%s is not a valid domain name",
 		    conf_quote(qb, sizeof(qb), item, len));
 		return -1;

@@ -73,6 +73,11 @@ int	conf_key_find(const char *name);
  * '-'; labels 1..63; total <= 255).  Length written to out, or -1. */
 int	conf_domain_norm(const char *s, size_t len,
 	    char out[CONF_NAME_MAX + 1]);
+/* The same for a domain we accept mail for, which may also be made of
+ * U-labels (RFC 6531 3.3): strict UTF-8, stored in NFC and lower case as
+ * RCPT keys are; -1 also if that form is longer than as written. */
+int	conf_udomain_norm(const char *s, size_t len,
+	    char out[CONF_NAME_MAX + 1]);
 /* 'value' for a message: capped, non-printable bytes as \xHH. */
 const char *conf_quote(char *dst, size_t dstlen, const char *s, size_t len);
 #define CONF_QUOTE_BUF	(CONF_QUOTE_MAX * 4 + 8)

@@ -253,3 +253,28 @@ def test_ascii_message_with_smtputf8_goes_anywhere(ctx, gw_factory):
         check("SMTPUTF8" not in rec.mail_arg.upper(),
               f"MAIL with SMTPUTF8 to a hop without it: {rec.mail_arg!r}")
         check_eq(rec.rcpts, ["alice@example.test"], "recipients")
+
+
+def test_ulabel_domain(gw_factory):
+    """A domain of U-labels in `domains`, written in NFD and capitals:
+    one of ours in any normal form and case, looked up and delivered
+    under its NFC lower-case name; without SMTPUTF8 it is refused."""
+    dom_conf = unicodedata.normalize("NFD", "B\u00dcCHER.test")
+    dom = "b\u00fccher.test"
+    gw = gw_factory(start=False,
+                    config={"domains": f"example.test, {dom_conf}"})
+    gw.write_users(text=u8(f"alice@example.test\n\u00e5sa@{dom}\n"))
+    gw.start()
+    with mxlib.session(gw) as c:
+        c.expect(UTF8_NEEDED, u8(f"MAIL FROM:<x@{dom}>"))
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test> SMTPUTF8")
+        c.expect("250 2.1.5 Ok", u8(f"RCPT TO:<\u00e5sa@{dom}>"))
+        c.expect("250 2.1.5 Ok", u8("RCPT TO:<a\u030asa@B\u00dcCHER.TEST>"))
+        c.expect("550 5.1.1 *", u8(f"RCPT TO:<nobody@{dom}>"))
+        c.expect("554 5.7.1 *", u8("RCPT TO:<\u00e5sa@b\u00fccher.example>"))
+        c.expect("354 *", "DATA")
+        c.send(message("ulabel") + b".\r\n")
+        c.expect("250 2.0.0 Ok: queued as *")
+        c.expect("221 *", "QUIT")
+    gw.wait_maildir(dom, "\u00e5sa")
+    check_eq(len(gw.maildir_files(dom, "\u00e5sa")), 1, "files delivered")
