@@ -9,7 +9,9 @@ part found in the users file in NFC and NFD alike, listed once in either
 form, and delivered to one mailbox; the Received header's UTF8SMTP; a
 next hop offering SMTPUTF8 gets MAIL ... SMTPUTF8; one not offering it
 gets nothing and the sender a report (5.6.7), behind the backscatter
-guard; an all-ASCII message received with SMTPUTF8 goes to any hop.
+guard; an all-ASCII message received with SMTPUTF8 goes to any hop;
+U-label domains in `domains`; smtplib with SMTPUTF8 over STARTTLS gets
+"with UTF8SMTPS".
 """
 
 from __future__ import annotations
@@ -278,3 +280,26 @@ def test_ulabel_domain(gw_factory):
         c.expect("221 *", "QUIT")
     gw.wait_maildir(dom, "\u00e5sa")
     check_eq(len(gw.maildir_files(dom, "\u00e5sa")), 1, "files delivered")
+
+
+def test_received_utf8smtps_over_tls(gw_factory):
+    """Python's smtplib with SMTPUTF8 after STARTTLS: "with UTF8SMTPS"
+    (RFC 6531 3.7.3), the UTF-8 sender kept as sent."""
+    import test_tls_auth as tls
+    gw = tls.tls_gateway(gw_factory, submission=False, users_file=False)
+    s = mxlib.smtp_client(gw)
+    try:
+        s.ehlo()
+        s.starttls(context=tls.client_context(gw))
+        s.ehlo()
+        check(s.has_extn("smtputf8"), f"no SMTPUTF8 in {s.esmtp_features}")
+        s.sendmail(f"{NFC}@remote.test", ["alice@example.test"],
+                   message("tls-utf8", header=f"X-Name: {NFC}"),
+                   mail_options=["SMTPUTF8"])
+        s.quit()
+    finally:
+        s.close()
+    hdr = tls.received_of(gw, "alice")
+    check(re.search(r"with UTF8SMTPS \(TLSv1\.[23] ", hdr),
+          f"Received lacks 'with UTF8SMTPS': {hdr!r}")
+    gw.wait_event("mail", smtputf8="yes")
