@@ -2,7 +2,7 @@
 # `make test` first install what is missing (Debian packages only).
 
 CC	?= cc
-PKGS	 = libevent libevent_pthreads libevent_openssl openssl zlib
+PKGS	 = libevent libevent_pthreads libevent_openssl openssl zlib libutf8proc
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c17 -D_GNU_SOURCE -DMXGATE_TLS -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-result \
@@ -24,7 +24,7 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 # Debian packages: to build and run; and, in addition, to test.
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
-	     zlib1g-dev
+	     zlib1g-dev libutf8proc-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
 

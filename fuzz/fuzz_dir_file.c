@@ -3,7 +3,8 @@
  * The input is tried as one line (dir_file_parse_line: spans in bounds,
  * sizes within RFC 5321) and as a whole file (dir_file_load_mem, both
  * case modes): a file with a bad line must fail with an error, and every
- * good line's key must then be found in the table.
+ * good line's key must then be found in the table (a UTF-8 line's in NFC:
+ * one whose normal form is longer than its text is a bad line too).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +48,18 @@ fuzz_dir_check_line(const uint8_t *p, size_t len, enum parse_rc rc,
 		abort();
 }
 
+/* A UTF-8 line loads if its key in NFC is no longer than as written. */
+static bool
+fuzz_dir_nfc_fits(const uint8_t *p, const struct dir_file_line *ln)
+{
+	uint8_t	key[DIR_FILE_KEY_MAX];
+	size_t	klen;
+
+	klen = dir_file_key_utf8(p + ln->loff, ln->llen, p + ln->doff,
+	    ln->dlen, false, key);
+	return klen > 0 && klen <= ln->llen + 1 + ln->dlen;
+}
+
 static uint8_t
 fuzz_dir_lower(uint8_t c)
 {
@@ -71,6 +84,14 @@ fuzz_dir_check_table(const struct dir_file *f, const uint8_t *p,
 		if (ln.empty)
 			continue;
 		klen = ln.llen + 1 + ln.dlen;
+		if (ln.utf8) {
+			klen = dir_file_key_utf8(p + r + ln.loff, ln.llen,
+			    p + r + ln.doff, ln.dlen, local_case, key);
+			if (klen == 0 || !dir_file_has(f, key, klen))
+				abort();
+			nkeys++;
+			continue;
+		}
 		for (i = 0; i < klen; i++)
 			key[i] = local_case && i < ln.llen ?
 			    p[r + ln.loff + i] :
@@ -103,7 +124,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		end = nl != NULL ? (size_t)(nl - data) : size;
 		rc = dir_file_parse_line(data + r, end - r, &ln);
 		fuzz_dir_check_line(data + r, end - r, rc, &ln);
-		bad = rc != PARSE_OK;
+		bad = rc != PARSE_OK || (ln.utf8 && !fuzz_dir_nfc_fits(data + r,
+		    &ln));
 	}
 	for (mode = 0; mode < 2; mode++) {
 		nerr = 0;

@@ -1,9 +1,11 @@
 /*
  * fuzz_smtp_parse.c - libFuzzer target for src/smtp/smtp_parse.c.
  * Feeds every input to the command-line, MAIL, RCPT and path parsers
- * (null path allowed and not) and checks what they promise: spans inside
- * the input, lengths within the named limits, smtp_local_canon never
- * writing past its bound.  Untrusted: the whole input.
+ * (null path allowed and not; strict and lenient envelope syntax) and
+ * checks what they promise: spans inside the input, lengths within the
+ * named limits, smtp_local_canon never writing past its bound, a UTF-8
+ * address only when its bytes are strict UTF-8, lenient accepting all
+ * strict accepts.  Untrusted: the whole input.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/utf8.h"
 #include "smtp/smtp_parse.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -51,6 +54,25 @@ fz_canon(const struct smtp_addr *a, size_t outlen)
 	fz_require(smtp_local_canon(a, out, SMTP_LOCAL_MAX) >= 0);
 }
 
+/* Every non-ASCII byte of s is part of a strict UTF-8 character. */
+static bool
+fz_utf8_ok(struct span s)
+{
+	size_t	i = 0;
+	int	n;
+
+	while (i < s.len) {
+		if (s.p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((n = utf8_char(s.p + i, s.len - i)) <= 0)
+			return false;
+		i += (size_t)n;
+	}
+	return true;
+}
+
 static void
 fz_addr(const struct smtp_addr *a, const uint8_t *p, size_t len,
     bool allow_null, size_t outlen)
@@ -67,9 +89,11 @@ fz_addr(const struct smtp_addr *a, const uint8_t *p, size_t len,
 		fz_require(a->domain.len > 0);
 		fz_require(a->quoted ? a->local.len >= 2 : a->local.len > 0);
 		fz_require(a->domain.p[-1] == '@');
-		fz_require(a->domain.p[a->domain.len] == '>');
 		fz_require(!a->literal || a->domain.p[0] == '[');
 	}
+	fz_require(fz_utf8_ok(a->local) && fz_utf8_ok(a->domain));
+	fz_require(a->utf8 == (!utf8_is_ascii(a->local.p, a->local.len) ||
+	    !utf8_is_ascii(a->domain.p, a->domain.len)));
 	fz_canon(a, outlen);
 }
 
@@ -100,6 +124,7 @@ fz_path(const uint8_t *p, size_t len, size_t outlen)
 	rcnull = smtp_parse_path(p, len, true, &b);
 	if (rc == PARSE_OK) {
 		fz_require(len <= SMTP_PATH_MAX && p[len - 1] == '>');
+		fz_require(a.domain.p[a.domain.len] == '>');
 		fz_addr(&a, p, len, false, outlen);
 		fz_require(rcnull == PARSE_OK && !b.null);
 	}
@@ -110,19 +135,36 @@ fz_path(const uint8_t *p, size_t len, size_t outlen)
 }
 
 static void
-fz_arg(const uint8_t *p, size_t len, bool mail, size_t outlen)
+fz_arg(const uint8_t *p, size_t len, bool mail, bool lenient, size_t outlen)
 {
-	struct smtp_path_arg	arg;
+	struct smtp_path_arg	arg, strict;
 	enum parse_rc		rc;
 	size_t			k;
 
-	rc = mail ? smtp_parse_mail_arg(p, len, &arg) :
-	    smtp_parse_rcpt_arg(p, len, &arg);
+	rc = smtp_parse_path_arg(p, len, (mail ? SMTP_PA_MAIL : 0) |
+	    (lenient ? SMTP_PA_LENIENT : 0), &arg);
 	fz_require((rc == PARSE_OK) == (arg.err == SMTP_ARG_OK));
 	fz_require(rc == PARSE_OK || rc == PARSE_BAD || rc == PARSE_TOOLONG);
+	if (lenient && (mail ? smtp_parse_mail_arg(p, len, &strict) :
+	    smtp_parse_rcpt_arg(p, len, &strict)) == PARSE_OK)
+		fz_require(rc == PARSE_OK && !arg.bare &&
+		    arg.addr.local.p == strict.addr.local.p &&
+		    arg.addr.domain.len == strict.addr.domain.len &&
+		    arg.nparams == strict.nparams);
 	if (rc != PARSE_OK)
 		return;
+	fz_require(lenient || !arg.bare);
 	fz_addr(&arg.addr, p, len, mail, outlen);
+	if (arg.bare) {
+		const uint8_t *e = arg.addr.domain.p + arg.addr.domain.len;
+
+		/* a bare address: nothing after it but blanks */
+		fz_require(arg.nparams == 0 && !arg.addr.null &&
+		    !arg.addr.routed);
+		for (; e < p + len; e++)
+			fz_require(*e == ' ');
+	} else if (!arg.addr.null)
+		fz_require(arg.addr.domain.p[arg.addr.domain.len] == '>');
 	fz_require(arg.nparams <= SMTP_PARAMS_MAX);
 	for (k = 0; k < arg.nparams; k++) {
 		fz_require(arg.params[k].key.len > 0);
@@ -141,7 +183,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fz_cmdline(data, size);
 	fz_path(data, size, outlen);
-	fz_arg(data, size, true, outlen);
-	fz_arg(data, size, false, outlen);
+	fz_arg(data, size, true, false, outlen);
+	fz_arg(data, size, false, false, outlen);
+	fz_arg(data, size, true, true, outlen);
+	fz_arg(data, size, false, true, outlen);
 	return 0;
 }

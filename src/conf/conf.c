@@ -183,7 +183,7 @@ conf_parse_section(struct conf_ld *ld, char *s, unsigned line)
 		(void)conf_scope_add(ld, NULL, line);
 		return;
 	}
-	if ((n = conf_domain_norm(name, nlen, norm)) == -1) {
+	if ((n = conf_udomain_norm(name, nlen, norm)) == -1) {
 		conf_msg(ld, line, "invalid domain name %s in section header",
 		    conf_quote(qb, sizeof(qb), name, nlen));
 		(void)conf_scope_add(ld, NULL, line);

@@ -156,6 +156,8 @@ struct config {
 	bool			 auth_on_smtp;	/* AUTH on `listen` too */
 	char			*passwd_file;	/* absolute; NULL: none */
 
+	bool			 envelope_lenient; /* envelope_syntax */
+
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */
 	size_t			 ndomains;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/utf8.h"
 #include "conf_keys.h"
 
 #define CONF_LISTEN_TEXT_MAX	(INET6_ADDRSTRLEN + 8) /* "[v6]:65535" */
@@ -192,6 +193,10 @@ const struct conf_key conf_keys[] = {
 	{ "passwd_file", CT_OPTPATH, G(passwd_file), 0, "", 0, 0,
 	  "AUTH users: one user:hash a line, from `mxgate passwd USER`; "
 	  "relative to the config file's folder" },
+	/* envelope syntax (issue 12, point 9) */
+	{ "envelope_syntax", CT_ENVSYNTAX, G(envelope_lenient), 0, "strict",
+	  0, 0, "MAIL FROM/RCPT TO paths: strict (<user@dom> only) or "
+	  "lenient (also a bare user@dom, without parameters)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -224,6 +229,10 @@ struct conf_word {
 static const struct conf_word conf_bool_words[] = {
 	{ "yes", 1 }, { "no", 0 }, { "true", 1 }, { "false", 0 },
 	{ "on", 1 }, { "off", 0 }, { "1", 1 }, { "0", 0 }, { NULL, 0 }
+};
+
+static const struct conf_word conf_envsyntax_words[] = {
+	{ "strict", 0 }, { "lenient", 1 }, { NULL, 0 }
 };
 
 static const struct conf_word conf_unknown_words[] = {
@@ -316,6 +325,35 @@ conf_domain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1])
 		return -1;			/* "a.." or "a-" */
 	out[len] = '\0';
 	return (int)len;
+}
+
+int
+conf_udomain_norm(const char *s, size_t len, char out[CONF_NAME_MAX + 1])
+{
+	size_t	i, label = 0;
+	int	n;
+
+	if (utf8_is_ascii((const uint8_t *)s, len))
+		return conf_domain_norm(s, len, out);
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	n = utf8_nfc((const uint8_t *)s, len, true, (uint8_t *)out,
+	    CONF_NAME_MAX);
+	if (n <= 0 || (size_t)n > len)
+		return -1;
+	/* labels of letters, digits, '-' (not at an end) and UTF-8 */
+	for (i = 0; i <= (size_t)n; i++) {
+		if (i == (size_t)n || out[i] == '.') {
+			if (label == 0 || out[i - 1] == '-')
+				return -1;
+			label = 0;
+		} else if ((out[i] == '-' && label == 0) ||
+		    ++label > CONF_LABEL_MAX || (!conf_isalnum(out[i]) &&
+		    out[i] != '-' && !((unsigned char)out[i] & 0x80)))
+			return -1;
+	}
+	out[n] = '\0';
+	return n;
 }
 
 /* Leading decimal digits of s; -1 if none or over UINT64_MAX. */
@@ -543,6 +581,24 @@ conf_set_unknown(const struct conf_key *k, const char *val, void *field,
 		return -1;
 	}
 	*(enum unknown_policy *)field = (enum unknown_policy)v;
+	return 0;
+}
+
+static int
+conf_set_envsyntax(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	int	v;
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_word_find(conf_envsyntax_words, val, &v) == -1) {
+		(void)buf_addf(why, "expected strict or lenient, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	*(bool *)field = v != 0;
 	return 0;
 }
 
@@ -1166,7 +1222,7 @@ conf_domains_add(struct domain_conf *v, size_t n, const char *item,
 	char	norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF];
 	size_t	i;
 
-	if (conf_domain_norm(item, len, norm) == -1) {
+	if (conf_udomain_norm(item, len, norm) == -1) {
 		(void)buf_addf(why, "%s is not a valid domain name",
 		    conf_quote(qb, sizeof(qb), item, len));
 		return -1;
@@ -1302,6 +1358,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_TLSPROTO] = { "versions", conf_set_tlsproto, NULL },
 	[CT_TEXT] =	{ "text", conf_set_text, conf_free_str },
 	[CT_LISTENS] =	{ "addresses", conf_set_listens, conf_free_listens },
+	[CT_ENVSYNTAX] = { "strict/lenient", conf_set_envsyntax, NULL },
 };
 
 void

@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	61	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	62	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -30,6 +30,7 @@ enum conf_type {
 	CT_UNKNOWN, CT_HOP, CT_DELIM, CT_SIZE, CT_UINT, CT_LOGLEVEL, CT_BOOL,
 	CT_MSEC, CT_HOSTPORT, CT_RATE, CT_REPLY, CT_USER, CT_OPTPATH,
 	CT_TLSPROTO, CT_TEXT, CT_LISTENS,
+	CT_ENVSYNTAX,
 	CT_COUNT
 };
 
@@ -71,6 +72,11 @@ int	conf_key_find(const char *name);
 /* Lower-case, drop one trailing dot, check the syntax (letters, digits,
  * '-'; labels 1..63; total <= 255).  Length written to out, or -1. */
 int	conf_domain_norm(const char *s, size_t len,
+	    char out[CONF_NAME_MAX + 1]);
+/* The same for a domain we accept mail for, which may also be made of
+ * U-labels (RFC 6531 3.3): strict UTF-8, stored in NFC and lower case as
+ * RCPT keys are; -1 also if that form is longer than as written. */
+int	conf_udomain_norm(const char *s, size_t len,
 	    char out[CONF_NAME_MAX + 1]);
 /* 'value' for a message: capped, non-printable bytes as \xHH. */
 const char *conf_quote(char *dst, size_t dstlen, const char *s, size_t len);

@@ -75,6 +75,7 @@ struct client_job {
 	struct client_msg	*msg;
 	size_t			 npending;	/* recipients not done */
 	bool			 eightbit;
+	const char		*utf8_esc;	/* needs SMTPUTF8: 5.6.7/5.6.9 */
 	size_t			*order;		/* recipients sent, in order */
 	size_t			 norder;
 	uint8_t			*rstate;	/* enum client_rstate */
@@ -283,6 +284,15 @@ result_reply(struct client_rcpt_result *res, const struct client_reply *r,
 
 /* Jobs: one message and its per-recipient progress */
 
+static bool
+client_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s & 0x80)
+			return false;
+	return true;
+}
+
 /* No control bytes: a CR or LF in a path would inject a command. */
 static bool
 client_path_ok(const char *s)
@@ -294,6 +304,34 @@ client_path_ok(const char *s)
 		    i >= CLIENT_PATH_MAX)
 			return false;
 	return true;
+}
+
+/*
+ * Whether a message received with SMTPUTF8 needs it on the next hop too
+ * (RFC 6531 3.2): a non-ASCII envelope address (then 5.6.7), or an 8-bit
+ * byte in the header section (5.6.9); NULL when neither, so an ASCII
+ * message goes to any hop, without the parameter (3.4: SHOULD NOT).
+ */
+static const char *
+job_utf8_needed(const struct client_msg *m)
+{
+	const uint8_t	*p = m->body, *end = m->body + m->bodylen;
+	size_t		 i;
+
+	if (!m->smtputf8)
+		return NULL;
+	if (m->sender != NULL && !client_ascii(m->sender))
+		return "5.6.7";
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i] != NULL && !client_ascii(m->rcpts[i]))
+			return "5.6.7";
+	for (; p < end; p++) {
+		if (*p & 0x80)
+			return "5.6.9";
+		if (*p == '\n' && end - p >= 3 && p[1] == '\r' && p[2] == '\n')
+			break;			/* the empty line: the body */
+	}
+	return NULL;
 }
 
 static struct client_job *
@@ -311,6 +349,7 @@ job_new(struct client_msg *m)
 	job->npending = m->nrcpts;
 	for (i = 0; i < m->bodylen && !job->eightbit; i++)
 		job->eightbit = (m->body[i] & 0x80) != 0;
+	job->utf8_esc = job_utf8_needed(m);
 	if (m->nrcpts > 0)
 		memset(m->results, 0, m->nrcpts * sizeof(*m->results));
 	return job;
@@ -1200,6 +1239,16 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 		conn_settle(c);
 		return;
 	}
+	/* RFC 6531 3.2: returned as undeliverable, never downgraded */
+	if (job->utf8_esc != NULL && !(c->ext & CLIENT_EXT_SMTPUTF8)) {
+		result_fail(&r, CF_LOCAL, c->mta, "%s does not offer SMTPUTF8, "
+		    "which this message needs", c->peer);
+		r.code = job->utf8_esc[4] == '7' ? 553 : 554;
+		snprintf(r.esc, sizeof(r.esc), "%s", job->utf8_esc);
+		job_set_all(job, RS_DONE, &r);
+		conn_settle(c);
+		return;
+	}
 	c->nmsgs++;
 	c->tx_failed = c->tx_replied = c->empty_data = false;
 	c->rcpt_got = c->naccepted = c->lmtp_left = c->lmtp_cur = 0;
@@ -1210,9 +1259,10 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 	c->pipelined = (c->ext & CLIENT_EXT_PIPELINING) != 0;
 	if (c->ext & CLIENT_EXT_SIZE)
 		snprintf(size, sizeof(size), " SIZE=%zu", m->bodylen);
-	conn_cmd(c, "MAIL FROM:<%s>%s%s", m->sender, size,
+	conn_cmd(c, "MAIL FROM:<%s>%s%s%s", m->sender, size,
 	    job->eightbit && (c->ext & CLIENT_EXT_8BITMIME) ?
-	    " BODY=8BITMIME" : "");
+	    " BODY=8BITMIME" : "", m->smtputf8 &&
+	    (c->ext & CLIENT_EXT_SMTPUTF8) ? " SMTPUTF8" : "");
 	/* RFC 3030: raw, no dot-stuffing; LMTP stays on DATA */
 	c->bdat = (c->ext & CLIENT_EXT_CHUNKING) && !c->dq->dest.lmtp;
 	if (c->pipelined) {

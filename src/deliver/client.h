@@ -4,7 +4,8 @@
  * Owns: connections, the dialogue, per-recipient results, reuse, timeouts.
  * Never: reads queue files, resolves names (the caller fills addrs), or
  * verifies certificates (STARTTLS is opportunistic).
- * Untrusted: every reply byte.  RFC 5321, 2920, 3207, 1870, 6152, 2033.
+ * Untrusted: every reply byte.  RFC 5321, 2920, 3207, 1870, 6152, 2033,
+ * 6531 (SMTPUTF8).
  */
 #ifndef MXGATE_CLIENT_H
 #define MXGATE_CLIENT_H
@@ -49,6 +50,7 @@ struct client_msg {
 	const char			*sender;	/* "" = null sender <> */
 	const char *const		*rcpts;
 	size_t				 nrcpts;
+	bool				 smtputf8;	/* received with SMTPUTF8: see client.c */
 	const uint8_t			*body;		/* CRLF lines, NOT dot-stuffed: the client stuffs */
 	size_t				 bodylen;
 	struct client_rcpt_result	*results;	/* nrcpts slots, filled before done */
@@ -80,6 +82,7 @@ unsigned long client_pool_connects(const struct client_pool *);
 #define CLIENT_EXT_STARTTLS	0x08	/* RFC 3207 */
 #define CLIENT_EXT_ENHANCED	0x10	/* RFC 2034 */
 #define CLIENT_EXT_CHUNKING	0x80	/* RFC 3030 (BDAT) */
+#define CLIENT_EXT_SMTPUTF8	0x0100	/* RFC 6531 */
 
 struct client_reply {
 	unsigned	 code;		/* 200..599 */

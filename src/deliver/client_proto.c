@@ -27,6 +27,7 @@ static const struct reply_kw reply_kws[] = {
 	{ "STARTTLS",		 CLIENT_EXT_STARTTLS },
 	{ "ENHANCEDSTATUSCODES", CLIENT_EXT_ENHANCED },
 	{ "CHUNKING",		 CLIENT_EXT_CHUNKING },
+	{ "SMTPUTF8",		 CLIENT_EXT_SMTPUTF8 },
 };
 
 static bool

@@ -32,6 +32,7 @@
 #include "../lib/ids.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../lib/utf8.h"
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
@@ -510,6 +511,7 @@ qgroup_send(struct qgroup *g)
 		.sender = m->qf.sender,
 		.rcpts = g->rcpts,
 		.nrcpts = g->n,
+		.smtputf8 = m->qf.smtputf8,
 		.body = m->qf.body,
 		.bodylen = m->qf.bodylen,
 		.results = g->res,
@@ -968,6 +970,9 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 	env = (struct queue_env){
 		.client = "127.0.0.1", .helo = c->hostname, .sender = "",
 		.rcpts = rcpts, .nrcpts = 1, .arrival = time(NULL),
+		/* RFC 6531 3.2: a report to a UTF-8 sender needs SMTPUTF8 */
+		.smtputf8 = !utf8_is_ascii((const uint8_t *)r->sender,
+		    strlen(r->sender)),
 	};
 	if (dsn_build(&in, &b) == -1 ||
 	    (qm = queue_msg_new(q->w->queue, &env)) == NULL) {

@@ -1,7 +1,8 @@
 /*
  * dir.c - the recipient directory: one interface over its back-ends.
  * Owns: struct dir (refcounted, shared read-only by every worker), the
- * back-end table, query normalisation (case, trailing dot, delimiter).
+ * back-end table, query normalisation (case, trailing dot, delimiter,
+ * Unicode NFC for UTF-8 addresses: RFC 6531 3.3, RFC 6530 10.1).
  * Never: decides policy, guesses: no directory answers DIR_TEMPFAIL.
  * Untrusted: the query, a peer's RCPT address (already parsed).
  * RFC 5321 2.4 (local parts may be case-sensitive), 4.5.3.1.
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "../lib/utf8.h"
 #include "dir.h"
 #include "dir_file.h"
 
@@ -134,7 +136,8 @@ dir_count(const struct dir *d)
  * Build "local@domain" in out (DIR_QUERY_KEY_MAX bytes), folded as the
  * back-ends fold their entries: the domain always (RFC 5321 2.4: domains
  * are case-insensitive), the local part unless configured otherwise.
- * ASCII only; other bytes are kept and simply match nothing.
+ * A UTF-8 address is normalised as the users file is (NFC, see
+ * dir_file_key_utf8); 0 if that fails: no entry can match it then.
  */
 static size_t
 dir_key_make(uint8_t *out, const char *local, size_t llen,
@@ -143,6 +146,10 @@ dir_key_make(uint8_t *out, const char *local, size_t llen,
 	size_t	i;
 	uint8_t	c;
 
+	if (!utf8_is_ascii((const uint8_t *)local, llen) ||
+	    !utf8_is_ascii((const uint8_t *)domain, dlen))
+		return dir_file_key_utf8((const uint8_t *)local, llen,
+		    (const uint8_t *)domain, dlen, local_case, out);
 	for (i = 0; i < llen; i++) {
 		c = (uint8_t)local[i];
 		out[i] = !local_case && (unsigned)(c - 'A') < 26u ?
@@ -194,15 +201,17 @@ dir_lookup(struct dir *d, const struct dir_query *q, uint64_t id,
 	keys[n].p = bufs[n];
 	keys[n].len = dir_key_make(bufs[n], q->local, q->llen, q->domain,
 	    dlen, d->local_case);
-	n++;
+	n += keys[n].len > 0;
 	/* "alice+news" falls back to "alice"; "+news" never to "". */
 	cut = dir_delim_cut(q->local, q->llen, q->delim);
 	if (cut > 0 && cut < q->llen) {
 		keys[n].p = bufs[n];
 		keys[n].len = dir_key_make(bufs[n], q->local, cut, q->domain,
 		    dlen, d->local_case);
-		n++;
+		n += keys[n].len > 0;
 	}
+	if (n == 0)
+		return DIR_UNKNOWN;
 	return d->ops->lookup(d->be, keys, n, id, done, arg);
 }
 

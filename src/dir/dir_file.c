@@ -3,7 +3,8 @@
  * lines loaded into one key arena plus an open-addressing hash table.
  * Owns: reading the whole file in one go, the line parser, the table.
  * Never: keeps a half-loaded table (one bad line fails the whole load).
- * Untrusted: the users file.  RFC 5321 4.1.2, 4.5.3.1; RFC 1035 2.3.1.
+ * Untrusted: the users file.  RFC 5321 4.1.2, 4.5.3.1; RFC 1035 2.3.1;
+ * RFC 6531 3.3 (UTF-8 entries are stored in NFC, see dir_file_key_utf8).
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/utf8.h"
 #include "dir_file.h"
 
 /*
@@ -62,8 +64,8 @@ struct dir_file_ctx {
 
 static void	dir_file_report(struct dir_file_ctx *, unsigned,
 		    const char *, ...) __attribute__((format(printf, 3, 4)));
-static const char *dir_file_check_local(const uint8_t *, size_t);
-static const char *dir_file_check_domain(const uint8_t *, size_t);
+static const char *dir_file_check_local(const uint8_t *, size_t, bool *);
+static const char *dir_file_check_domain(const uint8_t *, size_t, bool *);
 static uint8_t	*dir_file_read(const char *, size_t *, struct dir_file_ctx *);
 static size_t	 dir_file_scan(uint8_t *, size_t, bool, struct dir_file_ctx *,
 		    size_t *);
@@ -138,8 +140,10 @@ dir_file_parse_line(const uint8_t *p, size_t len, struct dir_file_line *out)
 	out->dlen = e - at;
 	if (out->dlen > 0 && p[e - 1] == '.')
 		out->dlen--;		/* "example.org." names example.org */
-	if ((why = dir_file_check_local(p + out->loff, out->llen)) == NULL)
-		why = dir_file_check_domain(p + out->doff, out->dlen);
+	if ((why = dir_file_check_local(p + out->loff, out->llen,
+	    &out->utf8)) == NULL)
+		why = dir_file_check_domain(p + out->doff, out->dlen,
+		    &out->utf8);
 	if (why != NULL) {
 		out->why = why;
 		return PARSE_BAD;
@@ -147,11 +151,15 @@ dir_file_parse_line(const uint8_t *p, size_t len, struct dir_file_line *out)
 	return PARSE_OK;
 }
 
-/* RFC 5321 4.1.2 Dot-string: atoms of atext joined by single dots. */
+/*
+ * RFC 5321 4.1.2 Dot-string: atoms of atext joined by single dots; atext
+ * includes UTF8-non-ascii (RFC 6531 3.3), which must be strict UTF-8.
+ */
 static const char *
-dir_file_check_local(const uint8_t *p, size_t len)
+dir_file_check_local(const uint8_t *p, size_t len, bool *utf8)
 {
 	size_t	i;
+	int	n;
 
 	if (len == 0)
 		return "empty local part";
@@ -164,17 +172,26 @@ dir_file_check_local(const uint8_t *p, size_t len)
 			/* i + 1 < len, as p[len - 1] is no dot */
 			if (p[i + 1] == '.')
 				return "two dots in a row in the local part";
+		} else if (p[i] >= 0x80) {
+			if ((n = utf8_char(p + i, len - i)) <= 0)
+				return "bad UTF-8 in the local part";
+			i += (size_t)n - 1;
+			*utf8 = true;
 		} else if (!dir_file_alnum(p[i]) && !dir_file_special[p[i]])
 			return "bad character in the local part";
 	}
 	return NULL;
 }
 
-/* RFC 1035 2.3.1 labels (letters, digits, inner hyphens), RFC 5321 sizes. */
+/*
+ * RFC 1035 2.3.1 labels (letters, digits, inner hyphens), RFC 5321 sizes;
+ * or U-labels (RFC 6531 3.3), taken as strict UTF-8 characters.
+ */
 static const char *
-dir_file_check_domain(const uint8_t *p, size_t len)
+dir_file_check_domain(const uint8_t *p, size_t len, bool *utf8)
 {
 	size_t	i, lab = 0;
+	int	n;
 
 	if (len == 0)
 		return "empty domain";
@@ -187,6 +204,15 @@ dir_file_check_domain(const uint8_t *p, size_t len)
 			if (p[i - 1] == '-')
 				return "domain label ends with '-'";
 			lab = 0;
+			continue;
+		}
+		if (p[i] >= 0x80) {
+			if ((n = utf8_char(p + i, len - i)) <= 0)
+				return "bad UTF-8 in the domain";
+			if ((lab += (size_t)n) > DIR_FILE_LABEL_MAX)
+				return "domain label over 63 octets";
+			i += (size_t)n - 1;
+			*utf8 = true;
 			continue;
 		}
 		if (!dir_file_alnum(p[i]) && p[i] != '-')
@@ -296,7 +322,8 @@ dir_file_scan(uint8_t *buf, size_t len, bool local_case,
 	struct dir_file_line	 ln;
 	enum parse_rc		 rc;
 	const uint8_t		*nl, *src;
-	size_t			 r = 0, w = 0, end, i, klen;
+	uint8_t			 key[DIR_FILE_KEY_MAX];
+	size_t			 r = 0, w = 0, end, i, klen = 0;
 	unsigned		 lineno = 0;
 
 	*nkeys = 0;
@@ -305,10 +332,24 @@ dir_file_scan(uint8_t *buf, size_t len, bool local_case,
 		end = nl != NULL ? (size_t)(nl - buf) : len;
 		lineno++;
 		rc = dir_file_parse_line(buf + r, end - r, &ln);
+		if (rc == PARSE_OK && ln.utf8 && ((klen = dir_file_key_utf8(
+		    buf + r + ln.loff, ln.llen, buf + r + ln.doff, ln.dlen,
+		    local_case, key)) == 0 || klen > ln.llen + 1 + ln.dlen)) {
+			/* over its size in NFC, or longer than as written
+			 * (it would not fit in place: write it in NFC) */
+			rc = PARSE_BAD;
+			ln.why = klen == 0 ? "address over its size in NFC" :
+			    "address is longer in NFC than as written";
+		}
 		if (rc != PARSE_OK)
 			dir_file_bad_line(c, lineno, rc, buf + r, end - r,
 			    ln.why);
-		else if (!ln.empty && c->nbad == 0) {
+		else if (!ln.empty && ln.utf8 && c->nbad == 0) {
+			memcpy(buf + w, key, klen);
+			buf[w + klen] = '\0';
+			w += klen + 1;
+			(*nkeys)++;
+		} else if (!ln.empty && c->nbad == 0) {
 			/* w + klen <= end: the NUL lands on the '\n' at
 			 * worst, or on the spare byte after the last line. */
 			src = buf + r + ln.loff;
@@ -325,6 +366,23 @@ dir_file_scan(uint8_t *buf, size_t len, bool local_case,
 		r = end + 1;
 	}
 	return w;
+}
+
+size_t
+dir_file_key_utf8(const uint8_t *local, size_t llen, const uint8_t *domain,
+    size_t dlen, bool local_case, uint8_t out[DIR_FILE_KEY_MAX])
+{
+	int	n, m, i;
+
+	n = utf8_nfc(local, llen, false, out, DIR_FILE_LOCAL_MAX);
+	m = n < 0 ? -1 : utf8_nfc(domain, dlen, true, out + n + 1,
+	    DIR_FILE_DOMAIN_MAX);
+	if (m <= 0 || n == 0)
+		return 0;
+	for (i = 0; i < n && !local_case; i++)
+		out[i] = dir_file_lower(out[i]);
+	out[n] = '@';
+	return (size_t)n + 1 + (size_t)m;
 }
 
 static inline size_t

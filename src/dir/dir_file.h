@@ -4,7 +4,8 @@
  * Owns: the line parser, the in-memory table (one key arena plus an
  * open-addressing hash of offsets).  Never: decides what a verdict means.
  * Untrusted: the users file (bounded lines, every bad line reported).
- * RFC 5321 4.1.2 (Dot-string), 4.5.3.1 (lengths); RFC 1035 2.3.1 (labels).
+ * RFC 5321 4.1.2 (Dot-string), 4.5.3.1 (lengths); RFC 1035 2.3.1 (labels);
+ * RFC 6531 3.3 (UTF-8 local parts and U-labels, compared in NFC).
  */
 #ifndef MXGATE_DIR_FILE_H
 #define MXGATE_DIR_FILE_H
@@ -29,6 +30,7 @@ struct dir_file_line {
 	bool		 empty;		/* blank or comment: nothing to add */
 	size_t		 loff, llen;	/* local part */
 	size_t		 doff, dlen;	/* domain, trailing dot left out */
+	bool		 utf8;		/* not all ASCII (strict UTF-8) */
 	const char	*why;		/* PARSE_BAD/TOOLONG: a static reason */
 };
 
@@ -53,6 +55,17 @@ struct dir_file	*dir_file_load(const char *path, bool local_case,
 struct dir_file	*dir_file_load_mem(const void *, size_t, const char *name,
 		    bool local_case, dir_err_fn *err, void *arg);
 void		 dir_file_free(struct dir_file *);
+
+/*
+ * The key of a UTF-8 address, for the table and for queries alike: the
+ * local part in NFC (ASCII letters folded unless local_case), "@", the
+ * domain in NFC and lower case.  Writes at most DIR_FILE_KEY_MAX bytes
+ * to out; returns the length, or 0 if the input is not strict UTF-8 or
+ * a part's normal form is over its RFC 5321 size.
+ */
+size_t		 dir_file_key_utf8(const uint8_t *local, size_t llen,
+		    const uint8_t *domain, size_t dlen, bool local_case,
+		    uint8_t out[DIR_FILE_KEY_MAX]);
 
 /* Is this key, already normalised as "local@domain", in the table? */
 bool		 dir_file_has(const struct dir_file *, const uint8_t *key,

@@ -553,7 +553,9 @@ queue_msg_envelope(struct queue_msg *m, const struct queue_env *env)
 	    queue_msg_rec(m, QUEUE_REC_T_CLIENT, client,
 	    strlen(client)) == -1 ||
 	    queue_msg_rec(m, QUEUE_REC_T_HELO, helo, strlen(helo)) == -1 ||
-	    queue_msg_rec(m, QUEUE_REC_T_SENDER, sender, strlen(sender)) == -1)
+	    queue_msg_rec(m, QUEUE_REC_T_SENDER, sender, strlen(sender)) == -1 ||
+	    (env->smtputf8 &&
+	    queue_msg_rec(m, QUEUE_REC_T_SMTPUTF8, "", 0) == -1))
 		return -1;
 	for (i = 0; i < env->nrcpts; i++)
 		if (queue_msg_rec(m, QUEUE_REC_T_RCPT, env->rcpts[i],

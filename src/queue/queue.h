@@ -34,6 +34,7 @@ struct queue_env {
 	const char *const *rcpts;	/* "local@domain", canonical */
 	size_t		 nrcpts;
 	time_t		 arrival;
+	bool		 smtputf8;	/* received with SMTPUTF8: record U */
 };
 
 typedef void	queue_done_fn(void *arg, uint64_t sid, bool ok,
@@ -84,6 +85,7 @@ struct queue_file {
 	char		*sender;
 	char	       **rcpts;
 	size_t		 nrcpts;
+	bool		 smtputf8;	/* received with SMTPUTF8 (RFC 6531) */
 	bool		*done;		/* per recipient: finished for good */
 	unsigned	 attempts;	/* delivery attempts so far */
 	time_t		 next_attempt;	/* when the next is due; 0: now */

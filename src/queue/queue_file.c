@@ -79,6 +79,7 @@ queue_file_fill(struct queue_file *qf, const char *path,
 	memcpy(qf->qid, f->id.payload, ID_STRLEN);
 	qf->qid[ID_STRLEN] = '\0';
 	qf->arrival = f->arrival;
+	qf->smtputf8 = f->smtputf8;
 	qf->body = f->body.payload;
 	qf->bodylen = f->body.len;
 	qf->endoff = f->validlen;

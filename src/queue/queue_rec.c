@@ -40,7 +40,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBEDA", c, 11) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDAU", c, 12) != NULL;
 }
 
 enum parse_rc
@@ -236,6 +236,11 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 	case QUEUE_REC_ST_RCPT:
 		if (r->type == QUEUE_REC_T_RCPT)
 			return queue_rec_take_rcpt(f, r, off);
+		if (r->type == QUEUE_REC_T_SMTPUTF8 && r->len == 0 &&
+		    f->nrcpts == 0 && !f->smtputf8) {
+			f->smtputf8 = true;	/* RFC 6531: see queue_rec.h */
+			return 0;
+		}
 		if (r->type != QUEUE_REC_T_BODY || f->nrcpts == 0)
 			return -1;
 		f->body = *r;

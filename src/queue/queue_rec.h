@@ -8,6 +8,7 @@
 #ifndef MXGATE_QUEUE_REC_H
 #define MXGATE_QUEUE_REC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -33,6 +34,8 @@
 #define QUEUE_REC_T_END		'E'
 #define QUEUE_REC_T_DONE	'D'
 #define QUEUE_REC_T_ATTEMPT	'A'	/* "ATTEMPTS NEXT_TIME"; last wins */
+#define QUEUE_REC_T_SMTPUTF8	'U'	/* empty; at most once, after S and
+					 * before R: received with SMTPUTF8 */
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -53,6 +56,7 @@ struct queue_rec_file {
 	size_t		 ndone;		/* D records seen */
 	unsigned	 attempts;	/* from the last A record */
 	time_t		 next_attempt;	/* from the last A record, 0 none */
+	bool		 smtputf8;	/* a U record was there */
 };
 
 /*

@@ -169,6 +169,7 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	    "250-CHUNKING\r\n",
 	    s->conf->hostname,
 	    (unsigned long long)s->conf->max_message_size);
+	evbuffer_add_printf(out, "250-SMTPUTF8\r\n");	/* RFC 6531 */
 	smtp_secure_ehlo(s, out);
 	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
 }

@@ -3,7 +3,8 @@
  * paths and ESMTP parameters (see smtp_parse.h).
  * Owns: the RFC 5321 4.1.2 grammar.  Never: I/O, allocation, globals, or
  * reading past a named limit; a path is never scanned past SMTP_PATH_MAX.
- * Untrusted: every byte.  RFC 5321 4.1.1, 4.1.2, 4.1.3, 4.5.3.1.
+ * Untrusted: every byte.  RFC 5321 4.1.1, 4.1.2, 4.1.3, 4.5.3.1; RFC 6531
+ * 3.3 (UTF-8 in atext, qtextSMTP and sub-domain; RFC 6532 3.1).
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/utf8.h"
 #include "smtp_parse.h"
 
 /* Longest IPv6 literal text (with an embedded IPv4 part) plus NUL. */
@@ -28,10 +30,12 @@ struct path_cur {
 	size_t		 lim;
 	size_t		 i;
 	bool		 capped;
+	bool		 bad_utf8;	/* stopped at bytes that are no UTF-8 */
 };
 
 static int		 cur_peek(struct path_cur *);
 static bool		 cur_eat(struct path_cur *, int);
+static int		 cur_utf8(struct path_cur *);
 static bool		 char_is_alpha(int);
 static bool		 char_is_letdig(int);
 static bool		 char_is_atext(int);
@@ -49,11 +53,11 @@ static enum parse_rc	 path_scan_literal(struct path_cur *);
 static enum parse_rc	 path_scan_mailbox(struct path_cur *,
 			    struct smtp_addr *);
 static enum parse_rc	 path_scan(const uint8_t *, size_t, bool,
-			    struct smtp_addr *, size_t *);
+			    struct smtp_addr *, size_t *, bool *);
+static enum parse_rc	 path_scan_bare(const uint8_t *, size_t,
+			    struct smtp_addr *, size_t *, bool *);
 static size_t		 arg_scan_param(const uint8_t *, size_t,
 			    struct smtp_param *);
-static enum parse_rc	 arg_parse(const uint8_t *, size_t, const char *,
-			    bool, struct smtp_path_arg *);
 
 /* The next byte, or -1 at the end (or at the limit: then mark capped). */
 static int
@@ -73,6 +77,29 @@ cur_eat(struct path_cur *c, int ch)
 		return false;
 	c->i++;
 	return true;
+}
+
+/*
+ * UTF8-non-ascii at the cursor (RFC 6532 3.1): eats it and returns its
+ * length; 0 if the byte there is ASCII or the end; -1 if it is no strict
+ * UTF-8 (marked bad_utf8), or a character the limit cuts (marked capped).
+ */
+static int
+cur_utf8(struct path_cur *c)
+{
+	int	ch = cur_peek(c), n;
+
+	if (ch < 0x80)
+		return 0;
+	n = utf8_char(c->p + c->i, c->lim - c->i);
+	if (n == 0 && c->lim < c->len)
+		c->capped = true;
+	else if (n <= 0)
+		c->bad_utf8 = true;
+	if (n <= 0)
+		return -1;
+	c->i += (size_t)n;
+	return n;
 }
 
 /* ASCII only: the C library's ctype would follow the locale. */
@@ -134,16 +161,22 @@ path_scan_domain(struct path_cur *c)
 
 	for (;;) {
 		label = c->i;
-		if (!char_is_letdig(last = cur_peek(c)))
-			return c->capped ? PARSE_TOOLONG : PARSE_BAD;
-		c->i++;
-		while (char_is_letdig(ch = cur_peek(c)) || ch == '-') {
-			last = ch;
+		if (char_is_letdig(last = cur_peek(c)))
 			c->i++;
+		else if (cur_utf8(c) <= 0)	/* a U-label may start so */
+			return c->capped ? PARSE_TOOLONG : PARSE_BAD;
+		for (;;) {
+			if (char_is_letdig(ch = cur_peek(c)) || ch == '-')
+				c->i++;
+			else if (ch < 0x80 || cur_utf8(c) <= 0)
+				break;
+			last = ch;
 			if (c->i - label > SMTP_LABEL_MAX ||
 			    c->i - start > SMTP_DOMAIN_MAX)
 				return PARSE_TOOLONG;
 		}
+		if (c->bad_utf8)
+			return PARSE_BAD;
 		if (c->capped)
 			return PARSE_TOOLONG;
 		if (last == '-')
@@ -173,15 +206,30 @@ path_scan_route(struct path_cur *c)
 	return PARSE_OK;
 }
 
+/* One atext or UTF8-non-ascii character (RFC 6531 3.3); false if none. */
+static bool
+path_eat_atext(struct path_cur *c)
+{
+	int	ch = cur_peek(c);
+
+	if (char_is_atext(ch)) {
+		c->i++;
+		return true;
+	}
+	return ch >= 0x80 && cur_utf8(c) > 0;
+}
+
 /* Dot-string = Atom *("." Atom); Atom = 1*atext. */
 static enum parse_rc
 path_scan_dotstring(struct path_cur *c)
 {
 	do {
-		if (!char_is_atext(cur_peek(c)))
+		if (!path_eat_atext(c))
 			return c->capped ? PARSE_TOOLONG : PARSE_BAD;
-		while (char_is_atext(cur_peek(c)))
-			c->i++;
+		while (path_eat_atext(c))
+			;
+		if (c->bad_utf8)
+			return PARSE_BAD;
 	} while (cur_eat(c, '.'));
 	return PARSE_OK;
 }
@@ -205,6 +253,10 @@ path_scan_quoted(struct path_cur *c)
 			ch = cur_peek(c);
 			if (ch < 32 || ch > 126)
 				break;
+		} else if (ch >= 0x80) {
+			if (cur_utf8(c) <= 0)	/* qtextSMTP =/ UTF-8 */
+				break;
+			continue;
 		} else if (!char_is_qtext(ch))
 			break;
 		c->i++;
@@ -312,19 +364,22 @@ path_scan_mailbox(struct path_cur *c, struct smtp_addr *a)
 		return rc;
 	a->domain.p = c->p + start;
 	a->domain.len = c->i - start;
+	a->utf8 = !utf8_is_ascii(a->local.p, a->local.len) ||
+	    !utf8_is_ascii(a->domain.p, a->domain.len);
 	return PARSE_OK;
 }
 
 /*
  * Path = "<" [ A-d-l ":" ] Mailbox ">", or "<>" when allow_null.  The
  * first error in byte order decides the answer; *end is the offset just
- * past ">" on success.  Nothing past SMTP_PATH_MAX bytes is read.
+ * past ">" on success, *bad8 whether it was bytes that are no UTF-8.
+ * Nothing past SMTP_PATH_MAX bytes is read.
  */
 static enum parse_rc
 path_scan(const uint8_t *p, size_t len, bool allow_null,
-    struct smtp_addr *a, size_t *end)
+    struct smtp_addr *a, size_t *end, bool *bad8)
 {
-	struct path_cur	c = { p, len, len, 0, false };
+	struct path_cur	c = { p, len, len, 0, false, false };
 	enum parse_rc	rc;
 
 	memset(a, 0, sizeof(*a));
@@ -341,14 +396,45 @@ path_scan(const uint8_t *p, size_t len, bool allow_null,
 		return PARSE_OK;
 	}
 	if (cur_peek(&c) == '@') {
-		if ((rc = path_scan_route(&c)) != PARSE_OK)
+		rc = path_scan_route(&c);
+		*bad8 = c.bad_utf8;
+		if (rc != PARSE_OK)
 			return rc;
 		a->routed = true;
 	}
-	if ((rc = path_scan_mailbox(&c, a)) != PARSE_OK)
+	rc = path_scan_mailbox(&c, a);
+	*bad8 = c.bad_utf8;
+	if (rc != PARSE_OK)
 		return rc;
 	if (!cur_eat(&c, '>'))
 		return c.capped ? PARSE_TOOLONG : PARSE_BAD;
+	*end = c.i;
+	return PARSE_OK;
+}
+
+/*
+ * envelope_syntax = lenient: a bare Mailbox, no brackets, no route, no
+ * null path; what follows it must be SP or the end (the caller allows
+ * nothing after it but blanks).  The same bounds as a Path with its "<>".
+ */
+static enum parse_rc
+path_scan_bare(const uint8_t *p, size_t len, struct smtp_addr *a,
+    size_t *end, bool *bad8)
+{
+	struct path_cur	c = { p, len, len, 0, false, false };
+	enum parse_rc	rc;
+
+	memset(a, 0, sizeof(*a));
+	if (c.lim > SMTP_PATH_MAX - 2)
+		c.lim = SMTP_PATH_MAX - 2;
+	rc = path_scan_mailbox(&c, a);
+	*bad8 = c.bad_utf8;
+	if (rc != PARSE_OK)
+		return rc;
+	if (c.i < len && p[c.i] != ' ')
+		return c.capped ? PARSE_TOOLONG : PARSE_BAD;
+	if (memchr(p, ' ', c.i) != NULL)
+		return PARSE_BAD;	/* "a b"@c: no blank inside, bare */
 	*end = c.i;
 	return PARSE_OK;
 }
@@ -359,8 +445,9 @@ smtp_parse_path(const uint8_t *p, size_t len, bool allow_null,
 {
 	enum parse_rc	rc;
 	size_t		end = 0;
+	bool		bad8;
 
-	if ((rc = path_scan(p, len, allow_null, a, &end)) != PARSE_OK)
+	if ((rc = path_scan(p, len, allow_null, a, &end, &bad8)) != PARSE_OK)
 		return rc;
 	return end == len ? PARSE_OK : PARSE_BAD;
 }
@@ -397,14 +484,18 @@ arg_scan_param(const uint8_t *p, size_t len, struct smtp_param *pa)
 
 /*
  * "KEYWORD" SP* Path *(1*SP esmtp-param) *SP.  RFC 5321 4.1.1.2 has no
- * blank after the colon; most MTAs allow it, and so do we.
+ * blank after the colon; most MTAs allow it, and so do we.  With
+ * SMTP_PA_LENIENT also "KEYWORD" SP* Mailbox *SP: a bare address takes
+ * no parameters (where it ends and they begin would be a guess).
  */
-static enum parse_rc
-arg_parse(const uint8_t *p, size_t len, const char *kw, bool allow_null,
+enum parse_rc
+smtp_parse_path_arg(const uint8_t *p, size_t len, unsigned flags,
     struct smtp_path_arg *out)
 {
-	enum parse_rc	rc;
-	size_t		i, n, kwlen = strlen(kw);
+	const char	*kw = flags & SMTP_PA_MAIL ? "FROM:" : "TO:";
+	enum parse_rc	 rc;
+	size_t		 i, n, kwlen = strlen(kw);
+	bool		 bare, bad8 = false;
 
 	memset(out, 0, sizeof(*out));
 	if (len < kwlen || strncasecmp((const char *)p, kw, kwlen) != 0) {
@@ -413,11 +504,15 @@ arg_parse(const uint8_t *p, size_t len, const char *kw, bool allow_null,
 	}
 	for (i = kwlen; i < len && p[i] == ' '; i++)
 		;
-	if ((rc = path_scan(p + i, len - i, allow_null, &out->addr, &n)) !=
-	    PARSE_OK) {
-		out->err = SMTP_ARG_PATH;
+	bare = (flags & SMTP_PA_LENIENT) && i < len && p[i] != '<';
+	rc = bare ? path_scan_bare(p + i, len - i, &out->addr, &n, &bad8) :
+	    path_scan(p + i, len - i, flags & SMTP_PA_MAIL, &out->addr, &n,
+	    &bad8);
+	if (rc != PARSE_OK) {
+		out->err = bad8 ? SMTP_ARG_UTF8 : SMTP_ARG_PATH;
 		return rc;
 	}
+	out->bare = bare;
 	for (i += n; i < len; i += n) {
 		if (p[i] != ' ')
 			goto bad_param;
@@ -425,6 +520,10 @@ arg_parse(const uint8_t *p, size_t len, const char *kw, bool allow_null,
 			i++;
 		if (i == len)
 			break;
+		if (bare) {
+			out->err = SMTP_ARG_PATH;
+			return PARSE_BAD;
+		}
 		if (out->nparams == SMTP_PARAMS_MAX) {
 			out->err = SMTP_ARG_TOOMANY;
 			return PARSE_BAD;
@@ -443,20 +542,20 @@ bad_param:
 enum parse_rc
 smtp_parse_mail_arg(const uint8_t *p, size_t len, struct smtp_path_arg *out)
 {
-	return arg_parse(p, len, "FROM:", true, out);
+	return smtp_parse_path_arg(p, len, SMTP_PA_MAIL, out);
 }
 
 enum parse_rc
 smtp_parse_rcpt_arg(const uint8_t *p, size_t len, struct smtp_path_arg *out)
 {
-	return arg_parse(p, len, "TO:", false, out);
+	return smtp_parse_path_arg(p, len, 0, out);
 }
 
 /*
  * verb [SP arg].  The bound is checked before anything else is read
  * (RFC 5321 4.5.3.1.4).  The argument's bytes are judged by the parser of
- * that command (an 8-bit address is a bad address, 501 5.1.3, not an
- * unknown command); the caller has already refused bare CR and LF.
+ * that command (an 8-bit address is the address's problem, 553 5.6.7,
+ * not an unknown command); the caller has already refused bare CR and LF.
  */
 enum parse_rc
 smtp_parse_cmdline(const uint8_t *p, size_t len, struct smtp_cmdline *out)

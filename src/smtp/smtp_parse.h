@@ -38,6 +38,7 @@ struct smtp_addr {
 	bool		quoted;	  /* local part is a Quoted-string */
 	bool		literal;  /* domain is an address literal */
 	bool		routed;	  /* a source route was given (and ignored) */
+	bool		utf8;	  /* local part or domain is not ASCII */
 };
 
 struct smtp_param {
@@ -51,6 +52,7 @@ enum smtp_arg_err {
 	SMTP_ARG_PATH,		/* the address is malformed */
 	SMTP_ARG_PARAM,		/* an ESMTP parameter is malformed */
 	SMTP_ARG_TOOMANY,	/* more than SMTP_PARAMS_MAX parameters */
+	SMTP_ARG_UTF8,		/* 8-bit bytes in the path, not UTF-8 */
 };
 
 struct smtp_path_arg {
@@ -58,6 +60,7 @@ struct smtp_path_arg {
 	struct smtp_param	params[SMTP_PARAMS_MAX];
 	size_t			nparams;
 	enum smtp_arg_err	err;	/* why, when not PARSE_OK */
+	bool			bare;	/* lenient: given without "<>" */
 };
 
 /*
@@ -77,6 +80,19 @@ enum parse_rc	smtp_parse_cmdline(const uint8_t *, size_t,
 enum parse_rc	smtp_parse_mail_arg(const uint8_t *, size_t,
 		    struct smtp_path_arg *);
 enum parse_rc	smtp_parse_rcpt_arg(const uint8_t *, size_t,
+		    struct smtp_path_arg *);
+
+/*
+ * Either of them, by flags: SMTP_PA_MAIL for MAIL ("FROM:", the null path
+ * allowed), else RCPT; SMTP_PA_LENIENT (envelope_syntax = lenient) also
+ * takes a bare "user@dom" (one address, no blanks inside, the same
+ * character rules, nothing after it).  Any path may hold UTF-8 (RFC 6531
+ * 3.3; addr.utf8 says so and the caller decides whether SMTPUTF8 allows
+ * it); bytes that are not strict UTF-8 fail with SMTP_ARG_UTF8.
+ */
+#define SMTP_PA_MAIL	0x01
+#define SMTP_PA_LENIENT	0x02
+enum parse_rc	smtp_parse_path_arg(const uint8_t *, size_t, unsigned flags,
 		    struct smtp_path_arg *);
 
 /* One path "<...>" exactly (no parameters); for tests and tools. */

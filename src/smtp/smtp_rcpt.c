@@ -19,6 +19,7 @@
 #include "../dir/dir.h"
 #include "../guard/guard.h"
 #include "../lib/rate.h"
+#include "../lib/utf8.h"
 #include "../net/worker.h"
 #include "../policy/policy.h"
 #include "../policy/relay.h"
@@ -44,6 +45,39 @@ rcpt_is_postmaster(struct span arg)
 	return arg.len == n && span_eq_ci(arg, pm);
 }
 
+/*
+ * A UTF-8 address (SMTPUTF8 given): the key is its canonical form, NFC
+ * local part and NFC lower-case domain, so that every spelling of one
+ * name is one recipient for the directory, the guard, the duplicate
+ * check and the mailbox it lands in.  The reply echoes what was sent
+ * (strict UTF-8, which RFC 6531 3.7.1 allows in replies).
+ */
+static bool
+rcpt_syntax_utf8(struct smtp_session *s, struct smtp_addr *a,
+    const char *local, size_t llen)
+{
+	uint8_t	key[sizeof(s->rw.key)];
+	int	n, m;
+
+	n = utf8_nfc((const uint8_t *)local, llen, false, key,
+	    sizeof(key) - 2);
+	m = n < 0 ? -1 : utf8_nfc(a->domain.p, a->domain.len, true,
+	    key + n + 1, sizeof(key) - 2 - (size_t)n);
+	if (m < 0) {
+		smtp_error(s, R_UTF8_BAD);
+		return false;
+	}
+	key[n] = '@';
+	memcpy(s->rw.key, key, (size_t)n + 1 + (size_t)m);
+	s->rw.key[n + 1 + m] = '\0';
+	snprintf(s->rw.addr, sizeof(s->rw.addr), "<%.*s@%.*s>",
+	    (int)a->local.len, (const char *)a->local.p,
+	    (int)a->domain.len, (const char *)a->domain.p);
+	a->domain.p = (const uint8_t *)s->rw.key + n + 1;
+	a->domain.len = (size_t)m;
+	return true;
+}
+
 /* Step 1: syntax.  Fills s->rw.addr ("<a@b>") and s->rw.key ("a@b"). */
 static bool
 rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
@@ -63,11 +97,19 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 		};
 		return true;
 	}
-	if (smtp_parse_rcpt_arg(arg.p, arg.len, &pa) != PARSE_OK) {
+	if (smtp_parse_path_arg(arg.p, arg.len, s->conf->envelope_lenient ?
+	    SMTP_PA_LENIENT : 0, &pa) != PARSE_OK) {
 		smtp_log(s, LOG_LVL_INFO, "rcpt", "arg=%s result=syntax",
 		    log_esc(arg.p, arg.len, 64));
 		smtp_error(s, pa.err == SMTP_ARG_KEYWORD ? R_RCPT_SYNTAX :
-		    pa.err == SMTP_ARG_PATH ? R_BAD_RCPT : R_PARAM_SYNTAX);
+		    pa.err == SMTP_ARG_PATH ? R_BAD_RCPT :
+		    pa.err == SMTP_ARG_UTF8 ? R_UTF8_BAD : R_PARAM_SYNTAX);
+		return false;
+	}
+	if (pa.addr.utf8 && !s->tx.smtputf8) {	/* RFC 6531 3.5 */
+		smtp_log(s, LOG_LVL_INFO, "rcpt", "arg=%s result=utf8",
+		    log_esc(arg.p, arg.len, 64));
+		smtp_error(s, R_UTF8_NEEDED);
 		return false;
 	}
 	if (pa.nparams > 0) {
@@ -80,6 +122,8 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 		smtp_error(s, R_BAD_RCPT);
 		return false;
 	}
+	if (a->utf8)
+		return rcpt_syntax_utf8(s, a, local, (size_t)llen);
 	/* The parser let only printable ASCII through: safe to echo. */
 	snprintf(s->rw.key, sizeof(s->rw.key), "%.*s@%.*s", llen, local,
 	    (int)a->domain.len, (const char *)a->domain.p);

@@ -120,6 +120,10 @@ static const struct smtp_reply replies[R_MAX] = {
 	    false },
 	[R_BDAT_SEQ]	= { 503, "5.5.1", "Error: BDAT transaction in progress",
 	    false },
+	/* RFC 6531 3.5: a non-ASCII address and SMTPUTF8 (RFC 6531 3.2) */
+	[R_UTF8_BAD]	= { 553, "5.6.7", "Address is not valid UTF-8", false },
+	[R_UTF8_NEEDED]	= { 553, "5.6.7",
+	    "Non-ASCII address needs MAIL FROM with SMTPUTF8", false },
 };
 
 const struct smtp_reply *

@@ -84,6 +84,8 @@ enum reply_id {
 	R_BDAT_OK,		/* 250 2.0.0 %s octets received */
 	R_BDAT_SYNTAX,		/* 501 5.5.4 */
 	R_BDAT_SEQ,		/* 503 5.5.1: DATA or RCPT after BDAT */
+	R_UTF8_BAD,		/* 553 5.6.7: 8-bit path, not UTF-8 */
+	R_UTF8_NEEDED,		/* 553 5.6.7: UTF-8 path, no SMTPUTF8 */
 	R_MAX
 };
 

@@ -85,6 +85,7 @@ struct smtp_tx {
 	bool			 too_big;
 	bool			 io_error;
 	bool			 bdat;		/* BDAT began: no DATA/RCPT */
+	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 };
 
 struct smtp_session {

@@ -74,6 +74,7 @@ smtp_tx_reset(struct smtp_session *s)
 	s->tx.in_body = s->tx.hdr_too_big = s->tx.line_too_long = false;
 	s->tx.too_big = s->tx.io_error = false;
 	s->tx.bdat = false;
+	s->tx.smtputf8 = false;
 }
 
 /* SIZE= and BODY=; anything else is not supported.  R_NONE if fine. */
@@ -103,6 +104,9 @@ tx_mail_params(struct smtp_session *s, const struct smtp_path_arg *pa)
 		    (span_eq_ci(p->value, "7BIT") ||
 		    span_eq_ci(p->value, "8BITMIME"))) {
 			continue;
+		} else if (span_eq_ci(p->key, "SMTPUTF8") && p->value.p == NULL &&
+		    s->esmtp) {
+			s->tx.smtputf8 = true;	/* RFC 6531 3.4 */
 		} else
 			return R_PARAM_UNSUPPORTED;
 	}
@@ -117,9 +121,12 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 	char			local[SMTP_LOCAL_MAX + 1];
 	int			llen;
 
-	if (smtp_parse_mail_arg(arg.p, arg.len, &pa) != PARSE_OK) {
+	if (smtp_parse_path_arg(arg.p, arg.len, SMTP_PA_MAIL |
+	    (s->conf->envelope_lenient ? SMTP_PA_LENIENT : 0), &pa) !=
+	    PARSE_OK) {
 		r = pa.err == SMTP_ARG_KEYWORD ? R_MAIL_SYNTAX :
-		    pa.err == SMTP_ARG_PATH ? R_BAD_SENDER : R_PARAM_SYNTAX;
+		    pa.err == SMTP_ARG_PATH ? R_BAD_SENDER :
+		    pa.err == SMTP_ARG_UTF8 ? R_UTF8_BAD : R_PARAM_SYNTAX;
 		smtp_log(s, LOG_LVL_INFO, "mail", "arg=%s result=syntax",
 		    log_esc(arg.p, arg.len, 64));
 		smtp_error(s, r);
@@ -130,6 +137,13 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 		smtp_log(s, LOG_LVL_INFO, "mail", "arg=%s result=param",
 		    log_esc(arg.p, arg.len, 64));
 		smtp_error(s, r);
+		return;
+	}
+	if (pa.addr.utf8 && !s->tx.smtputf8) {
+		smtp_log(s, LOG_LVL_INFO, "mail", "arg=%s result=utf8",
+		    log_esc(arg.p, arg.len, 64));
+		smtp_tx_reset(s);
+		smtp_error(s, R_UTF8_NEEDED);
 		return;
 	}
 	if (!pa.addr.null) {
@@ -144,9 +158,9 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 		}
 	}
 	smtp_set_state(s, ST_MAIL);
-	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64,
+	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64 "%s",
 	    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
-	    s->tx.size_declared);
+	    s->tx.size_declared, s->tx.smtputf8 ? " smtputf8=yes" : "");
 	smtp_reply(s, R_MAIL_OK, NULL);
 }
 
@@ -155,6 +169,7 @@ static int
 tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 {
 	char		date[64], hdr[2048], with[512];
+	const char	*w = smtp_secure_with(s, with, sizeof(with));
 	struct tm	tm;
 	time_t		now = time(NULL);
 	int		n;
@@ -163,9 +178,11 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	n = snprintf(hdr, sizeof(hdr),
 	    "Received: from %s (unknown [%s])\r\n"
-	    "\tby %s (mxgate) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    "\tby %s (mxgate) with %s%s id %s%s%s%s;\r\n\t%s\r\n",
 	    log_esc(s->helo, strlen(s->helo), 64), s->client,
-	    s->conf->hostname, smtp_secure_with(s, with, sizeof(with)), qid,
+	    s->conf->hostname,
+	    /* RFC 6531 3.7.3: ESMTP[S][A] becomes UTF8SMTP[S][A] */
+	    s->tx.smtputf8 ? "UTF8" : "", s->tx.smtputf8 ? w + 1 : w, qid,
 	    rcpt0 ? "\r\n\tfor <" : "", rcpt0 ? rcpt0 : "",
 	    rcpt0 ? ">" : "", date);
 	if (n < 0 || (size_t)n >= sizeof(hdr))
@@ -194,6 +211,7 @@ tx_open(struct smtp_session *s)
 		.rcpts = rcpts,
 		.nrcpts = s->tx.nqueued,
 		.arrival = time(NULL),
+		.smtputf8 = s->tx.smtputf8,
 	};
 	s->tx.msg = queue_msg_new(s->w->queue, &env);
 	rc = s->tx.msg == NULL ? -1 :

@@ -125,6 +125,7 @@ class Received:
     when: float = field(default_factory=time.monotonic)
     verb: str = "DATA"  # or "BDAT" (RFC 3030), how the data came
     wire: bytes = b""  # the data as sent, before dot-unstuffing
+    mail_arg: str = ""  # the MAIL argument as sent, e.g. "FROM:<a@b> SIZE=9"
 
     def message(self) -> email.message.Message:
         return email.message_from_bytes(self.data,
@@ -197,6 +198,7 @@ class PySink:
                   (called once per recipient in LMTP mode, with "" in SMTP)
       data_delay: seconds to wait before that reply (a slow next hop)
       chunking: offer CHUNKING and take BDAT (RFC 3030); set before use
+      ehlo_extra: more EHLO keywords to offer, e.g. ["SMTPUTF8"]
     messages: transactions whose final 250 was sent on an open
     connection; pending: how many have all their data and await the reply.
     """
@@ -214,6 +216,7 @@ class PySink:
         self.data_reply: str | Callable[[str], str] = "250 2.0.0 Ok: queued"
         self.data_delay = 0.0
         self.chunking = False
+        self.ehlo_extra: list[str] = []
         self.lock = threading.Lock()
         self.messages: list[Received] = []
         self.refused: list[tuple[str, str]] = []  # (command, reply) 4xx/5xx
@@ -303,7 +306,7 @@ class PySink:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         peer = writer.get_extra_info("peername") or ("?", 0)
-        st = {"from": None, "rcpts": [], "helo": ""}
+        st = {"from": None, "rcpts": [], "helo": "", "mail_arg": ""}
 
         def say(line: str) -> None:
             writer.write(line.encode("latin-1") + b"\r\n")
@@ -319,8 +322,9 @@ class PySink:
                 if verb == ("LHLO" if self.lmtp else "EHLO"):
                     st["helo"] = arg
                     say("250-pysink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                        + ("250-CHUNKING\r\n" if self.chunking else "") +
-                        "250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600")
+                        + ("250-CHUNKING\r\n" if self.chunking else "")
+                        + "".join(f"250-{k}\r\n" for k in self.ehlo_extra)
+                        + "250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600")
                 elif verb == "HELO" and not self.lmtp:
                     st["helo"] = arg
                     say("250 pysink.test")
@@ -329,6 +333,7 @@ class PySink:
                     if r.startswith("2"):
                         st["from"], st["rcpts"] = _strip_path(arg), []
                         st["chunks"] = []
+                        st["mail_arg"] = arg
                     say(r)
                 elif verb == "RCPT":
                     addr = _strip_path(arg)
@@ -386,7 +391,8 @@ class PySink:
             lines.append(raw[1:] if raw.startswith(b".") else raw)
             wire.append(raw)
         rec = Received(st["from"], list(st["rcpts"]), b"".join(lines),
-                       f"{peer[0]}", st["helo"], wire=b"".join(wire))
+                       f"{peer[0]}", st["helo"], wire=b"".join(wire),
+                       mail_arg=st["mail_arg"])
         return await self._reply_data(rec, reader, writer)
 
     async def _take_bdat(self, reader, writer, st, peer, arg) -> bool:
@@ -405,7 +411,8 @@ class PySink:
             return True
         data = b"".join(st["chunks"])
         rec = Received(st["from"], list(st["rcpts"]), data, f"{peer[0]}",
-                       st["helo"], verb="BDAT", wire=data)
+                       st["helo"], verb="BDAT", wire=data,
+                       mail_arg=st["mail_arg"])
         st["from"], st["rcpts"], st["chunks"] = None, [], []
         return await self._reply_data(rec, reader, writer)
 

@@ -525,13 +525,15 @@ class NulBytes(Script):
 
 
 class BadUtf8(Script):
-    STEPS = ((b"MAIL FROM:<\xc3\x28@remote.test>", "501 5.1.7 "),
-             (b"MAIL FROM:<\xc3\xbc@remote.test>", "501 5.1.7 "),
+    # RFC 6531 3.5: 553 5.6.7, bad UTF-8 or UTF-8 without SMTPUTF8
+    STEPS = ((b"MAIL FROM:<\xc3\x28@remote.test>", "553 5.6.7 "),
+             (b"MAIL FROM:<\xc3\xbc@remote.test>", "553 5.6.7 "),
              (b"MAIL FROM:<x@remote.test> BODY=8BITMIME", "250 2.1.0 Ok"),
-             (b"RCPT TO:<\xff\xfe@example.test>", "501 5.1.3 "),
-             (b"RCPT TO:<al\xe9ice@example.test>", "501 5.1.3 "),
-             (b"RCPT TO:<alice@ex\xe0mple.test>", "501 5.1.3 "),
-             (b"RCPT TO:<\xed\xa0\x80@example.test>", "501 5.1.3 "),
+             (b"RCPT TO:<\xff\xfe@example.test>", "553 5.6.7 "),
+             (b"RCPT TO:<al\xe9ice@example.test>", "553 5.6.7 "),
+             (b"RCPT TO:<alice@ex\xe0mple.test>", "553 5.6.7 "),
+             (b"RCPT TO:<\xed\xa0\x80@example.test>", "553 5.6.7 "),
+             (b"RCPT TO:<\xc3\xbc@example.test>", "553 5.6.7 "),
              (b"RSET", "250 2.0.0 Ok"))
     MAIL = b"MAIL FROM:<x@remote.test> BODY=8BITMIME"
     MESSAGE = (b"Subject: caf\xc3\xa9 \xc3\x28 \xff\r\n\r\n"

@@ -110,7 +110,7 @@ TRICKS = [
     ("user@other.test", "554 5.7.1 <user@other.test>: Relay access denied"),
     ("user@other.test@example.test", "501 5.1.3 Bad recipient address syntax"),
     ("USER@EXAMPLE.TEST.", "501 5.1.3 Bad recipient address syntax"),
-    ("us\xe9r@example.test", "501 5.1.3 Bad recipient address syntax"),
+    ("us\xe9r@example.test", "553 5.6.7 Address is not valid UTF-8"),
     ("us\x01er@example.test", "501 5.1.3 Bad recipient address syntax"),
     ("us\x7fer@example.test", "501 5.1.3 Bad recipient address syntax"),
     ("user%other.test@example.test", "550 5.1.1 *"),

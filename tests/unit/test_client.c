@@ -266,6 +266,7 @@ t_read_file(const char *path, size_t *lenp)
 #define FK_LONGLINE	0x08	/* a 600-octet greeting */
 #define FK_MANYLINES	0x10	/* 150 EHLO lines */
 #define FK_CHUNKING	0x20	/* offers CHUNKING, takes BDAT (RFC 3030) */
+#define FK_SMTPUTF8	0x40	/* offers SMTPUTF8 */
 
 struct fk {
 	int		 fd;
@@ -368,6 +369,8 @@ fk_ehlo(struct fk *f)
 		fk_say(f, "250-STARTTLS\r\n");
 	if (f->flags & FK_CHUNKING)
 		fk_say(f, "250-CHUNKING\r\n");
+	if (f->flags & FK_SMTPUTF8)
+		fk_say(f, "250-SMTPUTF8\r\n");
 	fk_say(f, "250-SIZE 100000000\r\n250-8BITMIME\r\n"
 	    "250 ENHANCEDSTATUSCODES\r\n");
 }
@@ -1398,6 +1401,76 @@ test_fake_bdat(void **state)
 	fk_records_free(rec, n);
 }
 
+/*
+ * SMTPUTF8 (RFC 6531 3.2): a message received with it goes with it to a
+ * hop that offers it; one that needs it (UTF-8 address: 5.6.7, 8-bit
+ * header: 5.6.9) is never sent to a hop without it; an ASCII one goes
+ * there without the parameter.
+ */
+static const char *const t_utf8_rcpt[] = { "jos\xc3\xa9@example.org", NULL };
+static const char *const t_ascii_rcpt[] = { "a@example.org", NULL };
+
+static void
+test_fake_smtputf8_offered(void **state)
+{
+	struct t_env	*env = *state;
+	struct t_msg	 tm;
+	struct t_rec	 rec[T_RECS_MAX];
+	size_t		 n, i, with = 0;
+
+	t_msg(&tm, env, "s@example.net", t_utf8_rcpt,
+	    "Subject: x\r\n\r\nb\r\n");
+	tm.m.smtputf8 = true;
+	t_fake_send(env, FK_SMTPUTF8, &tm);
+	t_expect(&tm, 0, 250, "2.0.0");
+	/* not received with SMTPUTF8: never passed on, even if offered */
+	t_msg(&tm, env, "s@example.net", t_ascii_rcpt,
+	    "Subject: x\r\n\r\nb\r\n");
+	t_fake_send(env, FK_SMTPUTF8, &tm);
+	t_expect(&tm, 0, 250, "2.0.0");
+	assert_int_equal(n = fk_records(env, rec, T_RECS_MAX), 2);
+	for (i = 0; i < n; i++)
+		if (strstr(rec[i].mail, " SMTPUTF8") != NULL) {
+			with++;
+			assert_non_null(strstr(rec[i].rcpts, "jos\xc3\xa9@"));
+		}
+	assert_int_equal(with, 1);
+	fk_records_free(rec, n);
+}
+
+static void
+test_fake_smtputf8_missing(void **state)
+{
+	struct t_env	*env = *state;
+	struct t_msg	 tm;
+	struct t_rec	 rec[T_RECS_MAX];
+	size_t		 n;
+
+	/* a UTF-8 address: refused here, nothing sent */
+	t_msg(&tm, env, "s@example.net", t_utf8_rcpt,
+	    "Subject: x\r\n\r\nb\r\n");
+	tm.m.smtputf8 = true;
+	t_fake_send(env, 0, &tm);
+	t_expect(&tm, 0, 553, "5.6.7");
+	assert_int_equal(fk_records(env, rec, T_RECS_MAX), 0);
+	/* ASCII envelope, UTF-8 in a header */
+	t_msg(&tm, env, "s@example.net", t_ascii_rcpt,
+	    "Subject: caf\xc3\xa9\r\n\r\nb\r\n");
+	tm.m.smtputf8 = true;
+	t_fake_send(env, 0, &tm);
+	t_expect(&tm, 0, 554, "5.6.9");
+	assert_int_equal(fk_records(env, rec, T_RECS_MAX), 0);
+	/* 8-bit in the body alone needs no SMTPUTF8: sent, without it */
+	t_msg(&tm, env, "s@example.net", t_ascii_rcpt,
+	    "Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
+	tm.m.smtputf8 = true;
+	t_fake_send(env, 0, &tm);
+	t_expect(&tm, 0, 250, "2.0.0");
+	assert_int_equal(n = fk_records(env, rec, T_RECS_MAX), 1);
+	assert_null(strstr(rec[0].mail, "SMTPUTF8"));
+	fk_records_free(rec, n);
+}
+
 /* A large body of referenced runs, many lines stuffed. */
 static void
 test_fake_big_body(void **state)
@@ -1537,6 +1610,10 @@ static const struct {
 	    1000 },
 	{ { "250-mx", "250-8BITMIME", "250 " }, PARSE_OK, 250, "",
 	    CLIENT_EXT_8BITMIME, 0 },
+	{ { "250-mx", "250-smtputf8", "250 " }, PARSE_OK, 250, "",
+	    CLIENT_EXT_SMTPUTF8, 0 },
+	{ { "250-mx", "250-SMTPUTF8X", "250 SMTPUTF" }, PARSE_OK, 250, "",
+	    0, 0 },
 	{ { "250-mx", "250-PIPELININGX", "250 SIZE" }, PARSE_OK, 250, "",
 	    CLIENT_EXT_SIZE, 0 },
 	{ { "250-mx", "251 x" }, PARSE_BAD, 250, "", 0, 0 },
@@ -1838,6 +1915,8 @@ main(void)
 		T(test_fake_stale_conn),
 		T(test_fake_dot_stuffing),
 		T(test_fake_bdat),
+		T(test_fake_smtputf8_offered),
+		T(test_fake_smtputf8_missing),
 		T(test_fake_big_body),
 		T(test_fake_early_reply),
 		T(test_fake_helo_fallback),

@@ -870,6 +870,51 @@ test_conf_domain_lookup(void **state)
 	conf_unref(cfg);
 }
 
+/*
+ * U-labels in `domains` and [domain] headers (RFC 6531 3.3): stored in NFC
+ * and lower case, found in that form; bad UTF-8, a bad label, or a name
+ * longer in NFC than as written is an error with its line; envelope_syntax
+ * takes strict or lenient, globally only.
+ */
+static void
+test_conf_utf8_domains(void **state)
+{
+	static const char *const bad[] = {
+		"domains = b\xfc" "cher.test\ndirectory = file:u\n",
+		"domains = b\xc3\xbc" "cher-.test\ndirectory = file:u\n",
+		"domains = b\xc3\xbc" "cher..test\ndirectory = file:u\n",
+		"domains = b\xc3\xbc_x.test\ndirectory = file:u\n",
+		"domains = \xe0\xa5\x98.test\ndirectory = file:u\n",
+		"domains = x.test\ndirectory = file:u\nenvelope_syntax = loose\n",
+	};
+	const struct domain_conf	*d;
+	struct config			*cfg;
+	struct errs			 e;
+	size_t				 i;
+
+	(void)state;
+	/* "BÜCHER.test" in NFD, and a section naming it in NFC */
+	cfg = load_ok("domains = example.org, BU\xcc\x88" "CHER.test\n"
+	    "directory = file:u\nenvelope_syntax = lenient\n"
+	    "[domain b\xc3\xbc" "cher.test]\nunknown_recipient = discard\n");
+	assert_true(cfg->envelope_lenient);
+	assert_string_equal(cfg->domains[1].name, "b\xc3\xbc" "cher.test");
+	d = conf_domain(cfg, "b\xc3\xbc" "cher.test", 12);
+	assert_ptr_equal(d, &cfg->domains[1]);
+	assert_int_equal(d->unknown, UNKNOWN_DISCARD);
+	assert_null(conf_domain(cfg, "bucher.test", 11));
+	conf_unref(cfg);
+	cfg = load_ok("domains = x.test\ndirectory = file:u\n");
+	assert_false(cfg->envelope_lenient);
+	conf_unref(cfg);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("bad %zu\n", i);
+		assert_null(load(bad[i], &e));
+		assert_true(e.n >= 1);
+		assert_int_equal(e.line[0], i == 5 ? 3 : 1);
+	}
+}
+
 #define REF_THREADS	4
 #define REF_ROUNDS	20000
 
@@ -957,6 +1002,7 @@ main(void)
 		cmocka_unit_test(test_conf_multiple_errors),
 		cmocka_unit_test(test_conf_listen),
 		cmocka_unit_test(test_conf_domain_lookup),
+		cmocka_unit_test(test_conf_utf8_domains),
 		cmocka_unit_test(test_conf_refcount),
 		cmocka_unit_test(test_conf_dump_keys),
 	};

@@ -1,6 +1,7 @@
 /*
  * test_dir.c - the recipient directory: users-file parser and loader,
- * lookups (case, delimiter, bounds), bad files, refcounting.
+ * lookups (case, delimiter, bounds), bad files, refcounting; UTF-8
+ * entries and queries compared in NFC (RFC 6531 3.3).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,7 +122,16 @@ static const struct parse_case parse_cases[] = {
 	{ "a@.x.org", PARSE_BAD, false, NULL, NULL },
 	{ "a@x_y.org", PARSE_BAD, false, NULL, NULL },
 	{ "a@[192.0.2.1]", PARSE_BAD, false, NULL, NULL },
-	{ "\xc3\xa9@x.org", PARSE_BAD, false, NULL, NULL },
+	{ "\xc3\xa9@x.org", PARSE_OK, false, "\xc3\xa9", "x.org" },
+	{ "jos\xc3\xa9@b\xc3\xbc" "cher.test", PARSE_OK, false, "jos\xc3\xa9",
+	    "b\xc3\xbc" "cher.test" },
+	{ "\xe9@x.org", PARSE_BAD, false, NULL, NULL },
+	{ "\xc0\xa9@x.org", PARSE_BAD, false, NULL, NULL },
+	{ "\xed\xa0\x80@x.org", PARSE_BAD, false, NULL, NULL },
+	{ "\xc2\x85@x.org", PARSE_BAD, false, NULL, NULL },
+	{ "a\xc3@x.org", PARSE_BAD, false, NULL, NULL },
+	{ "a@x\xff.org", PARSE_BAD, false, NULL, NULL },
+	{ "a@\xc3\xa9-.org", PARSE_BAD, false, NULL, NULL },
 	{ "a@x.org # trailing comment", PARSE_BAD, false, NULL, NULL },
 };
 
@@ -488,6 +498,81 @@ test_count_dedup(void **state)
 	assert_int_equal(dir_file_count(NULL), 0);
 }
 
+/*
+ * UTF-8: the users file lists josé once, in NFC or in NFD; a query in
+ * either form finds it (NFC on both sides), ASCII letters fold as ever,
+ * other letters do not, the domain folds (U-labels), the delimiter
+ * still cuts, and invalid UTF-8 in a query matches nothing.
+ */
+#define JOSE_NFC	"jos\xc3\xa9"
+#define JOSE_NFD	"jose\xcc\x81"
+
+static void
+test_utf8_nfc(void **state)
+{
+	static const char *const files[] = {
+		"alice@x.org\n" JOSE_NFC "@x.org\n\xc3\xa5sa@b\xc3\xbc" "cher.test\n",
+		"alice@x.org\n" JOSE_NFD "@x.org\na\xcc\x8asa@B\xc3\x9c" "CHER.test\n",
+	};
+	struct dir	*d;
+	struct errs	 e;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		print_message("file %zu\n", i);
+		memset(&e, 0, sizeof(e));
+		d = dir_from_text(files[i], false, &e);
+		assert_int_equal(e.n, 0);
+		assert_non_null(d);
+		assert_int_equal(dir_count(d), 3);
+		assert_int_equal(lookup(d, JOSE_NFC, "x.org", "+"), DIR_VALID);
+		assert_int_equal(lookup(d, JOSE_NFD, "x.org", "+"), DIR_VALID);
+		assert_int_equal(lookup(d, "JOS\xc3\xa9", "X.ORG", "+"),
+		    DIR_VALID);
+		assert_int_equal(lookup(d, JOSE_NFD "+tag", "x.org", "+"),
+		    DIR_VALID);
+		/* É is not é: only ASCII letters fold in local parts */
+		assert_int_equal(lookup(d, "jos\xc3\x89", "x.org", "+"),
+		    DIR_UNKNOWN);
+		assert_int_equal(lookup(d, "jose", "x.org", "+"), DIR_UNKNOWN);
+		assert_int_equal(lookup(d, "jos\xe9", "x.org", "+"),
+		    DIR_UNKNOWN);
+		assert_int_equal(lookup(d, "\xc3\xa5sa", "b\xc3\xbc" "cher.test",
+		    ""), DIR_VALID);
+		assert_int_equal(lookup(d, "a\xcc\x8asa", "B\xc3\x9c" "cher.test",
+		    ""), DIR_VALID);
+		assert_int_equal(lookup(d, "\xc3\xa5sa", "bucher.test", ""),
+		    DIR_UNKNOWN);
+		dir_unref(d);
+	}
+	/* one name in both forms is one entry */
+	memset(&e, 0, sizeof(e));
+	d = dir_from_text(JOSE_NFC "@x.org\n" JOSE_NFD "@x.org\n", false, &e);
+	assert_non_null(d);
+	assert_int_equal(dir_count(d), 1);
+	dir_unref(d);
+	/* bad UTF-8 in the file: the line is reported */
+	memset(&e, 0, sizeof(e));
+	d = dir_from_text("alice@x.org\njos\xe9@x.org\n", false, &e);
+	assert_null(d);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.line[0], 2);
+	assert_non_null(strstr(e.msg[0], "bad UTF-8"));
+	/* U+0958 is longer in NFC (a composition exclusion): refused, so
+	 * that no entry is stored in a form the file does not show */
+	memset(&e, 0, sizeof(e));
+	d = dir_from_text("\xe0\xa5\x98@x.org\n", false, &e);
+	assert_null(d);
+	assert_int_equal(e.n, 1);
+	assert_non_null(strstr(e.msg[0], "longer in NFC"));
+	memset(&e, 0, sizeof(e));
+	d = dir_from_text("\xe0\xa4\x95\xe0\xa4\xbc@x.org\n", false, &e);
+	assert_non_null(d);
+	assert_int_equal(lookup(d, "\xe0\xa5\x98", "x.org", ""), DIR_VALID);
+	dir_unref(d);
+}
+
 /* Many keys: every one found, near misses not (probing, growth). */
 static void
 test_many_keys(void **state)
@@ -578,6 +663,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_count_dedup),
 		cmocka_unit_test(test_many_keys),
+		cmocka_unit_test(test_utf8_nfc),
 		cmocka_unit_test(test_null_dir),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_verdict_names),

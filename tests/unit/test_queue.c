@@ -803,6 +803,15 @@ static const struct {
 	{ HEAD "R:x@y|B:b|E:|E:", "", PARSE_BAD, 0, 0 },
 	{ HEAD "R:x@y|B:b|E:", "D0000000000010001:", PARSE_TOOLONG, 0, 0 },
 	{ HEAD "R:x@y|B:b|E:", "Dffffffffffffffff:", PARSE_TOOLONG, 0, 0 },
+	/* U (received with SMTPUTF8): empty, once, after S, before R */
+	{ HEAD "U:|R:x@y|R:z@y|B:b|E:|D:1", "", PARSE_OK, 2, 1 },
+	{ HEAD "U:x|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "U:|U:|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "R:x@y|U:|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "R:x@y|B:b|E:|U:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "U:|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ "V:mxgate-queue 1|I:0123456789ABCDEF|T:1|C:c|H:h|U:|S:|R:x|B:|E:",
+	    "", PARSE_BAD, 0, 0 },
 #undef HEAD
 };
 
@@ -848,6 +857,8 @@ test_file_parse(void **state)
 		if (rc == PARSE_OK) {
 			assert_int_equal(f.nrcpts, file_cases[i].nrcpts);
 			assert_int_equal(f.ndone, file_cases[i].ndone);
+			assert_int_equal(f.smtputf8,
+			    strstr(file_cases[i].recs, "|U:|") != NULL);
 			assert_int_equal(f.validlen,
 			    b.len - strlen(file_cases[i].tail));
 		}

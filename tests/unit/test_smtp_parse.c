@@ -2,7 +2,8 @@
  * test_smtp_parse.c - case tables for src/smtp/smtp_parse.c: command
  * lines, paths (RFC 5321 4.1.2), MAIL/RCPT arguments and ESMTP
  * parameters, limits at and one over each bound, smtp_local_canon and
- * span_eq_ci.  Every input is copied into a heap block of its exact
+ * span_eq_ci; UTF-8 paths (RFC 6531 3.3: strict UTF-8 or SMTP_ARG_UTF8)
+ * and envelope_syntax = lenient (bare addresses, and what stays refused).  Every input is copied into a heap block of its exact
  * length, so ASan catches a parser that reads one byte too far.
  */
 #include <setjmp.h>
@@ -17,12 +18,15 @@
 
 #include "smtp/smtp_parse.h"
 
-enum tc_kind { TK_CMD, TK_PATH, TK_PATHNULL, TK_MAIL, TK_RCPT };
+enum tc_kind { TK_CMD, TK_PATH, TK_PATHNULL, TK_MAIL, TK_RCPT, TK_MAILL,
+    TK_RCPTL };
 
 #define F_NULL		0x01
 #define F_QUOTED	0x02
 #define F_LITERAL	0x04
 #define F_ROUTED	0x08
+#define F_UTF8		0x10	/* addr.utf8 */
+#define F_BARE		0x20	/* lenient: given without <> */
 #define NOCHK		(-1)
 
 /*
@@ -73,6 +77,14 @@ struct tc {
 	    NULL }
 #define RCPT(in, rc, err, l, d, fl, np, p0) \
 	{ TK_RCPT, in, NULL, 0, "", 0, rc, err, l, d, NOCHK, fl, np, p0 }
+/* envelope_syntax = lenient */
+#define MAILL(in, rc, err, l, d, fl, np) \
+	{ TK_MAILL, in, NULL, 0, "", 0, rc, err, l, d, NOCHK, fl, np, NULL }
+#define RCPTL(in, rc, err, l, d, fl, np) \
+	{ TK_RCPTL, in, NULL, 0, "", 0, rc, err, l, d, NOCHK, fl, np, NULL }
+#define RCPTLR(pre, rep, n, post, rc, err) \
+	{ TK_RCPTL, pre, rep, n, post, 0, rc, err, NULL, NULL, NOCHK, F_BARE, \
+	    NOCHK, NULL }
 
 /* "abcdefghi." is 10 bytes: 24 of them make a 240-byte run of labels. */
 #define L10	"abcdefghi."
@@ -185,11 +197,50 @@ static const struct tc cases[] = {
 	PATH("<user@[192.0.2.1]x>", PARSE_BAD, NULL, NULL, 0),
 	PATH("<user@[192.0.2.1].test>", PARSE_BAD, NULL, NULL, 0),
 
-	/* 8-bit and control bytes */
-	PATH("<us\xc3\xa9r@example.test>", PARSE_BAD, NULL, NULL, 0),
-	PATH("<\"us\xc3\xa9r\"@example.test>", PARSE_BAD, NULL, NULL, 0),
+	/* 8-bit and control bytes: UTF-8 parses (RFC 6531 3.3), the
+	 * caller decides whether SMTPUTF8 allows it */
+	PATH("<us\xc3\xa9r@example.test>", PARSE_OK, "us\xc3\xa9r",
+	    "example.test", F_UTF8),
+	PATH("<\"us\xc3\xa9r\"@example.test>", PARSE_OK, "\"us\xc3\xa9r\"",
+	    "example.test", F_QUOTED | F_UTF8),
 	PATH("<user@ex\x01" "ample.test>", PARSE_BAD, NULL, NULL, 0),
 	PATH("<user@exampl\xe9.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<user@b\xc3\xbc" "cher.test>", PARSE_OK, "user",
+	    "b\xc3\xbc" "cher.test", F_UTF8),
+	PATH("<user@\xc3\xbc.test>", PARSE_OK, "user", "\xc3\xbc.test",
+	    F_UTF8),
+	PATH("<\xe6\x97\xa5\xe6\x9c\xac@\xe4\xbe\x8b" ".\xe6\x97\xa5\xe6\x9c\xac>",
+	    PARSE_OK, "\xe6\x97\xa5\xe6\x9c\xac",
+	    "\xe4\xbe\x8b" ".\xe6\x97\xa5\xe6\x9c\xac", F_UTF8),
+	PATH("<\xf0\x9f\x98\x80@x.test>", PARSE_OK, "\xf0\x9f\x98\x80", "x.test",
+	    F_UTF8),
+	PATH("<jos\xc3\xa9" ".\xc3\xa9@x.test>", PARSE_OK, "jos\xc3\xa9" ".\xc3\xa9",
+	    "x.test", F_UTF8),
+	PATH("<us\xc3\xa9r@ex-\xc3\xa9.test>", PARSE_OK, "us\xc3\xa9r",
+	    "ex-\xc3\xa9.test", F_UTF8),
+	PATH("<user@\xc3\xa9-.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<user@[192.0.2.\xc3\xa9]>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\"a\\\xc3\xa9\"@x.test>", PARSE_BAD, NULL, NULL, 0),
+	/* not strict UTF-8: overlong, surrogate, > U+10FFFF, C1, cut */
+	PATH("<\xc0\xa9@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xc1\xbf" "@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xe0\x80\xaf" "@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xf0\x80\x80\xaf" "@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xed\xa0\x80@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xed\xbf\xbf" "@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xf4\x90\x80\x80@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xf5\x80\x80\x80@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xc2\x80@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xc2\x9f@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<\xc2\xa0" "@x.test>", PARSE_OK, "\xc2\xa0", "x.test", F_UTF8),
+	PATH("<\xed\x9f\xbf" "@x.test>", PARSE_OK, "\xed\x9f\xbf", "x.test",
+	    F_UTF8),
+	PATH("<\xf4\x8f\xbf\xbf" "@x.test>", PARSE_OK, "\xf4\x8f\xbf\xbf",
+	    "x.test", F_UTF8),
+	PATH("<a\xc3@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<a\xe2\x82@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<a\x80@x.test>", PARSE_BAD, NULL, NULL, 0),
+	PATH("<a@x.test\xc3" ">", PARSE_BAD, NULL, NULL, 0),
 	PATHN("<user@example.test\0>", 20, PARSE_BAD),
 	PATHN("<us\0er@example.test>", 20, PARSE_BAD),
 
@@ -273,6 +324,76 @@ static const struct tc cases[] = {
 	MAIL("TO:<a@b.c>", PARSE_BAD, SMTP_ARG_KEYWORD, NULL, NULL, 0, NOCHK,
 	    NULL),
 	MAIL("", PARSE_BAD, SMTP_ARG_KEYWORD, NULL, NULL, 0, NOCHK, NULL),
+	/* UTF-8: parsed, flagged; bytes that are no UTF-8: SMTP_ARG_UTF8 */
+	MAIL("FROM:<jos\xc3\xa9@b.c> SMTPUTF8", PARSE_OK, SMTP_ARG_OK,
+	    "jos\xc3\xa9", "b.c", F_UTF8, 1, "SMTPUTF8"),
+	MAIL("FROM:<jos\xc3\xa9@b.c>", PARSE_OK, SMTP_ARG_OK, "jos\xc3\xa9",
+	    "b.c", F_UTF8, 0, NULL),
+	MAIL("FROM:<jos\xe9" "@b.c> SMTPUTF8", PARSE_BAD, SMTP_ARG_UTF8, NULL,
+	    NULL, 0, NOCHK, NULL),
+	MAIL("FROM:<a@b\xc0\xae" ".c> SMTPUTF8", PARSE_BAD, SMTP_ARG_UTF8, NULL,
+	    NULL, 0, NOCHK, NULL),
+	MAIL("FROM:<\"\xed\xa0\x80\"@b.c>", PARSE_BAD, SMTP_ARG_UTF8, NULL,
+	    NULL, 0, NOCHK, NULL),
+	MAIL("FROM:<@r\xff" ".test:a@b.c>", PARSE_BAD, SMTP_ARG_UTF8, NULL,
+	    NULL, 0, NOCHK, NULL),
+	/* the first error decides: a bad path before a bad byte */
+	MAIL("FROM:<a b\xff" "@b.c>", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0,
+	    NOCHK, NULL),
+	/* strict (the default) as it was: a blank after the colon, no
+	 * bare address */
+	MAIL("FROM: a@b.c", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK,
+	    NULL),
+
+	/* envelope_syntax = lenient */
+	MAILL("FROM:a@b.c", PARSE_OK, SMTP_ARG_OK, "a", "b.c", F_BARE, 0),
+	MAILL("FROM: a@b.c", PARSE_OK, SMTP_ARG_OK, "a", "b.c", F_BARE, 0),
+	MAILL("from:  a@b.c  ", PARSE_OK, SMTP_ARG_OK, "a", "b.c", F_BARE, 0),
+	MAILL("FROM: <a@b.c>", PARSE_OK, SMTP_ARG_OK, "a", "b.c", 0, 0),
+	MAILL("FROM:<a@b.c> SIZE=10", PARSE_OK, SMTP_ARG_OK, "a", "b.c", 0, 1),
+	MAILL("FROM:<>", PARSE_OK, SMTP_ARG_OK, "", "", F_NULL, 0),
+	MAILL("FROM:jos\xc3\xa9@b.c", PARSE_OK, SMTP_ARG_OK, "jos\xc3\xa9",
+	    "b.c", F_BARE | F_UTF8, 0),
+	MAILL("FROM:\"a.b\"@c.d", PARSE_OK, SMTP_ARG_OK, "\"a.b\"", "c.d",
+	    F_BARE | F_QUOTED, 0),
+	MAILL("FROM:a@b.c SIZE=10", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0,
+	    NOCHK),
+	MAILL("FROM:a b@c.d", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:\"a b\"@c.d", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0,
+	    NOCHK),
+	MAILL("FROM:a@b.c>", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:<a@b.c", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:a@b.c<", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:   ", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:a", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:@x:a@b.c", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:a@b.c@d.e", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0,
+	    NOCHK),
+	MAILL("FROM:a@b.c\tx", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	MAILL("FROM:a\xff" "@b.c", PARSE_BAD, SMTP_ARG_UTF8, NULL, NULL, 0,
+	    NOCHK),
+	MAILL("FROM a@b.c", PARSE_BAD, SMTP_ARG_KEYWORD, NULL, NULL, 0, NOCHK),
+	RCPTL("TO:user@example.test", PARSE_OK, SMTP_ARG_OK, "user",
+	    "example.test", F_BARE, 0),
+	RCPTL("TO: user@example.test ", PARSE_OK, SMTP_ARG_OK, "user",
+	    "example.test", F_BARE, 0),
+	RCPTL("TO: <user@example.test>", PARSE_OK, SMTP_ARG_OK, "user",
+	    "example.test", 0, 0),
+	RCPTL("TO:user@[192.0.2.1]", PARSE_OK, SMTP_ARG_OK, "user",
+	    "[192.0.2.1]", F_BARE | F_LITERAL, 0),
+	RCPTL("TO:@x:a@b", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	RCPTL("TO:<a@b", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	RCPTL("TO:a@b NOTIFY=NEVER", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0,
+	    NOCHK),
+	RCPTL("TO:postmaster", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	RCPTL("TO:<>", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	RCPTL("TO:a@b c@d", PARSE_BAD, SMTP_ARG_PATH, NULL, NULL, 0, NOCHK),
+	/* the same bounds as <path>: 254 bytes bare, 64 in the local part */
+	RCPTLR("TO:a@", L10, 24, "abcdefghijkl", PARSE_OK, SMTP_ARG_OK),
+	RCPTLR("TO:a@", L10, 24, "abcdefghijklm", PARSE_TOOLONG,
+	    SMTP_ARG_PATH),
+	RCPTLR("TO:", "a", 65, "@b.c", PARSE_TOOLONG, SMTP_ARG_PATH),
 
 	/* RCPT TO */
 	RCPT("TO:<user@example.test>", PARSE_OK, SMTP_ARG_OK, "user",
@@ -359,6 +480,7 @@ addr_check(const struct tc *t, const struct smtp_addr *a,
 	assert_int_equal(a->quoted, !!(t->flags & F_QUOTED));
 	assert_int_equal(a->literal, !!(t->flags & F_LITERAL));
 	assert_int_equal(a->routed, !!(t->flags & F_ROUTED));
+	assert_int_equal(a->utf8, !!(t->flags & F_UTF8));
 }
 
 static void
@@ -384,13 +506,18 @@ arg_check(const struct tc *t, const uint8_t *in, size_t len)
 	struct smtp_path_arg	arg;
 	enum parse_rc		rc;
 
-	rc = t->kind == TK_MAIL ? smtp_parse_mail_arg(in, len, &arg) :
-	    smtp_parse_rcpt_arg(in, len, &arg);
+	if (t->kind == TK_MAIL || t->kind == TK_RCPT)
+		rc = t->kind == TK_MAIL ? smtp_parse_mail_arg(in, len, &arg) :
+		    smtp_parse_rcpt_arg(in, len, &arg);
+	else
+		rc = smtp_parse_path_arg(in, len, SMTP_PA_LENIENT |
+		    (t->kind == TK_MAILL ? SMTP_PA_MAIL : 0), &arg);
 	assert_int_equal(rc, t->rc);
 	assert_int_equal(arg.err, t->err);
 	if (rc != PARSE_OK)
 		return;
 	addr_check(t, &arg.addr, in, len);
+	assert_int_equal(arg.bare, !!(t->flags & F_BARE));
 	if (t->nparams != NOCHK)
 		assert_int_equal(arg.nparams, t->nparams);
 	if (t->param0 != NULL)
@@ -431,6 +558,8 @@ test_case_table(void **state)
 			break;
 		case TK_MAIL:
 		case TK_RCPT:
+		case TK_MAILL:
+		case TK_RCPTL:
 			arg_check(t, in, len);
 			break;
 		}
