@@ -545,6 +545,9 @@ smtp_resume(struct smtp_session *s)
 		smtp_session_shutdown(s);
 		return;
 	}
+	/* input left waiting (a tarpit, a look-up, a commit) is read now:
+	 * the reply floor of what comes next counts from here */
+	s->read_us = smtp_now_us();
 	bufferevent_enable(s->bev, EV_READ);
 	session_process(s);
 }
