@@ -123,6 +123,22 @@ bench-harvest: deps-test
 	python3 bench/harvest.py --binary $(B)/mxgate \
 	    --seconds $(BENCH_SECONDS) --idle $(BENCH_IDLE)
 
+# Valid vs unknown RCPT reply times (issue 12): TIMING_N fresh sessions
+# of each kind per mode (discard, bounce, uniform, reject), one RCPT each
+# from distinct sources, the KS test per mode, TIMING_RUNS runs; then
+# smtp-source at c=50 with and without rcpt_reply_floor (TIMING_TP=0:
+# skip).  TIMING_ARGS passes more (e.g. --floor 0).
+TIMING_N    ?= 1000
+TIMING_RUNS ?= 3
+TIMING_TP   ?= 1
+TIMING_ARGS ?=
+.PHONY: bench-timing
+bench-timing: deps-test
+	@$(MAKE) --no-print-directory all
+	python3 bench/timing.py --binary $(B)/mxgate --n $(TIMING_N) \
+	    --runs $(TIMING_RUNS) $(if $(filter 1,$(TIMING_TP)),--throughput) \
+	    $(TIMING_ARGS)
+
 # The side-by-side benchmark (issue 6, bench/README.md): mxgate, the
 # smtp-sink ceiling and (BENCH_POSTFIX=1) Postfix, one table; idle
 # connections, 10M users, RCPT verdict latency.  BENCH_RUNS, BENCH_SCALE,

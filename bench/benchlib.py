@@ -1,13 +1,14 @@
 """
 benchlib.py - what the benchmarks share: loopback ports, the Postfix
-peer's master process, the file-descriptor limit, and the CPU time of a
-process tree read from /proc.  Standard library only; imported by
-bench/bench.py and bench/harvest.py (both put bench/ on sys.path, which
+peer's master process, the file-descriptor limit, the CPU time of a
+process tree read from /proc, and the two-sample Kolmogorov-Smirnov test.  Standard library only; imported by
+bench/bench.py, bench/harvest.py and bench/timing.py (both put bench/ on sys.path, which
 Python does for a script's own folder).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import socket
@@ -89,3 +90,37 @@ def tree_cpu(root: int) -> float:
         except (OSError, ValueError):
             pass
     return total / CLK
+
+
+def ks_2samp(a: list[float], b: list[float]) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic D (ties handled)."""
+    a, b = sorted(a), sorted(b)
+    n, m = len(a), len(b)
+    i = j = 0
+    d = 0.0
+    while i < n and j < m:
+        x = min(a[i], b[j])
+        while i < n and a[i] == x:
+            i += 1
+        while j < m and b[j] == x:
+            j += 1
+        d = max(d, abs(i / n - j / m))
+    return d
+
+
+def kolmogorov_sf(lam: float) -> float:
+    """P(K > lam), K the Kolmogorov distribution (asymptotic)."""
+    if lam <= 0.0:
+        return 1.0
+    if lam < 1.18:
+        s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi ** 2 / (8 * lam * lam))
+                for k in range(1, 50))
+        return max(0.0, min(1.0, 1.0 - math.sqrt(2 * math.pi) / lam * s))
+    s = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam)
+            for k in range(1, 101))
+    return max(0.0, min(1.0, 2.0 * s))
+
+
+def ks_pvalue(d: float, n: int, m: int) -> float:
+    """The asymptotic p-value of D for samples of n and m."""
+    return kolmogorov_sf(math.sqrt(n * m / (n + m)) * d)

@@ -103,8 +103,9 @@ import sys
 import tempfile
 import time
 
-from benchlib import (free_port, port_open, postfix_master,  # noqa: E402
-                      proc_tree, raise_nofile, tree_cpu)
+from benchlib import (free_port, kolmogorov_sf,  # noqa: E402
+                      ks_2samp, port_open, postfix_master, proc_tree,
+                      raise_nofile, tree_cpu)
 
 DOMAIN = "example.test"
 NUSERS = 100_000                # the Postfix peer's table
@@ -496,34 +497,6 @@ def attack(port: int, sources: list[str], names: list[str], valid: set[str],
 
 
 # ------------------------------------------------------------ KS
-
-def ks_2samp(a: list[float], b: list[float]) -> float:
-    a, b = sorted(a), sorted(b)
-    n, m = len(a), len(b)
-    i = j = 0
-    d = 0.0
-    while i < n and j < m:
-        x = min(a[i], b[j])
-        while i < n and a[i] == x:
-            i += 1
-        while j < m and b[j] == x:
-            j += 1
-        d = max(d, abs(i / n - j / m))
-    return d
-
-
-def kolmogorov_sf(lam: float) -> float:
-    """P(K > lam), K the Kolmogorov distribution (asymptotic)."""
-    if lam <= 0.0:
-        return 1.0
-    if lam < 1.18:
-        s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi ** 2 / (8 * lam * lam))
-                for k in range(1, 50))
-        return max(0.0, min(1.0, 1.0 - math.sqrt(2 * math.pi) / lam * s))
-    s = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam)
-            for k in range(1, 101))
-    return max(0.0, min(1.0, 2.0 * s))
-
 
 class SyncClient:
     def __init__(self, port: int, src: str):

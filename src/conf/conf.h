@@ -103,6 +103,7 @@ struct config {
 	bool			 localpart_case_sensitive;
 	unsigned		 max_errors;		/* per session */
 	unsigned		 greeting_delay_ms;
+	unsigned		 rcpt_reply_floor_ms;	/* issue 12; 0: off */
 	unsigned		 command_timeout_ms;
 	unsigned		 data_timeout_ms;
 	unsigned		 retry_min_ms;		/* delivery retry */

@@ -71,6 +71,10 @@ const struct conf_key conf_keys[] = {
 	{ "greeting_delay", CT_MSEC, G(greeting_delay_ms), 0, "0", 0, 60 * U_S,
 	  "wait before the 220 greeting; a client that talks first is "
 	  "dropped" },
+	{ "rcpt_reply_floor", CT_MSEC, G(rcpt_reply_floor_ms), 0, "5ms", 0,
+	  U_S, "a RCPT reply that hides validity (discard, bounce, uniform "
+	  "mode) goes out this long after the command was read, or at the "
+	  "next multiple; 0: off" },
 	{ "command_timeout", CT_MSEC, G(command_timeout_ms), 0, "5m",
 	  U_S, U_H, "idle time allowed while waiting for a command" },
 	{ "data_timeout", CT_MSEC, G(data_timeout_ms), 0, "10m", U_S, U_H,

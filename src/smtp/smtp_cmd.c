@@ -157,7 +157,7 @@ cmd_greet(struct smtp_session *s, struct span arg, bool esmtp)
 static void
 cmd_ehlo(struct smtp_session *s, struct span arg)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	struct evbuffer	*out = smtp_out(s);	/* behind held replies */
 
 	if (!cmd_greet(s, arg, true))
 		return;

@@ -3,9 +3,11 @@
  * function (STYLE R5): syntax, relay, guard (its verdict comes from the
  * client's history, so it is asked before the directory and its delay
  * covers the look-up too), directory, policy, limits.
- * Owns: the verdict-to-reply mapping for recipients.
+ * Owns: the verdict-to-reply mapping for recipients, and when each reply
+ * may go out (rcpt_release: the tarpit and the reply floor).
  * Never: a reply that tells a harvester more than the domain's policy
- * says; under `discard` an unknown name gets the valid reply's bytes.
+ * says; under `discard` an unknown name gets the valid reply's bytes,
+ * and (rcpt_reply_floor, issue 12) at the same time.
  * Untrusted: the RCPT argument.  RFC 5321 4.1.1.3, 3.6 (relay), 4.5.3.1.8.
  */
 #include <string.h>
@@ -28,8 +30,6 @@
 static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
 static void	rcpt_guard(struct smtp_session *);
 static void	rcpt_lookup(struct smtp_session *);
-static void	rcpt_tarpit_done(evutil_socket_t, short, void *);
-static void	rcpt_uniform_done(evutil_socket_t, short, void *);
 static void	rcpt_proceed(struct smtp_session *, enum relay_verdict,
 		    enum dir_verdict);
 
@@ -155,6 +155,8 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	    a.literal, &dc);
 	s->rw.dc = dc;
 	s->rw.resume = s->state;
+	s->rw.arrive_us = s->read_us;
+	s->rw.tarpit_us = 0;
 	if (rv != RELAY_LOCAL) {
 		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
@@ -162,14 +164,33 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	rcpt_guard(s);
 }
 
-/* A guard delay: the session reads nothing more until cb runs. */
+/*
+ * When this RCPT's reply may go out: the one place (issue 12).  The
+ * tarpit's time, and for a reply that hides validity the floor: a fixed
+ * time after the command was read, or the next multiple of it when the
+ * decision took longer; whichever is later.  A tarpitted session reads
+ * nothing more until its reply is out (the delay is the client's to
+ * pay, one reply at a time); a floored one reads on, and replies to
+ * commands read with it (a pipelined group) leave together, in order.
+ * An honest client whose replies hide nothing (reject mode) pays
+ * nothing: then only the tarpit, if any, holds the reply.
+ */
 static void
-rcpt_hold(struct smtp_session *s, unsigned delay,
-    void (*cb)(evutil_socket_t, short, void *))
+rcpt_release(struct smtp_session *s, bool hides)
 {
-	smtp_set_state(s, ST_WAIT);
-	bufferevent_disable(s->bev, EV_READ);
-	smtp_timer(s, delay, cb);
+	uint64_t	at = s->rw.tarpit_us, f;
+
+	if (hides && (f = smtp_floor_at(s->rw.arrive_us, smtp_now_us(),
+	    (uint64_t)s->conf->rcpt_reply_floor_ms * 1000)) > at)
+		at = f;
+	smtp_hold(s, at, s->rw.tarpit_us != 0);
+}
+
+/* A guard delay: from now, the reply waits at least delay ms. */
+static void
+rcpt_tarpit(struct smtp_session *s, unsigned delay)
+{
+	s->rw.tarpit_us = smtp_now_us() + (uint64_t)delay * 1000;
 	smtp_log(s, LOG_LVL_DEBUG, "tarpit", "delay_ms=%u", delay);
 }
 
@@ -178,10 +199,12 @@ static void
 rcpt_uniform(struct smtp_session *s)
 {
 	rcpt_log(s, "uniform", RCPT_UNIFORM);
+	rcpt_release(s, true);
 	smtp_reply_line(s, s->conf->harvest_uniform_reply);
 }
 
-/* Step 3: the harvest guard (DESIGN 3). */
+/* Step 3: the harvest guard (DESIGN 3).  Its delay runs while the
+ * directory is asked, so the look-up's cost hides inside it. */
 static void
 rcpt_guard(struct smtp_session *s)
 {
@@ -198,47 +221,19 @@ rcpt_guard(struct smtp_session *s)
 		rcpt_lookup(s);
 		break;
 	case GUARD_TARPIT:
-		rcpt_hold(s, delay, rcpt_tarpit_done);
+		rcpt_tarpit(s, delay);
+		rcpt_lookup(s);
 		break;
 	case GUARD_UNIFORM:
 		if (delay > 0)		/* never cheaper than the tarpit */
-			rcpt_hold(s, delay, rcpt_uniform_done);
-		else
-			rcpt_uniform(s);
+			rcpt_tarpit(s, delay);
+		rcpt_uniform(s);
 		break;
 	case GUARD_CUTOFF:
 		rcpt_log(s, "cutoff", RCPT_CUTOFF);
 		smtp_reply(s, R_HARVEST_CUTOFF, s->conf->hostname);
 		break;
 	}
-}
-
-static void
-rcpt_tarpit_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_session	*s = arg;
-
-	(void)fd;
-	(void)what;
-	if (s->dead || s->state != ST_WAIT)
-		return;
-	smtp_set_state(s, s->rw.resume);
-	rcpt_lookup(s);
-	smtp_resume(s);
-}
-
-static void
-rcpt_uniform_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_session	*s = arg;
-
-	(void)fd;
-	(void)what;
-	if (s->dead || s->state != ST_WAIT)
-		return;
-	smtp_set_state(s, s->rw.resume);
-	rcpt_uniform(s);
-	smtp_resume(s);
 }
 
 /* Step 4: the directory. */
@@ -272,7 +267,8 @@ rcpt_dir_done(void *arg, uint64_t sid, enum dir_verdict v)
 		return;			/* the client left; drop it */
 	smtp_set_state(s, s->rw.resume);
 	rcpt_proceed(s, RELAY_LOCAL, v);
-	smtp_resume(s);
+	if (s->state != ST_WAIT)	/* else a tarpit holds its input */
+		smtp_resume(s);
 }
 
 uint64_t
@@ -346,7 +342,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	const char		*verdict = rv == RELAY_LOCAL ?
 				    dir_verdict_name(v) : "remote";
 	enum rcpt_action	 a = policy_rcpt(rv, v, s->rw.dc);
-	bool			 queue, hot = false;
+	bool			 queue, hot = false, hides;
 	enum reply_id		 r;
 
 	if (rv == RELAY_LOCAL && (v == DIR_VALID || v == DIR_UNKNOWN))
@@ -354,6 +350,10 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	/* A distributed harvest: unknown names answered as under discard. */
 	if (hot && a == RCPT_REJECT)
 		a = RCPT_DISCARD;
+	/* Whether an unknown name here gets a valid name's answer: then
+	 * every answer here, valid or not, waits for the floor. */
+	hides = rv == RELAY_LOCAL && (hot || policy_looks_valid(
+	    policy_rcpt(RELAY_LOCAL, DIR_UNKNOWN, s->rw.dc)));
 	/* The duplicate scan runs whatever the action, so a discarded
 	 * unknown name costs what a real one does (DESIGN 3: the same
 	 * latency; skipping it for unknown names was measurable). */
@@ -361,6 +361,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 
 	if (!policy_looks_valid(a)) {
 		rcpt_log(s, verdict, a);
+		rcpt_release(s, hides);
 		smtp_reply(s, a == RCPT_DENY ? R_RELAY_DENIED :
 		    a == RCPT_REJECT ? R_RCPT_UNKNOWN : R_DIR_TEMPFAIL,
 		    s->rw.addr);
@@ -372,6 +373,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 		    verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
 		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
 		    "null_sender_rate");
+		rcpt_release(s, hides);
 		smtp_reply(s, r, NULL);
 		return;
 	}
@@ -387,5 +389,6 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	s->tx.naccepted++;
 	rcpt_log(s, verdict, a);
 	smtp_set_state(s, ST_RCPT);
+	rcpt_release(s, hides);
 	smtp_reply(s, R_RCPT_OK, NULL);
 }

@@ -96,6 +96,12 @@ secure_reset(struct smtp_session *s)
 	smtp_set_state(s, ST_CONNECTED);
 }
 
+static void
+secure_starttls_later(struct smtp_session *s)
+{
+	smtp_secure_starttls(s, (struct span){ NULL, 0 });
+}
+
 void
 smtp_secure_starttls(struct smtp_session *s, struct span arg)
 {
@@ -113,6 +119,10 @@ smtp_secure_starttls(struct smtp_session *s, struct span arg)
 	}
 	if (s->w->tls == NULL) {
 		smtp_error(s, R_TLS_UNAVAILABLE);
+		return;
+	}
+	if (smtp_held(s)) {	/* held replies first, in clear (issue 12) */
+		smtp_hold_pause(s, secure_starttls_later);
 		return;
 	}
 	smtp_reply(s, R_TLS_READY, NULL);

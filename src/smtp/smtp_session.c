@@ -196,7 +196,7 @@ void
 smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 {
 	const struct smtp_reply	*r = smtp_reply_get(id);
-	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	struct evbuffer		*out = smtp_out(s);	/* in order */
 	const char		*pct;
 	char			 line[1024];
 	int			 n;
@@ -227,7 +227,7 @@ smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 void
 smtp_reply_line(struct smtp_session *s, const char *line)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	struct evbuffer	*out = smtp_out(s);
 
 	if (s->dead || s->state == ST_CLOSING)
 		return;
@@ -269,7 +269,8 @@ smtp_close(struct smtp_session *s)
 		return;
 	s->state = ST_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
+	    !smtp_held(s))
 		session_schedule_free(s);
 	else
 		session_flush(s);	/* frees once all is written */
@@ -309,8 +310,14 @@ session_flush(struct smtp_session *s)
 		session_schedule_free(s);
 		return;
 	}
-	if (s->state == ST_CLOSING)
+	if (s->state == ST_CLOSING && !smtp_held(s))
 		session_schedule_free(s);
+}
+
+void
+smtp_flush(struct smtp_session *s)
+{
+	session_flush(s);
 }
 
 void
@@ -342,6 +349,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	worker_session_del(s->w, s);
 	guard_session_end(s->w->guard, &s->gs);
 	smtp_tx_fini(s);
+	smtp_hold_free(s);
 	if (s->timer)
 		event_free(s->timer);
 	event_free(s->free_ev);
@@ -356,6 +364,7 @@ session_read(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session	*s = arg;
 
+	s->read_us = smtp_now_us();	/* the floor counts from here */
 	if (s->state == ST_PREGREET) {
 		/* Talking before the greeting: a ratware signature. */
 		smtp_log(s, LOG_LVL_INFO, "early_talker", "bytes=%zu",
@@ -385,7 +394,7 @@ session_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (s->direct)
 		bufferevent_disable(s->bev, EV_WRITE);	/* drained */
-	if (s->state == ST_CLOSING)
+	if (s->state == ST_CLOSING && !smtp_held(s))
 		session_schedule_free(s);
 	else if (!s->dead && s->state != ST_COMMIT && s->state != ST_WAIT) {
 		bufferevent_enable(s->bev, EV_READ);
@@ -520,7 +529,8 @@ session_input(struct smtp_session *s)
 	while (!s->dead && (s->state & (ST_ANY | ST_DATA | ST_AUTH))) {
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_MAX)
 			session_flush(s);
-		if (evbuffer_get_length(out) > SMTP_OUTPUT_MAX) {
+		if (evbuffer_get_length(out) + smtp_held_len(s) >
+		    SMTP_OUTPUT_MAX) {
 			/* The client does not read its replies: stop
 			 * reading until they drain (session_write). */
 			bufferevent_disable(s->bev, EV_READ);
@@ -543,6 +553,9 @@ smtp_resume(struct smtp_session *s)
 		smtp_session_shutdown(s);
 		return;
 	}
+	/* input left waiting (a tarpit, a look-up, a commit) is read now:
+	 * the reply floor of what comes next counts from here */
+	s->read_us = smtp_now_us();
 	bufferevent_enable(s->bev, EV_READ);
 	session_process(s);
 }

@@ -20,6 +20,7 @@
 #include "../lib/log.h"
 #include "smtp_auth.h"
 #include "smtp_data.h"
+#include "smtp_hold.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 
@@ -28,6 +29,7 @@ struct config;
 struct bufferevent;
 struct event;
 struct queue_msg;
+struct smtp_hold;
 
 enum smtp_state {
 	ST_PREGREET	= 1 << 0,	/* greeting not sent yet */
@@ -49,6 +51,8 @@ enum smtp_state {
 struct smtp_rcpt_wait {
 	enum smtp_state		 resume;	/* state to go back to */
 	const void		*dc;		/* struct domain_conf */
+	uint64_t		 arrive_us;	/* command read (the floor) */
+	uint64_t		 tarpit_us;	/* tarpit: not before; 0: none */
 	char			 addr[SMTP_PATH_MAX + 3];	/* "<a@b>" */
 	char			 key[SMTP_PATH_MAX + 1];	/* "a@b" */
 };
@@ -123,6 +127,9 @@ struct smtp_session {
 	char			 tls_cipher[64];
 	struct smtp_auth	*auth;		/* exchange in ST_AUTH */
 	char			 auth_user[SMTP_AUTH_USER_MAX + 1]; /* "": no */
+	/* Reply timing (issue 12): smtp_hold.c */
+	uint64_t		 read_us;	/* last input read, monotonic */
+	struct smtp_hold	*hold;		/* held replies, or NULL */
 };
 
 /* smtp_session.c */
@@ -150,6 +157,8 @@ void	smtp_error(struct smtp_session *, enum reply_id);
 void	smtp_set_state(struct smtp_session *, enum smtp_state);
 void	smtp_resume(struct smtp_session *);
 void	smtp_close(struct smtp_session *);
+/* Write what the bufferevent's output holds (plain sessions). */
+void	smtp_flush(struct smtp_session *);
 /* Before TLS: write what is queued, then leave writing to libevent. */
 void	smtp_direct_end(struct smtp_session *);
 void	smtp_log(struct smtp_session *, enum log_level, const char *event,
