@@ -113,7 +113,6 @@ struct queue_msg {
 };
 
 static char	*queue_join(const char *, const char *);
-static int	 queue_mkdirs(const char *);
 static int	 queue_clean_incoming(const char *);
 static int	 queue_msg_flush(struct queue_msg *);
 static int	 queue_msg_put(struct queue_msg *, const void *, size_t);
@@ -136,7 +135,7 @@ queue_join(const char *dir, const char *name)
 }
 
 /* mkdir -p with QUEUE_DIR_MODE for every folder it creates. */
-static int
+int
 queue_mkdirs(const char *path)
 {
 	char	*p, *s;

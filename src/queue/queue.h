@@ -43,6 +43,8 @@ typedef void	queue_done_fn(void *arg, uint64_t sid, bool ok,
 struct queue	*queue_open(const char *spool, struct job_pool *,
 		    char *err, size_t errlen);
 void		 queue_close(struct queue *);
+/* mkdir -p, 0700 for every folder it creates.  0 or -1 (errno set). */
+int		 queue_mkdirs(const char *path);
 const char	*queue_dir(const struct queue *);	/* SPOOL/queue */
 
 /*
