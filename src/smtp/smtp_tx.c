@@ -130,6 +130,11 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 		smtp_error(s, r);
 		return;
 	}
+	/* spool_min_free: the queue logs it, once a minute, not per MAIL */
+	if (!queue_space_ok(s->w->queue, s->conf->spool_min_free)) {
+		smtp_reply(s, R_STORAGE, NULL);		/* 452 4.3.1 */
+		return;
+	}
 	if (!pa.addr.null) {
 		llen = smtp_local_canon(&pa.addr, local, sizeof(local));
 		if (llen < 0 ||
@@ -209,7 +214,7 @@ smtp_tx_data(struct smtp_session *s)
 		    "queue file: %m\"");
 		smtp_tx_reset(s);
 		smtp_set_state(s, ST_READY);
-		smtp_reply(s, R_STORAGE, NULL);
+		smtp_reply(s, R_LOCAL_ERROR, NULL);	/* 451 4.3.0 */
 		return;
 	}
 	smtp_data_init(&s->tx.data);
@@ -347,7 +352,10 @@ smtp_tx_end(struct smtp_session *s)
 	else if (s->tx.io_error) {
 		smtp_log(s, LOG_LVL_WARNING, "spool",
 		    "msg=\"write failed\"");
-		tx_refuse(s, R_STORAGE, "io_error");
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");	/* 451 4.3.0 */
+	} else if (s->tx.msg != NULL &&
+	    !queue_space_ok(s->w->queue, s->conf->spool_min_free)) {
+		tx_refuse(s, R_STORAGE, "low_space");	/* 452 4.3.1 */
 	} else if (s->tx.msg == NULL) {
 		/* Every recipient discarded: the same answer as ever, with
 		 * an id of the same form, and nothing stored. */
@@ -398,6 +406,6 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"commit failed\"");
 	smtp_tx_reset(s);
 	smtp_set_state(s, ST_READY);
-	smtp_reply(s, ok ? R_QUEUED : R_STORAGE, qid);
+	smtp_reply(s, ok ? R_QUEUED : R_LOCAL_ERROR, qid);	/* 451 4.3.0 */
 	smtp_resume(s);
 }

@@ -2,7 +2,7 @@
  * test_queue.c - the spool: write, commit (on a real job pool and event
  * loop), reopen byte-exact, torn files, D records (complete and torn),
  * incoming cleanup, abort, write errors (RLIMIT_FSIZE), scan, and the
- * record and file parsers' case tables, the spool lock.
+ * record and file parsers' case tables, the spool lock, the reserve.
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -886,6 +886,20 @@ test_file_bounds(void **state)
 	free(big);
 }
 
+/* The reserve: off at 0, met by a tiny one, never by the largest. */
+static void
+test_space_ok(void **state)
+{
+	struct fx	*fx = *state;
+	int		 i;
+
+	assert_true(queue_space_ok(fx->q, 0));
+	assert_true(queue_space_ok(fx->q, 1));
+	for (i = 0; i < 3; i++)		/* refused each time, cached or not */
+		assert_false(queue_space_ok(fx->q, UINT64_MAX));
+	assert_true(queue_space_ok(fx->q, 1));	/* and back, same figure */
+}
+
 /*
  * One holder at a time: flock belongs to the open file description, so a
  * second take in this process conflicts as another process's would.
@@ -957,6 +971,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_error, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_scan_path, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_space_ok, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_spool_lock, fx_setup,
 		    fx_teardown),
