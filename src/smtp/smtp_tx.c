@@ -253,7 +253,7 @@ smtp_tx_bdat(struct smtp_session *s, struct span arg)
 	else if (!s->tx.bdat && s->tx.nqueued > 0 && tx_open(s) == -1) {
 		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"cannot create "
 		    "queue file: %m\"");
-		ck->refuse = R_STORAGE;
+		ck->refuse = R_LOCAL_ERROR;	/* 451 4.3.0, as DATA */
 	} else if (len > s->conf->max_message_size - s->tx.bytes)
 		ck->refuse = R_DATA_TOO_BIG;	/* read on, store nothing */
 	if (ck->refuse == R_NONE && !s->tx.bdat) {
@@ -400,9 +400,9 @@ tx_chunk_end(struct smtp_session *s)
 	char			 n[SMTP_BDAT_DIGITS + 1];
 
 	ck->reading = false;
-	if (ck->refuse == R_DATA_TOO_BIG || ck->refuse == R_STORAGE) {
+	if (ck->refuse == R_DATA_TOO_BIG || ck->refuse == R_LOCAL_ERROR) {
 		s->tx.bytes += ck->len;
-		tx_refuse(s, ck->refuse, ck->refuse == R_STORAGE ?
+		tx_refuse(s, ck->refuse, ck->refuse == R_LOCAL_ERROR ?
 		    "io_error" : "too_big");
 		return false;
 	}

@@ -4,9 +4,9 @@ Covers: spool_min_free on any file system (a reserve larger than the
 disk: 452 4.3.1 at MAIL, logged once, not per command; a SIGHUP with a
 small reserve: mail accepted again); on a small tmpfs mounted as the
 spool, a filler file that takes the space below the reserve (452 4.3.1
-at MAIL and at the end of a DATA begun before, delivery goes on, the
+at MAIL and at the end of a DATA or BDAT begun before, delivery goes on, the
 filler removed: accepted again with no restart); a real ENOSPC with no
-reserve (451 4.3.0, never 250, no file left in incoming/; space freed:
+reserve (451 4.3.0 after DATA and BDAT, never 250, no file left in incoming/; space freed:
 accepted again; a kill -9 and restart: every message that got 250 is
 delivered, the refused one never).
 The tmpfs tests need mount(2) (they run as root); where the machine
@@ -86,6 +86,17 @@ def send(gw, msg: bytes, rcpt: str = "alice@example.test") -> str:
         c.expect("250 2.1.5 Ok", f"RCPT TO:<{rcpt}>")
         c.expect("354 *", "DATA")
         c.send(msg + b".\r\n")
+        return c.reply(30.0).text
+
+
+def send_bdat(gw, msg: bytes, rcpt: str = "alice@example.test") -> str:
+    """The same in one BDAT LAST chunk (RFC 3030)."""
+    with mxlib.session(gw, timeout_s=30.0) as c:
+        r = c.cmd("MAIL FROM:<x@remote.test>")
+        if r.code != 250:
+            return r.text
+        c.expect("250 2.1.5 Ok", f"RCPT TO:<{rcpt}>")
+        c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
         return c.reply(30.0).text
 
 
@@ -183,8 +194,13 @@ def test_tmpfs_reserve_refuses_and_recovers(gw_factory):
         first = mxlib.make_message("before the filler")
         check(send(gw, first).startswith("250 2.0.0 "), "first message")
         gw.wait_maildir("example.test", "alice")
-        # a DATA begun while there was room ...
-        with mxlib.session(gw) as c:
+        # a DATA and a BDAT begun while there was room ...
+        with mxlib.session(gw) as c, mxlib.session(gw) as b:
+            b.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+            b.expect("250 2.1.5 Ok", "RCPT TO:<bob@example.test>")
+            chunk = mxlib.make_message("chunks below the reserve")
+            b.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+            b.expect("250 2.0.0 *")
             c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
             c.expect("250 2.1.5 Ok", "RCPT TO:<bob@example.test>")
             c.expect("354 *", "DATA")
@@ -196,6 +212,9 @@ def test_tmpfs_reserve_refuses_and_recovers(gw_factory):
             c.send(b"\r\nrest of the body\r\n.\r\n")
             c.expect("452 4.3.1 Insufficient system storage")
             c.expect("250 *", "NOOP")
+            b.send(b"BDAT 6 LAST\r\nlast\r\n")
+            b.expect("452 4.3.1 Insufficient system storage")
+            b.expect("250 *", "NOOP")
         for _ in range(3):
             check_eq(mail_reply(gw), "452 4.3.1 Insufficient system storage",
                      "MAIL below the reserve")
@@ -249,6 +268,10 @@ def test_tmpfs_enospc_never_250(gw_factory):
         check(not reply.startswith("2"), f"a 2xx for what cannot be "
               f"stored: {reply}")
         check(reply.startswith("451 4.3.0 "), f"ENOSPC: {reply}")
+        big2 = mxlib.make_message("larger still, in one chunk",
+                                  ["c" * 76] * (MIB // 78))
+        reply = send_bdat(gw, big2)
+        check(reply.startswith("451 4.3.0 "), f"ENOSPC, BDAT: {reply}")
         check_eq([p for p in gw.spool_files() if p.startswith("incoming/")],
                  [], "incoming files after ENOSPC")
         # small messages: those that fit get 250, the rest never a 2xx (a
@@ -286,7 +309,8 @@ def test_tmpfs_enospc_never_250(gw_factory):
         got = delivered_ids(gw)
         check_eq(sorted(set(got)), sorted(acked),
                  "Message-IDs delivered (the refused one must not be)")
-        check(msgid(big) not in got, "the refused message was delivered")
+        check(msgid(big) not in got and msgid(big2) not in got,
+              "a refused message was delivered")
         print(f"acked={len(acked)} small_acked={n_small} refused={refused} "
               f"delivered={len(got)} duplicates={len(got) - len(set(got))}")
     finally:
