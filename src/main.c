@@ -30,6 +30,7 @@
 #include "net/tls.h"
 #include "net/worker.h"
 #include "queue/queue.h"
+#include "queue/queue_lock.h"
 
 #ifndef MXGATE_VERSION
 #define MXGATE_VERSION "dev"
@@ -182,6 +183,8 @@ cmd_serve(const char *file)
 	char		 err[512];
 	unsigned	 nerr = 0, nloops, i;
 	long		 ncpu;
+	pid_t		 holder;
+	int		 spool_lock;
 
 	memset(&w, 0, sizeof(w));
 	memset(&grp, 0, sizeof(grp));
@@ -192,6 +195,11 @@ cmd_serve(const char *file)
 	if ((w.conf = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
 	log_set_level(w.conf->log_level);
+	/* Before anything reads or changes the spool: one gateway per spool
+	 * (a second one's clean-up would delete what the first receives). */
+	if ((spool_lock = queue_lock_take(w.conf->spool, &holder, err,
+	    sizeof(err))) == -1)
+		fatal("msg=\"%s\"", err);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* a file-size limit is an I/O error */
 	/* loops wake each other (event_active across threads) */
@@ -263,6 +271,7 @@ cmd_serve(const char *file)
 	guard_free(w.guard);
 	climit_free(w.climit);
 	queue_close(w.queue);
+	close(spool_lock);	/* the spool is free for another gateway */
 	if (w.dir)
 		dir_unref(w.dir);
 	tls_ctx_free(w.tls);

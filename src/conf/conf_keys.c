@@ -201,6 +201,10 @@ const struct conf_key conf_keys[] = {
 	{ "envelope_syntax", CT_ENVSYNTAX, G(envelope_lenient), 0, "strict",
 	  0, 0, "MAIL FROM/RCPT TO paths: strict (<user@dom> only) or "
 	  "lenient (also a bare user@dom, without parameters)" },
+	{ "spool_min_free", CT_SIZE, G(spool_min_free), 0, "100M", 0,
+	  1024 * U_K * U_K * U_K * U_K,
+	  "free space the spool's file system keeps: below it MAIL and the "
+	  "end of data get 452 4.3.1 until space returns (0: none)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -216,6 +220,8 @@ static const struct conf_unit conf_size_units[] = {	/* any case */
 	{ "", 1, true }, { "K", U_K, true }, { "KB", U_K, false },
 	{ "M", U_K * U_K, true }, { "MB", U_K * U_K, false },
 	{ "G", U_K * U_K * U_K, true }, { "GB", U_K * U_K * U_K, false },
+	{ "T", U_K * U_K * U_K * U_K, true },
+	{ "TB", U_K * U_K * U_K * U_K, false },
 	{ NULL, 0, false }
 };
 

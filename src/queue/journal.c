@@ -19,6 +19,8 @@
  * image) and the image.  M: a committed queue file's bytes up to END.
  * G: that message has left the queue (delivered or bounced; not synced:
  * a lost G only means the message may be delivered again after a crash).
+ * A failed append (a full disk) is cut off again at once (jtail_cut),
+ * so that no half entry is left for a later one to half cover.
  * A segment is rotated at JOURNAL_SEG_MAX; an old segment is removed
  * once none of its messages is left (after an fsync of the queue folder,
  * so no removed queue file comes back), and when more than
@@ -91,6 +93,7 @@ struct journal {
 	uint64_t	 fail_from, fail_to;	/* (from, to]: a failed sync */
 	int		 fail_errno;
 	bool		 busy;		/* a sync is running */
+	bool		 tail_dirty;	/* bytes of a failed write past off */
 	bool		 ckpt_busy;	/* a checkpoint is running */
 	/* segments on disk, oldest first; the last is the current one */
 	struct jseg	*segs;
@@ -384,6 +387,28 @@ jseg_create(struct journal *j, uint64_t no)
 
 /* ---- writing ---- */
 
+/*
+ * Cut what a failed write left past off (under mu).  A half entry must
+ * not stay: a later, shorter entry would cover only its start, and
+ * recovery, reading on after it, would parse what follows, the middle
+ * of an image whose bytes a client chose, as entries of their own.
+ * Until the cut succeeds nothing more is appended.  0 or an errno.
+ */
+static int
+jtail_cut(struct journal *j)
+{
+	if (ftruncate(j->fd, (off_t)j->off) == -1) {
+		if (!j->tail_dirty)
+			log_event(LOG_LVL_WARNING, "journal", "msg=\"cannot cut "
+			    "a failed write from segment %016" PRIx64 ": %s\"",
+			    j->segno, strerror(errno));
+		j->tail_dirty = true;
+		return errno;
+	}
+	j->tail_dirty = false;
+	return 0;
+}
+
 int
 journal_put(struct journal *j, const char *qid, const void *mem, int fd,
     uint64_t len, uint64_t *pos)
@@ -420,6 +445,8 @@ journal_put(struct journal *j, const char *qid, const void *mem, int fd,
 	pthread_mutex_lock(&j->mu);
 	if (j->fd == -1)
 		e = EIO;
+	else if (j->tail_dirty && (e = jtail_cut(j)) != 0)
+		;	/* still cannot: refuse, as a failed write would */
 	else if ((e = pwrite_all(j->fd, hdr, sizeof(hdr), j->off)) == 0) {
 		if (mem != NULL)
 			e = pwrite_all(j->fd, mem, (size_t)len,
@@ -441,7 +468,8 @@ journal_put(struct journal *j, const char *qid, const void *mem, int fd,
 		j->written += sizeof(hdr) + len;
 		*pos = j->written;
 	}
-	/* a failed write leaves bytes past off: the next entry covers them */
+	if (e != 0 && j->fd != -1)
+		(void)jtail_cut(j);	/* no half entry stays behind */
 	pthread_mutex_unlock(&j->mu);
 	free(chunk);
 	return e;
@@ -462,11 +490,13 @@ journal_gone(struct journal *j, const char *qid)
 	if (jmap_del(j, id, &seg)) {
 		if ((s = jseg_find(j, seg)) != NULL && s->live > 0)
 			s->live--;
-		if (j->fd != -1 &&
+		/* lost, it may deliver the message again: never lose it */
+		if (j->fd != -1 && !j->tail_dirty &&
 		    pwrite_all(j->fd, hdr, sizeof(hdr), j->off) == 0) {
 			j->off += sizeof(hdr);
 			j->written += sizeof(hdr);
-		}
+		} else if (j->fd != -1)
+			(void)jtail_cut(j);
 	}
 	pthread_mutex_unlock(&j->mu);
 }

@@ -29,10 +29,12 @@
  * no inode is allocated or freed per message.
  */
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -85,6 +87,13 @@ struct queue {
 	size_t		 spare_held;	/* renamed, not yet put back */
 	uint32_t	 spare_next;	/* next name */
 	uint64_t	 reused;	/* stats: messages in a spare */
+	/* free space (queue_space_ok): the last statvfs and its log */
+	pthread_mutex_t	 space_mu;	/* one statvfs at a time */
+	_Atomic uint64_t space_free;	/* bytes, as of space_at */
+	_Atomic int64_t	 space_at;	/* monotonic ms; 0: never */
+	_Atomic int64_t	 space_logged;	/* last state=low line */
+	_Atomic uint64_t space_refused;	/* since the last line */
+	_Atomic bool	 space_low;	/* a state=low line is out */
 };
 
 struct queue_msg {
@@ -113,7 +122,6 @@ struct queue_msg {
 };
 
 static char	*queue_join(const char *, const char *);
-static int	 queue_mkdirs(const char *);
 static int	 queue_clean_incoming(const char *);
 static int	 queue_msg_flush(struct queue_msg *);
 static int	 queue_msg_put(struct queue_msg *, const void *, size_t);
@@ -136,7 +144,7 @@ queue_join(const char *dir, const char *name)
 }
 
 /* mkdir -p with QUEUE_DIR_MODE for every folder it creates. */
-static int
+int
 queue_mkdirs(const char *path)
 {
 	char	*p, *s;
@@ -332,6 +340,7 @@ queue_open(const char *spool, struct job_pool *pool, char *err,
 		return NULL;
 	}
 	q->pool = pool;
+	pthread_mutex_init(&q->space_mu, NULL);
 	pthread_mutex_init(&q->spare_mu, NULL);
 	pthread_mutex_init(&q->batch_mu, NULL);
 	if ((q->spool = strdup(spool)) == NULL ||
@@ -383,11 +392,85 @@ queue_close(struct queue *q)
 	journal_close(q->j);
 	pthread_mutex_destroy(&q->batch_mu);
 	pthread_mutex_destroy(&q->spare_mu);
+	pthread_mutex_destroy(&q->space_mu);
 	free(q->sparedir);
 	free(q->spool);
 	free(q->incoming);
 	free(q->qdir);
 	free(q);
+}
+
+/* ---- free space ---- */
+
+static int64_t
+queue_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One statvfs, by one thread, when the last is older than the period. */
+static void
+queue_space_refresh(struct queue *q, int64_t now)
+{
+	struct statvfs	sv;
+	char		ebuf[128];
+
+	if (now - atomic_load(&q->space_at) < QUEUE_SPACE_CHECK_MS ||
+	    pthread_mutex_trylock(&q->space_mu) != 0)
+		return;		/* fresh, or another thread is at it */
+	if (now - atomic_load(&q->space_at) >= QUEUE_SPACE_CHECK_MS) {
+		if (statvfs(q->spool, &sv) == 0)
+			atomic_store(&q->space_free,
+			    (uint64_t)sv.f_bavail * sv.f_frsize);
+		else {
+			/* unknown is not full: a failing write still gets
+			 * 451 4.3.0, never a 250 */
+			if (atomic_load(&q->space_free) != UINT64_MAX)
+				log_event(LOG_LVL_WARNING, "spool_space",
+				    "msg=\"statvfs %s: %s\"",
+				    log_text(q->spool, strlen(q->spool), 200),
+				    strerror_r(errno, ebuf, sizeof(ebuf)));
+			atomic_store(&q->space_free, UINT64_MAX);
+		}
+		atomic_store(&q->space_at, now);
+	}
+	pthread_mutex_unlock(&q->space_mu);
+}
+
+bool
+queue_space_ok(struct queue *q, uint64_t min_free)
+{
+	int64_t		now, last;
+	uint64_t	avail;
+
+	if (min_free == 0)
+		return true;
+	now = queue_now_ms();
+	queue_space_refresh(q, now);
+	avail = atomic_load(&q->space_free);
+	if (avail >= min_free) {
+		if (atomic_load(&q->space_low) &&
+		    atomic_exchange(&q->space_low, false))
+			log_event(LOG_LVL_INFO, "spool_space", "state=ok "
+			    "free=%" PRIu64 " min_free=%" PRIu64 " refused=%"
+			    PRIu64, avail, min_free,
+			    atomic_exchange(&q->space_refused, 0));
+		return true;
+	}
+	atomic_fetch_add(&q->space_refused, 1);
+	last = atomic_load(&q->space_logged);
+	if ((last == 0 || now - last >= QUEUE_SPACE_LOG_MS) &&
+	    atomic_compare_exchange_strong(&q->space_logged, &last, now)) {
+		atomic_store(&q->space_low, true);
+		log_event(LOG_LVL_WARNING, "spool_space", "state=low "
+		    "free=%" PRIu64 " min_free=%" PRIu64 " refused=%" PRIu64
+		    " msg=\"452 4.3.1 to new mail until space returns\"",
+		    avail, min_free, atomic_exchange(&q->space_refused, 0));
+	}
+	return false;
 }
 
 const char *

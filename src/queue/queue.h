@@ -44,7 +44,22 @@ typedef void	queue_done_fn(void *arg, uint64_t sid, bool ok,
 struct queue	*queue_open(const char *spool, struct job_pool *,
 		    char *err, size_t errlen);
 void		 queue_close(struct queue *);
+/* mkdir -p, 0700 for every folder it creates.  0 or -1 (errno set). */
+int		 queue_mkdirs(const char *path);
 const char	*queue_dir(const struct queue *);	/* SPOOL/queue */
+
+/*
+ * Is there room for mail: at least min_free bytes free for unprivileged
+ * writers (statvfs f_bavail * f_frsize) on the spool's file system?
+ * Cheap enough for every MAIL: the figure is refreshed at most every
+ * QUEUE_SPACE_CHECK_MS by whichever thread asks first, the others read
+ * it.  A refusal is counted and logged once a minute at most
+ * (spool_space state=low), the return of space once (state=ok).  min_free
+ * 0: always true.  Thread-safe.
+ */
+#define QUEUE_SPACE_CHECK_MS	200
+#define QUEUE_SPACE_LOG_MS	60000
+bool		 queue_space_ok(struct queue *, uint64_t min_free);
 
 /*
  * Start a message; writes the envelope records.  NULL on I/O error (errno

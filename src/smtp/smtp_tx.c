@@ -146,6 +146,11 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 		smtp_error(s, R_UTF8_NEEDED);
 		return;
 	}
+	/* spool_min_free: the queue logs it, once a minute, not per MAIL */
+	if (!queue_space_ok(s->w->queue, s->conf->spool_min_free)) {
+		smtp_reply(s, R_STORAGE, NULL);		/* 452 4.3.1 */
+		return;
+	}
 	if (!pa.addr.null) {
 		llen = smtp_local_canon(&pa.addr, local, sizeof(local));
 		if (llen < 0 ||
@@ -229,7 +234,7 @@ smtp_tx_data(struct smtp_session *s)
 		    "queue file: %m\"");
 		smtp_tx_reset(s);
 		smtp_set_state(s, ST_READY);
-		smtp_reply(s, R_STORAGE, NULL);
+		smtp_reply(s, R_LOCAL_ERROR, NULL);	/* 451 4.3.0 */
 		return;
 	}
 	smtp_data_init(&s->tx.data);
@@ -266,7 +271,7 @@ smtp_tx_bdat(struct smtp_session *s, struct span arg)
 	else if (!s->tx.bdat && s->tx.nqueued > 0 && tx_open(s) == -1) {
 		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"cannot create "
 		    "queue file: %m\"");
-		ck->refuse = R_STORAGE;
+		ck->refuse = R_LOCAL_ERROR;	/* 451 4.3.0, as DATA */
 	} else if (len > s->conf->max_message_size - s->tx.bytes)
 		ck->refuse = R_DATA_TOO_BIG;	/* read on, store nothing */
 	if (ck->refuse == R_NONE && !s->tx.bdat) {
@@ -413,9 +418,9 @@ tx_chunk_end(struct smtp_session *s)
 	char			 n[SMTP_BDAT_DIGITS + 1];
 
 	ck->reading = false;
-	if (ck->refuse == R_DATA_TOO_BIG || ck->refuse == R_STORAGE) {
+	if (ck->refuse == R_DATA_TOO_BIG || ck->refuse == R_LOCAL_ERROR) {
 		s->tx.bytes += ck->len;
-		tx_refuse(s, ck->refuse, ck->refuse == R_STORAGE ?
+		tx_refuse(s, ck->refuse, ck->refuse == R_LOCAL_ERROR ?
 		    "io_error" : "too_big");
 		return false;
 	}
@@ -455,7 +460,10 @@ smtp_tx_end(struct smtp_session *s)
 	else if (s->tx.io_error) {
 		smtp_log(s, LOG_LVL_WARNING, "spool",
 		    "msg=\"write failed\"");
-		tx_refuse(s, R_STORAGE, "io_error");
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");	/* 451 4.3.0 */
+	} else if (s->tx.msg != NULL &&
+	    !queue_space_ok(s->w->queue, s->conf->spool_min_free)) {
+		tx_refuse(s, R_STORAGE, "low_space");	/* 452 4.3.1 */
 	} else if (s->tx.msg == NULL) {
 		/* Every recipient discarded: the same answer as ever, with
 		 * an id of the same form, and nothing stored. */
@@ -506,6 +514,6 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"commit failed\"");
 	smtp_tx_reset(s);
 	smtp_set_state(s, ST_READY);
-	smtp_reply(s, ok ? R_QUEUED : R_STORAGE, qid);
+	smtp_reply(s, ok ? R_QUEUED : R_LOCAL_ERROR, qid);	/* 451 4.3.0 */
 	smtp_resume(s);
 }

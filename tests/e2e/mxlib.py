@@ -488,11 +488,13 @@ class Gateway:
         """Every regular file under the spool, relative paths, sorted;
         not spare/ (finished files kept for reuse hold no message) nor
         journal/ (its segment is always there, the images it holds are
-        checked by recovery, not here)."""
+        checked by recovery, not here), nor the lock (one gateway per
+        spool: always there once one has started)."""
         out = []
         for dirpath, dirs, names in os.walk(self.spool_dir):
             if dirpath == self.spool_dir:
                 dirs[:] = [d for d in dirs if d not in ("spare", "journal")]
+                names = [n for n in names if n != "lock"]
             for n in names:
                 p = os.path.join(dirpath, n)
                 if os.path.isfile(p):

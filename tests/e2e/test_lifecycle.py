@@ -3,7 +3,7 @@ test_lifecycle.py - the process around the dialogue.
 Covers: kill -9 right after a 250 (the message survives and is delivered
 after a restart), SIGHUP reload of the users file (open sessions survive;
 a bad file keeps the old table), check-config (exit codes, FILE:LINE:
-messages), a disk that refuses writes (452 4.3.1, nothing left behind).
+messages), a disk that refuses writes (451 4.3.0, nothing left behind).
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def test_disk_write_failure(gw_factory):
     big = mxlib.make_message("too big for the disk", ["w" * 76] * 3000)
     check(len(big) > 3 * limit, "test message is not big enough")
     reply = send_raw(gw, ["alice@example.test"], big)
-    check(reply.startswith("452 4.3.1 "), f"end of DATA on a full disk: {reply}")
+    check(reply.startswith("451 4.3.0 "), f"end of DATA on a full disk: {reply}")
     check_eq(gw.spool_files(), [], "spool files after the failed write")
     gw.check_alive()
     # The gateway recovers: a small message still goes through.

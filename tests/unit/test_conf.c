@@ -90,6 +90,7 @@ test_conf_defaults(void **state)
 	assert_string_equal(cfg->directory.path, DIR "/users");
 	assert_int_equal(cfg->relay_networks.n, 0);
 	assert_int_equal(cfg->max_message_size, 25 * 1024 * 1024);
+	assert_int_equal(cfg->spool_min_free, 100 * 1024 * 1024);
 	assert_int_equal(cfg->max_recipients, 100);
 	assert_int_equal(cfg->log_level, LOG_LVL_INFO);
 	assert_false(cfg->localpart_case_sensitive);
@@ -152,6 +153,11 @@ static const struct good_case good_cases[] = {
 	  NULL },
 	{ B "max_message_size = 2048mB", C_U64, CF(max_message_size),
 	  2ull << 30, NULL },
+	{ B "spool_min_free = 0", C_U64, CF(spool_min_free), 0, NULL },
+	{ B "spool_min_free = 1000T", C_U64, CF(spool_min_free),
+	  1000ull << 40, NULL },
+	{ B "spool_min_free = 2tb", C_U64, CF(spool_min_free), 2ull << 40,
+	  NULL },
 	{ B "max_recipients = 1", C_UINT, CF(max_recipients), 1, NULL },
 	{ B "max_recipients = 100000", C_UINT, CF(max_recipients), 100000,
 	  NULL },
@@ -450,8 +456,14 @@ static const struct bad_case bad_cases[] = {
 	{ B "max_message_size = 99999999999999999999999", 3,
 	  "max_message_size: '99999999999999999999999' is above the "
 	  "maximum 2G" },
-	{ B "max_message_size = 10T", 3, "max_message_size: expected a size "
-	  "like 512K, 25M or 2G, got '10T'" },
+	{ B "max_message_size = 10T", 3,
+	  "max_message_size: '10T' is above the maximum 2G" },
+	{ B "max_message_size = 10P", 3, "max_message_size: expected a size "
+	  "like 512K, 25M or 2G, got '10P'" },
+	{ B "spool_min_free = 1025T", 3,
+	  "spool_min_free: '1025T' is above the maximum 1024T" },
+	{ B "spool_min_free = lots", 3, "spool_min_free: expected a size "
+	  "like 512K, 25M or 2G, got 'lots'" },
 	{ B "max_message_size = -1", 3, "max_message_size: expected a size "
 	  "like 512K, 25M or 2G, got '-1'" },
 	{ B "max_message_size = M", 3, "max_message_size: expected a size "

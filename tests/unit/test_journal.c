@@ -5,18 +5,22 @@
  * survives a torn tail and removes the old segments; the fd path of
  * journal_put; group commit from 8 threads; rotation and checkpoints;
  * the map of live ids where probes wrap; failed syncs (fdatasync is
- * replaced below so that a test can make it fail).
+ * replaced below so that a test can make it fail); a failed append (a
+ * full file system, here RLIMIT_FSIZE) leaves no half entry.
  * Every test works in its own temporary spool under /tmp.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +41,9 @@
 #define T_QID_A		"0000018B2E5C1A01"
 #define T_QID_B		"0000018B2E5C1A02"
 #define T_QID_C		"0000018B2E5C1A03"
+#define T_QID_Z		"0000018B2E5C1A04"	/* hidden in an image */
+#define T_FSIZE		65536	/* the failed-write test's file limit */
+#define T_CRAFT		(2 * T_FSIZE)
 #define T_THREADS	8
 #define T_PER_THREAD	200
 #define T_BIG		(1u << 20)	/* one image in the rotation test */
@@ -1097,6 +1104,90 @@ test_map_wrap(void **state)
 	assert_int_equal(dir_names(fx, "queue", "", NULL, 0), 0);
 }
 
+/* ---- failed writes ---- */
+
+/*
+ * In a child whose files may not grow past T_FSIZE (EFBIG, as ENOSPC on
+ * a full disk): A is committed; the image of C, too large, fails part of
+ * the way, after bytes that a client chose (a whole journal entry for
+ * Z, placed where the end of the shorter B will fall); B is committed.
+ * Exit status: 0, or the number of the check that failed.
+ */
+static int
+put_fails_child(struct fx *fx, const uint8_t *a, size_t na,
+    const uint8_t *b, size_t nb, const uint8_t *c, size_t nc)
+{
+	struct rlimit		 rl = { T_FSIZE, T_FSIZE };
+	struct journal_recovery	 rec;
+	struct journal		*j;
+	char			 err[256];
+	uint64_t		 pos;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (setrlimit(RLIMIT_FSIZE, &rl) == -1)
+		return 10;
+	if ((j = journal_open(fx->spool, NULL, &rec, err,
+	    sizeof(err))) == NULL)
+		return 11;
+	if (journal_put(j, T_QID_A, a, -1, na, &pos) != 0 ||
+	    journal_sync(j, pos) != 0)
+		return 12;
+	if (journal_put(j, T_QID_C, c, -1, nc, &pos) != EFBIG)
+		return 13;
+	if (journal_put(j, T_QID_B, b, -1, nb, &pos) != 0 ||
+	    journal_sync(j, pos) != 0)
+		return 14;
+	journal_close(j);
+	return 0;
+}
+
+static void
+test_put_fails(void **state)
+{
+	struct fx		*fx = *state;
+	struct journal_recovery	 rec;
+	struct journal		*j;
+	uint8_t			 a[512], b[512], z[512], *c;
+	size_t			 na, nb, nz, zoff;
+	char			 path[256], seg[512];
+	struct stat		 st;
+	pid_t			 pid;
+	int			 status;
+
+	na = image_make(a, sizeof(a), 90);
+	nb = image_make(b, sizeof(b), 91);
+	nz = image_make(z, sizeof(z), 92);
+	/* C's entry starts where B's will; B ends inside C's image */
+	assert_non_null(c = malloc(T_CRAFT));
+	memset(c, 'x', T_CRAFT);
+	zoff = nb;
+	(void)ent_make(c + zoff, JOURNAL_T_MSG, T_QID_Z, z, nz);
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0)
+		_exit(put_fails_child(fx, a, na, b, nb, c, T_CRAFT));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0)
+		fail_msg("child check %d failed", WEXITSTATUS(status));
+	free(c);
+	/* the segment holds A and B, whole, and nothing after them */
+	seg_only(fx, seg, sizeof(seg));
+	assert_int_equal(stat(seg, &st), 0);
+	assert_int_equal(st.st_size, 2 * JOURNAL_HDRLEN + na + nb);
+	j = jopen(fx, &rec);
+	rec_expect(&rec, 2, 0, 2, 0, 0);
+	journal_close(j);
+	qfile_path(fx, T_QID_A, path, sizeof(path));
+	file_expect(path, a, na);
+	qfile_path(fx, T_QID_B, path, sizeof(path));
+	file_expect(path, b, nb);
+	qfile_path(fx, T_QID_C, path, sizeof(path));
+	assert_false(file_exists(path));
+	qfile_path(fx, T_QID_Z, path, sizeof(path));
+	assert_false(file_exists(path));	/* the client's entry: never */
+}
+
 /* ---- failed syncs ---- */
 
 /* A failed fdatasync is reported to the commits it covered, only them. */
@@ -1192,6 +1283,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_map_wrap, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_put_fails, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync_fails, fx_setup,
 		    fx_teardown),

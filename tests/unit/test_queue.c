@@ -2,7 +2,7 @@
  * test_queue.c - the spool: write, commit (on a real job pool and event
  * loop), reopen byte-exact, torn files, D records (complete and torn),
  * incoming cleanup, abort, write errors (RLIMIT_FSIZE), scan, and the
- * record and file parsers' case tables.
+ * record and file parsers' case tables, the spool lock, the reserve.
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -29,6 +29,7 @@
 #include "lib/buf.h"
 #include "lib/job.h"
 #include "queue/queue.h"
+#include "queue/queue_lock.h"
 #include "queue/queue_rec.h"
 
 #define T_ARRIVAL	1700000000
@@ -896,6 +897,68 @@ test_file_bounds(void **state)
 	free(big);
 }
 
+/* The reserve: off at 0, met by a tiny one, never by the largest. */
+static void
+test_space_ok(void **state)
+{
+	struct fx	*fx = *state;
+	int		 i;
+
+	assert_true(queue_space_ok(fx->q, 0));
+	assert_true(queue_space_ok(fx->q, 1));
+	for (i = 0; i < 3; i++)		/* refused each time, cached or not */
+		assert_false(queue_space_ok(fx->q, UINT64_MAX));
+	assert_true(queue_space_ok(fx->q, 1));	/* and back, same figure */
+}
+
+/*
+ * One holder at a time: flock belongs to the open file description, so a
+ * second take in this process conflicts as another process's would.
+ */
+static void
+test_spool_lock(void **state)
+{
+	struct fx	*fx = *state;
+	char		 err[512], want[512], path[256], text[32];
+	pid_t		 holder = -1;
+	int		 fd, fd2, flags;
+	ssize_t		 n;
+
+	snprintf(path, sizeof(path), "%s/new/spool", fx->tmp);
+	fd = queue_lock_take(path, &holder, err, sizeof(err));
+	if (fd == -1)
+		fail_msg("queue_lock_take: %s", err);
+	assert_int_equal(holder, 0);
+	assert_true((flags = fcntl(fd, F_GETFD)) != -1 && (flags & FD_CLOEXEC));
+	assert_int_equal(queue_lock_take(path, &holder, err, sizeof(err)), -1);
+	assert_int_equal(holder, getpid());
+	snprintf(want, sizeof(want), "spool %s is in use by pid %ld", path,
+	    (long)getpid());
+	assert_string_equal(err, want);
+	/* the pid, as written: nothing else in the file */
+	snprintf(path, sizeof(path), "%s/new/spool/%s", fx->tmp,
+	    QUEUE_LOCK_NAME);
+	assert_true((fd2 = open(path, O_RDONLY)) != -1);
+	n = read(fd2, text, sizeof(text) - 1);
+	close(fd2);
+	assert_true(n > 0);
+	text[n] = '\0';
+	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	assert_string_equal(text, want);
+	/* a pid-less file (the holder has not written yet) still refuses */
+	assert_true((fd2 = open(path, O_WRONLY | O_TRUNC)) != -1);
+	close(fd2);
+	snprintf(path, sizeof(path), "%s/new/spool", fx->tmp);
+	assert_int_equal(queue_lock_take(path, &holder, err, sizeof(err)), -1);
+	assert_int_equal(holder, 0);
+	assert_non_null(strstr(err, "is in use by another process"));
+	close(fd);	/* released: the next one takes it */
+	fd = queue_lock_take(path, &holder, err, sizeof(err));
+	if (fd == -1)
+		fail_msg("queue_lock_take after release: %s", err);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -919,6 +982,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_error, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_scan_path, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_space_ok, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_spool_lock, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test(test_rec_parse),
 		cmocka_unit_test(test_rec_header),
