@@ -25,6 +25,7 @@ static const struct reply_kw reply_kws[] = {
 	{ "8BITMIME",		 CLIENT_EXT_8BITMIME },
 	{ "STARTTLS",		 CLIENT_EXT_STARTTLS },
 	{ "ENHANCEDSTATUSCODES", CLIENT_EXT_ENHANCED },
+	{ "DSN",		 CLIENT_EXT_DSN },
 };
 
 static bool

@@ -161,7 +161,8 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	    "250-%s\r\n"
 	    "250-PIPELINING\r\n"
 	    "250-SIZE %llu\r\n"
-	    "250-8BITMIME\r\n",
+	    "250-8BITMIME\r\n"
+	    "250-DSN\r\n",
 	    s->conf->hostname,
 	    (unsigned long long)s->conf->max_message_size);
 	smtp_secure_ehlo(s, out);
