@@ -1085,6 +1085,17 @@ qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 	return why ? why : "refused";
 }
 
+static bool
+qmgr_report_all_failed(const struct qmgr_report *r)
+{
+	size_t	i;
+
+	for (i = 0; i < r->nrcpts; i++)
+		if (strcmp(r->rcpts[i].action, "failed") != 0)
+			return false;
+	return true;
+}
+
 int
 qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 {
@@ -1115,6 +1126,12 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		.rcpts = r->rcpts,
 		.nrcpts = r->nrcpts,
 		.boundary_seed = r->orig_qid,
+		.envid = r->envid,
+		/* RFC 3461 4.3 RET=FULL loses to the backscatter guard's
+		 * headers-only rule unless ndr_return_full = yes, and is
+		 * never honoured for a success or delay report */
+		.full = r->ret_full && c->ndr_return_full &&
+		    qmgr_report_all_failed(r),
 	};
 	buf_init(&b, QMGR_DSN_MAX);
 	rcpts[0] = r->sender;
