@@ -350,3 +350,26 @@ def test_queue_file_without_dsn_records_loads(ctx, gw_factory):
         gw.start()
         hop.wait_messages(1, 30.0)
         wait_spool_empty(gw)
+
+
+# ---------------------------------------------------------------- config
+
+@mxlib.params(["delay_warning_time = 31d", "delay_warning_time = soon",
+               "ndr_return_full = perhaps"])
+def test_check_config_dsn_keys(ctx, param):
+    ctx.write("users", "alice@example.test\n")
+    os.makedirs(os.path.join(ctx.tmpdir, "spool"), exist_ok=True)
+    good = ["hostname = mx.example.test", "spool = spool",
+            "domains = example.test", "directory = file:users",
+            "delay_warning_time = 4h", "ndr_return_full = yes"]
+    path = ctx.write("good.conf", "\n".join(good) + "\n")
+    p = ctx.run_binary(["check-config", "-c", path])
+    check_eq(p.returncode, 0, f"check-config of {good}: "
+             f"{(p.stdout + p.stderr).decode(errors='replace')!r}")
+    bad = good[:4] + [param]
+    path = ctx.write("bad.conf", "\n".join(bad) + "\n")
+    p = ctx.run_binary(["check-config", "-c", path])
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    check_eq(p.returncode, 1, f"check-config exit status ({out.strip()!r})")
+    check(re.search(rf"^{re.escape(path)}:5: \S", out, re.M),
+          f"no '{path}:5: message' line in {out.strip()!r}")
