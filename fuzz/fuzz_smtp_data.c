@@ -2,7 +2,9 @@
  * fuzz_smtp_data.c - the DATA scanner: any bytes, any split.  Checks that
  * the output never exceeds the input, that the end mark is found at the
  * same place whether the input comes whole or in two pieces, and that a
- * message with a bare CR or LF is flagged either way.
+ * message with a bare CR, LF or NUL is flagged either way.  The same for
+ * BDAT content (smtp_data_raw: every byte out, same flags however split)
+ * and the BDAT argument parser on the input's first line.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,16 +35,51 @@ scan(const uint8_t *p, size_t len, size_t cut, struct count *c, bool *bad)
 	if (cut > len)
 		cut = len;
 	if (smtp_data_scan(&d, p, cut, &used, count_out, c) == PARSE_OK) {
-		*bad = d.bad_eol;
+		*bad = d.bad_eol || d.nul;
 		return used;
 	}
 	if (smtp_data_scan(&d, p + cut, len - cut, &used, count_out, c) ==
 	    PARSE_OK) {
-		*bad = d.bad_eol;
+		*bad = d.bad_eol || d.nul;
 		return cut + used;
 	}
-	*bad = d.bad_eol;
+	*bad = d.bad_eol || d.nul;
 	return SIZE_MAX;
+}
+
+/* BDAT content in two pieces: flags, line end and count as one piece. */
+static unsigned
+raw(const uint8_t *p, size_t len, size_t cut)
+{
+	struct smtp_data	d;
+	struct count		c = { 0 };
+	bool			eol;
+
+	smtp_data_init(&d);
+	smtp_data_raw(&d, p, cut, count_out, &c);
+	smtp_data_raw(&d, p + cut, len - cut, count_out, &c);
+	eol = smtp_data_raw_end(&d);
+	if (c.n != len)
+		abort();
+	return (unsigned)d.bad_eol | (unsigned)d.nul << 1 |
+	    (unsigned)eol << 2;
+}
+
+static void
+bdat_arg(const uint8_t *p, size_t len)
+{
+	const uint8_t	*nl = memchr(p, '\n', len);
+	uint64_t	 size;
+	bool		 last;
+	size_t		 i, n = nl ? (size_t)(nl - p) : len;
+
+	if (smtp_data_bdat_arg(p, n, &size, &last) != PARSE_OK)
+		return;
+	/* OK: digits, then nothing or " LAST" */
+	for (i = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+		;
+	if (i == 0 || i > SMTP_BDAT_DIGITS || (last ? n - i != 5 : i != n))
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -60,5 +97,8 @@ LLVMFuzzerTestOneInput(const uint8_t *p, size_t len)
 		abort();
 	if (ea != SIZE_MAX && a.n != b.n)
 		abort();
+	if (raw(p, len, len) != raw(p, len, len / 2))
+		abort();
+	bdat_arg(p, len);
 	return 0;
 }

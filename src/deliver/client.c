@@ -5,7 +5,8 @@
  * Never: calls done() inside client_send() or a connection callback (a
  * zero-delay event does), resolves names, verifies certificates.
  * Untrusted: every reply byte (bounded lines, escaped before it is kept).
- * RFC 5321, 2920 (pipelining), 3207 (STARTTLS), 1870, 6152, 2033 (LMTP).
+ * RFC 5321, 2920 (pipelining), 3207 (STARTTLS), 1870, 6152, 2033 (LMTP),
+ * 3030 (BDAT).
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -104,6 +105,7 @@ struct client_conn {
 	bool			 tx_failed;	/* MAIL refused */
 	bool			 tx_replied;	/* any reply since MAIL */
 	bool			 empty_data;	/* "." sent without a body */
+	bool			 bdat;		/* body as one BDAT n LAST */
 	size_t			 nrcpt, rcpt_got, naccepted;
 	size_t			 lmtp_left, lmtp_cur;
 	struct client_reply	 reply;		/* being parsed */
@@ -179,6 +181,7 @@ static void	lost_tx(struct client_conn *, int);
 static void	lost_tls(struct client_conn *, int);
 static void	lost_quiet(struct client_conn *, int);
 static void	conn_connect(struct client_conn *);
+static int	conn_send_bdat(struct client_conn *);
 static void	conn_close(struct client_conn *, const char *);
 static void	conn_next(struct client_conn *);
 static int	conn_tls_failed(struct client_conn *, const char *);
@@ -1272,10 +1275,13 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 	conn_cmd(c, "MAIL FROM:<%s>%s%s%s%s", m->sender, size,
 	    job->eightbit && (c->ext & CLIENT_EXT_8BITMIME) ?
 	    " BODY=8BITMIME" : "", ret, envid);
+	/* RFC 3030: raw, no dot-stuffing; LMTP stays on DATA */
+	c->bdat = (c->ext & CLIENT_EXT_CHUNKING) && !c->dq->dest.lmtp;
 	if (c->pipelined) {
 		for (k = 0; k < c->nrcpt; k++)
 			conn_send_rcpt(c, k);
-		conn_cmd(c, "DATA");
+		if (!c->bdat)
+			conn_cmd(c, "DATA");
 	}
 	conn_enter(c, CS_MAIL);
 }
@@ -1367,11 +1373,31 @@ on_rcpt(struct client_conn *c, const struct client_reply *r)
 		conn_enter(c, CS_RCPT);
 		return 0;
 	}
-	if (c->naccepted == 0 && !c->pipelined)
+	if (c->naccepted == 0 && (!c->pipelined || c->bdat))
 		return conn_rset(c);	/* no DATA, no body */
+	if (c->bdat)		/* after the RCPT replies: no wasted chunk */
+		return conn_send_bdat(c);
 	if (!c->pipelined)
 		conn_cmd(c, "DATA");
 	conn_enter(c, CS_DATA);
+	return 0;
+}
+
+/* The whole body as one chunk (RFC 3030 2): it goes as stored. */
+static int
+conn_send_bdat(struct client_conn *c)
+{
+	struct evbuffer		*out = bufferevent_get_output(c->bev);
+	const struct client_msg	*m = c->job->msg;
+
+	conn_cmd(c, "BDAT %zu LAST", m->bodylen);
+	if (body_run(out, m->body, m->bodylen) == -1) {
+		conn_fail(c, CF_LOCAL, "out of memory sending the body");
+		return -1;
+	}
+	c->out_cb = evbuffer_add_cb(out, conn_out_cb, c);
+	c->lmtp_left = c->naccepted;
+	conn_enter(c, CS_BODY);
 	return 0;
 }
 
@@ -1435,6 +1461,14 @@ on_final(struct client_conn *c, const struct client_reply *r)
 		conn_fail(c, CF_PROTO, "%s: reply before end of data",
 		    c->peer);
 		return -1;
+	}
+	if (c->bdat && r->code / 100 != 2) {
+		/* RFC 3030 2: a refused chunk fails the transaction */
+		evbuffer_remove_cb_entry(bufferevent_get_output(c->bev),
+		    c->out_cb);
+		c->out_cb = NULL;
+		conn_reply_all(c, RS_ACCEPTED, r);
+		return conn_rset(c);
 	}
 	if (c->empty_data || !c->dq->dest.lmtp) {
 		conn_reply_all(c, RS_ACCEPTED, r);

@@ -90,6 +90,7 @@ unsigned long client_pool_connects(const struct client_pool *);
 #define CLIENT_EXT_STARTTLS	0x08	/* RFC 3207 */
 #define CLIENT_EXT_ENHANCED	0x10	/* RFC 2034 */
 #define CLIENT_EXT_DSN		0x20	/* RFC 3461 */
+#define CLIENT_EXT_CHUNKING	0x80	/* RFC 3030 (BDAT) */
 
 struct client_reply {
 	unsigned	 code;		/* 200..599 */

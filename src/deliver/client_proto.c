@@ -1,7 +1,8 @@
 /*
  * client_proto.c - pure parser for the replies of an SMTP/LMTP server.
  * Owns: reply syntax (RFC 5321 4.2), enhanced status codes (RFC 3463,
- * 2034), EHLO keywords (RFC 5321 4.1.1.1, 1870, 2920, 3207, 6152).
+ * 2034), EHLO keywords (RFC 5321 4.1.1.1, 1870, 2920, 3207, 6152,
+ * 3030).
  * Never: I/O, allocation, state beyond one reply.
  * Untrusted: every byte; lines and line counts are bounded here.
  */
@@ -26,6 +27,7 @@ static const struct reply_kw reply_kws[] = {
 	{ "STARTTLS",		 CLIENT_EXT_STARTTLS },
 	{ "ENHANCEDSTATUSCODES", CLIENT_EXT_ENHANCED },
 	{ "DSN",		 CLIENT_EXT_DSN },
+	{ "CHUNKING",		 CLIENT_EXT_CHUNKING },
 };
 
 static bool

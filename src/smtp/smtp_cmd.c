@@ -5,7 +5,8 @@
  * are in smtp_tx.c, RCPT in smtp_rcpt.c.
  * Never: touches the spool or the directory.
  * Untrusted: the command line (already bounded, CRLF-checked).  RFC 5321
- * 4.1.1, 4.1.4 (sequencing), 3.5.3 (VRFY), RFC 2920, 1870, 6152, 2034.
+ * 4.1.1, 4.1.4 (sequencing), 3.5.3 (VRFY), RFC 2920, 1870, 6152, 2034,
+ * 3030 (BDAT).
  */
 #include <string.h>
 
@@ -40,6 +41,7 @@ static void	cmd_quit(struct smtp_session *, struct span);
 static void	cmd_help(struct smtp_session *, struct span);
 static void	cmd_vrfy(struct smtp_session *, struct span);
 static void	cmd_expn(struct smtp_session *, struct span);
+static void	cmd_bdat(struct smtp_session *, struct span);
 
 static const struct smtp_cmd smtp_cmds[] = {
 	/* verb    handler    allowed in        flags       syntax reply */
@@ -54,6 +56,8 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "HELP", cmd_help, ST_ANY,		0, R_NONE },
 	{ "VRFY", cmd_vrfy, ST_ANY,		0, R_NONE },
 	{ "EXPN", cmd_expn, ST_ANY,		0, R_NONE },
+	/* RFC 3030: in any state, so that its octets are always read */
+	{ "BDAT", cmd_bdat, ST_ANY,		CF_NEEDARG, R_BDAT_SYNTAX },
 	/* smtp_secure.c: RFC 3207, RFC 4954 */
 	{ "STARTTLS", smtp_secure_starttls, ST_ANY, CF_NOARG, R_NOARG_SYNTAX },
 	{ "AUTH", smtp_secure_auth, ST_ANY,	CF_NEEDARG, R_AUTH_SYNTAX },
@@ -162,6 +166,7 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	    "250-PIPELINING\r\n"
 	    "250-SIZE %llu\r\n"
 	    "250-8BITMIME\r\n"
+	    "250-CHUNKING\r\n"
 	    "250-DSN\r\n",
 	    s->conf->hostname,
 	    (unsigned long long)s->conf->max_message_size);
@@ -190,14 +195,26 @@ cmd_mail(struct smtp_session *s, struct span arg)
 static void
 cmd_rcpt(struct smtp_session *s, struct span arg)
 {
-	smtp_rcpt(s, arg);
+	if (s->tx.bdat)		/* the queue file has its recipients */
+		smtp_error(s, R_BDAT_SEQ);
+	else
+		smtp_rcpt(s, arg);
 }
 
 static void
 cmd_data(struct smtp_session *s, struct span arg)
 {
 	(void)arg;
-	smtp_tx_data(s);
+	if (s->tx.bdat)		/* RFC 3030 2: 503, RSET needed */
+		smtp_error(s, R_BDAT_SEQ);
+	else
+		smtp_tx_data(s);
+}
+
+static void
+cmd_bdat(struct smtp_session *s, struct span arg)
+{
+	smtp_tx_bdat(s, arg);
 }
 
 static void

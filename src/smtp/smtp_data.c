@@ -18,6 +18,7 @@ smtp_data_init(struct smtp_data *d)
 {
 	d->st = D_BOL;
 	d->bad_eol = false;
+	d->nul = false;
 }
 
 static void
@@ -32,6 +33,8 @@ data_flush(const uint8_t *in, size_t from, size_t to,
 static int
 data_mid(struct smtp_data *d, uint8_t c)
 {
+	if (c == '\0')
+		d->nul = true;	/* read on: refused at the end of data */
 	if (c == '\r')
 		return D_CR;
 	if (c == '\n') {
@@ -96,4 +99,65 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 		data_flush(in, run, len, out, arg);
 	*used = len;
 	return PARSE_MORE;
+}
+
+void
+smtp_data_raw(struct smtp_data *d, const uint8_t *in, size_t len,
+    smtp_data_out_fn *out, void *arg)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		uint8_t	c = in[i];
+
+		if (d->st == D_CR) {
+			if (c == '\n') {
+				d->st = D_BOL;
+				continue;
+			}
+			d->bad_eol = true;	/* bare CR */
+		}
+		d->st = data_mid(d, c);
+	}
+	data_flush(in, 0, len, out, arg);
+}
+
+bool
+smtp_data_raw_end(struct smtp_data *d)
+{
+	if (d->st == D_CR) {
+		d->bad_eol = true;	/* the content ended in a bare CR */
+		d->st = D_MID;
+	}
+	return d->st == D_BOL;
+}
+
+enum parse_rc
+smtp_data_bdat_arg(const uint8_t *p, size_t len, uint64_t *size,
+    bool *last)
+{
+	static const char	kw[] = "LAST";
+	size_t			i, j;
+	uint64_t		v = 0;
+
+	*size = 0;
+	*last = false;
+	for (i = 0; i < len && p[i] >= '0' && p[i] <= '9'; i++) {
+		if (i >= SMTP_BDAT_DIGITS ||
+		    v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+			return PARSE_TOOLONG;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (i == 0)
+		return PARSE_BAD;
+	*size = v;
+	if (i == len)
+		return PARSE_OK;
+	if (p[i] != ' ' || len - i - 1 != sizeof(kw) - 1)
+		return PARSE_BAD;
+	for (j = 0; j < sizeof(kw) - 1; j++)
+		if ((p[i + 1 + j] & ~0x20) != kw[j])
+			return PARSE_BAD;
+	*last = true;
+	return PARSE_OK;
 }

@@ -4,7 +4,12 @@
  * where the first CRLF may be the one that ended the DATA command.  A bare
  * LF or bare CR anywhere marks the message bad but never ends it, so
  * "<LF>.<LF>" or "<CR><LF>.<LF>" can never split one message into two
- * (SMTP smuggling).  Dot-unstuffing happens here.
+ * (SMTP smuggling).  Dot-unstuffing happens here.  A NUL anywhere marks
+ * the message bad too: RFC 5322 and 8BITMIME (RFC 6152) exclude it, and we
+ * offer no BINARYMIME.
+ * BDAT content (RFC 3030) is raw: no dot, no stuffing; smtp_data_raw()
+ * applies the same bare CR/LF and NUL rules to it, across chunks.  The
+ * BDAT argument parser lives here too.
  * Never: I/O, allocation; output is handed to a callback as runs of the
  * input bytes (zero-copy).  Untrusted: every byte.
  */
@@ -20,6 +25,7 @@
 struct smtp_data {
 	int		st;		/* private: scanner state */
 	bool		bad_eol;	/* a bare CR or LF was seen */
+	bool		nul;		/* a NUL byte was seen */
 };
 
 /* out(arg, p, n): n message bytes at p (a run of the input). */
@@ -34,5 +40,26 @@ void		smtp_data_init(struct smtp_data *);
 enum parse_rc	smtp_data_scan(struct smtp_data *, const uint8_t *in,
 		    size_t len, size_t *used, smtp_data_out_fn *out,
 		    void *arg);
+
+/*
+ * BDAT content: output all len bytes (one run), noting bare CR/LF and
+ * NUL; resumable at any byte.  smtp_data_raw_end() at the LAST chunk: a
+ * CR still waiting for its LF is a bare CR; returns true when the content
+ * ends at a line end (or is empty), false when its last line has no CRLF.
+ */
+void		smtp_data_raw(struct smtp_data *, const uint8_t *in,
+		    size_t len, smtp_data_out_fn *out, void *arg);
+bool		smtp_data_raw_end(struct smtp_data *);
+
+#define SMTP_BDAT_DIGITS	20	/* chunk-size fits a uint64_t */
+
+/*
+ * The argument of BDAT (RFC 3030 2): chunk-size [SP "LAST"], nothing else
+ * (LAST in any case).  PARSE_BAD: no digits, a byte that is not a digit,
+ * anything after LAST, more than one blank; PARSE_TOOLONG: more than
+ * SMTP_BDAT_DIGITS digits or a value over UINT64_MAX.
+ */
+enum parse_rc	smtp_data_bdat_arg(const uint8_t *, size_t, uint64_t *size,
+		    bool *last);
 
 #endif

@@ -111,6 +111,15 @@ static const struct smtp_reply replies[R_MAX] = {
 	[R_AUTH_TEMP]	= { 454, "4.7.0", "Temporary authentication failure",
 	    false },
 	[R_AUTH_REQUIRED] = { 530, "5.7.0", "Authentication required", false },
+	[R_DATA_NUL]	= { 554, "5.6.0", "Message contains NUL characters",
+	    false },
+	[R_NUL_CMD]	= { 500, "5.5.2", "Error: NUL character in command",
+	    false },
+	[R_BDAT_OK]	= { 250, "2.0.0", "%s octets received", false },
+	[R_BDAT_SYNTAX]	= { 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]",
+	    false },
+	[R_BDAT_SEQ]	= { 503, "5.5.1", "Error: BDAT transaction in progress",
+	    false },
 };
 
 const struct smtp_reply *

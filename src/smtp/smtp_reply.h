@@ -78,6 +78,12 @@ enum reply_id {
 	R_AUTH_TOO_LONG,
 	R_AUTH_TEMP,		/* 454: verification unavailable */
 	R_AUTH_REQUIRED,	/* 530 5.7.0: submission without AUTH */
+	/* NUL (RFC 5322, 6152) and BDAT (RFC 3030) */
+	R_DATA_NUL,		/* 554 5.6.0 Message contains NUL characters */
+	R_NUL_CMD,		/* 500 5.5.2: NUL in a command line */
+	R_BDAT_OK,		/* 250 2.0.0 %s octets received */
+	R_BDAT_SYNTAX,		/* 501 5.5.4 */
+	R_BDAT_SEQ,		/* 503 5.5.1: DATA or RCPT after BDAT */
 	R_MAX
 };
 

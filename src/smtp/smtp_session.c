@@ -466,6 +466,14 @@ session_line(struct smtp_session *s, struct evbuffer *in)
 		smtp_error(s, R_BARE_EOL_CMD);
 		return true;
 	}
+	/* A NUL would cut the line short for whoever reads it as a C
+	 * string; no command or argument may hold one (RFC 5321 4.1.1). */
+	if (s->state != ST_AUTH && memchr(line, '\0', n - 2) != NULL) {
+		smtp_log(s, LOG_LVL_INFO, "nul_command", "line=%s",
+		    log_esc(line, n - 2, 64));
+		smtp_error(s, R_NUL_CMD);
+		return true;
+	}
 	smtp_cmd_dispatch(s, line, n - 2);
 	return true;
 }

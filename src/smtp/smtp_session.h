@@ -56,6 +56,16 @@ struct smtp_rcpt_wait {
 	char			 dsn_orcpt[SMTP_DSN_ORCPT_MAX + 1];
 };
 
+/* A BDAT chunk being read (RFC 3030 2): smtp_tx.c. */
+struct smtp_chunk {
+	bool			 reading;	/* its octets come now */
+	bool			 last;		/* BDAT n LAST */
+	uint64_t		 len;		/* its chunk-size */
+	uint64_t		 left;		/* octets still to read */
+	enum reply_id		 refuse;	/* R_NONE, or the answer after */
+	enum smtp_state		 resume;	/* the state after a 503 */
+};
+
 /* One message transaction, MAIL to the end of DATA. */
 struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
@@ -83,6 +93,7 @@ struct smtp_tx {
 	bool			 line_too_long;
 	bool			 too_big;
 	bool			 io_error;
+	bool			 bdat;		/* BDAT began: no DATA/RCPT */
 };
 
 struct smtp_session {
@@ -108,6 +119,7 @@ struct smtp_session {
 	uint64_t		 start_ms;	/* session_timeout */
 	uint64_t		 partial_ms;	/* a command line began here */
 	struct smtp_tx		 tx;
+	struct smtp_chunk	 chunk;		/* BDAT */
 	struct smtp_rcpt_wait	 rw;		/* RCPT waiting in ST_WAIT */
 	struct guard_session	 gs;		/* harvest guard's view */
 	/* STARTTLS and AUTH: smtp_secure.c */
@@ -181,7 +193,10 @@ void	smtp_rcpt(struct smtp_session *, struct span arg);
 void	smtp_tx_reset(struct smtp_session *);
 void	smtp_tx_mail(struct smtp_session *, struct span arg);
 void	smtp_tx_data(struct smtp_session *);
-/* Feed DATA bytes; true when the end-of-data mark was consumed. */
+/* BDAT n [LAST]: read the chunk (in ST_DATA), whatever the state. */
+void	smtp_tx_bdat(struct smtp_session *, struct span arg);
+/* Feed DATA bytes; true when the end-of-data mark (or the BDAT chunk's
+ * last octet) was consumed. */
 bool	smtp_tx_feed(struct smtp_session *, const uint8_t *, size_t,
 	    size_t *used);
 /* After the end-of-data mark: reply now, or commit and reply later. */

@@ -7,6 +7,7 @@
  * before the queue's done callback says the message is on stable storage.
  * Untrusted: MAIL arguments and message bytes.  RFC 5321 4.1.1.2,
  * 4.1.1.4, 4.4 (Received); RFC 1870 (SIZE), RFC 6152 (8BITMIME),
+ * RFC 3030 (BDAT: the same end of data, reached by counted chunks),
  * RFC 3461 (DSN: RET, ENVID, NOTIFY, ORCPT).
  */
 #include <inttypes.h>
@@ -90,6 +91,7 @@ smtp_tx_reset(struct smtp_session *s)
 	s->tx.line_len = 0;
 	s->tx.in_body = s->tx.hdr_too_big = s->tx.line_too_long = false;
 	s->tx.too_big = s->tx.io_error = false;
+	s->tx.bdat = false;
 }
 
 /*
@@ -319,6 +321,47 @@ smtp_tx_data(struct smtp_session *s)
 }
 
 /*
+ * BDAT n [LAST] (RFC 3030 2).  The n octets are read whatever happens, so
+ * the session stays in step with the client: out of sequence they earn a
+ * 503 once read, past max_message_size a 552 (and the transaction ends).
+ * The first chunk opens the queue file, as DATA does.
+ */
+void
+smtp_tx_bdat(struct smtp_session *s, struct span arg)
+{
+	struct smtp_chunk	*ck = &s->chunk;
+	uint64_t		 len;
+	bool			 last;
+
+	if (smtp_data_bdat_arg(arg.p, arg.len, &len, &last) != PARSE_OK) {
+		smtp_log(s, LOG_LVL_INFO, "bdat", "arg=%s result=syntax",
+		    log_esc(arg.p, arg.len, 64));
+		smtp_error(s, R_BDAT_SYNTAX);
+		return;
+	}
+	smtp_log(s, LOG_LVL_DEBUG, "bdat", "size=%" PRIu64 " last=%s", len,
+	    last ? "yes" : "no");
+	*ck = (struct smtp_chunk){ .reading = true, .last = last,
+	    .len = len, .left = len, .refuse = R_NONE, .resume = s->state };
+	if (s->state != ST_RCPT)
+		ck->refuse = s->state == ST_CONNECTED ? R_NEED_HELO :
+		    s->state == ST_MAIL ? R_NEED_RCPT : R_NEED_MAIL;
+	else if (!s->tx.bdat && s->tx.nqueued > 0 && tx_open(s) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"cannot create "
+		    "queue file: %m\"");
+		ck->refuse = R_STORAGE;
+	} else if (len > s->conf->max_message_size - s->tx.bytes)
+		ck->refuse = R_DATA_TOO_BIG;	/* read on, store nothing */
+	if (ck->refuse == R_NONE && !s->tx.bdat) {
+		smtp_data_init(&s->tx.data);
+		s->tx.bdat = true;
+	}
+	smtp_set_state(s, ST_DATA);
+	if (len == 0)
+		smtp_tx_end(s);
+}
+
+/*
  * Line and header-section limits (max_line_length, max_header_size):
  * counted on the message bytes as they stream, a line at a time; the
  * header section ends at the first empty line (RFC 5322 2.1).
@@ -372,6 +415,15 @@ bool
 smtp_tx_feed(struct smtp_session *s, const uint8_t *p, size_t n,
     size_t *used)
 {
+	if (s->chunk.reading) {		/* BDAT: raw, counted */
+		if (n > s->chunk.left)
+			n = (size_t)s->chunk.left;
+		if (s->chunk.refuse == R_NONE)
+			smtp_data_raw(&s->tx.data, p, n, tx_out, s);
+		s->chunk.left -= n;
+		*used = n;
+		return s->chunk.left == 0;
+	}
 	return smtp_data_scan(&s->tx.data, p, n, used, tx_out, s) ==
 	    PARSE_OK;
 }
@@ -449,13 +501,51 @@ tx_refuse(struct smtp_session *s, enum reply_id r, const char *why)
 	smtp_reply(s, r, NULL);
 }
 
+/*
+ * A BDAT chunk has been read: answer it, or (LAST, nothing refused) let
+ * smtp_tx_end() finish the message as it finishes DATA's.  The spool's
+ * messages end in CRLF: a last line without one gets it here.
+ */
+static bool
+tx_chunk_end(struct smtp_session *s)
+{
+	struct smtp_chunk	*ck = &s->chunk;
+	char			 n[SMTP_BDAT_DIGITS + 1];
+
+	ck->reading = false;
+	if (ck->refuse == R_DATA_TOO_BIG || ck->refuse == R_STORAGE) {
+		s->tx.bytes += ck->len;
+		tx_refuse(s, ck->refuse, ck->refuse == R_STORAGE ?
+		    "io_error" : "too_big");
+		return false;
+	}
+	if (ck->refuse != R_NONE) {	/* out of sequence */
+		smtp_set_state(s, ck->resume);
+		smtp_error(s, ck->refuse);
+		return false;
+	}
+	if (!ck->last) {
+		smtp_set_state(s, ST_RCPT);
+		snprintf(n, sizeof(n), "%" PRIu64, ck->len);
+		smtp_reply(s, R_BDAT_OK, n);
+		return false;
+	}
+	if (!smtp_data_raw_end(&s->tx.data))
+		tx_out(s, (const uint8_t *)"\r\n", 2);
+	return true;
+}
+
 void
 smtp_tx_end(struct smtp_session *s)
 {
 	char	qid[ID_STRLEN + 1];
 
+	if (s->chunk.reading && !tx_chunk_end(s))
+		return;		/* not LAST, or refused */
 	if (s->tx.data.bad_eol)
 		tx_refuse(s, R_DATA_BARE_EOL, "bare_eol");
+	else if (s->tx.data.nul)
+		tx_refuse(s, R_DATA_NUL, "nul");
 	else if (s->tx.too_big)
 		tx_refuse(s, R_DATA_TOO_BIG, "too_big");
 	else if (s->tx.hdr_too_big)

@@ -123,6 +123,8 @@ class Received:
     client: str = ""
     helo: str = ""
     when: float = field(default_factory=time.monotonic)
+    verb: str = "DATA"  # or "BDAT" (RFC 3030), how the data came
+    wire: bytes = b""  # the data as sent, before dot-unstuffing
 
     def message(self) -> email.message.Message:
         return email.message_from_bytes(self.data,
@@ -194,6 +196,7 @@ class PySink:
       data_reply: the reply to the final ".", or a function(addr) -> reply
                   (called once per recipient in LMTP mode, with "" in SMTP)
       data_delay: seconds to wait before that reply (a slow next hop)
+      chunking: offer CHUNKING and take BDAT (RFC 3030); set before use
     messages: transactions whose final 250 was sent on an open
     connection; pending: how many have all their data and await the reply.
     """
@@ -210,6 +213,7 @@ class PySink:
         self.mail_reply = "250 2.1.0 Ok"
         self.data_reply: str | Callable[[str], str] = "250 2.0.0 Ok: queued"
         self.data_delay = 0.0
+        self.chunking = False
         self.ehlo_extra: list[str] = []  # more EHLO keywords, e.g. ["DSN"]
         self.commands: list[str] = []  # every MAIL and RCPT line, verbatim
         self.lock = threading.Lock()
@@ -320,6 +324,7 @@ class PySink:
                 if verb == ("LHLO" if self.lmtp else "EHLO"):
                     st["helo"] = arg
                     say("250-pysink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                        + ("250-CHUNKING\r\n" if self.chunking else "")
                         + "".join(f"250-{k}\r\n" for k in self.ehlo_extra)
                         + "250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600")
                 elif verb == "HELO" and not self.lmtp:
@@ -329,6 +334,7 @@ class PySink:
                     r = self._answer("mail_reply", "250 2.1.0 Ok", arg)
                     if r.startswith("2"):
                         st["from"], st["rcpts"] = _strip_path(arg), []
+                        st["chunks"] = []
                     say(r)
                 elif verb == "RCPT":
                     addr = _strip_path(arg)
@@ -348,8 +354,12 @@ class PySink:
                     if not await self._take_data(reader, writer, st, peer):
                         break
                     st["from"], st["rcpts"] = None, []
+                elif verb == "BDAT" and self.chunking:
+                    if not await self._take_bdat(reader, writer, st, peer,
+                                                 arg):
+                        break
                 elif verb == "RSET":
-                    st["from"], st["rcpts"] = None, []
+                    st["from"], st["rcpts"], st["chunks"] = None, [], []
                     say("250 2.0.0 Ok")
                 elif verb == "NOOP":
                     say("250 2.0.0 Ok")
@@ -372,7 +382,7 @@ class PySink:
     async def _take_data(self, reader, writer, st, peer) -> bool:
         """Read up to the final dot, record, answer; False if the client
         went away before the answer could be given."""
-        lines = []
+        lines, wire = [], []
         while True:
             raw = await reader.readline()
             if not raw:
@@ -380,8 +390,33 @@ class PySink:
             if raw in (b".\r\n", b".\n"):
                 break
             lines.append(raw[1:] if raw.startswith(b".") else raw)
+            wire.append(raw)
         rec = Received(st["from"], list(st["rcpts"]), b"".join(lines),
-                       f"{peer[0]}", st["helo"])
+                       f"{peer[0]}", st["helo"], wire=b"".join(wire))
+        return await self._reply_data(rec, reader, writer)
+
+    async def _take_bdat(self, reader, writer, st, peer, arg) -> bool:
+        """One BDAT chunk (RFC 3030): exactly n octets, raw; the LAST
+        one ends the transaction like the final dot."""
+        words = arg.split(" ")
+        n = int(words[0])
+        last = len(words) > 1 and words[1].upper() == "LAST"
+        chunk = await reader.readexactly(n)
+        if not st["rcpts"]:
+            writer.write(b"503 5.5.1 Error: need RCPT command\r\n")
+            return True
+        st.setdefault("chunks", []).append(chunk)
+        if not last:
+            writer.write(b"250 2.0.0 %d octets received\r\n" % n)
+            return True
+        data = b"".join(st["chunks"])
+        rec = Received(st["from"], list(st["rcpts"]), data, f"{peer[0]}",
+                       st["helo"], verb="BDAT", wire=data)
+        st["from"], st["rcpts"], st["chunks"] = None, [], []
+        return await self._reply_data(rec, reader, writer)
+
+    async def _reply_data(self, rec, reader, writer) -> bool:
+        """Record rec and give the end-of-data reply(s)."""
         with self.lock:
             self.pending += 1
         try:

@@ -373,3 +373,26 @@ def test_check_config_dsn_keys(ctx, param):
     check_eq(p.returncode, 1, f"check-config exit status ({out.strip()!r})")
     check(re.search(rf"^{re.escape(path)}:5: \S", out, re.M),
           f"no '{path}:5: message' line in {out.strip()!r}")
+
+
+def test_bdat_keeps_dsn_params(ctx, gw_factory):
+    """A message sent with BDAT (RFC 3030) carries its DSN parameters
+    like one sent with DATA."""
+    with py_sink(ctx, "relay") as relay:
+        gw = gw_factory(config=hop_config("maildir:mail", relay))
+        msg, _ = marked("bdat")
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", f"MAIL FROM:<{SENDER}> ENVID=B1")
+            c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test> "
+                     "NOTIFY=SUCCESS ORCPT=rfc822;alice@example.test")
+            c.send(f"BDAT {len(msg)} LAST\r\n".encode() + msg)
+            check(QID.match(c.reply(10.0).text), "BDAT LAST not queued")
+            c.expect("221 *", "QUIT")
+        gw.wait_maildir("example.test", "alice")
+        rep = peers.parse_report(report_to_sender(relay))
+        check_eq(rep.per_message.get("original-envelope-id"), "B1",
+                 "Original-Envelope-Id")
+        check_eq([(f.get("action"), f.get("original-recipient"))
+                  for f in rep.per_rcpt],
+                 [("delivered", "rfc822;alice@example.test")],
+                 "per-recipient fields")

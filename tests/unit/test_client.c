@@ -12,7 +12,8 @@
  *    replies before the end of data, data250* answers DATA with 250,
  *    slow* never answers ".", stale* hangs up at MAIL on a reused
  *    connection, final5* refuses the message; modes: no PIPELINING, no
- *    EHLO, STARTTLS answered with junk, overlong or too many reply lines.
+ *    EHLO, STARTTLS answered with junk, overlong or too many reply lines,
+ *    CHUNKING offered (BDAT chunks recorded raw, after their command).
  *    It writes each transaction (MAIL, RCPTs, whether MAIL..DATA came in
  *    one pipelined group, the raw DATA bytes) to a file in the temp dir.
  *  - Dovecot (dovecot -F -c CONF, the LMTP service only, on TCP and on a
@@ -264,6 +265,7 @@ t_read_file(const char *path, size_t *lenp)
 #define FK_STARTTLS	0x04	/* offers STARTTLS, answers with junk */
 #define FK_LONGLINE	0x08	/* a 600-octet greeting */
 #define FK_MANYLINES	0x10	/* 150 EHLO lines */
+#define FK_CHUNKING	0x20	/* offers CHUNKING, takes BDAT (RFC 3030) */
 
 struct fk {
 	int		 fd;
@@ -275,6 +277,7 @@ struct fk {
 	FILE		*rec;
 	char		 sender[256];
 	unsigned	 naccepted;
+	bool		 bdat;		/* a chunk came in this transaction */
 };
 
 /* More input within ms: 1, 0 on timeout, -1 at EOF. */
@@ -363,6 +366,8 @@ fk_ehlo(struct fk *f)
 		fk_say(f, "250-PIPELINING\r\n");
 	if (f->flags & FK_STARTTLS)
 		fk_say(f, "250-STARTTLS\r\n");
+	if (f->flags & FK_CHUNKING)
+		fk_say(f, "250-CHUNKING\r\n");
 	fk_say(f, "250-SIZE 100000000\r\n250-8BITMIME\r\n"
 	    "250 ENHANCEDSTATUSCODES\r\n");
 }
@@ -384,6 +389,7 @@ fk_mail(struct fk *f, const char *line)
 	if (strncmp(f->sender, "stale", 5) == 0 && f->ntx > 0)
 		_exit(0);
 	f->naccepted = 0;
+	f->bdat = false;
 	snprintf(path, sizeof(path), "%s/tx.%d.%u", f->dir, (int)getpid(),
 	    f->ntx++);
 	if (f->rec != NULL)
@@ -459,6 +465,47 @@ fk_data(struct fk *f)
 	    "250 2.0.0 Ok: queued as FAKE\r\n");
 }
 
+/* BDAT n [LAST]: n octets, recorded after the command line. */
+static void
+fk_bdat(struct fk *f, const char *line)
+{
+	char		*end, reply[64];
+	unsigned long	 left = strtoul(line + 5, &end, 10);
+	bool		 last = strncasecmp(end, " LAST", 5) == 0;
+	size_t		 k;
+
+	if (f->rec != NULL) {
+		if (!f->bdat)
+			fputs("--data--\n", f->rec);
+		fputs(line, f->rec);
+	}
+	f->bdat = true;
+	snprintf(reply, sizeof(reply), "250 2.0.0 %lu octets\r\n", left);
+	while (left > 0) {
+		if (f->len == 0 && fk_fill(f, 10000) != 1)
+			_exit(0);
+		k = f->len < left ? f->len : left;
+		if (f->rec != NULL)
+			fwrite(f->buf, 1, k, f->rec);
+		memmove(f->buf, f->buf + k, f->len - k);
+		f->len -= k;
+		left -= k;
+	}
+	if (f->naccepted == 0 || f->rec == NULL) {
+		fk_say(f, "503 5.5.1 Error: need RCPT command\r\n");
+		return;
+	}
+	if (!last) {
+		fk_say(f, reply);
+		return;
+	}
+	fclose(f->rec);
+	f->rec = NULL;
+	fk_say(f, strncmp(f->sender, "final5", 6) == 0 ?
+	    "554 5.7.1 Error: content rejected\r\n" :
+	    "250 2.0.0 Ok: queued as FAKE\r\n");
+}
+
 /* Note a command in the connection's log (RSET, STARTTLS, ...). */
 static void
 fk_note(struct fk *f, const char *what)
@@ -486,6 +533,9 @@ fk_command(struct fk *f, char *line)
 		fk_rcpt(f, line);
 	else if (strncasecmp(line, "DATA", 4) == 0)
 		fk_data(f);
+	else if (strncasecmp(line, "BDAT ", 5) == 0 &&
+	    (f->flags & FK_CHUNKING))
+		fk_bdat(f, line);
 	else if (strncasecmp(line, "RSET", 4) == 0) {
 		fk_note(f, "RSET");
 		fk_say(f, "250 2.0.0 Ok\r\n");
@@ -1305,6 +1355,49 @@ test_fake_dot_stuffing(void **state)
 	fk_records_free(rec, n);
 }
 
+/* A next hop with CHUNKING gets the body as one BDAT n LAST, exactly as
+ * stored: no dot-stuffing, no CRLF added (RFC 3030 2). */
+static void
+test_fake_bdat(void **state)
+{
+	static const char	 body[] = ".starts with a dot\r\n"
+	    "..two dots\r\n.\r\ncaf\xc3\xa9 8-bit\r\n.last line";
+	struct t_env		*env = *state;
+	struct t_msg		 tm;
+	struct t_rec		 rec[T_RECS_MAX];
+	char			 want[256];
+	size_t			 n, wlen;
+	char			*notes;
+
+	wlen = (size_t)snprintf(want, sizeof(want), "BDAT %zu LAST\r\n%s",
+	    sizeof(body) - 1, body);
+	t_msg(&tm, env, "s@example.net", t_three, body);
+	t_fake_send(env, FK_CHUNKING, &tm);
+	t_expect(&tm, 0, 250, "2.0.0");
+	t_expect(&tm, 2, 250, "2.0.0");
+	assert_int_equal(n = fk_records(env, rec, T_RECS_MAX), 1);
+	assert_non_null(rec[0].data);
+	assert_int_equal(rec[0].datalen, wlen);
+	assert_memory_equal(rec[0].data, want, wlen);
+	assert_non_null(strstr(rec[0].mail, " BODY=8BITMIME"));
+	fk_records_free(rec, n);
+	/* refused chunk: the transaction fails, RSET; none accepted: no
+	 * chunk at all, RSET */
+	t_msg(&tm, env, "final5@example.net", t_three, body);
+	t_fake_send(env, FK_CHUNKING, &tm);
+	t_expect(&tm, 0, 554, "5.7.1");
+	t_msg(&tm, env, "s@example.net", (const char *const[]){
+	    "rej@example.org", NULL }, body);
+	t_fake_send(env, FK_CHUNKING, &tm);
+	t_expect(&tm, 0, 550, "5.1.1");
+	t_run(env, 0, 100);	/* let the RSET go out */
+	notes = fk_notes(env);
+	assert_int_equal(t_count_str(notes, "RSET"), 2);
+	free(notes);
+	assert_int_equal(n = fk_records(env, rec, T_RECS_MAX), 3);
+	fk_records_free(rec, n);
+}
+
 /* A large body of referenced runs, many lines stuffed. */
 static void
 test_fake_big_body(void **state)
@@ -1746,6 +1839,7 @@ main(void)
 		T(test_fake_sender_refusals),
 		T(test_fake_stale_conn),
 		T(test_fake_dot_stuffing),
+		T(test_fake_bdat),
 		T(test_fake_big_body),
 		T(test_fake_early_reply),
 		T(test_fake_helo_fallback),
