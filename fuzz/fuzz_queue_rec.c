@@ -108,10 +108,12 @@ LLVMFuzzerTestOneInput(const uint8_t *p, size_t len)
 		fz_rec(&f.sender, p, len);
 		fz_rec(&f.body, p, len);
 		fz_require(f.id.len == ID_STRLEN);
-		/* only a prefix of an appended record (D or A) may follow */
+		fz_rec(&f.dsn_msg, p, len);
+		/* only a prefix of an appended record (D, A or W) may follow */
 		fz_require(f.validlen == len ||
 		    p[f.validlen] == QUEUE_REC_T_DONE ||
-		    p[f.validlen] == QUEUE_REC_T_ATTEMPT);
+		    p[f.validlen] == QUEUE_REC_T_ATTEMPT ||
+		    p[f.validlen] == QUEUE_REC_T_WARNED);
 	}
 	fz_file(p, len, &f, rc == PARSE_OK);
 	return 0;

@@ -117,6 +117,8 @@ struct config {
 	unsigned		 ndr_rate_per_sender;	/* per hour */
 	unsigned		 ndr_rate_per_domain;	/* per hour */
 	struct rate_spec	 null_sender_rate;	/* per recipient */
+	unsigned		 delay_warning_time_ms;	/* RFC 3461; 0: off */
+	bool			 ndr_return_full;	/* honour RET=FULL */
 
 	/* harvest guard (DESIGN 3) */
 	unsigned		 harvest_window_ms;

@@ -103,6 +103,12 @@ const struct conf_key conf_keys[] = {
 	{ "ndr_rate_per_domain", CT_UINT, G(ndr_rate_per_domain), 0, "50", 0,
 	  1000000, "non-delivery reports per hour to one sender domain, at "
 	  "most (0: none)" },
+	{ "delay_warning_time", CT_MSEC, G(delay_warning_time_ms), 0, "0", 0,
+	  30 * U_D, "send one \"delayed\" report (DSN) per message once it "
+	  "has waited this long, e.g. 4h (0: off)" },
+	{ "ndr_return_full", CT_BOOL, G(ndr_return_full), 0, "no", 0, 0,
+	  "honour RET=FULL: return the whole message in a failure report "
+	  "(no: headers only, as the backscatter guard prefers)" },
 	{ "null_sender_rate", CT_RATE, G(null_sender_rate), 0, "10/10m", 0, 0,
 	  "bounces (null sender) one recipient may receive in the time "
 	  "given; more get 450 4.7.1" },

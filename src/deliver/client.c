@@ -542,7 +542,7 @@ conn_cmd(struct client_conn *c, const char *fmt, ...)
 static void
 conn_cmd(struct client_conn *c, const char *fmt, ...)
 {
-	char	line[CLIENT_LINE_MAX];
+	char	line[CLIENT_CMD_MAX];
 	va_list	ap;
 	int	n;
 
@@ -550,7 +550,7 @@ conn_cmd(struct client_conn *c, const char *fmt, ...)
 	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
-		panic("conn_cmd: command over %d octets", CLIENT_LINE_MAX);
+		panic("conn_cmd: command over %d octets", CLIENT_CMD_MAX);
 	log_event(LOG_LVL_DEBUG, "client_cmd", "dest=%s cmd=\"%s\"",
 	    log_esc(c->dq->dest.key, strlen(c->dq->dest.key), 100),
 	    log_text(line, (size_t)n, 100));
@@ -746,7 +746,12 @@ conn_close(struct client_conn *c, const char *reason)
 static void
 conn_settle(struct client_conn *c)
 {
+	size_t	i;
+
 	if (c->job != NULL && c->job->npending == 0) {
+		for (i = 0; i < c->job->msg->nrcpts; i++)
+			c->job->msg->results[i].hop_dsn =
+			    (c->ext & CLIENT_EXT_DSN) != 0;
 		job_finish(c->dq->pool, c->job, c->dq->dest.key);
 		c->job = NULL;
 	}
@@ -1210,12 +1215,61 @@ conn_out_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
 
 /* Transactions */
 
+/*
+ * A DSN parameter value from the queue file goes out as it came in:
+ * printable, no blank, no "=", bounded (RFC 3461 4: xtext), else not at
+ * all.
+ */
+static bool
+client_param_ok(const char *v, size_t max)
+{
+	size_t	i;
+
+	for (i = 0; v[i] != '\0'; i++)
+		if (v[i] <= ' ' || v[i] > '~' || v[i] == '=' || i >= max)
+			return false;
+	return i > 0;
+}
+
+/* RFC 3461 4.1: " NOTIFY=NEVER", " NOTIFY=SUCCESS,FAILURE,DELAY". */
+static void
+client_dsn_notify(unsigned bits, char *out, size_t outsz)
+{
+	static const char *const words[] = { "NEVER", "SUCCESS", "FAILURE",
+		"DELAY" };
+	size_t	j, o;
+	int	n;
+
+	o = (size_t)snprintf(out, outsz, " NOTIFY=");
+	for (j = 0; j < 4; j++) {
+		if (!(bits & (1u << j)))
+			continue;
+		n = snprintf(out + o, outsz - o, "%s%s",
+		    out[o - 1] == '=' ? "" : ",", words[j]);
+		if (n < 0 || (size_t)n >= outsz - o)
+			break;
+		o += (size_t)n;
+	}
+}
+
 static void
 conn_send_rcpt(struct client_conn *c, size_t k)
 {
 	struct client_job	*job = c->job;
 
-	conn_cmd(c, "RCPT TO:<%s>", job->msg->rcpts[job->order[k]]);
+	const struct client_msg	*m = job->msg;
+	size_t			 i = job->order[k];
+	char			 notify[40] = "", orcpt[8 + CLIENT_ORCPT_MAX] = "";
+
+	/* RFC 3461 4.1, 4.2: only to a hop that offers DSN; verbatim */
+	if ((c->ext & CLIENT_EXT_DSN) && m->dsn_notify != NULL &&
+	    m->dsn_notify[i] != 0)
+		client_dsn_notify(m->dsn_notify[i], notify, sizeof(notify));
+	if ((c->ext & CLIENT_EXT_DSN) && m->dsn_orcpt != NULL &&
+	    m->dsn_orcpt[i] != NULL && client_param_ok(m->dsn_orcpt[i],
+	    CLIENT_ORCPT_MAX))
+		snprintf(orcpt, sizeof(orcpt), " ORCPT=%s", m->dsn_orcpt[i]);
+	conn_cmd(c, "RCPT TO:<%s>%s%s", m->rcpts[i], notify, orcpt);
 }
 
 /* Start job: MAIL, and with PIPELINING every RCPT and DATA in one write
@@ -1225,7 +1279,8 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 {
 	struct client_msg		*m = job->msg;
 	struct client_rcpt_result	 r;
-	char				 size[32] = "";
+	char				 size[32] = "", ret[12] = "";
+	char				 envid[8 + CLIENT_ENVID_MAX] = "";
 	size_t				 i, k;
 
 	c->job = job;
@@ -1259,10 +1314,17 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 	c->pipelined = (c->ext & CLIENT_EXT_PIPELINING) != 0;
 	if (c->ext & CLIENT_EXT_SIZE)
 		snprintf(size, sizeof(size), " SIZE=%zu", m->bodylen);
-	conn_cmd(c, "MAIL FROM:<%s>%s%s%s", m->sender, size,
+	/* RFC 3461 4.3, 4.4: only to a hop that offers DSN; verbatim */
+	if ((c->ext & CLIENT_EXT_DSN) && m->dsn_ret != 0)
+		snprintf(ret, sizeof(ret), " RET=%s", m->dsn_ret == 1 ?
+		    "FULL" : "HDRS");
+	if ((c->ext & CLIENT_EXT_DSN) && m->dsn_envid != NULL &&
+	    client_param_ok(m->dsn_envid, CLIENT_ENVID_MAX))
+		snprintf(envid, sizeof(envid), " ENVID=%s", m->dsn_envid);
+	conn_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s", m->sender, size,
 	    job->eightbit && (c->ext & CLIENT_EXT_8BITMIME) ?
 	    " BODY=8BITMIME" : "", m->smtputf8 &&
-	    (c->ext & CLIENT_EXT_SMTPUTF8) ? " SMTPUTF8" : "");
+	    (c->ext & CLIENT_EXT_SMTPUTF8) ? " SMTPUTF8" : "", ret, envid);
 	/* RFC 3030: raw, no dot-stuffing; LMTP stays on DATA */
 	c->bdat = (c->ext & CLIENT_EXT_CHUNKING) && !c->dq->dest.lmtp;
 	if (c->pipelined) {

@@ -44,6 +44,7 @@ struct client_rcpt_result {
 	char		esc[12];	/* enhanced status, e.g. "5.1.1"; synthesized if the server gave none ("4.4.1" connect failure, "4.4.2" timeout / lost connection, "4.3.0" other) */
 	char		text[256];	/* the server's reply line (escaped/printable), or our reason */
 	char		mta[256];	/* the host that answered, for DSNs ("" if none) */
+	bool		hop_dsn;	/* that host offered DSN (RFC 3461): NOTIFY went with the RCPT */
 };
 struct client_msg {
 	uint64_t			 id;		/* caller's id, for logs */
@@ -53,6 +54,11 @@ struct client_msg {
 	bool				 smtputf8;	/* received with SMTPUTF8: see client.c */
 	const uint8_t			*body;		/* CRLF lines, NOT dot-stuffed: the client stuffs */
 	size_t				 bodylen;
+	/* RFC 3461, sent only to a hop that offers DSN: RET (QUEUE_DSN_RET_*), ENVID (xtext or NULL); per recipient NOTIFY bits (0: none) and ORCPT (NULL: none); the arrays may be NULL */
+	int				 dsn_ret;
+	const char			*dsn_envid;
+	const unsigned			*dsn_notify;
+	const char *const		*dsn_orcpt;
 	struct client_rcpt_result	*results;	/* nrcpts slots, filled before done */
 	void	(*done)(void *arg, struct client_msg *);	/* on the loop, exactly once, never inside client_send */
 	void				*arg;
@@ -74,6 +80,10 @@ unsigned long client_pool_connects(const struct client_pool *);
  * (RFC 5321 4.2.1), every line with the same code.
  */
 #define CLIENT_LINE_MAX		512	/* octets with CRLF, RFC 5321 4.5.3.1.5 */
+#define CLIENT_CMD_MAX		1024	/* a command we send: RFC 3461 lets
+					 * RCPT grow by NOTIFY and ORCPT */
+#define CLIENT_ENVID_MAX	100	/* RFC 3461 4.4 */
+#define CLIENT_ORCPT_MAX	500	/* RFC 3461 4.2 */
 #define CLIENT_REPLY_LINES_MAX	100	/* lines in one reply */
 
 #define CLIENT_EXT_PIPELINING	0x01	/* RFC 2920 */
@@ -81,6 +91,7 @@ unsigned long client_pool_connects(const struct client_pool *);
 #define CLIENT_EXT_8BITMIME	0x04	/* RFC 6152 */
 #define CLIENT_EXT_STARTTLS	0x08	/* RFC 3207 */
 #define CLIENT_EXT_ENHANCED	0x10	/* RFC 2034 */
+#define CLIENT_EXT_DSN		0x20	/* RFC 3461 */
 #define CLIENT_EXT_CHUNKING	0x80	/* RFC 3030 (BDAT) */
 #define CLIENT_EXT_SMTPUTF8	0x0100	/* RFC 6531 */
 

@@ -1,14 +1,17 @@
 /*
  * dsn.c - RFC 3464 delivery reports, and the header scanners they need
  * (see dsn.h).  Owns: report text, MIME layout, the boundary choice.
- * Never: copies a byte of the original's body; lets a CR or LF from a
- * recipient, a sender or a remote reply into a header field.
+ * Never: copies a byte of the original's body unless asked to (full:
+ * RET=FULL with ndr_return_full); lets a CR or LF from a recipient, a
+ * sender or a remote reply into a header field.
  * Untrusted: the original message, addresses, remote replies.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/xtext.h"
+#include "../queue/queue.h"
 #include "dsn.h"
 
 #define DSN_BOUNDARY_MAX	70	/* RFC 2046 5.1.1 */
@@ -16,6 +19,7 @@
 /* Seed and host shown in a boundary: 20 + 1 + 20 + 1 + 24 <= 70. */
 #define DSN_SEED_MAX		20
 #define DSN_HOST_SHOWN		24
+#define QUEUE_REC_XTEXT_SHOWN	512	/* ENVID 100, ORCPT 500 */
 
 /* The three body parts, built before the boundary can be chosen. */
 struct dsn_parts {
@@ -39,6 +43,11 @@ static int	dsn_put_field(struct buf *, const char *, const char *,
 static size_t	dsn_clean_name(const char *, char *, size_t, const char *);
 static int	dsn_put_date(struct buf *, const char *, time_t);
 static const char *dsn_action(const char *);
+static bool	dsn_is_success(const char *);
+static size_t	dsn_count_success(const struct dsn_input *);
+static int	dsn_put_xtext_field(struct buf *, const char *, const char *,
+		    const char *);
+static int	dsn_put_full(const struct dsn_input *, struct dsn_parts *);
 static void	dsn_status(const struct dsn_rcpt *, char *, size_t);
 static size_t	dsn_count_delayed(const struct dsn_input *);
 static int	dsn_put_human(const struct dsn_input *, struct buf *, bool);
@@ -52,6 +61,24 @@ static int	dsn_put_top(const struct dsn_input *, struct buf *,
 		    const char *, bool);
 static int	dsn_put_part(struct buf *, const char *, const char *,
 		    const char *, const struct buf *);
+
+bool
+dsn_notify_wants(unsigned notify, enum dsn_event ev)
+{
+	if (notify == 0)		/* RFC 3461 4.1: not given */
+		notify = QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY;
+	if (notify & QUEUE_NOTIFY_NEVER)
+		return false;
+	switch (ev) {
+	case DSN_EV_FAILURE:
+		return (notify & QUEUE_NOTIFY_FAILURE) != 0;
+	case DSN_EV_DELAY:
+		return (notify & QUEUE_NOTIFY_DELAY) != 0;
+	case DSN_EV_SUCCESS:
+		return (notify & QUEUE_NOTIFY_SUCCESS) != 0;
+	}
+	return false;
+}
 
 /*
  * The scanners.
@@ -327,7 +354,26 @@ dsn_status(const struct dsn_rcpt *r, char *out, size_t outsz)
 	else
 		(void)snprintf(out, outsz, "%s",
 		    strcmp(dsn_action(r->action), "delayed") == 0 ? "4.0.0" :
-		    "5.0.0");
+		    dsn_is_success(r->action) ? "2.0.0" : "5.0.0");
+}
+
+/* RFC 3464 2.3.3: "delivered" and "relayed" report a success. */
+static bool
+dsn_is_success(const char *a)
+{
+	const char	*s = dsn_action(a);
+
+	return strcmp(s, "delivered") == 0 || strcmp(s, "relayed") == 0;
+}
+
+static size_t
+dsn_count_success(const struct dsn_input *in)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < in->nrcpts; i++)
+		n += dsn_is_success(in->rcpts[i].action);
+	return n;
 }
 
 static size_t
@@ -352,9 +398,14 @@ dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers)
 	const struct dsn_rcpt	*r;
 	char			 host[DSN_NAME_MAX + 1], tail[64], st[12];
 	size_t			 i, ndelayed = dsn_count_delayed(in);
+	size_t			 nok = dsn_count_success(in);
 	const char		*intro;
 
-	if (ndelayed == in->nrcpts)
+	if (nok == in->nrcpts)
+		intro = "Your message was delivered to the recipients below, "
+		    "or passed on (\"relayed\")\r\nto a mail system that "
+		    "sends no further reports.\r\n";
+	else if (ndelayed == in->nrcpts)
 		intro = "Your message could not be delivered yet to the "
 		    "recipients below.\r\nThe mail system will keep trying; "
 		    "you need not send it again.\r\n";
@@ -367,8 +418,8 @@ dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers)
 		    "below.\r\n";
 	(void)dsn_clean_name(in->reporting_mta, host, sizeof(host), ".-[]:");
 	if (buf_addf(b, "This is the mail system at host %s.\r\n\r\n%s%s",
-	    host, intro, headers ? "Only the header section of your message "
-	    "is returned below.\r\n" : "") == -1)
+	    host, intro, headers && !in->full ? "Only the header section of "
+	    "your message is returned below.\r\n" : "") == -1)
 		return -1;
 	for (i = 0; i < in->nrcpts; i++) {
 		r = &in->rcpts[i];
@@ -391,6 +442,35 @@ dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers)
 	return 0;
 }
 
+/*
+ * RFC 3464 2.2.1 Original-Envelope-Id (ENVID), 2.3.1 Original-Recipient
+ * ("type;" then the ORCPT address): xtext decoded (RFC 3461 4.2, 4.4:
+ * printable US-ASCII once decoded, so nothing here can break a line);
+ * type NULL: the value is "type;xtext" and only the address is decoded.
+ * Nothing when v is NULL or does not decode.
+ */
+static int
+dsn_put_xtext_field(struct buf *b, const char *name, const char *type,
+    const char *v)
+{
+	char		 dec[QUEUE_REC_XTEXT_SHOWN + 1], pre[64];
+	const char	*semi, *x = v;
+
+	if (v == NULL || v[0] == '\0')
+		return 0;
+	if (type == NULL) {
+		if ((semi = strchr(v, ';')) == NULL ||
+		    (size_t)(semi - v) >= sizeof(pre) - 2)
+			return 0;
+		(void)snprintf(pre, sizeof(pre), "%.*s;", (int)(semi - v), v);
+		x = semi + 1;
+	} else
+		(void)snprintf(pre, sizeof(pre), "%s", type);
+	if (xtext_decode((const uint8_t *)x, strlen(x), dec, sizeof(dec)) < 0)
+		return 0;
+	return dsn_put_field(b, name, pre, dec, QUEUE_REC_XTEXT_SHOWN);
+}
+
 /* RFC 3464 2.1: per-message fields, then a group per recipient. */
 static int
 dsn_put_status(const struct dsn_input *in, struct buf *b)
@@ -399,7 +479,9 @@ dsn_put_status(const struct dsn_input *in, struct buf *b)
 	char			 st[12];
 	size_t			 i;
 
-	if (dsn_put_field(b, "Reporting-MTA", "dns; ", in->reporting_mta,
+	if (dsn_put_xtext_field(b, "Original-Envelope-Id", "", in->envid) ==
+	    -1 ||
+	    dsn_put_field(b, "Reporting-MTA", "dns; ", in->reporting_mta,
 	    DSN_NAME_MAX) == -1 ||
 	    dsn_put_field(b, "X-Mxgate-Queue-ID", "", in->qid,
 	    DSN_NAME_MAX) == -1 ||
@@ -409,6 +491,8 @@ dsn_put_status(const struct dsn_input *in, struct buf *b)
 		r = &in->rcpts[i];
 		dsn_status(r, st, sizeof(st));
 		if (buf_add(b, "\r\n", 2) == -1 ||
+		    dsn_put_xtext_field(b, "Original-Recipient", NULL,
+		    r->orcpt) == -1 ||
 		    dsn_put_field(b, "Final-Recipient", "rfc822; ", r->rcpt,
 		    DSN_ADDR_MAX) == -1 ||
 		    buf_addf(b, "Action: %s\r\nStatus: %s\r\n",
@@ -463,6 +547,27 @@ dsn_put_returned(const struct dsn_input *in, struct dsn_parts *pp)
 		if (buf_add(b, "\r\n", 2) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+/*
+ * RET=FULL (RFC 3461 4.3), when the administrator allows it: the whole
+ * message, as stored (CRLF lines), into the third part.  -1 if it does
+ * not fit; the caller then returns the header section.
+ */
+static int
+dsn_put_full(const struct dsn_input *in, struct dsn_parts *pp)
+{
+	size_t	i;
+
+	if (in->msg == NULL || in->msglen == 0 ||
+	    buf_add(&pp->headers, in->msg, in->msglen) == -1)
+		return -1;
+	for (i = 0; i < in->msglen; i++)
+		if (in->msg[i] >= 0x80)
+			pp->eight = true;
+	if (in->msglen < 2 || memcmp(in->msg + in->msglen - 2, "\r\n", 2))
+		return buf_add(&pp->headers, "\r\n", 2);
 	return 0;
 }
 
@@ -535,6 +640,8 @@ dsn_put_top(const struct dsn_input *in, struct buf *b, const char *bnd,
 	    dsn_put_text(b, 5, " ", in->sender, DSN_ADDR_MAX, ">") == -1 ||
 	    buf_addf(b, "Subject: %s\r\n", dsn_count_delayed(in) == in->nrcpts ?
 	    "Delayed Mail (still being retried)" :
+	    dsn_count_success(in) == in->nrcpts ?
+	    "Successful Mail Delivery Report" :
 	    "Undelivered Mail Returned to Sender") == -1 ||
 	    dsn_put_date(b, "Date", in->now) == -1)
 		return -1;
@@ -575,7 +682,11 @@ dsn_build(const struct dsn_input *in, struct buf *out)
 	buf_init(&pp.human, out->max);
 	buf_init(&pp.status, out->max);
 	buf_init(&pp.headers, out->max);
-	if (dsn_put_returned(in, &pp) == -1 ||
+	if (in->full && dsn_put_full(in, &pp) == -1) {
+		buf_reset(&pp.headers);
+		pp.eight = false;
+	}
+	if ((pp.headers.len == 0 && dsn_put_returned(in, &pp) == -1) ||
 	    dsn_put_human(in, &pp.human, pp.headers.len > 0) == -1 ||
 	    dsn_put_status(in, &pp.status) == -1 ||
 	    dsn_pick_boundary(in, &pp, bnd, sizeof(bnd)) == -1)
@@ -587,7 +698,12 @@ dsn_build(const struct dsn_input *in, struct buf *out)
 	    "message/delivery-status", &pp.status) == -1)
 		goto done;
 	/* RFC 6522 3: the third part is optional; none if nothing to return. */
-	if (pp.headers.len > 0 && dsn_put_part(out, bnd,
+	if (pp.headers.len > 0 && in->full && dsn_put_part(out, bnd,
+	    "Undelivered Message", pp.eight ?
+	    "message/rfc822\r\nContent-Transfer-Encoding: 8bit" :
+	    "message/rfc822", &pp.headers) == -1)
+		goto done;
+	if (pp.headers.len > 0 && !in->full && dsn_put_part(out, bnd,
 	    "Undelivered Message Headers", pp.eight ?
 	    "text/rfc822-headers\r\nContent-Transfer-Encoding: 8bit" :
 	    "text/rfc822-headers", &pp.headers) == -1)

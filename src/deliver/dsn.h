@@ -1,6 +1,7 @@
 /*
  * dsn.h - delivery status notifications: the RFC 3464 report for a
- * failed or delayed delivery, and the scanners it needs.
+ * failed, delayed, delivered or relayed message (RFC 3461 4.1 NOTIFY), and
+ * the scanners it needs.
  * Owns: the report's text and layout.  Never: copies the original's body
  * (headers only, DESIGN 4), decides whether to send (backscatter.h).
  * Untrusted: the original message, recipient addresses, remote replies.
@@ -26,11 +27,13 @@
 
 struct dsn_rcpt {
 	const char	*rcpt;		/* final recipient address */
-	const char	*action;	/* "failed" or "delayed" */
+	const char	*action;	/* "failed", "delayed", "delivered",
+					 * "relayed" */
 	const char	*status;	/* "5.1.1" */
 	/* remote reply text, e.g. "550 5.1.1 <x@y>: User unknown", or NULL */
 	const char	*diag;
 	const char	*mta;		/* remote MTA name, or NULL */
+	const char	*orcpt;		/* RFC 3461 ORCPT "type;xtext", or NULL */
 };
 
 struct dsn_input {
@@ -48,7 +51,20 @@ struct dsn_input {
 	/* e.g. the qid: makes the MIME boundary unique, and deterministic
 	 * for tests */
 	const char		*boundary_seed;
+	const char		*envid;		/* RFC 3461 ENVID (xtext), or NULL */
+	/* return the whole message (message/rfc822) instead of its header
+	 * section; falls back to headers when it does not fit out's max */
+	bool			 full;
 };
+
+/* What a report is about, for RFC 3461 4.1 NOTIFY. */
+enum dsn_event { DSN_EV_FAILURE, DSN_EV_DELAY, DSN_EV_SUCCESS };
+
+/*
+ * Whether NOTIFY bits (QUEUE_NOTIFY_*) ask for a report of this kind:
+ * NEVER never; unset (0) means FAILURE,DELAY (RFC 3461 4.1).
+ */
+bool	dsn_notify_wants(unsigned notify, enum dsn_event);
 
 /*
  * The whole DSN message (headers + body, CRLF line ends, lines <= 998)

@@ -63,6 +63,8 @@ struct qgroup {
 	struct client_dest	 dest;
 	size_t			*idx;		/* recipients (indexes) */
 	const char		**rcpts;
+	unsigned		*notify;	/* RFC 3461, per recipient */
+	const char		**orcpt;
 	size_t			 n;
 	struct client_msg	 cm;
 	struct client_rcpt_result *res;
@@ -87,6 +89,8 @@ struct qmsg {
 	struct client_rcpt_result *res;		/* per recipient */
 	bool			*report;	/* failed and reported */
 	time_t			 next;		/* for the A record, 0 none */
+	bool			 warn;		/* a delay warning went out:
+						 * write the W record */
 	unsigned		 ndeferred;
 	bool			 removed;
 	uint32_t		 spare;		/* its file, kept for reuse */
@@ -178,6 +182,8 @@ qmsg_free(struct qmsg *m)
 		free(m->groups[i].idx);
 		free(m->groups[i].rcpts);
 		free(m->groups[i].res);
+		free(m->groups[i].notify);
+		free(m->groups[i].orcpt);
 	}
 	free(m->groups);
 	if (m->opened)
@@ -416,7 +422,10 @@ qmsg_group(struct qmsg *m, const struct domain_conf *dc, const char *domain)
 	g->idx = calloc(m->qf.nrcpts, sizeof(*g->idx));
 	g->rcpts = calloc(m->qf.nrcpts, sizeof(*g->rcpts));
 	g->res = calloc(m->qf.nrcpts, sizeof(*g->res));
-	if (g->idx == NULL || g->rcpts == NULL || g->res == NULL)
+	g->notify = calloc(m->qf.nrcpts, sizeof(*g->notify));
+	g->orcpt = calloc(m->qf.nrcpts, sizeof(*g->orcpt));
+	if (g->idx == NULL || g->rcpts == NULL || g->res == NULL ||
+	    g->notify == NULL || g->orcpt == NULL)
 		panic("qmsg_group: out of memory");
 	return g;
 }
@@ -494,10 +503,12 @@ qgroup_sent(void *arg, struct client_msg *cm)
 	struct qgroup	*g = arg;
 	size_t		 k;
 
-	for (k = 0; k < g->n; k++)
+	for (k = 0; k < g->n; k++) {
 		qmsg_result(g->m, g->idx[k], cm->results[k].code,
 		    cm->results[k].esc, cm->results[k].text,
 		    cm->results[k].mta);
+		g->m->res[g->idx[k]].hop_dsn = cm->results[k].hop_dsn;
+	}
 	qgroup_done(g);
 }
 
@@ -514,6 +525,10 @@ qgroup_send(struct qgroup *g)
 		.smtputf8 = m->qf.smtputf8,
 		.body = m->qf.body,
 		.bodylen = m->qf.bodylen,
+		.dsn_ret = m->qf.dsn_ret,
+		.dsn_envid = m->qf.dsn_envid,
+		.dsn_notify = g->notify,
+		.dsn_orcpt = (const char *const *)g->orcpt,
 		.results = g->res,
 		.done = qgroup_sent,
 		.arg = g,
@@ -630,6 +645,8 @@ qmsg_route(struct qmsg *m)
 			continue;
 		}
 		g->idx[g->n] = i;
+		g->notify[g->n] = m->qf.dsn_notify[i];
+		g->orcpt[g->n] = m->qf.dsn_orcpt[i];
 		g->rcpts[g->n++] = m->qf.rcpts[i];
 	}
 	ngroups = m->ngroups;
@@ -740,12 +757,59 @@ qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 	}
 }
 
-/* Failed recipients get one report, if the guard allows. */
+/* The report about some of m's recipients, through qmgr_report. */
+static void
+qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
+{
+	struct qmgr_report	rep;
+
+	if (n == 0)
+		return;
+	rep = (struct qmgr_report){
+		.orig_qid = m->qid,
+		.sender = m->qf.sender,
+		.client_trusted = qmgr_client_trusted(m->conf, m->qf.client),
+		.msg = m->qf.body,
+		.msglen = m->qf.bodylen,
+		.arrival = m->qf.arrival,
+		.rcpts = dr,
+		.nrcpts = n,
+		.conf = m->conf,
+		.envid = m->qf.dsn_envid,
+		.ret_full = full && m->qf.dsn_ret == QUEUE_DSN_RET_FULL,
+	};
+	(void)qmgr_report(m->q, &rep);
+}
+
+/* The reply as a Diagnostic-Code: the server's line, or ours with code. */
+static void
+qmsg_diag(const struct qmsg *m, size_t i, char *out, size_t outsz)
+{
+	const char	*t = m->res[i].text;
+
+	if (t[0] >= '2' && t[0] <= '5' && t[1] >= '0' && t[1] <= '9' &&
+	    t[2] >= '0' && t[2] <= '9')
+		snprintf(out, outsz, "%s", t);
+	else
+		snprintf(out, outsz, "%u %s %s", m->res[i].code,
+		    m->res[i].esc, t);
+}
+
+/* RFC 3461 4.1: does recipient i want a report of this kind? */
+static bool
+qmsg_wants(const struct qmsg *m, size_t i, enum dsn_event ev)
+{
+	return dsn_notify_wants(m->qf.dsn_notify[i], ev);
+}
+
+/*
+ * Failed recipients get one report, if the guard allows, and unless
+ * their NOTIFY says NEVER (or lacks FAILURE).
+ */
 static void
 qmsg_report_failures(struct qmsg *m)
 {
 	struct dsn_rcpt		*dr;
-	struct qmgr_report	 rep;
 	size_t			 i, n = 0;
 	char			 (*diag)[300];
 
@@ -756,40 +820,116 @@ qmsg_report_failures(struct qmsg *m)
 		if (m->state[i] != QR_PERM)
 			continue;
 		m->report[i] = true;	/* finished for good either way */
-		/* the client keeps the server's whole reply line; our own
-		 * reasons (expiry, DNS) get the code in front */
-		if (m->res[i].text[0] >= '2' && m->res[i].text[0] <= '5' &&
-		    m->res[i].text[1] >= '0' && m->res[i].text[1] <= '9' &&
-		    m->res[i].text[2] >= '0' && m->res[i].text[2] <= '9')
-			snprintf(diag[n], sizeof(diag[n]), "%s",
-			    m->res[i].text);
-		else
-			snprintf(diag[n], sizeof(diag[n]), "%u %s %s",
-			    m->res[i].code, m->res[i].esc, m->res[i].text);
+		if (!qmsg_wants(m, i, DSN_EV_FAILURE)) {
+			log_event(LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
+			    "ndr=suppressed reason=notify", m->qid,
+			    log_esc(m->qf.rcpts[i], strlen(m->qf.rcpts[i]),
+			    256));
+			continue;
+		}
+		qmsg_diag(m, i, diag[n], sizeof(diag[n]));
 		dr[n] = (struct dsn_rcpt){
 			.rcpt = m->qf.rcpts[i],
 			.action = "failed",
 			.status = m->res[i].esc,
 			.diag = diag[n],
 			.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
+			.orcpt = m->qf.dsn_orcpt[i],
 		};
 		n++;
 	}
-	if (n > 0) {
-		rep = (struct qmgr_report){
-			.orig_qid = m->qid,
-			.sender = m->qf.sender,
-			.client_trusted = qmgr_client_trusted(m->conf,
-			    m->qf.client),
-			.msg = m->qf.body,
-			.msglen = m->qf.bodylen,
-			.arrival = m->qf.arrival,
-			.rcpts = dr,
-			.nrcpts = n,
-			.conf = m->conf,
-		};
-		(void)qmgr_report(m->q, &rep);
+	qmsg_report(m, dr, n, true);
+	free(diag);
+	free(dr);
+}
+
+/*
+ * NOTIFY=SUCCESS (RFC 3461 4.1, RFC 3464 2.3.3): "delivered" when we put
+ * it in the mailbox (Maildir, LMTP), "relayed" when the next hop took it
+ * without offering DSN; a hop that offers DSN got NOTIFY and reports.
+ */
+static void
+qmsg_report_success(struct qmsg *m)
+{
+	struct dsn_rcpt		*dr;
+	const struct qgroup	*g;
+	size_t			 gi, k, i, n = 0;
+	char			 (*diag)[300];
+
+	if ((dr = calloc(m->qf.nrcpts, sizeof(*dr))) == NULL ||
+	    (diag = calloc(m->qf.nrcpts, sizeof(*diag))) == NULL)
+		panic("qmsg_report_success: out of memory");
+	for (gi = 0; gi < m->ngroups; gi++) {
+		g = &m->groups[gi];
+		for (k = 0; k < g->n; k++) {
+			i = g->idx[k];
+			if (m->state[i] != QR_OK || m->res[i].hop_dsn ||
+			    !qmsg_wants(m, i, DSN_EV_SUCCESS))
+				continue;
+			qmsg_diag(m, i, diag[n], sizeof(diag[n]));
+			dr[n] = (struct dsn_rcpt){
+				.rcpt = m->qf.rcpts[i],
+				.action = g->maildir || g->dest.lmtp ?
+				    "delivered" : "relayed",
+				.status = m->res[i].esc[0] == '2' ?
+				    m->res[i].esc : "2.0.0",
+				.diag = g->maildir ? NULL : diag[n],
+				.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
+				.orcpt = m->qf.dsn_orcpt[i],
+			};
+			n++;
+		}
 	}
+	qmsg_report(m, dr, n, false);
+	free(diag);
+	free(dr);
+}
+
+/* delay_warning_time has passed and no warning went out yet. */
+static bool
+qmsg_warning_due(const struct qmsg *m, time_t now)
+{
+	uint64_t	dwt = m->conf->delay_warning_time_ms;
+
+	return dwt > 0 && !m->qf.delay_warned &&
+	    (uint64_t)(now - m->qf.arrival) * 1000 >= dwt;
+}
+
+/*
+ * One "delayed" report per message (RFC 3464 2.3.3), once it has waited
+ * delay_warning_time, about the deferred recipients whose NOTIFY allows
+ * DELAY (unset allows it).  The W record makes it once across restarts.
+ */
+static void
+qmsg_report_delay(struct qmsg *m)
+{
+	struct dsn_rcpt		*dr;
+	size_t			 i, n = 0;
+	char			 (*diag)[300];
+
+	if (m->ndeferred == 0 || !qmsg_warning_due(m, time(NULL)))
+		return;
+	m->warn = true;
+	if ((dr = calloc(m->qf.nrcpts, sizeof(*dr))) == NULL ||
+	    (diag = calloc(m->qf.nrcpts, sizeof(*diag))) == NULL)
+		panic("qmsg_report_delay: out of memory");
+	for (i = 0; i < m->qf.nrcpts; i++) {
+		if (m->qf.done[i] || m->state[i] != QR_TEMP ||
+		    !qmsg_wants(m, i, DSN_EV_DELAY))
+			continue;
+		qmsg_diag(m, i, diag[n], sizeof(diag[n]));
+		dr[n] = (struct dsn_rcpt){
+			.rcpt = m->qf.rcpts[i],
+			.action = "delayed",
+			.status = m->res[i].esc[0] == '4' ? m->res[i].esc :
+			    "4.0.0",
+			.diag = diag[n],
+			.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
+			.orcpt = m->qf.dsn_orcpt[i],
+		};
+		n++;
+	}
+	qmsg_report(m, dr, n, false);
 	free(diag);
 	free(dr);
 }
@@ -830,6 +970,9 @@ qmsg_record(void *arg)
 			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 			    "mark recipient done: %s\"", m->qid,
 			    strerror(errno));
+	if (!m->removed && m->warn && queue_file_mark_warned(&m->qf) == -1)
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "record the delay warning: %s\"", m->qid, strerror(errno));
 	if (!m->removed && m->ndeferred > 0 &&
 	    queue_file_mark_attempt(&m->qf, m->qf.attempts + 1, m->next) == -1)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
@@ -867,9 +1010,11 @@ qmsg_finish(struct qmsg *m)
 	unsigned	next_ms = qmsg_backoff_ms(m);
 	size_t		i;
 
+	time_t		now = time(NULL), warn_at;
+
 	if (m->q->stopping)
 		return;		/* nothing recorded: tried again at start */
-	m->next = time(NULL) + (time_t)(next_ms / 1000);
+	m->next = now + (time_t)(next_ms / 1000);
 	for (i = 0; i < m->qf.nrcpts; i++) {
 		if (m->qf.done[i])
 			continue;
@@ -877,6 +1022,14 @@ qmsg_finish(struct qmsg *m)
 		qmsg_log(m, i, next_ms);
 	}
 	qmsg_report_failures(m);
+	qmsg_report_success(m);
+	qmsg_report_delay(m);
+	/* A warning due before the next retry: try (and warn) then. */
+	warn_at = m->qf.arrival + (time_t)((m->conf->delay_warning_time_ms +
+	    999) / 1000);
+	if (m->ndeferred > 0 && !m->warn && m->conf->delay_warning_time_ms >
+	    0 && !m->qf.delay_warned && warn_at > now && warn_at < m->next)
+		m->next = warn_at;
 	/*
 	 * Finished for good: removing the file is a rename and a journal
 	 * note, no sync, so it is done here.  Records that must be synced
@@ -934,6 +1087,17 @@ qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 	return why ? why : "refused";
 }
 
+static bool
+qmgr_report_all_failed(const struct qmgr_report *r)
+{
+	size_t	i;
+
+	for (i = 0; i < r->nrcpts; i++)
+		if (strcmp(r->rcpts[i].action, "failed") != 0)
+			return false;
+	return true;
+}
+
 int
 qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 {
@@ -964,6 +1128,12 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		.rcpts = r->rcpts,
 		.nrcpts = r->nrcpts,
 		.boundary_seed = r->orig_qid,
+		.envid = r->envid,
+		/* RFC 3461 4.3 RET=FULL loses to the backscatter guard's
+		 * headers-only rule unless ndr_return_full = yes, and is
+		 * never honoured for a success or delay report */
+		.full = r->ret_full && c->ndr_return_full &&
+		    qmgr_report_all_failed(r),
 	};
 	buf_init(&b, QMGR_DSN_MAX);
 	rcpts[0] = r->sender;

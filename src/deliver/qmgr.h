@@ -48,6 +48,10 @@ struct qmgr_report {
 	const struct dsn_rcpt	*rcpts;
 	size_t			 nrcpts;
 	const struct config	*conf;		/* the caller's snapshot */
+	/* RFC 3461: ENVID (xtext) or NULL; RET=FULL was asked for (honoured
+	 * only for failures and with ndr_return_full = yes) */
+	const char		*envid;
+	bool			 ret_full;
 };
 
 /*

@@ -618,6 +618,48 @@ queue_env_check(const struct queue_env *env)
 	return 0;
 }
 
+/*
+ * The DSN records (RFC 3461), only when a parameter was given: M after
+ * S, N after its R.  Their payloads were validated by the SMTP parser;
+ * lengths are checked again here.
+ */
+static int
+queue_msg_dsn_msg(struct queue_msg *m, const struct queue_env *env)
+{
+	char	p[8 + QUEUE_REC_DSN_ENVID_MAX];
+	int	n;
+
+	if (env->dsn_ret == QUEUE_DSN_RET_UNSET && env->dsn_envid == NULL)
+		return 0;
+	n = snprintf(p, sizeof(p), "%s %s",
+	    env->dsn_ret == QUEUE_DSN_RET_FULL ? "FULL" :
+	    env->dsn_ret == QUEUE_DSN_RET_HDRS ? "HDRS" : "-",
+	    env->dsn_envid ? env->dsn_envid : "");
+	if (n < 0 || (size_t)n >= sizeof(p))
+		return -1;
+	return queue_msg_rec(m, QUEUE_REC_T_DSN_MSG, p, (size_t)n);
+}
+
+static int
+queue_msg_dsn_rcpt(struct queue_msg *m, const struct queue_env *env,
+    size_t i)
+{
+	const char	*o = env->dsn_orcpt ? env->dsn_orcpt[i] : NULL;
+	unsigned	 notify = env->dsn_notify ? env->dsn_notify[i] : 0;
+	char		 p[4 + QUEUE_REC_DSN_ORCPT_MAX];
+	int		 n;
+
+	if (o != NULL && o[0] == '\0')
+		o = NULL;
+	if (notify == 0 && o == NULL)
+		return 0;
+	n = snprintf(p, sizeof(p), "%x%s%s", notify & 0xf, o ? " " : "",
+	    o ? o : "");
+	if (n < 0 || (size_t)n >= sizeof(p))
+		return -1;
+	return queue_msg_rec(m, QUEUE_REC_T_DSN_RCPT, p, (size_t)n);
+}
+
 static int
 queue_msg_envelope(struct queue_msg *m, const struct queue_env *env)
 {
@@ -637,12 +679,14 @@ queue_msg_envelope(struct queue_msg *m, const struct queue_env *env)
 	    strlen(client)) == -1 ||
 	    queue_msg_rec(m, QUEUE_REC_T_HELO, helo, strlen(helo)) == -1 ||
 	    queue_msg_rec(m, QUEUE_REC_T_SENDER, sender, strlen(sender)) == -1 ||
+	    queue_msg_dsn_msg(m, env) == -1 ||	/* M right after S */
 	    (env->smtputf8 &&
 	    queue_msg_rec(m, QUEUE_REC_T_SMTPUTF8, "", 0) == -1))
 		return -1;
 	for (i = 0; i < env->nrcpts; i++)
 		if (queue_msg_rec(m, QUEUE_REC_T_RCPT, env->rcpts[i],
-		    strlen(env->rcpts[i])) == -1)
+		    strlen(env->rcpts[i])) == -1 ||
+		    queue_msg_dsn_rcpt(m, env, i) == -1)
 			return -1;
 	/*
 	 * The body length is patched in at commit.  Until then it reads as

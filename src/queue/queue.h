@@ -26,6 +26,15 @@ struct queue_msg;
 
 #define QUEUE_RCPT_MAX		100000	/* recipients one file may hold */
 
+/* RFC 3461 DSN parameters as stored (M and N records). */
+#define QUEUE_DSN_RET_UNSET	0
+#define QUEUE_DSN_RET_FULL	1
+#define QUEUE_DSN_RET_HDRS	2
+#define QUEUE_NOTIFY_NEVER	0x01u	/* 0 (unset): FAILURE,DELAY */
+#define QUEUE_NOTIFY_SUCCESS	0x02u
+#define QUEUE_NOTIFY_FAILURE	0x04u
+#define QUEUE_NOTIFY_DELAY	0x08u
+
 /* The envelope, known when DATA starts. */
 struct queue_env {
 	const char	*client;	/* client address text */
@@ -35,6 +44,11 @@ struct queue_env {
 	size_t		 nrcpts;
 	time_t		 arrival;
 	bool		 smtputf8;	/* received with SMTPUTF8: record U */
+	/* DSN (RFC 3461); all optional */
+	int		 dsn_ret;	/* QUEUE_DSN_RET_* */
+	const char	*dsn_envid;	/* xtext as received, or NULL */
+	const unsigned	*dsn_notify;	/* per rcpt, or NULL */
+	const char *const *dsn_orcpt;	/* per rcpt (NULL or ""), or NULL */
 };
 
 typedef void	queue_done_fn(void *arg, uint64_t sid, bool ok,
@@ -104,6 +118,12 @@ struct queue_file {
 	bool		*done;		/* per recipient: finished for good */
 	unsigned	 attempts;	/* delivery attempts so far */
 	time_t		 next_attempt;	/* when the next is due; 0: now */
+	/* DSN (RFC 3461): unset in files written before it */
+	int		 dsn_ret;	/* QUEUE_DSN_RET_* */
+	char		*dsn_envid;	/* xtext, or NULL */
+	unsigned	*dsn_notify;	/* per rcpt, 0: unset */
+	char	       **dsn_orcpt;	/* per rcpt, NULL: none */
+	bool		 delay_warned;	/* a W record: warned once already */
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */
 	size_t		 bodylen;
 	/* private */
@@ -132,6 +152,8 @@ bool		 queue_file_all_done(const struct queue_file *);
 /* Record the retry schedule (durable after queue_file_sync); last wins. */
 int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,
 		    time_t next);
+/* Record that a delay warning went out (durable after queue_file_sync). */
+int		 queue_file_mark_warned(struct queue_file *);
 /* Make the records appended so far durable (fdatasync).  0 or -1. */
 int		 queue_file_sync(struct queue_file *);
 /*

@@ -38,7 +38,23 @@ queue_file_strdup(const struct queue_rec *r)
 	return strndup((const char *)r->payload, r->len);
 }
 
-/* R records, then D records: all already checked by the parser. */
+/* An N record: the DSN parameters of the recipient just read. */
+static int
+queue_file_fill_dsn(struct queue_file *qf, const struct queue_rec *r)
+{
+	struct queue_rec_dsn	d;
+	size_t			i = qf->nrcpts - 1;
+
+	if (qf->nrcpts == 0 || queue_rec_dsn_rcpt(r, &d) == -1)
+		return -1;	/* cannot happen: parsed before */
+	qf->dsn_notify[i] = d.notify;
+	if (d.textlen > 0 && (qf->dsn_orcpt[i] = strndup((const char *)d.text,
+	    d.textlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* R (and N) records, then D, A and W: all already checked by the parser. */
 static int
 queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 {
@@ -47,13 +63,23 @@ queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 	size_t			 off, i;
 
 	if ((qf->rcpts = calloc(f->nrcpts, sizeof(char *))) == NULL ||
-	    (qf->done = calloc(f->nrcpts, sizeof(bool))) == NULL)
+	    (qf->done = calloc(f->nrcpts, sizeof(bool))) == NULL ||
+	    (qf->dsn_notify = calloc(f->nrcpts, sizeof(unsigned))) == NULL ||
+	    (qf->dsn_orcpt = calloc(f->nrcpts, sizeof(char *))) == NULL)
 		return -1;
-	for (off = f->rcpt_off; qf->nrcpts < f->nrcpts; off += r.size) {
+	for (off = f->rcpt_off; ; off += r.size) {
 		if (queue_rec_parse(p + off, f->validlen - off, &r) !=
-		    PARSE_OK || r.type != QUEUE_REC_T_RCPT)
+		    PARSE_OK)
 			return -1;	/* cannot happen: parsed before */
-		if ((qf->rcpts[qf->nrcpts] = queue_file_strdup(&r)) == NULL)
+		if (r.type == QUEUE_REC_T_BODY)
+			break;
+		if (r.type == QUEUE_REC_T_DSN_RCPT) {
+			if (queue_file_fill_dsn(qf, &r) == -1)
+				return -1;
+			continue;
+		}
+		if (r.type != QUEUE_REC_T_RCPT || qf->nrcpts == f->nrcpts ||
+		    (qf->rcpts[qf->nrcpts] = queue_file_strdup(&r)) == NULL)
 			return -1;
 		qf->nrcpts++;
 	}
@@ -61,7 +87,8 @@ queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 		if (queue_rec_parse(p + off, f->validlen - off, &r) !=
 		    PARSE_OK)
 			return -1;
-		if (r.type == QUEUE_REC_T_ATTEMPT)
+		if (r.type == QUEUE_REC_T_ATTEMPT ||
+		    r.type == QUEUE_REC_T_WARNED)
 			continue;	/* the last one is in f already */
 		if (queue_rec_done_index(&r, qf->nrcpts, &i) == -1)
 			return -1;
@@ -69,6 +96,24 @@ queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 	}
 	qf->attempts = f->attempts;
 	qf->next_attempt = f->next_attempt;
+	qf->delay_warned = f->warned;
+	return 0;
+}
+
+/* The M record, if any: RET and ENVID. */
+static int
+queue_file_fill_dsn_msg(struct queue_file *qf, const struct queue_rec_file *f)
+{
+	struct queue_rec_dsn	d;
+
+	if (f->dsn_msg.payload == NULL)
+		return 0;
+	if (queue_rec_dsn_msg(&f->dsn_msg, &d) == -1)
+		return -1;
+	qf->dsn_ret = d.ret;
+	if (d.textlen > 0 && (qf->dsn_envid = strndup((const char *)d.text,
+	    d.textlen)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -86,7 +131,8 @@ queue_file_fill(struct queue_file *qf, const char *path,
 	if ((qf->path = strdup(path)) == NULL ||
 	    (qf->client = queue_file_strdup(&f->client)) == NULL ||
 	    (qf->helo = queue_file_strdup(&f->helo)) == NULL ||
-	    (qf->sender = queue_file_strdup(&f->sender)) == NULL)
+	    (qf->sender = queue_file_strdup(&f->sender)) == NULL ||
+	    queue_file_fill_dsn_msg(qf, f) == -1)
 		return -1;
 	return queue_file_fill_rcpts(qf, f);
 }
@@ -191,7 +237,13 @@ queue_file_close(struct queue_file *qf)
 	if (qf->rcpts != NULL)
 		for (i = 0; i < qf->nrcpts; i++)
 			free(qf->rcpts[i]);
+	if (qf->dsn_orcpt != NULL)
+		for (i = 0; i < qf->nrcpts; i++)
+			free(qf->dsn_orcpt[i]);
 	free(qf->rcpts);
+	free(qf->dsn_orcpt);
+	free(qf->dsn_notify);
+	free(qf->dsn_envid);
 	free(qf->done);
 	free(qf->path);
 	free(qf->client);
@@ -271,6 +323,17 @@ queue_file_mark_attempt(struct queue_file *qf, unsigned attempts,
 		return -1;
 	qf->attempts = attempts;
 	qf->next_attempt = next;
+	return 0;
+}
+
+int
+queue_file_mark_warned(struct queue_file *qf)
+{
+	if (qf->delay_warned)
+		return 0;
+	if (queue_file_append(qf, QUEUE_REC_T_WARNED, "", 0) == -1)
+		return -1;
+	qf->delay_warned = true;
 	return 0;
 }
 

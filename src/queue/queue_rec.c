@@ -1,6 +1,7 @@
 /*
  * queue_rec.c - parse queue file records and whole files (queue_rec.h).
- * Owns: the record grammar and the order V I T C H S R... B E D...
+ * Owns: the record grammar and the order V I T C H S [M] (R [N])... B E,
+ * then D, A and W.
  * Never: I/O, allocation, globals; it only points into the caller's bytes.
  * Untrusted: a file on disk may be torn, truncated or tampered with; every
  * length is checked against a named bound before it is used.
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../lib/xtext.h"
 #include "queue.h"
 #include "queue_rec.h"
 
@@ -25,6 +27,7 @@ enum queue_rec_stage {
 struct queue_rec_cursor {
 	enum queue_rec_stage	 stage;
 	size_t			 meta;	/* index into queue_rec_meta_order */
+	int			 last;	/* type of the record before */
 };
 
 static int
@@ -40,7 +43,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBEDAU", c, 12) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDAU" "MNW", c, 15) != NULL;
 }
 
 enum parse_rc
@@ -218,12 +221,64 @@ queue_rec_take_rcpt(struct queue_rec_file *f, const struct queue_rec *r,
 	return 0;
 }
 
+/* "FULL" / "HDRS" / "-", SP, ENVID (xtext, may be empty). */
+int
+queue_rec_dsn_msg(const struct queue_rec *r, struct queue_rec_dsn *d)
+{
+	const uint8_t	*sp;
+	size_t		 tl;
+
+	memset(d, 0, sizeof(*d));
+	if (r->type != QUEUE_REC_T_DSN_MSG ||
+	    (sp = memchr(r->payload, ' ', r->len)) == NULL)
+		return -1;
+	tl = (size_t)(sp - r->payload);
+	if (tl == 4 && memcmp(r->payload, "FULL", 4) == 0)
+		d->ret = QUEUE_DSN_RET_FULL;
+	else if (tl == 4 && memcmp(r->payload, "HDRS", 4) == 0)
+		d->ret = QUEUE_DSN_RET_HDRS;
+	else if (!(tl == 1 && r->payload[0] == '-'))
+		return -1;
+	d->text = sp + 1;
+	d->textlen = r->len - tl - 1;
+	if (d->textlen > QUEUE_REC_DSN_ENVID_MAX ||
+	    !xtext_valid(d->text, d->textlen))
+		return -1;
+	return 0;
+}
+
+/* One lowercase hex digit of NOTIFY bits, then SP ORCPT ("type;xtext"). */
+int
+queue_rec_dsn_rcpt(const struct queue_rec *r, struct queue_rec_dsn *d)
+{
+	const uint8_t	*semi;
+	int		 v;
+
+	memset(d, 0, sizeof(*d));
+	if (r->type != QUEUE_REC_T_DSN_RCPT || r->len == 0 ||
+	    (v = queue_rec_hexval(r->payload[0])) < 0 ||
+	    ((v & QUEUE_NOTIFY_NEVER) && v != QUEUE_NOTIFY_NEVER))
+		return -1;
+	d->notify = (unsigned)v;
+	if (r->len == 1)
+		return 0;
+	if (r->payload[1] != ' ' || r->len - 2 > QUEUE_REC_DSN_ORCPT_MAX)
+		return -1;
+	d->text = r->payload + 2;
+	d->textlen = r->len - 2;
+	if ((semi = memchr(d->text, ';', d->textlen)) == NULL ||
+	    semi == d->text)
+		return -1;
+	return xtext_valid(d->text, d->textlen) ? 0 : -1;
+}
+
 /* Take one complete record at offset off; -1 if it is out of place. */
 static int
 queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
     const struct queue_rec *r, size_t off)
 {
-	size_t	i;
+	struct queue_rec_dsn	d;
+	size_t			i;
 
 	switch (c->stage) {
 	case QUEUE_REC_ST_META:
@@ -241,6 +296,14 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 			f->smtputf8 = true;	/* RFC 6531: see queue_rec.h */
 			return 0;
 		}
+		if (r->type == QUEUE_REC_T_DSN_MSG) {
+			f->dsn_msg = *r;	/* once, before any R */
+			return c->last != QUEUE_REC_T_SENDER ||
+			    queue_rec_dsn_msg(r, &d) == -1 ? -1 : 0;
+		}
+		if (r->type == QUEUE_REC_T_DSN_RCPT)	/* once per R */
+			return c->last != QUEUE_REC_T_RCPT ||
+			    queue_rec_dsn_rcpt(r, &d) == -1 ? -1 : 0;
 		if (r->type != QUEUE_REC_T_BODY || f->nrcpts == 0)
 			return -1;
 		f->body = *r;
@@ -253,6 +316,10 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 		c->stage = QUEUE_REC_ST_DONE;
 		return 0;
 	case QUEUE_REC_ST_DONE:
+		if (r->type == QUEUE_REC_T_WARNED) {
+			f->warned = true;
+			return r->len == 0 ? 0 : -1;
+		}
 		if (r->type == QUEUE_REC_T_ATTEMPT)
 			return queue_rec_attempt(r, &f->attempts,
 			    &f->next_attempt);
@@ -267,7 +334,7 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 enum parse_rc
 queue_rec_parse_file(const uint8_t *p, size_t len, struct queue_rec_file *f)
 {
-	struct queue_rec_cursor	c = { QUEUE_REC_ST_META, 0 };
+	struct queue_rec_cursor	c = { QUEUE_REC_ST_META, 0, 0 };
 	struct queue_rec	r;
 	enum parse_rc		rc;
 	size_t			off = 0;
@@ -281,7 +348,8 @@ queue_rec_parse_file(const uint8_t *p, size_t len, struct queue_rec_file *f)
 		 */
 		if (rc == PARSE_MORE && c.stage == QUEUE_REC_ST_DONE) {
 			if (p[off] != QUEUE_REC_T_DONE &&
-			    p[off] != QUEUE_REC_T_ATTEMPT)
+			    p[off] != QUEUE_REC_T_ATTEMPT &&
+			    p[off] != QUEUE_REC_T_WARNED)
 				return PARSE_BAD;
 			break;
 		}
@@ -289,6 +357,7 @@ queue_rec_parse_file(const uint8_t *p, size_t len, struct queue_rec_file *f)
 			return rc;
 		if (queue_rec_take(f, &c, &r, off) == -1)
 			return PARSE_BAD;
+		c.last = r.type;
 		off += r.size;
 		f->validlen = off;
 	}

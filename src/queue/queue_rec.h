@@ -1,7 +1,8 @@
 /*
  * queue_rec.h - the queue file record format and its pure parsers.
  * A record is: type byte, 16 lowercase hex digits of payload length, ':',
- * the payload, '\n'.  A file is V I T C H S R... B E, then D and A records.
+ * the payload, '\n'.  A file is V I T C H S [M] (R [N])... B E, then D, A
+ * and W records (M, N and W: the DSN extension; older files lack them).
  * Owns: the format, its limits, the order of records.  Never: I/O,
  * allocation, globals.  Untrusted: every byte of a file on disk.
  */
@@ -36,6 +37,12 @@
 #define QUEUE_REC_T_ATTEMPT	'A'	/* "ATTEMPTS NEXT_TIME"; last wins */
 #define QUEUE_REC_T_SMTPUTF8	'U'	/* empty; at most once, after S and
 					 * before R: received with SMTPUTF8 */
+/* RFC 3461 (DSN), optional: */
+#define QUEUE_REC_T_DSN_MSG	'M'	/* "RET SP ENVID", after S */
+#define QUEUE_REC_T_DSN_RCPT	'N'	/* "NOTIFY [SP ORCPT]", after its R */
+#define QUEUE_REC_T_WARNED	'W'	/* a delay warning went out */
+#define QUEUE_REC_DSN_ENVID_MAX	100	/* RFC 3461 4.4 */
+#define QUEUE_REC_DSN_ORCPT_MAX	500	/* RFC 3461 4.2 */
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -57,6 +64,16 @@ struct queue_rec_file {
 	unsigned	 attempts;	/* from the last A record */
 	time_t		 next_attempt;	/* from the last A record, 0 none */
 	bool		 smtputf8;	/* a U record was there */
+	struct queue_rec dsn_msg;	/* M record; len 0 if none */
+	bool		 warned;	/* a W record is there */
+};
+
+/* What an M or an N record says (spans into the record). */
+struct queue_rec_dsn {
+	int		 ret;		/* QUEUE_DSN_RET_* */
+	unsigned	 notify;	/* QUEUE_NOTIFY_* bits, 0: unset */
+	const uint8_t	*text;		/* ENVID or ORCPT as received */
+	size_t		 textlen;
 };
 
 /*
@@ -78,6 +95,11 @@ int		queue_rec_done_index(const struct queue_rec *, size_t nrcpts,
 /* ATTEMPTS and NEXT_TIME of an A record's payload; -1 if malformed. */
 int		queue_rec_attempt(const struct queue_rec *, unsigned *attempts,
 		    time_t *next);
+/* The payload of an M or N record; -1 if malformed. */
+int		queue_rec_dsn_msg(const struct queue_rec *,
+		    struct queue_rec_dsn *);
+int		queue_rec_dsn_rcpt(const struct queue_rec *,
+		    struct queue_rec_dsn *);
 /* Writes the 18-byte header (no NUL) for a record. */
 void		queue_rec_header(char out[QUEUE_REC_HDRLEN], int type,
 		    uint64_t len);

@@ -166,7 +166,8 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	    "250-PIPELINING\r\n"
 	    "250-SIZE %llu\r\n"
 	    "250-8BITMIME\r\n"
-	    "250-CHUNKING\r\n",
+	    "250-CHUNKING\r\n"
+	    "250-DSN\r\n",
 	    s->conf->hostname,
 	    (unsigned long long)s->conf->max_message_size);
 	evbuffer_add_printf(out, "250-SMTPUTF8\r\n");	/* RFC 6531 */

@@ -85,7 +85,10 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 	struct smtp_path_arg	pa;
 	char			local[SMTP_LOCAL_MAX + 1];
 	int			llen;
+	enum reply_id		r;
 
+	s->rw.dsn_notify = 0;
+	s->rw.dsn_orcpt[0] = '\0';
 	if (rcpt_is_postmaster(arg)) {
 		const char *d = s->conf->domains[0].name;
 
@@ -112,8 +115,8 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 		smtp_error(s, R_UTF8_NEEDED);
 		return false;
 	}
-	if (pa.nparams > 0) {
-		smtp_error(s, R_PARAM_UNSUPPORTED);
+	if ((r = smtp_tx_rcpt_params(s, &pa)) != R_NONE) {	/* RFC 3461 */
+		smtp_error(s, r);
 		return false;
 	}
 	*a = pa.addr;
@@ -384,6 +387,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	    strlen(s->rw.key) + 1) == -1) || (a == RCPT_BOUNCE &&
 	    buf_add(&s->tx.bounced, s->rw.key, strlen(s->rw.key) + 1) == -1))
 		panic("rcpt_proceed: recipient buffer sized too small");
+	smtp_tx_rcpt_dsn_keep(s, queue, a == RCPT_BOUNCE);
 	s->tx.nqueued += queue;
 	s->tx.nbounced += a == RCPT_BOUNCE;
 	s->tx.naccepted++;

@@ -21,6 +21,7 @@
 #include "smtp_auth.h"
 #include "smtp_data.h"
 #include "smtp_hold.h"
+#include "smtp_dsn_param.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 
@@ -55,6 +56,8 @@ struct smtp_rcpt_wait {
 	uint64_t		 tarpit_us;	/* tarpit: not before; 0: none */
 	char			 addr[SMTP_PATH_MAX + 3];	/* "<a@b>" */
 	char			 key[SMTP_PATH_MAX + 1];	/* "a@b" */
+	unsigned		 dsn_notify;	/* RFC 3461 NOTIFY, 0: none */
+	char			 dsn_orcpt[SMTP_DSN_ORCPT_MAX + 1];
 };
 
 /* A BDAT chunk being read (RFC 3030 2): smtp_tx.c. */
@@ -77,6 +80,12 @@ struct smtp_tx {
 	struct buf		 head;		/* the message's first bytes,
 						 * kept for an NDR only */
 	size_t			 naccepted;	/* incl. discarded ones */
+	/* RFC 3461: RET, ENVID; per queued and per bounced recipient
+	 * "NOTIFY-hex ORCPT\0" in the order of rcpts and bounced */
+	int			 dsn_ret;	/* QUEUE_DSN_RET_* */
+	char			 dsn_envid[SMTP_DSN_ENVID_MAX + 1];
+	struct buf		 rcpt_dsn;
+	struct buf		 bounced_dsn;
 	uint64_t		 size_declared;	/* SIZE=, 0 if none */
 	struct queue_msg	*msg;		/* during DATA */
 	struct smtp_data	 data;
@@ -205,5 +214,11 @@ void	smtp_tx_end(struct smtp_session *);
 void	smtp_tx_free(struct smtp_session *);
 void	smtp_tx_init(struct smtp_session *);
 void	smtp_tx_fini(struct smtp_session *);
+/* RCPT parameters (RFC 3461 NOTIFY, ORCPT) into s->rw; R_NONE if fine. */
+enum reply_id smtp_tx_rcpt_params(struct smtp_session *,
+	    const struct smtp_path_arg *);
+/* Keep s->rw's DSN parameters beside a queued and/or bounced recipient. */
+void	smtp_tx_rcpt_dsn_keep(struct smtp_session *, bool queued,
+	    bool bounced);
 
 #endif

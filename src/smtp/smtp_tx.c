@@ -7,7 +7,8 @@
  * before the queue's done callback says the message is on stable storage.
  * Untrusted: MAIL arguments and message bytes.  RFC 5321 4.1.1.2,
  * 4.1.1.4, 4.4 (Received); RFC 1870 (SIZE), RFC 6152 (8BITMIME),
- * RFC 3030 (BDAT: the same end of data, reached by counted chunks).
+ * RFC 3030 (BDAT: the same end of data, reached by counted chunks),
+ * RFC 3461 (DSN: RET, ENVID, NOTIFY, ORCPT).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -26,6 +27,14 @@
 #include "smtp_session.h"
 
 #define SMTP_SIZE_DIGITS	20	/* RFC 1870: size-value is 1*20DIGIT */
+#define SMTP_DSN_KEEP_MAX	(SMTP_DSN_ORCPT_MAX + 4)	/* "f ORCPT\0" */
+
+_Static_assert(SMTP_DSN_NOTIFY_NEVER == QUEUE_NOTIFY_NEVER &&
+    SMTP_DSN_NOTIFY_SUCCESS == QUEUE_NOTIFY_SUCCESS &&
+    SMTP_DSN_NOTIFY_FAILURE == QUEUE_NOTIFY_FAILURE &&
+    SMTP_DSN_NOTIFY_DELAY == QUEUE_NOTIFY_DELAY &&
+    (int)SMTP_DSN_RET_FULL == QUEUE_DSN_RET_FULL &&
+    (int)SMTP_DSN_RET_HDRS == QUEUE_DSN_RET_HDRS, "DSN values differ");
 
 static void	tx_committed(void *, uint64_t, bool, const char *);
 
@@ -47,6 +56,9 @@ smtp_tx_init(struct smtp_session *s)
 	buf_init(&s->tx.rcpts, n);
 	buf_init(&s->tx.bounced, n);
 	buf_init(&s->tx.head, DSN_HEADERS_MAX);
+	n = (size_t)s->conf->max_recipients * SMTP_DSN_KEEP_MAX;
+	buf_init(&s->tx.rcpt_dsn, n);
+	buf_init(&s->tx.bounced_dsn, n);
 }
 
 void
@@ -57,6 +69,8 @@ smtp_tx_fini(struct smtp_session *s)
 	buf_free(&s->tx.rcpts);
 	buf_free(&s->tx.bounced);
 	buf_free(&s->tx.head);
+	buf_free(&s->tx.rcpt_dsn);
+	buf_free(&s->tx.bounced_dsn);
 }
 
 void
@@ -67,6 +81,10 @@ smtp_tx_reset(struct smtp_session *s)
 	buf_reset(&s->tx.rcpts);
 	buf_reset(&s->tx.bounced);
 	buf_reset(&s->tx.head);
+	buf_reset(&s->tx.rcpt_dsn);
+	buf_reset(&s->tx.bounced_dsn);
+	s->tx.dsn_ret = QUEUE_DSN_RET_UNSET;
+	s->tx.dsn_envid[0] = '\0';
 	s->tx.nqueued = s->tx.naccepted = s->tx.nbounced = 0;
 	s->tx.size_declared = 0;
 	s->tx.bytes = s->tx.hdr_bytes = 0;
@@ -77,16 +95,29 @@ smtp_tx_reset(struct smtp_session *s)
 	s->tx.smtputf8 = false;
 }
 
-/* SIZE= and BODY=; anything else is not supported.  R_NONE if fine. */
+/*
+ * SIZE=, BODY=, and RET= and ENVID= (RFC 3461 4.3, 4.4: bad syntax or
+ * given twice is 501 5.5.4); anything else is not supported.  R_NONE if
+ * fine.
+ */
 static enum reply_id
 tx_mail_params(struct smtp_session *s, const struct smtp_path_arg *pa)
 {
-	size_t	i, j;
+	struct smtp_dsn_mail	dm = { .ret = SMTP_DSN_RET_UNSET };
+	size_t			i, j;
 
 	for (i = 0; i < pa->nparams; i++) {
 		const struct smtp_param	*p = &pa->params[i];
 		uint64_t		 v = 0;
 
+		switch (smtp_dsn_mail_param(p, &dm)) {
+		case SMTP_DSN_BAD:
+			return R_PARAM_SYNTAX;
+		case SMTP_DSN_TAKEN:
+			continue;
+		case SMTP_DSN_OTHER:
+			break;
+		}
 		if (span_eq_ci(p->key, "SIZE") && p->value.p != NULL) {
 			if (p->value.len > SMTP_SIZE_DIGITS)
 				return R_SIZE_EXCEEDED;
@@ -110,7 +141,60 @@ tx_mail_params(struct smtp_session *s, const struct smtp_path_arg *pa)
 		} else
 			return R_PARAM_UNSUPPORTED;
 	}
+	s->tx.dsn_ret = (int)dm.ret;
+	if (dm.has_envid)	/* bounded by SMTP_DSN_ENVID_MAX */
+		snprintf(s->tx.dsn_envid, sizeof(s->tx.dsn_envid), "%.*s",
+		    (int)dm.envid.len, (const char *)dm.envid.p);
 	return R_NONE;
+}
+
+enum reply_id
+smtp_tx_rcpt_params(struct smtp_session *s, const struct smtp_path_arg *pa)
+{
+	struct smtp_dsn_rcpt	dr = { .notify = 0 };
+	size_t			i;
+
+	s->rw.dsn_notify = 0;
+	s->rw.dsn_orcpt[0] = '\0';
+	for (i = 0; i < pa->nparams; i++)
+		switch (smtp_dsn_rcpt_param(&pa->params[i], &dr)) {
+		case SMTP_DSN_BAD:
+			return R_PARAM_SYNTAX;
+		case SMTP_DSN_OTHER:
+			return R_PARAM_UNSUPPORTED;
+		case SMTP_DSN_TAKEN:
+			break;
+		}
+	s->rw.dsn_notify = dr.notify;
+	if (dr.has_orcpt)	/* bounded by SMTP_DSN_ORCPT_MAX */
+		snprintf(s->rw.dsn_orcpt, sizeof(s->rw.dsn_orcpt), "%.*s",
+		    (int)dr.orcpt.len, (const char *)dr.orcpt.p);
+	return R_NONE;
+}
+
+void
+smtp_tx_rcpt_dsn_keep(struct smtp_session *s, bool queued, bool bounced)
+{
+	char	rec[SMTP_DSN_KEEP_MAX];
+	int	n;
+
+	n = snprintf(rec, sizeof(rec), "%x %s", s->rw.dsn_notify & 0xf,
+	    s->rw.dsn_orcpt);
+	if (n < 0 || (size_t)n >= sizeof(rec) ||
+	    (queued && buf_add(&s->tx.rcpt_dsn, rec, (size_t)n + 1) == -1) ||
+	    (bounced && buf_add(&s->tx.bounced_dsn, rec, (size_t)n + 1) == -1))
+		panic("smtp_tx_rcpt_dsn_keep: buffer sized too small");
+}
+
+/* "f ORCPT" as kept above: the NOTIFY bits, the ORCPT ("" if none). */
+static unsigned
+tx_dsn_split(const char *rec, const char **orcpt)
+{
+	unsigned	v = (unsigned)(rec[0] >= 'a' ? rec[0] - 'a' + 10 :
+			    rec[0] - '0');
+
+	*orcpt = rec + 2;
+	return v;
 }
 
 void
@@ -199,16 +283,27 @@ static int
 tx_open(struct smtp_session *s)
 {
 	struct queue_env	 env;
-	const char		**rcpts;
-	const char		*p;
+	const char		**rcpts, **orcpt;
+	unsigned		*notify;
+	const char		*p, *d;
 	size_t			 i;
 	int			 rc;
 
-	if ((rcpts = calloc(s->tx.nqueued, sizeof(*rcpts))) == NULL)
+	rcpts = calloc(s->tx.nqueued, sizeof(*rcpts));
+	orcpt = calloc(s->tx.nqueued, sizeof(*orcpt));
+	notify = calloc(s->tx.nqueued, sizeof(*notify));
+	if (rcpts == NULL || orcpt == NULL || notify == NULL) {
+		free(rcpts);
+		free(orcpt);
+		free(notify);
 		return -1;
-	for (i = 0, p = (const char *)s->tx.rcpts.data; i < s->tx.nqueued;
-	    i++, p += strlen(p) + 1)
+	}
+	for (i = 0, p = (const char *)s->tx.rcpts.data,
+	    d = (const char *)s->tx.rcpt_dsn.data; i < s->tx.nqueued;
+	    i++, p += strlen(p) + 1, d += strlen(d) + 1) {
 		rcpts[i] = p;
+		notify[i] = tx_dsn_split(d, &orcpt[i]);
+	}
 	env = (struct queue_env){
 		.client = s->client,
 		.helo = s->helo,
@@ -217,12 +312,18 @@ tx_open(struct smtp_session *s)
 		.nrcpts = s->tx.nqueued,
 		.arrival = time(NULL),
 		.smtputf8 = s->tx.smtputf8,
+		.dsn_ret = s->tx.dsn_ret,
+		.dsn_envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
+		.dsn_notify = notify,
+		.dsn_orcpt = orcpt,
 	};
 	s->tx.msg = queue_msg_new(s->w->queue, &env);
 	rc = s->tx.msg == NULL ? -1 :
 	    tx_received(s, queue_msg_id(s->tx.msg),
 	    s->tx.nqueued == 1 ? rcpts[0] : NULL);
 	free(rcpts);
+	free(orcpt);
+	free(notify);
 	return rc;
 }
 
@@ -361,8 +462,8 @@ tx_bounce(struct smtp_session *s, const char *qid)
 	struct dsn_rcpt		*dr;
 	struct qmgr_report	 rep;
 	char			(*diag)[SMTP_PATH_MAX + 80];
-	const char		*p;
-	size_t			 i;
+	const char		*p, *d, *orcpt;
+	size_t			 i, n = 0;
 
 	if (s->tx.nbounced == 0)
 		return;
@@ -370,12 +471,27 @@ tx_bounce(struct smtp_session *s, const char *qid)
 	diag = calloc(s->tx.nbounced, sizeof(*diag));
 	if (dr == NULL || diag == NULL)
 		panic("tx_bounce: out of memory");
-	for (i = 0, p = buf_cstr(&s->tx.bounced); i < s->tx.nbounced;
-	    i++, p += strlen(p) + 1) {
-		snprintf(diag[i], sizeof(diag[i]), "%u %s <%s>: %s", r->code,
+	for (i = 0, p = buf_cstr(&s->tx.bounced),
+	    d = (const char *)s->tx.bounced_dsn.data; i < s->tx.nbounced;
+	    i++, p += strlen(p) + 1, d += strlen(d) + 1) {
+		/* RFC 3461 4.1: NOTIFY=NEVER, or a list without FAILURE */
+		if (!dsn_notify_wants(tx_dsn_split(d, &orcpt), DSN_EV_FAILURE)) {
+			smtp_log(s, LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
+			    "ndr=suppressed reason=notify", qid,
+			    log_esc(p, strlen(p), 256));
+			continue;
+		}
+		snprintf(diag[n], sizeof(diag[n]), "%u %s <%s>: %s", r->code,
 		    r->esc, p, "Recipient address rejected: User unknown");
-		dr[i] = (struct dsn_rcpt){ .rcpt = p, .action = "failed",
-		    .status = r->esc, .diag = diag[i] };
+		dr[n] = (struct dsn_rcpt){ .rcpt = p, .action = "failed",
+		    .status = r->esc, .diag = diag[n], .orcpt = orcpt[0] ?
+		    orcpt : NULL };
+		n++;
+	}
+	if (n == 0) {
+		free(diag);
+		free(dr);
+		return;
 	}
 	rep = (struct qmgr_report){
 		.orig_qid = qid,
@@ -387,8 +503,10 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		.msglen = s->tx.head.len,
 		.arrival = time(NULL),
 		.rcpts = dr,
-		.nrcpts = s->tx.nbounced,
+		.nrcpts = n,
 		.conf = s->conf,
+		.ret_full = s->tx.dsn_ret == QUEUE_DSN_RET_FULL,
+		.envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
 	};
 	(void)qmgr_report(s->w->qmgr, &rep);
 	free(diag);

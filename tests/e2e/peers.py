@@ -216,7 +216,8 @@ class PySink:
         self.data_reply: str | Callable[[str], str] = "250 2.0.0 Ok: queued"
         self.data_delay = 0.0
         self.chunking = False
-        self.ehlo_extra: list[str] = []
+        self.ehlo_extra: list[str] = []  # more EHLO keywords, e.g. ["DSN"]
+        self.commands: list[str] = []  # every MAIL and RCPT line, verbatim
         self.lock = threading.Lock()
         self.messages: list[Received] = []
         self.refused: list[tuple[str, str]] = []  # (command, reply) 4xx/5xx
@@ -319,6 +320,9 @@ class PySink:
                 line = raw.rstrip(b"\r\n").decode("latin-1")
                 verb = line.split(" ", 1)[0].upper()
                 arg = line[len(verb) + 1:]
+                if verb in ("MAIL", "RCPT"):
+                    with self.lock:
+                        self.commands.append(line)
                 if verb == ("LHLO" if self.lmtp else "EHLO"):
                     st["helo"] = arg
                     say("250-pysink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"

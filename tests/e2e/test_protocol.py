@@ -20,7 +20,7 @@ def test_ehlo_reply(gw_factory):
         r = c.cmd("EHLO client.test")
         check_eq(r.lines, [f"250-{mxlib.HOSTNAME}", "250-PIPELINING",
                            f"250-SIZE {10 * 1024 * 1024}", "250-8BITMIME",
-                           "250-CHUNKING", "250-SMTPUTF8",
+                           "250-CHUNKING", "250-DSN", "250-SMTPUTF8",
                            "250 ENHANCEDSTATUSCODES"], "EHLO reply")
         c.expect(f"250 {mxlib.HOSTNAME}", "HELO client.test")
 

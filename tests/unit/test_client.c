@@ -1616,6 +1616,8 @@ static const struct {
 	    0, 0 },
 	{ { "250-mx", "250-PIPELININGX", "250 SIZE" }, PARSE_OK, 250, "",
 	    CLIENT_EXT_SIZE, 0 },
+	{ { "250-mx", "250-dsn", "250 DSNX" }, PARSE_OK, 250, "",
+	    CLIENT_EXT_DSN, 0 },
 	{ { "250-mx", "251 x" }, PARSE_BAD, 250, "", 0, 0 },
 	{ { "25" }, PARSE_BAD, 0, "", 0, 0 },
 	{ { "650 x" }, PARSE_BAD, 0, "", 0, 0 },

@@ -188,7 +188,7 @@ struct build_case {
 static const struct build_case build_cases[] = {
 	{ "failed, one recipient", std_msg, 0, "alice@sender.test", NULL,
 	    { { "bob@example.org", "failed", "5.1.1",
-	    "550 5.1.1 User unknown", "mx.example.org" } }, 1, 0, 3,
+	    "550 5.1.1 User unknown", "mx.example.org", NULL } }, 1, 0, 3,
 	    { "From: Mail Delivery System <MAILER-DAEMON@gw.example.org>\r\n"
 	    "To: <alice@sender.test>\r\n"
 	    "Subject: Undelivered Mail Returned to Sender\r\n"
@@ -215,8 +215,8 @@ static const struct build_case build_cases[] = {
 	    "Only the header section of your message is returned below." },
 	    { "Content-Transfer-Encoding", "delayed" } },
 	{ "every recipient delayed", std_msg, 0, "alice@sender.test", NULL,
-	    { { "bob@example.org", "delayed", "4.4.1", NULL, NULL },
-	    { "carol@example.org", "delayed", "4.4.2", NULL, NULL } }, 2, 0,
+	    { { "bob@example.org", "delayed", "4.4.1", NULL, NULL, NULL },
+	    { "carol@example.org", "delayed", "4.4.2", NULL, NULL, NULL } }, 2, 0,
 	    3, { "Subject: Delayed Mail (still being retried)\r\n",
 	    "Action: delayed\r\nStatus: 4.4.1\r\n\r\n"
 	    "Final-Recipient: rfc822; carol@example.org\r\n"
@@ -224,8 +224,8 @@ static const struct build_case build_cases[] = {
 	    "will keep trying" },
 	    { "Subject: Undelivered", "Remote-MTA", "Diagnostic-Code" } },
 	{ "failed and delayed", std_msg, 0, "alice@sender.test", NULL,
-	    { { "bob@example.org", "delayed", "4.4.1", NULL, NULL },
-	    { "carol@example.org", "failed", "5.2.2", "552 full", NULL } },
+	    { { "bob@example.org", "delayed", "4.4.1", NULL, NULL, NULL },
+	    { "carol@example.org", "failed", "5.2.2", "552 full", NULL, NULL } },
 	    2, 0, 3, { "Subject: Undelivered Mail Returned to Sender\r\n",
 	    "Those marked \"delayed\"", "Action: failed\r\nStatus: 5.2.2\r\n" },
 	    { "Delayed Mail" } },
@@ -234,7 +234,7 @@ static const struct build_case build_cases[] = {
 	    { { "bob@example.org\r\nX-Evil: 1", "failed\r\nX-Evil: 2",
 	    "5.1.1\r\nX-Evil: 3",
 	    "550 5.1.1 no\r\n\r\nX-Evil: 4\r\n.\r\nMAIL FROM:<>",
-	    "mx\r\nX-Evil: 5" } }, 1, 0, 3,
+	    "mx\r\nX-Evil: 5", NULL } }, 1, 0, 3,
 	    { "To: <alice@sender.test> Bcc: victim@else.test>\r\n",
 	    "Final-Recipient: rfc822; bob@example.org X-Evil: 1\r\n"
 	    "Action: failed\r\nStatus: 5.0.0\r\n",
@@ -244,27 +244,27 @@ static const struct build_case build_cases[] = {
 	    { "\nX-Evil", "\nBcc", "\n.\r", "\nMAIL" } },
 	{ "bare LF original", "Subject: lf\nFrom: a@b.test\n\n" MARK "\n", 0,
 	    "a@b.test", NULL, { { "x@example.org", "failed", "5.1.1", NULL,
-	    NULL } }, 1, 0, 3,
+	    NULL, NULL } }, 1, 0, 3,
 	    { "\r\n\r\nSubject: lf\r\nFrom: a@b.test\r\n\r\n--" }, { NULL } },
 	{ "header section only, no blank line", "Subject: only\r\nX-Y: z", 0,
 	    "a@b.test", NULL, { { "x@example.org", "failed", "5.1.1", NULL,
-	    NULL } }, 1, 0, 3, { "\r\n\r\nSubject: only\r\nX-Y: z\r\n\r\n--" },
+	    NULL, NULL } }, 1, 0, 3, { "\r\n\r\nSubject: only\r\nX-Y: z\r\n\r\n--" },
 	    { NULL } },
 	{ "no header section", "\r\n" MARK "\r\n", 0, "a@b.test", NULL,
-	    { { "x@example.org", "failed", "5.1.1", NULL, NULL } }, 1, 0, 2,
+	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 2,
 	    { "Status: 5.1.1\r\n\r\n--" }, { "rfc822-headers",
 	    "header section" } },
 	{ "no original", NULL, 0, "a@b.test", NULL,
-	    { { "x@example.org", "failed", "5.1.1", NULL, NULL } }, 1, 0, 2,
+	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 2,
 	    { "Final-Recipient" }, { "rfc822-headers", "header section" } },
 	{ "the default boundary in the headers",
 	    "X-Trap: Q1.1700003600/gw.example.org\r\n"
 	    "--Q1.1700003600/gw.example.org\r\n\r\n" MARK, 0, "a@b.test", NULL,
-	    { { "x@example.org", "failed", "5.1.1", NULL, NULL } }, 1, 0, 3,
+	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 3,
 	    { "\tboundary=\"Q1.", "X-Trap: Q1.1700003600/gw.example.org\r\n" },
 	    { "boundary=\"Q1.1700003600/gw.example.org\"" } },
 	{ "8-bit header", "Subject: caf\xc3\xa9\r\n\r\n" MARK, 0, "a@b.test",
-	    NULL, { { "x@example.org", "failed", "5.1.1", NULL, NULL } }, 1,
+	    NULL, { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1,
 	    0, 3, { "\tboundary=\"Q1.1700003600/gw.example.org\"\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\n",
 	    "Content-Type: text/rfc822-headers\r\n"
@@ -272,13 +272,13 @@ static const struct build_case build_cases[] = {
 	    { NULL } },
 	{ "controls in the headers", "Subject: a\0b\x01" "c\rd\x7f\r\n"
 	    "X: \t\r\r\n\r\n" MARK, 38, "a@b.test", NULL,
-	    { { "x@example.org", "failed", "5.1.1", NULL, NULL } }, 1, 0, 3,
+	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 3,
 	    { "\r\nSubject: a?b?c?d?\r\nX: \t?\r\n\r\n--" }, { NULL } },
 	{ "8-bit addresses and odd status", std_msg, 0,
 	    "\xc3\xa9@b.test", NULL,
-	    { { "\xff@example.org", "DELAYED", "4.x.1", "\xe2\x80\x9c", NULL },
-	    { "y@example.org", "bogus", "5.1", NULL, NULL },
-	    { "z@example.org", NULL, "5.1234.1", NULL, NULL } }, 3, 0, 3,
+	    { { "\xff@example.org", "DELAYED", "4.x.1", "\xe2\x80\x9c", NULL, NULL },
+	    { "y@example.org", "bogus", "5.1", NULL, NULL, NULL },
+	    { "z@example.org", NULL, "5.1234.1", NULL, NULL, NULL } }, 3, 0, 3,
 	    { "To: <??@b.test>\r\n", "Final-Recipient: rfc822; ?@example.org"
 	    "\r\nAction: delayed\r\nStatus: 4.0.0\r\nDiagnostic-Code: smtp; "
 	    "???\r\n", "Final-Recipient: rfc822; y@example.org\r\n"
@@ -286,7 +286,7 @@ static const struct build_case build_cases[] = {
 	    "Final-Recipient: rfc822; z@example.org\r\n"
 	    "Action: failed\r\nStatus: 5.0.0\r\n" }, { "\xff", "\xc3" } },
 	{ "null sender", std_msg, 0, "", NULL, { { "x@example.org", "failed",
-	    "5.1.1", NULL, NULL } }, 1, -1, 0, { NULL }, { NULL } },
+	    "5.1.1", NULL, NULL, NULL } }, 1, -1, 0, { NULL }, { NULL } },
 	{ "no recipient", std_msg, 0, "a@b.test", NULL, { { NULL } }, 0, -1,
 	    0, { NULL }, { NULL } },
 };
@@ -468,7 +468,7 @@ static void
 test_build_long(void **state)
 {
 	struct dsn_rcpt		 r = { "x@example.org", "failed",
-				    "5.1.1", NULL, NULL };
+				    "5.1.1", NULL, NULL, NULL };
 	struct build_case	 c = { "long", NULL, 0, "a@b.test", NULL,
 				    { { NULL } }, 1, 0, 3, { NULL }, { NULL } };
 	struct dsn_input	 in;
@@ -510,7 +510,7 @@ static void
 test_build_huge_headers(void **state)
 {
 	struct dsn_rcpt		 r = { "x@example.org", "failed",
-				    "5.1.1", NULL, NULL };
+				    "5.1.1", NULL, NULL, NULL };
 	struct build_case	 c = { "huge", NULL, 0, "a@b.test", NULL,
 				    { { NULL } }, 1, 0, 3, { NULL }, { NULL } };
 	struct dsn_input	 in;
@@ -531,6 +531,67 @@ test_build_huge_headers(void **state)
 	assert_true(out.len < DSN_HEADERS_MAX + 4096);
 	buf_free(&out);
 	buf_free(&msg);
+}
+
+/*
+ * RFC 3461: ENVID and ORCPT come back decoded (Original-Envelope-Id,
+ * Original-Recipient), a success is "relayed" or "delivered" with its own
+ * subject, RET=FULL (full) returns the whole message as message/rfc822,
+ * and NOTIFY decides which reports are wanted.
+ */
+static void
+test_build_dsn_ext(void **state)
+{
+	static const char	 orig[] = "Subject: hi\r\n\r\n" MARK "\r\n";
+	struct dsn_rcpt		 r = { "bob@example.org", "relayed", NULL,
+				    "250 2.0.0 Ok", "mx.example.org",
+				    "rfc822;b+2Bob@example.org" };
+	struct dsn_input	 in = {
+		.reporting_mta = "gw.example.org", .qid = "Q9",
+		.arrival = 1700000000, .now = 1700003600,
+		.sender = "alice@sender.test",
+		.msg = (const uint8_t *)orig, .msglen = sizeof(orig) - 1,
+		.rcpts = &r, .nrcpts = 1, .boundary_seed = "Q9",
+		.envid = "QQ+2B314",
+	};
+	struct buf		 out;
+
+	(void)state;
+	buf_init(&out, 256 * 1024);
+	assert_int_equal(dsn_build(&in, &out), 0);
+	assert_non_null(strstr(buf_cstr(&out),
+	    "Subject: Successful Mail Delivery Report\r\n"));
+	assert_non_null(strstr(buf_cstr(&out), "\r\n\r\n"
+	    "Original-Envelope-Id: QQ+314\r\nReporting-MTA: dns; "
+	    "gw.example.org\r\n"));
+	assert_non_null(strstr(buf_cstr(&out), "\r\n\r\n"
+	    "Original-Recipient: rfc822;b+ob@example.org\r\n"
+	    "Final-Recipient: rfc822; bob@example.org\r\n"
+	    "Action: relayed\r\nStatus: 2.0.0\r\n"));
+	assert_null(strstr(buf_cstr(&out), MARK));
+	assert_null(strstr(buf_cstr(&out), "message/rfc822"));
+	buf_reset(&out);
+
+	/* delivered; full: the body comes back, as message/rfc822 */
+	r.action = "delivered";
+	in.full = true;
+	in.envid = "bad xtext";		/* not xtext: left out */
+	assert_int_equal(dsn_build(&in, &out), 0);
+	assert_non_null(strstr(buf_cstr(&out), "Action: delivered\r\n"));
+	assert_non_null(strstr(buf_cstr(&out),
+	    "Content-Type: message/rfc822\r\n\r\nSubject: hi\r\n\r\n"
+	    MARK "\r\n"));
+	assert_null(strstr(buf_cstr(&out), "Original-Envelope-Id"));
+	assert_null(strstr(buf_cstr(&out), "text/rfc822-headers"));
+	buf_free(&out);
+
+	assert_false(dsn_notify_wants(0x01, DSN_EV_FAILURE));	/* NEVER */
+	assert_true(dsn_notify_wants(0, DSN_EV_FAILURE));
+	assert_true(dsn_notify_wants(0, DSN_EV_DELAY));
+	assert_false(dsn_notify_wants(0, DSN_EV_SUCCESS));
+	assert_true(dsn_notify_wants(0x02, DSN_EV_SUCCESS));
+	assert_false(dsn_notify_wants(0x02, DSN_EV_FAILURE));
+	assert_true(dsn_notify_wants(0x0c, DSN_EV_DELAY));
 }
 
 /* Past out's max: -1 and out exactly as it was; at the max: 0. */
@@ -576,6 +637,7 @@ main(void)
 		cmocka_unit_test(test_build_long),
 		cmocka_unit_test(test_build_huge_headers),
 		cmocka_unit_test(test_build_max),
+		cmocka_unit_test(test_build_dsn_ext),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

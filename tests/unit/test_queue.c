@@ -959,6 +959,140 @@ test_spool_lock(void **state)
 	close(fd);
 }
 
+/*
+ * RFC 3461 records: M (RET, ENVID) and N (NOTIFY, ORCPT) written only
+ * where a parameter was given, read back; W (delay warned) appended; a
+ * file without them (every file before DSN) loads with them unset.
+ */
+static void
+test_dsn_records(void **state)
+{
+	static const unsigned	 notify[3] = { QUEUE_NOTIFY_NEVER, 0,
+				    QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_DELAY };
+	static const char *const orcpt[3] = { "rfc822;a+2Bx@example.test",
+				    NULL, "" };
+	struct fx		*fx = *state;
+	struct queue_env	 env;
+	struct queue_msg	*m;
+	struct commit_res	 r;
+	struct queue_file	 qf;
+	char			 qid[ID_STRLEN + 1], *path;
+
+	env_init(&env, 3);
+	env.dsn_ret = QUEUE_DSN_RET_FULL;
+	env.dsn_envid = "QQ+2B1";
+	env.dsn_notify = notify;
+	env.dsn_orcpt = orcpt;
+	assert_non_null(m = queue_msg_new(fx->q, &env));
+	snprintf(qid, sizeof(qid), "%s", queue_msg_id(m));
+	assert_int_equal(queue_msg_write(m, "Subject: x\r\n\r\nbody\r\n",
+	    20), 0);
+	commit_wait(fx->base, m, 1, &r);
+	assert_true(r.ok);
+	path = qpath(fx, qid);
+	assert_int_equal(queue_file_open(path, &qf), 0);
+	assert_int_equal(qf.nrcpts, 3);
+	assert_int_equal(qf.dsn_ret, QUEUE_DSN_RET_FULL);
+	assert_string_equal(qf.dsn_envid, "QQ+2B1");
+	assert_int_equal(qf.dsn_notify[0], QUEUE_NOTIFY_NEVER);
+	assert_int_equal(qf.dsn_notify[1], 0);
+	assert_int_equal(qf.dsn_notify[2], QUEUE_NOTIFY_SUCCESS |
+	    QUEUE_NOTIFY_DELAY);
+	assert_string_equal(qf.dsn_orcpt[0], "rfc822;a+2Bx@example.test");
+	assert_null(qf.dsn_orcpt[1]);
+	assert_null(qf.dsn_orcpt[2]);
+	assert_string_equal(qf.rcpts[2], t_rcpts[2]);
+	assert_false(qf.delay_warned);
+	assert_int_equal(queue_file_mark_warned(&qf), 0);
+	assert_int_equal(queue_file_mark_done(&qf, 1), 0);
+	assert_int_equal(queue_file_sync(&qf), 0);
+	queue_file_close(&qf);
+	assert_int_equal(queue_file_open(path, &qf), 0);
+	assert_true(qf.delay_warned);
+	assert_true(qf.done[1]);
+	assert_int_equal(qf.dsn_notify[2], QUEUE_NOTIFY_SUCCESS |
+	    QUEUE_NOTIFY_DELAY);
+	queue_file_close(&qf);
+	free(path);
+
+	/* no parameters: no M or N record, and everything unset */
+	env_init(&env, 2);
+	assert_non_null(m = queue_msg_new(fx->q, &env));
+	snprintf(qid, sizeof(qid), "%s", queue_msg_id(m));
+	assert_int_equal(queue_msg_write(m, "\r\n", 2), 0);
+	commit_wait(fx->base, m, 2, &r);
+	assert_true(r.ok);
+	path = qpath(fx, qid);
+	assert_int_equal(queue_file_open(path, &qf), 0);
+	assert_int_equal(qf.dsn_ret, QUEUE_DSN_RET_UNSET);
+	assert_null(qf.dsn_envid);
+	assert_int_equal(qf.dsn_notify[0] | qf.dsn_notify[1], 0);
+	assert_false(qf.delay_warned);
+	assert_memory_equal(qf.map, "V", 1);
+	assert_null(memmem(qf.map, qf.endoff, "\nM0", 3));
+	assert_null(memmem(qf.map, qf.endoff, "\nN0", 3));
+	queue_file_close(&qf);
+	free(path);
+}
+
+/* Where the DSN records may stand, and what their payloads may say. */
+static void
+test_dsn_rec_parse(void **state)
+{
+	static const struct {
+		const char	*f;
+		enum parse_rc	 rc;
+	} cases[] = {
+#define HDR "V000000000000000e:mxgate-queue 1\n" \
+	    "I0000000000000010:0123456789ABCDEF\nT0000000000000001:1\n" \
+	    "C0000000000000000:\nH0000000000000000:\nS0000000000000000:\n"
+#define TAIL "B0000000000000000:\nE0000000000000000:\n"
+		{ HDR "R0000000000000001:a\n" TAIL, PARSE_OK },	/* old */
+		{ HDR "M0000000000000006:FULL x\nR0000000000000001:a\n"
+		    TAIL, PARSE_OK },
+		{ HDR "M0000000000000002:- \nR0000000000000001:a\n" TAIL,
+		    PARSE_OK },
+		{ HDR "M0000000000000006:MOST x\nR0000000000000001:a\n"
+		    TAIL, PARSE_BAD },
+		{ HDR "M0000000000000006:FULL x\nM0000000000000006:FULL x\n"
+		    "R0000000000000001:a\n" TAIL, PARSE_BAD },	/* twice */
+		{ HDR "R0000000000000001:a\nM0000000000000006:FULL x\n"
+		    TAIL, PARSE_BAD },			/* after R */
+		{ HDR "R0000000000000001:a\nN0000000000000001:1\n" TAIL,
+		    PARSE_OK },
+		{ HDR "R0000000000000001:a\nN000000000000000a:6 rfc;a+2B\n"
+		    TAIL, PARSE_OK },
+		{ HDR "R0000000000000001:a\nN0000000000000001:3\n" TAIL,
+		    PARSE_BAD },			/* NEVER,SUCCESS */
+		{ HDR "R0000000000000001:a\nN0000000000000005:6 a+b\n"
+		    TAIL, PARSE_BAD },			/* no type, bad xtext */
+		{ HDR "R0000000000000001:a\nN0000000000000001:4\n"
+		    "N0000000000000001:4\n" TAIL, PARSE_BAD },	/* twice */
+		{ HDR "N0000000000000001:4\nR0000000000000001:a\n" TAIL,
+		    PARSE_BAD },			/* before its R */
+		{ HDR "R0000000000000001:a\n" TAIL "W0000000000000000:\n"
+		    "D0000000000000001:0\n", PARSE_OK },
+		{ HDR "R0000000000000001:a\n" TAIL "W0000000000000001:x\n",
+		    PARSE_BAD },
+		{ HDR "R0000000000000001:a\n" TAIL "W00000000", PARSE_OK },
+#undef HDR
+#undef TAIL
+	};
+	struct queue_rec_file	f;
+	size_t			i, n;
+	uint8_t			*p;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = strlen(cases[i].f);
+		assert_non_null(p = malloc(n));
+		memcpy(p, cases[i].f, n);
+		if (queue_rec_parse_file(p, n, &f) != cases[i].rc)
+			fail_msg("case %zu: want %d", i, cases[i].rc);
+		free(p);
+	}
+}
+
 int
 main(void)
 {
@@ -991,6 +1125,9 @@ main(void)
 		cmocka_unit_test(test_rec_header),
 		cmocka_unit_test(test_file_parse),
 		cmocka_unit_test(test_file_bounds),
+		cmocka_unit_test_setup_teardown(test_dsn_records, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test(test_dsn_rec_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
