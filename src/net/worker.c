@@ -641,22 +641,49 @@ worker_ctl_harvest_list(void *arg, struct ctl_conn *cn, int argc,
 	return 0;
 }
 
+struct worker_unmark_out {
+	struct ctl_conn	*cn;
+	unsigned	 uniform, tarpit, counted;
+};
+
+static void
+worker_unmark_line(void *arg, const char *net, const char *state,
+    unsigned distinct_unknown, unsigned valid, uint64_t expires_ms)
+{
+	struct worker_unmark_out	*u = arg;
+
+	(void)expires_ms;
+	ctl_printf(u->cn, "%s was=%s unknown=%u valid=%u", net, state,
+	    distinct_unknown, valid);
+	if (strcmp(state, "uniform") == 0)
+		u->uniform++;
+	else if (strcmp(state, "tarpit") == 0)
+		u->tarpit++;
+	else
+		u->counted++;
+}
+
+/* Every entry removed is told, and counted, whatever its state. */
 static int
 worker_ctl_harvest_unmark(void *arg, struct ctl_conn *cn, int argc,
     char **argv)
 {
-	struct worker	*w = arg;
-	int		 n;
+	struct worker			*w = arg;
+	struct worker_unmark_out	 u = { cn, 0, 0, 0 };
+	int				 n;
 
 	if (argc != 1) {
 		ctl_error(cn, "usage: harvest unmark ADDR|CIDR");
 		return -1;
 	}
-	if ((n = guard_unmark(w->guard, argv[0], smtp_now_ms())) < 0) {
+	if ((n = guard_unmark(w->guard, argv[0], smtp_now_ms(),
+	    worker_unmark_line, &u)) < 0) {
 		ctl_error(cn, "not an address or network: %s", argv[0]);
 		return -1;
 	}
-	ctl_printf(cn, "unmarked %d entr%s", n, n == 1 ? "y" : "ies");
+	ctl_printf(cn, "unmarked %d entr%s (%u uniform, %u tarpit, %u "
+	    "counted)", n, n == 1 ? "y" : "ies", u.uniform, u.tarpit,
+	    u.counted);
 	return 0;
 }
 

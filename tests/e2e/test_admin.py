@@ -85,3 +85,42 @@ def test_users_file_bad_at_reload_keeps_old(gw):
     with mxlib.session(gw) as c:
         c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
         c.expect("250 2.1.5 Ok", "RCPT TO:<bob@example.test>")
+
+
+# ------------------------------------------------------ harvest unmark
+
+def test_unmark_reports_a_lifted_tarpit(ctx):
+    """A tarpitted client (not marked) was unmarked with `unmarked 0
+    entries`: every removed entry is told and counted, by its state."""
+    gw = ctx.gateway(config={"harvest_tarpit_after": "2",
+                             "harvest_tarpit_delay": "1ms",
+                             "harvest_tarpit_max": "1ms",
+                             "harvest_threshold": "1000",
+                             "harvest_threshold_net": "1000",
+                             "harvest_session_limit": "1000"})
+    with mxlib.session(gw) as c:
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+        for i in range(4):
+            c.expect("550 5.1.1 *", f"RCPT TO:<nobody{i}@example.test>")
+    out, _ = mx(ctx, gw, "harvest", "list")
+    check(re.search(r"^127\.0\.0\.1 tarpit ", out, re.M),
+          f"not tarpitted: {out!r}")
+    mark = gw.log_mark()
+    out, _ = mx(ctx, gw, "harvest", "unmark", "127.0.0.1")
+    lines = out.splitlines()
+    m = re.fullmatch(r"unmarked (\d+) entr(?:y|ies) \((\d+) uniform, "
+                     r"(\d+) tarpit, (\d+) counted\)", lines[-1])
+    check(m, f"summary {out!r}")
+    n, uni, tar, cnt = (int(g) for g in m.groups())
+    check(n >= 1 and tar >= 1, f"counted nothing: {out!r}")
+    check_eq(uni + tar + cnt, n, f"states add up: {out!r}")
+    check_eq(len(lines) - 1, n, f"one line per entry: {out!r}")
+    check(any(re.fullmatch(r"127\.0\.0\.1 was=tarpit unknown=\d+ valid=\d+",
+                           ln) for ln in lines), f"lines {out!r}")
+    check_eq(len(gw.events("harvest", since=mark, state="unmarked")), n,
+             "state=unmarked log lines")
+    out, _ = mx(ctx, gw, "harvest", "list")
+    check(not re.search(r"^127\.0\.0\.1 ", out, re.M), f"still: {out!r}")
+    out, _ = mx(ctx, gw, "harvest", "unmark", "127.0.0.1")
+    check_eq(out, "unmarked 0 entries (0 uniform, 0 tarpit, 0 counted)\n",
+             "a second unmark")
