@@ -87,6 +87,8 @@ struct queue_file {
 	bool		*done;		/* per recipient: finished for good */
 	unsigned	 attempts;	/* delivery attempts so far */
 	time_t		 next_attempt;	/* when the next is due; 0: now */
+	char		*last_error;	/* last delivery error; NULL none */
+	time_t		 last_error_time;
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */
 	size_t		 bodylen;
 	/* private */
@@ -115,6 +117,10 @@ bool		 queue_file_all_done(const struct queue_file *);
 /* Record the retry schedule (durable after queue_file_sync); last wins. */
 int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,
 		    time_t next);
+/* Record the last delivery error (one line, cut at QUEUE_REC_LASTERR_MAX)
+ * for `queue list|show`; durable after queue_file_sync; last wins. */
+int		 queue_file_mark_error(struct queue_file *, time_t when,
+		    const char *text);
 /* Make the records appended so far durable (fdatasync).  0 or -1. */
 int		 queue_file_sync(struct queue_file *);
 /*

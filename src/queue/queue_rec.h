@@ -33,6 +33,10 @@
 #define QUEUE_REC_T_END		'E'
 #define QUEUE_REC_T_DONE	'D'
 #define QUEUE_REC_T_ATTEMPT	'A'	/* "ATTEMPTS NEXT_TIME"; last wins */
+#define QUEUE_REC_T_LASTERR	'L'	/* "TIME TEXT": the last delivery
+					 * error (for the operator); last
+					 * wins */
+#define QUEUE_REC_LASTERR_MAX	512	/* TEXT of an L record we write */
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -53,6 +57,10 @@ struct queue_rec_file {
 	size_t		 ndone;		/* D records seen */
 	unsigned	 attempts;	/* from the last A record */
 	time_t		 next_attempt;	/* from the last A record, 0 none */
+	struct queue_rec lasterr;	/* the last L record (len 0: none) */
+	time_t		 lasterr_time;
+	const uint8_t	*lasterr_text;	/* into lasterr's payload */
+	size_t		 lasterr_len;
 };
 
 /*
@@ -74,6 +82,10 @@ int		queue_rec_done_index(const struct queue_rec *, size_t nrcpts,
 /* ATTEMPTS and NEXT_TIME of an A record's payload; -1 if malformed. */
 int		queue_rec_attempt(const struct queue_rec *, unsigned *attempts,
 		    time_t *next);
+/* TIME and TEXT (a span of the payload) of an L record; -1 if
+ * malformed (TEXT empty or holding a NUL or a line break). */
+int		queue_rec_lasterr(const struct queue_rec *, time_t *when,
+		    const uint8_t **text, size_t *textlen);
 /* Writes the 18-byte header (no NUL) for a record. */
 void		queue_rec_header(char out[QUEUE_REC_HDRLEN], int type,
 		    uint64_t len);

@@ -17,8 +17,8 @@ import socket
 
 import mxlib
 from mxlib import check, check_eq
-from ctllib import (blocked_gateway, iso_to_epoch, mx, parse_list, send,
-                    spool_file, unblock, wait_attempted)
+from ctllib import blocked_gateway, mx, send, unblock, wait_attempted
+from test_ctl_live import raw  # the raw control protocol
 
 
 def serve_once(ctx, gw, timeout_s: float = 30.0):
@@ -124,3 +124,137 @@ def test_unmark_reports_a_lifted_tarpit(ctx):
     out, _ = mx(ctx, gw, "harvest", "unmark", "127.0.0.1")
     check_eq(out, "unmarked 0 entries (0 uniform, 0 tarpit, 0 counted)\n",
              "a second unmark")
+
+
+# ------------------------------------------------------------ the queue
+
+def stats(ctx, gw) -> dict[str, int]:
+    out, _ = mx(ctx, gw, "stats")
+    return {k: int(v) for k, v in (ln.split(" ") for ln in out.splitlines())
+            if v.isdigit()}
+
+
+def settled(ctx, gw, deferred: int) -> None:
+    """Nothing active, `deferred` messages waiting for their timer."""
+    mxlib.wait_until(lambda: (s := stats(ctx, gw)).get("queue_active") == 0
+                     and s.get("queue_deferred") == deferred, 15.0,
+                     f"queue_active 0, queue_deferred {deferred}", 0.05)
+
+
+def show_fields(ctx, gw, qid: str) -> dict[str, str]:
+    out, _ = mx(ctx, gw, "queue", "show", qid)
+    head = out.partition("\n\n")[0]
+    return dict(ln.split(": ", 1) for ln in head.splitlines()
+                if not ln.startswith("recipient: "))
+
+
+def control_lines(gw, since: int, cmd: str) -> list[dict[str, str]]:
+    return gw.events("control", since=since, cmd=cmd)
+
+
+def check_who(ev: dict[str, str], gw) -> None:
+    check_eq(ev.get("uid"), str(os.getuid()), f"uid in {ev['line']!r}")
+    check(ev.get("pid", "").isdigit() and int(ev["pid"]) > 0 and
+          int(ev["pid"]) != gw.proc.pid, f"pid in {ev['line']!r}")
+
+
+def test_flush_after_hold_release_delete(ctx):
+    """The reported case: hold, release, flush said 3 with 2 queued, tried
+    the released one twice, counted a deleted one, and every flush
+    pushed the next retry out (attempts grew)."""
+    gw = blocked_gateway(ctx)  # retry_min 1h: only operators retry
+    q1 = send(gw, ["alice@example.test"], mxlib.make_message("one"))
+    q2 = send(gw, ["bob@example.test"], mxlib.make_message("two"))
+    q3 = send(gw, ["carol@example.test"], mxlib.make_message("three"))
+    for q in (q1, q2, q3):
+        wait_attempted(ctx, gw, q)
+    settled(ctx, gw, 3)
+    before = {q: show_fields(ctx, gw, q) for q in (q1, q2)}
+    for q in (q1, q2):
+        check_eq(before[q]["attempts"], "1", f"attempts of {q}")
+
+    mark = gw.log_mark()
+    out, _ = mx(ctx, gw, "queue", "hold", q1.lower())
+    check_eq(out, f"held {q1}\n", "hold output (a lower-case id)")
+    out, _ = mx(ctx, gw, "queue", "release", q1)
+    check_eq(out, f"released {q1}\nscheduled {q1}\n", "release output")
+    # the release is an early try: it defers again, count unchanged
+    ev = gw.wait_event("deferred", since=mark, qid=q1, timeout_s=15.0)
+    check_eq(ev.get("early"), "yes", f"early try: {ev['line']!r}")
+    check_eq(ev.get("attempts"), "1", f"attempts: {ev['line']!r}")
+    out, _ = mx(ctx, gw, "queue", "delete", q3)
+    check_eq(out, f"deleted {q3}\n", "delete output")
+    settled(ctx, gw, 2)
+
+    flush_mark = gw.log_mark()
+    out, _ = mx(ctx, gw, "queue", "flush")
+    check_eq(out, "scheduled 2 deferred messages\n", "flush output")
+    for q in (q1, q2):
+        gw.wait_event("deferred", since=flush_mark, qid=q, timeout_s=15.0)
+    settled(ctx, gw, 2)
+    for q in (q1, q2):
+        evs = gw.events("deferred", since=flush_mark, qid=q)
+        check_eq(len(evs), 1, f"attempts of {q} after one flush: "
+                 f"{[e['line'] for e in evs]!r}")
+        check_eq(evs[0].get("early"), "yes", f"{evs[0]['line']!r}")
+    check_eq(gw.events("deferred", since=flush_mark, qid=q3), [],
+             "the deleted message tried")
+    # a second flush: still 2, and still no backoff growth
+    out, _ = mx(ctx, gw, "queue", "flush")
+    check_eq(out, "scheduled 2 deferred messages\n", "second flush output")
+    settled(ctx, gw, 2)
+    for q in (q1, q2):
+        after = show_fields(ctx, gw, q)
+        check_eq(after["attempts"], "1", f"attempts of {q} after flushes")
+        check_eq(after["next attempt"], before[q]["next attempt"],
+                 f"next attempt of {q} after flushes")
+        check(after["last error"].endswith("Not a directory"),
+              f"last error of {q}: {after['last error']!r}")
+
+    # one control line each, with who asked and which ids
+    for cmd, qid in (("queue_held", q1), ("queue_released", q1),
+                     ("queue_deleted", q3)):
+        evs = control_lines(gw, mark, cmd)
+        check_eq(len(evs), 1, f"{cmd} lines")
+        check_eq(evs[0].get("qid"), qid, f"qid in {evs[0]['line']!r}")
+        check_eq(evs[0].get("result"), "ok", f"{evs[0]['line']!r}")
+        check_who(evs[0], gw)
+    evs = control_lines(gw, flush_mark, "queue_flush")
+    check_eq(len(evs), 2, "queue_flush lines")
+    for ev in evs:
+        check_eq(sorted(ev.get("qids", "").split(",")), sorted([q1, q2]),
+                 f"qids in {ev['line']!r}")
+        check_eq(ev.get("scheduled"), "2", f"{ev['line']!r}")
+        check_who(ev, gw)
+
+    # once unblocked, a flush delivers both, each once
+    unblock(gw)
+    mx(ctx, gw, "queue", "flush")
+    root = os.path.join(gw.dir, "blocked", "mail")
+    gw.wait_maildir("example.test", "alice", root=root)
+    gw.wait_maildir("example.test", "bob", root=root)
+    mxlib.wait_until(lambda: gw.spool_files() == [], 10.0, "an empty queue")
+    check_eq(len(gw.maildir_files("example.test", "alice", root=root)), 1,
+             "copies for alice")
+
+
+def test_notes_are_checked_and_ids_any_case(ctx):
+    """The gateway believes a note only when the spool agrees."""
+    gw = blocked_gateway(ctx)
+    q = send(gw, ["alice@example.test"], mxlib.make_message("noted"))
+    wait_attempted(ctx, gw, q)
+    mark = gw.log_mark()
+    for verb, want in (("held", f"{q} is in the queue"),
+                       ("deleted", f"{q} is in the queue")):
+        out = raw(gw, f"queue {verb} {q.lower()}\n".encode()).decode()
+        check_eq(out, f"error: {want}\n", f"queue {verb} of a queued one")
+        ev = control_lines(gw, mark, f"queue_{verb}")[-1]
+        check_eq(ev.get("result"), "error", f"{ev['line']!r}")
+        check_eq(ev.get("qid"), q, f"{ev['line']!r}")
+    out, _ = mx(ctx, gw, "queue", "show", q.lower())
+    check(out.startswith(f"id: {q}\n"), f"show of a lower-case id: {out!r}")
+    out, _ = mx(ctx, gw, "queue", "delete", q.lower())
+    check_eq(out, f"deleted {q}\n", "delete of a lower-case id")
+    ev = gw.wait_event("control", since=mark, cmd="queue_deleted",
+                       result="ok")
+    check_eq(ev.get("qid"), q, f"{ev['line']!r}")
