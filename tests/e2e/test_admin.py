@@ -219,6 +219,9 @@ def test_flush_after_hold_release_delete(ctx):
         check_eq(evs[0].get("qid"), qid, f"qid in {evs[0]['line']!r}")
         check_eq(evs[0].get("result"), "ok", f"{evs[0]['line']!r}")
         check_who(evs[0], gw)
+    mxlib.wait_until(lambda: len(control_lines(gw, flush_mark,
+                                               "queue_flush")) >= 2, 10.0,
+                     "two queue_flush lines")
     evs = control_lines(gw, flush_mark, "queue_flush")
     check_eq(len(evs), 2, "queue_flush lines")
     for ev in evs:
@@ -248,7 +251,7 @@ def test_notes_are_checked_and_ids_any_case(ctx):
                        ("deleted", f"{q} is in the queue")):
         out = raw(gw, f"queue {verb} {q.lower()}\n".encode()).decode()
         check_eq(out, f"error: {want}\n", f"queue {verb} of a queued one")
-        ev = control_lines(gw, mark, f"queue_{verb}")[-1]
+        ev = gw.wait_event("control", since=mark, cmd=f"queue_{verb}")
         check_eq(ev.get("result"), "error", f"{ev['line']!r}")
         check_eq(ev.get("qid"), q, f"{ev['line']!r}")
     out, _ = mx(ctx, gw, "queue", "show", q.lower())
@@ -258,3 +261,124 @@ def test_notes_are_checked_and_ids_any_case(ctx):
     ev = gw.wait_event("control", since=mark, cmd="queue_deleted",
                        result="ok")
     check_eq(ev.get("qid"), q, f"{ev['line']!r}")
+
+
+# ------------------------------------------------- SIGHUP and listeners
+
+def refused(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(5.0)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def greets(port: int) -> bool:
+    with mxlib.Client(port) as c:
+        return c.greet().text.startswith("220 ")
+
+
+def reload_with(gw, **settings) -> tuple[int, dict[str, str]]:
+    """Rewrite the config with settings and SIGHUP; (mark, reload event)."""
+    for k, v in settings.items():
+        gw.settings[k] = v
+    gw.write_config()
+    mark = gw.reload()
+    ev = gw.wait_log(r"^.*event=reload result=(ok|partial|kept_old)\b.*$",
+                     since=mark)
+    return mark, mxlib.parse_log_line(ev.group(0))
+
+
+def test_sighup_opens_and_closes_listeners(gw_factory):
+    from test_tls_auth import tls_gateway  # certificate and passwd file
+    gw = tls_gateway(gw_factory, submission=False)
+    p1 = gw.port
+    p2, sub, tls = (mxlib.free_port() for _ in range(3))
+    old = mxlib.session(gw).__enter__()
+    try:
+        old.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+        old.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
+        mark, ev = reload_with(gw, listen=f"127.0.0.1:{p2}",
+                               submission_listen=f"127.0.0.1:{sub}",
+                               tls_required_listen=f"127.0.0.1:{tls}")
+        check_eq(ev.get("result"), "ok", f"reload: {ev['line']!r}")
+        for port, kind in ((p2, "smtp"), (sub, "submission"),
+                           (tls, "smtp_tls_required")):
+            gw.wait_log(r"event=listening addr=127\.0\.0\.1:%d listener=%s"
+                        r"$" % (port, kind), since=mark)
+        gw.wait_log(r"event=listen_closed addr=127\.0\.0\.1:%d "
+                    r"listener=smtp$" % p1, since=mark)
+        check(refused(p1), f"old port {p1} still accepts")
+        gw.port = p2
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+        with mxlib.Client(tls) as c:
+            c.greet()
+            c.ehlo()
+            c.expect("530 5.7.0 *", "MAIL FROM:<x@remote.test>")
+        with mxlib.Client(sub) as c:
+            c.greet()
+            check(b"STARTTLS" in c.ehlo().raw, "no STARTTLS on submission")
+        # the session opened on the closed listener goes on to the end
+        old.expect("354 *", "DATA")
+        old.send(mxlib.make_message("old listener") + b".\r\n")
+        old.expect("250 2.0.0 Ok: queued as *")
+        old.expect("221 2.0.0 Bye", "QUIT")
+    finally:
+        old.close()
+    gw.wait_maildir("example.test", "alice")
+    # and back: the extra listeners close, an address moves between keys
+    mark, ev = reload_with(gw, listen=f"127.0.0.1:{p2},127.0.0.1:{tls}",
+                           submission_listen=None, tls_required_listen=None)
+    check_eq(ev.get("result"), "ok", f"reload: {ev['line']!r}")
+    gw.wait_log(r"event=listen_closed addr=127\.0\.0\.1:%d "
+                r"listener=submission$" % sub, since=mark)
+    gw.wait_log(r"event=listening addr=127\.0\.0\.1:%d listener=smtp$" % tls,
+                since=mark)
+    check(refused(sub), "submission port still accepts")
+    with mxlib.Client(tls) as c:
+        c.greet()
+        c.ehlo()
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+    check(greets(p2), "the kept listener")
+
+
+def test_sighup_partial_names_what_needs_a_restart(gw):
+    p1 = gw.port
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    taken = busy.getsockname()[1]
+    try:
+        mark, ev = reload_with(gw, listen=f"127.0.0.1:{taken}",
+                               workers="3", next_hop_concurrency="7",
+                               max_recipients="2")
+        check_eq(ev.get("result"), "partial", f"reload: {ev['line']!r}")
+        check_eq(ev.get("level"), "warning", f"level: {ev['line']!r}")
+        check_eq(sorted(ev.get("restart_needed", "").split(",")),
+                 ["listen", "next_hop_concurrency", "workers"],
+                 f"restart_needed in {ev['line']!r}")
+        check_eq(gw.events("reload", since=mark, result="ok"), [],
+                 "result=ok lines")
+        gw.wait_log(r"event=listen_kept addr=127\.0\.0\.1:%d " % p1,
+                    since=mark)
+        # still reachable where it was; what could apply did
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+            c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
+            c.expect("250 2.1.5 Ok", "RCPT TO:<bob@example.test>")
+            c.expect("452 4.5.3 *", "RCPT TO:<carol@example.test>")
+    finally:
+        busy.close()
+    # the file still differs from what runs (workers, next_hop_concurrency
+    # are as at start); the port is free now and opens
+    mark, ev = reload_with(gw)
+    check_eq(ev.get("result"), "partial", f"second reload: {ev['line']!r}")
+    check_eq(sorted(ev.get("restart_needed", "").split(",")),
+             ["next_hop_concurrency", "workers"], f"{ev['line']!r}")
+    gw.wait_log(r"event=listening addr=127\.0\.0\.1:%d listener=smtp$" %
+                taken, since=mark)
+    gw.wait_log(r"event=listen_closed addr=127\.0\.0\.1:%d " % p1,
+                since=mark)
+    check(greets(taken), "the new port")
+    # back to what runs: ok
+    mark, ev = reload_with(gw, workers=None, next_hop_concurrency=None)
+    check_eq(ev.get("result"), "ok", f"third reload: {ev['line']!r}")
