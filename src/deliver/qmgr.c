@@ -678,8 +678,12 @@ qmsg_loaded(void *arg)
 		qmsg_free(m);
 		return;
 	}
-	/* a flush or a release before the retry time: an extra try */
-	m->early = m->qf.attempts > 0 && m->qf.next_attempt > now;
+	/*
+	 * A flush or a release before the retry time: an extra try.  The
+	 * second of slack keeps a retry timer that fires a hair early (the
+	 * loop's clock is not the wall clock) an ordinary, counted attempt.
+	 */
+	m->early = m->qf.attempts > 0 && m->qf.next_attempt > now + 1;
 	n = m->qf.nrcpts;
 	m->state = calloc(n, sizeof(*m->state));
 	m->res = calloc(n, sizeof(*m->res));
