@@ -76,6 +76,11 @@ fz_file(const uint8_t *p, size_t len, const struct queue_rec_file *f,
 		fz_require(qf.nrcpts == f->nrcpts);
 		fz_require(qf.bodylen == f->body.len);
 		fz_require(memcmp(qf.body, f->body.payload, qf.bodylen) == 0);
+		fz_require((qf.last_error != NULL) == (f->lasterr_len > 0));
+		fz_require(qf.last_error == NULL ||
+		    (strlen(qf.last_error) == f->lasterr_len &&
+		    memcmp(qf.last_error, f->lasterr_text, f->lasterr_len) ==
+		    0));
 		for (i = 0; i < qf.nrcpts && qf.done[i]; i++)
 			;
 		if (i < qf.nrcpts) {
@@ -109,11 +114,20 @@ LLVMFuzzerTestOneInput(const uint8_t *p, size_t len)
 		fz_rec(&f.body, p, len);
 		fz_require(f.id.len == ID_STRLEN);
 		fz_rec(&f.dsn_msg, p, len);
-		/* only a prefix of an appended record (D, A or W) may follow */
+		/* only a prefix of an appended record (D, A, W, L) may follow */
 		fz_require(f.validlen == len ||
 		    p[f.validlen] == QUEUE_REC_T_DONE ||
 		    p[f.validlen] == QUEUE_REC_T_ATTEMPT ||
-		    p[f.validlen] == QUEUE_REC_T_WARNED);
+		    p[f.validlen] == QUEUE_REC_T_WARNED ||
+		    p[f.validlen] == QUEUE_REC_T_LASTERR);
+		if (f.lasterr_len > 0) {
+			fz_rec(&f.lasterr, p, len);
+			fz_require(f.lasterr_text > f.lasterr.payload &&
+			    f.lasterr_text + f.lasterr_len ==
+			    f.lasterr.payload + f.lasterr.len);
+			fz_require(memchr(f.lasterr_text, '\n',
+			    f.lasterr_len) == NULL);
+		}
 	}
 	fz_file(p, len, &f, rc == PARSE_OK);
 	return 0;

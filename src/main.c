@@ -101,15 +101,6 @@ cmd_check(const char *file)
 	return 0;
 }
 
-static void
-log_dir_err(void *arg, const char *file, unsigned line, const char *msg)
-{
-	(void)arg;
-	log_event(LOG_LVL_WARNING, "directory", "file=%s line=%u msg=\"%s\"",
-	    log_esc(file, strlen(file), 200), line,
-	    log_text(msg, strlen(msg), 200));
-}
-
 /* chown one path (no symlinks followed); nftw callback.  nftw takes no
  * argument, so the ids are file-scope: set once, at start, single thread
  * of control on this path. */
@@ -195,6 +186,21 @@ cmd_serve(const char *file)
 	if ((w.conf = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
 	log_set_level(w.conf->log_level);
+	/*
+	 * A users file that is missing or bad at start is fatal, told as
+	 * check-config tells it (FILE:LINE: message): a gateway that answers
+	 * 451 to every recipient looks alive while it refuses all mail.  At
+	 * reload the old directory stays (worker.c).
+	 */
+	if ((w.dir = dir_open(w.conf, print_err, &nerr)) == NULL) {
+		log_event(LOG_LVL_ERROR, "directory", "file=%s msg=\"cannot "
+		    "load the users file: see above\"", log_esc(
+		    w.conf->directory.path, strlen(w.conf->directory.path),
+		    200));
+		conf_unref(w.conf);
+		return 1;
+	}
+	log_event(LOG_LVL_INFO, "directory", "entries=%zu", dir_count(w.dir));
 	/* Before anything reads or changes the spool: one gateway per spool
 	 * (a second one's clean-up would delete what the first receives). */
 	if ((spool_lock = queue_lock_take(w.conf->spool, &holder, err,
@@ -206,13 +212,6 @@ cmd_serve(const char *file)
 	if (evthread_use_pthreads() == -1 ||
 	    (w.base = event_base_new()) == NULL)
 		fatal("msg=\"cannot create the event loop\"");
-	if ((w.dir = dir_open(w.conf, log_dir_err, NULL)) == NULL)
-		log_event(LOG_LVL_WARNING, "directory", "msg=\"not loaded; "
-		    "recipients of our domains get 451 4.3.0 until a reload "
-		    "succeeds\"");
-	else
-		log_event(LOG_LVL_INFO, "directory", "entries=%zu",
-		    dir_count(w.dir));
 	if (worker_secure_load(w.conf, &w.tls, &w.passwd, print_err,
 	    &nerr) == -1)
 		fatal("msg=\"STARTTLS or AUTH settings: see above\"");

@@ -49,6 +49,13 @@ struct ctl_conn {
 	bool			 done;		/* status line queued */
 	bool			 failed;
 	char			 errmsg[CTL_ERROR_MAX];
+	/* who asked (SO_PEERCRED, from the kernel: cannot be forged) */
+	bool			 cred;
+	uid_t			 uid;
+	pid_t			 pid;
+	char			 logx[CTL_LOG_MAX];	/* ctl_log() */
+	size_t			 logxlen;
+	bool			 logcut;
 };
 
 struct ctl {
@@ -375,6 +382,26 @@ ctl_error(struct ctl_conn *cn, const char *fmt, ...)
 			*p = '?';
 }
 
+void
+ctl_log(struct ctl_conn *cn, const char *fmt, ...)
+{
+	va_list	ap;
+	size_t	room = sizeof(cn->logx) - cn->logxlen;
+	int	n;
+
+	if (cn->logcut)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(cn->logx + cn->logxlen, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		cn->logx[cn->logxlen] = '\0';	/* whole fields only */
+		cn->logcut = true;
+		return;
+	}
+	cn->logxlen += (size_t)n;
+}
+
 static int
 ctl_help(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
@@ -446,6 +473,7 @@ ctl_dispatch(struct ctl_conn *cn, char *line, size_t n)
 	const struct ctl_cmd	*cmd;
 	struct ctl_words	 ws;
 	char			*argv[CTL_ARGS_MAX + 1];
+	char			 who[64];
 	int			 argc, nverbs;
 	size_t			 i;
 
@@ -475,10 +503,18 @@ ctl_dispatch(struct ctl_conn *cn, char *line, size_t n)
 	else {
 		if (cmd->fn(cmd->arg, cn, argc - nverbs, argv + nverbs) == -1)
 			ctl_error(cn, "command failed");
-		/* operators' actions are worth a line each */
-		log_event(LOG_LVL_INFO, "control", "cmd=%s%s%s result=%s",
-		    cmd->verb1, cmd->verb2[0] ? "_" : "", cmd->verb2,
-		    cn->failed ? "error" : "ok");
+		/* operators' actions are worth a line each: who, what */
+		if (cn->cred)
+			snprintf(who, sizeof(who), "uid=%u pid=%d",
+			    (unsigned)cn->uid, (int)cn->pid);
+		else
+			snprintf(who, sizeof(who), "uid=unknown pid=unknown");
+		log_event(LOG_LVL_INFO, "control", "cmd=%s%s%s %s%s%s "
+		    "result=%s%s%s%s", cmd->verb1, cmd->verb2[0] ? "_" : "",
+		    cmd->verb2, who, cn->logx, cn->logcut ? " log_cut=yes" :
+		    "", cn->failed ? "error" : "ok", cn->failed ?
+		    " reason=\"" : "", cn->failed ? log_text(cn->errmsg,
+		    strlen(cn->errmsg), 200) : "", cn->failed ? "\"" : "");
 	}
 }
 
@@ -575,6 +611,8 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct ctl_conn		*cn;
 	struct timeval		 tv = { c->idle_ms / 1000,
 				    (c->idle_ms % 1000) * 1000 };
+	struct ucred		 uc;
+	socklen_t		 ul = sizeof(uc);
 
 	(void)l;
 	(void)sa;
@@ -588,6 +626,12 @@ ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	cn->ctl = c;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0 &&
+	    ul == sizeof(uc)) {
+		cn->cred = true;
+		cn->uid = uc.uid;
+		cn->pid = uc.pid;
+	}
 	if ((cn->bev = bufferevent_socket_new(c->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		evutil_closesocket(fd);

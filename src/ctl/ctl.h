@@ -29,6 +29,7 @@
 #define CTL_REPLY_LINE_MAX	4096	/* output line before escaping; cut,
 					 * and marked, past it */
 #define CTL_CALL_TIMEOUT_MS	10000	/* client: silence from the server */
+#define CTL_LOG_MAX		1024	/* fields a handler adds to the log */
 
 struct event_base;
 struct ctl;
@@ -85,6 +86,14 @@ void		 ctl_printf(struct ctl_conn *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 /* The "error: " status; the first call wins. */
 void		 ctl_error(struct ctl_conn *, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+/*
+ * Add " key=value ..." fields to the one log line of this request
+ * (event=control cmd=... uid=... pid=... FIELDS result=...); the caller
+ * escapes what it did not make.  Past CTL_LOG_MAX the rest is dropped and
+ * the line says log_cut=yes.
+ */
+void		 ctl_log(struct ctl_conn *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 /* For tests and config: the idle timeout of new connections. */
 void		 ctl_set_idle_timeout(struct ctl *, unsigned ms);

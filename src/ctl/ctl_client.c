@@ -305,6 +305,30 @@ cli_show(const struct cli_cmd *c, const char *spool, char **args)
 	return 0;
 }
 
+/*
+ * Tell a running gateway what was done (verb "held", "deleted" or
+ * "released"): it checks the spool, updates its schedule and logs who
+ * asked.  No gateway: nothing to tell (0).
+ */
+static int
+cli_tell(const char *spool, const char *verb, const char *qid)
+{
+	char	line[64], err[CTL_ERROR_MAX + 256], msg[CTL_ERROR_MAX + 400];
+
+	snprintf(line, sizeof(line), "queue %s %s", verb, qid);
+	if (ctl_call(spool, line, stdout, err, sizeof(err)) == 0)
+		return 0;
+	if (errno == ENOENT || errno == ECONNREFUSED) {
+		if (strcmp(verb, "released") == 0)
+			printf("no running gateway: it will be delivered when "
+			    "one starts\n");
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "%s %s, but the gateway did not take "
+	    "note: %s", verb, qid, err);
+	return cli_error(msg);
+}
+
 /* delete and hold: the same lock, then unlink or rename. */
 static int
 cli_move(const struct cli_cmd *c, const char *spool, char **args)
@@ -322,13 +346,14 @@ cli_move(const struct cli_cmd *c, const char *spool, char **args)
 	if (rc != QUEUE_ADMIN_OK)
 		return cli_error(err);
 	printf("%s %s\n", del ? "deleted" : "held", args[0]);
-	return 0;
+	fflush(stdout);
+	return cli_tell(spool, del ? "deleted" : "held", args[0]);
 }
 
 static int
 cli_release(const struct cli_cmd *c, const char *spool, char **args)
 {
-	char	err[512], line[64], msg[700];
+	char	err[512];
 
 	(void)c;
 	if (queue_admin_release(spool, args[0], QUEUE_ADMIN_LOCK_WAIT_MS, err,
@@ -336,17 +361,7 @@ cli_release(const struct cli_cmd *c, const char *spool, char **args)
 		return cli_error(err);
 	printf("released %s\n", args[0]);
 	fflush(stdout);
-	snprintf(line, sizeof(line), "queue schedule %s", args[0]);
-	if (ctl_call(spool, line, stdout, err, sizeof(err)) == 0)
-		return 0;
-	if (errno == ENOENT || errno == ECONNREFUSED) {
-		printf("no running gateway: it will be delivered when one "
-		    "starts\n");
-		return 0;
-	}
-	snprintf(msg, sizeof(msg), "released %s, but the gateway did not "
-	    "schedule it: %s", args[0], err);
-	return cli_error(msg);
+	return cli_tell(spool, "released", args[0]);
 }
 
 /* The command line is the words themselves: "queue flush", "stats". */
@@ -427,6 +442,7 @@ ctl_cli_main(int argc, char **argv)
 	struct config		*conf;
 	const char		*file = NULL;
 	char			*words[CTL_CLI_WORDS_MAX];
+	char			 qid[ID_STRLEN + 1];
 	int			 i, n = 0, rc;
 
 	for (i = 0; i < argc; i++) {
@@ -441,6 +457,10 @@ ctl_cli_main(int argc, char **argv)
 	}
 	if (n == 0 || (c = cli_find(words, n)) == NULL || file == NULL)
 		return cli_usage_for(argv[0]);
+	/* queue ids in any case; a word that is no id is refused later */
+	if (strcmp(c->args, "ID") == 0 &&
+	    queue_admin_canon_id(words[n - 1], qid) == 0)
+		words[n - 1] = qid;
 	if ((conf = conf_load(file, cli_conf_err, NULL)) == NULL)
 		return 1;
 	rc = c->run(c, conf->spool, words + (c->verb2 ? 2 : 1));

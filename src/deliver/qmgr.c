@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
+#include "../queue/queue_admin.h"
 #include "client.h"
 #include "deliver.h"
 #include "dns.h"
@@ -48,6 +50,8 @@
 #define QMGR_GROUPS_MAX		64	/* next hops per message and attempt */
 #define QMGR_DSN_MAX		(256 * 1024)	/* one report, at most */
 #define QMGR_SMTP_PORT		25
+#define QMGR_LASTERR_MAX	1024	/* a reply line; the L record cuts it */
+#define QMGR_FLUSH_LOG_IDS	32	/* ids named in flush's log line */
 
 enum qres { QR_PENDING, QR_OK, QR_TEMP, QR_PERM };
 
@@ -81,6 +85,7 @@ struct qmsg {
 	bool			 opened;
 	int			 load_errno;
 	bool			 forced;	/* ignore next_attempt */
+	bool			 early;		/* before its retry time */
 	bool			 again;		/* notified while active */
 	struct qgroup		*groups;	/* grown while routing only */
 	size_t			 ngroups, groups_cap;
@@ -99,6 +104,7 @@ struct qmsg {
 /* A message waiting for its retry time. */
 struct qwait {
 	struct qwait		*next, *prev;
+	struct qwait		*hnext;		/* wait_tab: one per qid */
 	struct qmgr		*q;
 	struct event		*ev;
 	char			 qid[ID_STRLEN + 1];
@@ -116,6 +122,7 @@ struct qmgr {
 	struct qmsg		*active[QMGR_BUCKETS];
 	unsigned		 nactive;
 	struct qwait		*waiting;
+	struct qwait		*wait_tab[QMGR_BUCKETS];
 	unsigned		 nwaiting;
 	bool			 stopping;
 	/* from other event loops (qmgr_submit), guarded by xmu */
@@ -135,6 +142,7 @@ static void	qmsg_loaded(void *);
 static void	qmsg_finish(struct qmsg *);
 static void	qgroup_done(struct qgroup *);
 static void	qmgr_wait(struct qmgr *, const char *qid, unsigned ms);
+static void	qmgr_unwait(struct qmgr *, const char *qid);
 
 static void	qmgr_drain(evutil_socket_t, short, void *);
 
@@ -291,6 +299,7 @@ qmsg_begin(struct qmgr *q, const char *qid, bool fresh)
 
 	if (q->stopping)
 		return;
+	qmgr_unwait(q, qid);	/* started now: its timer is moot */
 	if ((m = qmgr_find(q, qid)) != NULL) {
 		m->again = true;	/* once this attempt is over */
 		return;
@@ -688,6 +697,12 @@ qmsg_loaded(void *arg)
 		qmsg_free(m);
 		return;
 	}
+	/*
+	 * A flush or a release before the retry time: an extra try.  The
+	 * second of slack keeps a retry timer that fires a hair early (the
+	 * loop's clock is not the wall clock) an ordinary, counted attempt.
+	 */
+	m->early = m->qf.attempts > 0 && m->qf.next_attempt > now + 1;
 	n = m->qf.nrcpts;
 	m->state = calloc(n, sizeof(*m->state));
 	m->res = calloc(n, sizeof(*m->res));
@@ -741,10 +756,11 @@ qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 		break;
 	case QR_TEMP:
 		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\" attempts=%u next_attempt_s=%u", m->qid,
+		    "reason=\"%s\" attempts=%u next_attempt_s=%u%s", m->qid,
 		    log_esc(rcpt, strlen(rcpt), 256), r->esc,
 		    log_text(r->text, strlen(r->text), 200),
-		    m->qf.attempts + 1, next_ms / 1000);
+		    m->qf.attempts + (m->early ? 0 : 1), next_ms / 1000,
+		    m->early ? " early=yes" : "");
 		break;
 	case QR_PERM:
 		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> status=%s "
@@ -952,10 +968,35 @@ qmsg_all_final(const struct qmsg *m)
 	return true;
 }
 
+/* The reply of the first recipient deferred, as a DSN would quote it. */
+static const char *
+qmsg_last_error(const struct qmsg *m, char *buf, size_t len)
+{
+	const struct client_rcpt_result	*r;
+	size_t				 i;
+
+	for (i = 0; i < m->qf.nrcpts; i++) {
+		if (m->qf.done[i] || m->state[i] != QR_TEMP)
+			continue;
+		r = &m->res[i];
+		if (r->text[0] >= '2' && r->text[0] <= '5' &&
+		    r->text[1] >= '0' && r->text[1] <= '9' &&
+		    r->text[2] >= '0' && r->text[2] <= '9')
+			snprintf(buf, len, "%s%s%s", r->text, r->mta[0] ?
+			    " from " : "", r->mta);
+		else
+			snprintf(buf, len, "%u %s %s%s%s", r->code, r->esc,
+			    r->text, r->mta[0] ? " from " : "", r->mta);
+		return buf;
+	}
+	return "";
+}
+
 static void
 qmsg_record(void *arg)
 {
 	struct qmsg	*m = arg;
+	char		 err[QMGR_LASTERR_MAX];
 	size_t		 i;
 	bool		 last = qmsg_all_final(m);
 
@@ -974,6 +1015,12 @@ qmsg_record(void *arg)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 		    "record the delay warning: %s\"", m->qid, strerror(errno));
 	if (!m->removed && m->ndeferred > 0 &&
+	    queue_file_mark_error(&m->qf, time(NULL), qmsg_last_error(m,
+	    err, sizeof(err))) == -1)
+		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+		    "record the last error: %s\"", m->qid, strerror(errno));
+	/* an early try keeps the count and the schedule (qmsg_finish) */
+	if (!m->removed && m->ndeferred > 0 && !m->early &&
 	    queue_file_mark_attempt(&m->qf, m->qf.attempts + 1, m->next) == -1)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 		    "record the retry time: %s\"", m->qid, strerror(errno));
@@ -1009,11 +1056,20 @@ qmsg_finish(struct qmsg *m)
 {
 	unsigned	next_ms = qmsg_backoff_ms(m);
 	size_t		i;
-
 	time_t		now = time(NULL), warn_at;
 
 	if (m->q->stopping)
 		return;		/* nothing recorded: tried again at start */
+	/*
+	 * The backoff rule: an attempt made when it was due counts (the
+	 * attempt count grows and the wait doubles); one an operator asked
+	 * for before then (flush, release) is an extra try: if it defers,
+	 * the message keeps its count and its retry time.
+	 */
+	if (m->early && m->qf.next_attempt > now)
+		next_ms = (unsigned)(m->qf.next_attempt - now) * 1000;
+	else
+		m->early = false;
 	m->next = now + (time_t)(next_ms / 1000);
 	for (i = 0; i < m->qf.nrcpts; i++) {
 		if (m->qf.done[i])
@@ -1164,11 +1220,29 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 	return 0;
 }
 
-/* ---- waiting for retries ---- */
+/* ---- waiting for retries: at most one timer per message ---- */
+
+static struct qwait *
+qwait_find(struct qmgr *q, const char *qid)
+{
+	struct qwait	*r;
+
+	for (r = q->wait_tab[qmgr_bucket(qid)]; r != NULL; r = r->hnext)
+		if (strcmp(r->qid, qid) == 0)
+			return r;
+	return NULL;
+}
 
 static void
 qwait_unlink(struct qwait *r)
 {
+	struct qwait	**pp = &r->q->wait_tab[qmgr_bucket(r->qid)];
+
+	for (; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == r) {
+			*pp = r->hnext;
+			break;
+		}
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -1194,6 +1268,8 @@ qwait_fire(evutil_socket_t fd, short what, void *arg)
 	qmgr_notify(q, qid);
 }
 
+/* Wait ms before the next attempt; a message already waiting is re-armed
+ * (one timer per message: a flush tries it once). */
 static void
 qmgr_wait(struct qmgr *q, const char *qid, unsigned ms)
 {
@@ -1201,6 +1277,10 @@ qmgr_wait(struct qmgr *q, const char *qid, unsigned ms)
 	struct timeval	 tv = { .tv_sec = ms / 1000,
 			    .tv_usec = (ms % 1000) * 1000 };
 
+	if ((r = qwait_find(q, qid)) != NULL) {
+		evtimer_add(r->ev, &tv);
+		return;
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->ev = evtimer_new(q->w->base, qwait_fire, r)) == NULL)
 		panic("qmgr_wait: out of memory");
@@ -1210,19 +1290,52 @@ qmgr_wait(struct qmgr *q, const char *qid, unsigned ms)
 	if (q->waiting)
 		q->waiting->prev = r;
 	q->waiting = r;
+	r->hnext = q->wait_tab[qmgr_bucket(r->qid)];
+	q->wait_tab[qmgr_bucket(r->qid)] = r;
 	q->nwaiting++;
 	evtimer_add(r->ev, &tv);
 }
 
-unsigned
-qmgr_flush(struct qmgr *q)
+static void
+qmgr_unwait(struct qmgr *q, const char *qid)
 {
 	struct qwait	*r;
+
+	if ((r = qwait_find(q, qid)) != NULL) {
+		qwait_unlink(r);
+		free(r);
+	}
+}
+
+/*
+ * Every message waiting for a retry whose file is still in queue/ (not
+ * held or deleted meanwhile) is tried now, once; fn hears of each one.
+ * The others leave the waiting list without being counted.
+ */
+unsigned
+qmgr_flush(struct qmgr *q, void (*fn)(void *, const char *), void *arg)
+{
+	struct qwait	*r, *next;
 	struct timeval	 now = { 0, 0 };
 	unsigned	 n = 0;
+	char		*path;
+	bool		 gone;
 
-	for (r = q->waiting; r != NULL; r = r->next, n++)
+	for (r = q->waiting; r != NULL; r = next) {
+		next = r->next;
+		path = queue_path(q->w->queue, r->qid);
+		gone = path == NULL || access(path, F_OK) == -1;
+		free(path);
+		if (gone) {
+			qwait_unlink(r);
+			free(r);
+			continue;
+		}
+		if (fn != NULL)
+			fn(arg, r->qid);
 		evtimer_add(r->ev, &now);
+		n++;
+	}
 	return n;
 }
 
@@ -1307,42 +1420,137 @@ qmgr_free(struct qmgr *q)
 
 /* ---- control commands (ctl.h) ---- */
 
+struct qmgr_flush_log {
+	struct ctl_conn	*cn;
+	unsigned	 n;
+};
+
+static void
+qmgr_flush_one(void *arg, const char *qid)
+{
+	struct qmgr_flush_log	*f = arg;
+
+	if (f->n++ < QMGR_FLUSH_LOG_IDS)
+		ctl_log(f->cn, "%s%s", f->n == 1 ? " qids=" : ",", qid);
+}
+
 static int
 qmgr_ctl_flush(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
-	unsigned	n;
+	struct qmgr_flush_log	f = { cn, 0 };
+	unsigned		n;
 
 	(void)argv;
 	if (argc != 0) {
 		ctl_error(cn, "usage: queue flush");
 		return -1;
 	}
-	n = qmgr_flush(arg);
+	n = qmgr_flush(arg, qmgr_flush_one, &f);
+	if (n > QMGR_FLUSH_LOG_IDS)
+		ctl_log(cn, " qids_more=%u", n - QMGR_FLUSH_LOG_IDS);
+	ctl_log(cn, " scheduled=%u", n);
 	ctl_printf(cn, "scheduled %u deferred message%s", n, n == 1 ? "" : "s");
 	return 0;
 }
 
-/* `mxgate queue release` moved it back into queue/: deliver it now. */
+/* The id of argv[0], upper-cased (ids are accepted in any case). */
+static int
+qmgr_ctl_qid(struct ctl_conn *cn, int argc, char **argv, const char *usage,
+    char qid[ID_STRLEN + 1])
+{
+	if (argc != 1 || queue_admin_canon_id(argv[0], qid) == -1) {
+		ctl_error(cn, "usage: %s QUEUE-ID", usage);
+		return -1;
+	}
+	ctl_log(cn, " qid=%s", qid);
+	return 0;
+}
+
+/* Where the id's file is: 'q' queue/, 'h' hold/, 0 neither; -1 error. */
+static int
+qmgr_ctl_where(struct qmgr *q, const char *qid)
+{
+	const char	*qd = queue_dir(q->w->queue), *sl = strrchr(qd, '/');
+	char		*path, hold[PATH_MAX];
+	int		 in_queue, n;
+
+	if ((path = queue_path(q->w->queue, qid)) == NULL)
+		return -1;
+	in_queue = access(path, F_OK) == 0;
+	free(path);
+	if (in_queue)
+		return 'q';
+	/* SPOOL/hold beside SPOOL/queue (a reload may name another spool) */
+	n = snprintf(hold, sizeof(hold), "%.*s/%s/%s", sl ? (int)(sl - qd) :
+	    1, sl ? qd : ".", QUEUE_ADMIN_HOLD, qid);
+	if (n < 0 || (size_t)n >= sizeof(hold))
+		return -1;
+	return access(hold, F_OK) == 0 ? 'h' : 0;
+}
+
+/* Deliver a message in queue/ now (`queue release` moved it back). */
 static int
 qmgr_ctl_schedule(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
 	struct qmgr	*q = arg;
-	char		*path;
-	int		 found;
+	char		 qid[ID_STRLEN + 1];
 
-	if (argc != 1 || (path = queue_path(q->w->queue, argv[0])) == NULL) {
-		ctl_error(cn, "usage: queue schedule QUEUE-ID");
+	if (qmgr_ctl_qid(cn, argc, argv, "queue schedule", qid) == -1)
+		return -1;
+	if (qmgr_ctl_where(q, qid) != 'q') {
+		ctl_error(cn, "no such message in the queue: %s", qid);
 		return -1;
 	}
-	found = access(path, F_OK) == 0;
-	free(path);
-	if (!found) {
-		ctl_error(cn, "no such message in the queue: %s", argv[0]);
-		return -1;
-	}
-	qmgr_notify(q, argv[0]);
-	ctl_printf(cn, "scheduled %s", argv[0]);
+	qmgr_notify(q, qid);
+	ctl_printf(cn, "scheduled %s", qid);
 	return 0;
+}
+
+/*
+ * `mxgate queue hold|delete|release` did the work on the spool and tell
+ * us: the claim is checked against the spool, the message's timer goes
+ * (or, released, it is tried now), and the control log line says who.
+ */
+static int
+qmgr_ctl_done(void *arg, struct ctl_conn *cn, int argc, char **argv,
+    const char *what, int want)
+{
+	struct qmgr	*q = arg;
+	char		 qid[ID_STRLEN + 1], usage[32];
+	int		 where;
+
+	snprintf(usage, sizeof(usage), "queue %s", what);
+	if (qmgr_ctl_qid(cn, argc, argv, usage, qid) == -1)
+		return -1;
+	if ((where = qmgr_ctl_where(q, qid)) != want) {
+		ctl_error(cn, "%s is %s", qid, where == 'q' ? "in the queue" :
+		    where == 'h' ? "held" : "not in the spool");
+		return -1;
+	}
+	if (want == 'q') {
+		qmgr_notify(q, qid);
+		ctl_printf(cn, "scheduled %s", qid);
+	} else
+		qmgr_unwait(q, qid);
+	return 0;
+}
+
+static int
+qmgr_ctl_held(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	return qmgr_ctl_done(arg, cn, argc, argv, "held", 'h');
+}
+
+static int
+qmgr_ctl_deleted(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	return qmgr_ctl_done(arg, cn, argc, argv, "deleted", 0);
+}
+
+static int
+qmgr_ctl_released(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	return qmgr_ctl_done(arg, cn, argc, argv, "released", 'q');
 }
 
 static int
@@ -1362,6 +1570,13 @@ qmgr_ctl_register(struct qmgr *q, struct ctl *ctl)
 	    "retry every deferred message now") == -1 ||
 	    ctl_register(ctl, "queue", "schedule", qmgr_ctl_schedule, q,
 	    "QUEUE-ID: deliver this message now") == -1 ||
+	    ctl_register(ctl, "queue", "held", qmgr_ctl_held, q,
+	    "QUEUE-ID: mxgate queue hold moved it to hold/") == -1 ||
+	    ctl_register(ctl, "queue", "deleted", qmgr_ctl_deleted, q,
+	    "QUEUE-ID: mxgate queue delete removed it") == -1 ||
+	    ctl_register(ctl, "queue", "released", qmgr_ctl_released, q,
+	    "QUEUE-ID: mxgate queue release moved it back; deliver now") ==
+	    -1 ||
 	    ctl_register(ctl, "stats", NULL, qmgr_ctl_stats, q, NULL) == -1)
 		panic("qmgr_ctl_register: command table full");
 }

@@ -30,8 +30,14 @@ void		 qmgr_start(struct qmgr *);
 void		 qmgr_notify(struct qmgr *, const char *qid);
 /* The same from any event loop's thread (queued for the qmgr's loop). */
 void		 qmgr_submit(struct qmgr *, const char *qid);
-/* Every message waiting for a retry: now. */
-unsigned	 qmgr_flush(struct qmgr *);
+/*
+ * Every message waiting for a retry and still in queue/: now, once each
+ * (fn, if not NULL, hears each id); returns how many.  Such a try before
+ * the retry time keeps the message's attempt count and retry time if it
+ * defers again (see qmsg_finish).
+ */
+unsigned	 qmgr_flush(struct qmgr *, void (*fn)(void *arg,
+		    const char *qid), void *arg);
 /* Take no new work (call before draining the spool's commit jobs). */
 void		 qmgr_stop(struct qmgr *);
 /* Stop timers and deliveries (messages stay queued), free. */

@@ -283,7 +283,8 @@ dir_file_read(const char *path, size_t *lenp, struct dir_file_ctx *c)
 	*lenp = len;
 	return buf;
 fail:
-	dir_file_report(c, 0, "%s", strerror_r(errno, eb, sizeof(eb)));
+	dir_file_report(c, 0, "cannot read the users file: %s",
+	    strerror_r(errno, eb, sizeof(eb)));
 	goto out;
 toobig:
 	dir_file_report(c, 0, "file over %zu octets", DIR_FILE_BYTES_MAX);

@@ -754,7 +754,7 @@ struct guard_list_ctx {
 	struct guard_listed	*v;
 	size_t			 n, cap;
 	bool			 nomem;
-	int			 marks;
+	int			 removed;	/* guard_unmark */
 };
 
 static void
@@ -820,25 +820,43 @@ guard_unmark_one(void *arg, const struct guard_net *n,
     const struct guard_counts *c)
 {
 	struct guard_list_ctx	*x = arg;
-	bool			 marked = c->marked_until > x->now;
+	const char		*was = "counted";
+	unsigned		 ex;
 
-	x->marks += marked;
-	guard_log_counts("unmarked", n, c, marked ? " was=uniform" :
+	if (c->marked_until > x->now)
+		was = "uniform";
+	else if (guard_history_due(&x->g->conf, n, c, &ex))
+		was = "tarpit";
+	guard_list_add(x, n, was, c, c->marked_until);
+	x->removed++;
+	guard_log_counts("unmarked", n, c, strcmp(was, "uniform") == 0 ?
+	    " was=uniform" : strcmp(was, "tarpit") == 0 ? " was=tarpit" :
 	    " was=counted");
 }
 
+/*
+ * Every entry removed is counted, whatever held it against the client:
+ * a uniform mark, a tarpitting history, or counts alone.  Reported after
+ * the lock, as guard_list does.
+ */
 int
-guard_unmark(struct guard *g, const char *text, uint64_t now)
+guard_unmark(struct guard *g, const char *text, uint64_t now,
+    guard_list_fn *fn, void *arg)
 {
 	struct guard_list_ctx	x = { .g = g, .now = now };
 	struct cidr		c;
+	size_t			i;
 
 	if (text == NULL || cidr_parse(text, strlen(text), &c) == -1)
 		return -1;
 	guard_lock(g);
 	(void)guard_mem_forget(g->mem, &c, now, guard_unmark_one, &x);
 	guard_unlock(g);
-	return x.marks;
+	for (i = 0; fn != NULL && i < x.n; i++)
+		fn(arg, x.v[i].net, x.v[i].state, x.v[i].distinct,
+		    x.v[i].valid, x.v[i].expires_ms);
+	free(x.v);
+	return x.removed;
 }
 
 void

@@ -189,7 +189,9 @@ void	guard_tick(struct guard *, uint64_t now_ms);
  * that history has aged out at the latest).  guard_unmark forgets every
  * entry overlapping an address or CIDR prefix (an address also frees its
  * marked /24 or /48, which would otherwise keep it uniform); returns the
- * number of marks removed, or -1 if the text is not an address or prefix.
+ * number of entries removed, whatever their state, or -1 if the text is
+ * not an address or prefix; fn (may be NULL) gets each removed entry with
+ * the state it had: "uniform", "tarpit" or "counted" (counts alone).
  */
 typedef void	guard_list_fn(void *arg, const char *net, const char *state,
 		    unsigned distinct_unknown, unsigned valid,
@@ -197,7 +199,7 @@ typedef void	guard_list_fn(void *arg, const char *net, const char *state,
 void	guard_list(struct guard *, uint64_t now_ms, guard_list_fn *,
 	    void *arg);
 int	guard_unmark(struct guard *, const char *addr_or_cidr,
-	    uint64_t now_ms);
+	    uint64_t now_ms, guard_list_fn *, void *arg);
 void	guard_get_stats(struct guard *, struct guard_stats *);
 
 #endif

@@ -45,6 +45,28 @@ struct worker_conn {
 	enum smtp_listener	 kind;
 };
 
+/* A listening socket of worker 0: what it is for, where. */
+struct worker_listener {
+	struct worker		*w;
+	struct evconnlistener	*lev;
+	enum smtp_listener	 kind;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			 text[80];	/* as configured, for logs */
+};
+
+/* The config keys that carry addresses, by listener kind. */
+static const struct {
+	enum smtp_listener	 kind;
+	const char		*key;		/* config key */
+	const char		*name;		/* listener= in the log */
+} worker_kinds[] = {
+	{ SMTP_LISTENER_MX, "listen", "smtp" },
+	{ SMTP_LISTENER_TLS, "tls_required_listen", "smtp_tls_required" },
+	{ SMTP_LISTENER_SUBMISSION, "submission_listen", "submission" },
+};
+#define WORKER_NKINDS	(sizeof(worker_kinds) / sizeof(worker_kinds[0]))
+
 static void	worker_stop(struct worker *);
 
 static size_t
@@ -317,24 +339,20 @@ static void
 worker_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int socklen, void *arg)
 {
-	struct worker	*w = arg, *to;
-	enum smtp_listener kind = SMTP_LISTENER_MX;
-	size_t		 i;
+	struct worker_listener	*wl = arg;
+	struct worker		*w = wl->w, *to;
 
+	(void)l;
 	if (w->stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
-	for (i = w->tls_from; i < w->nlisteners; i++)
-		if (w->listeners[i] == l)
-			kind = i >= w->submission_from ?
-			    SMTP_LISTENER_SUBMISSION : SMTP_LISTENER_TLS;
 	if (!worker_admit(w, fd, sa))
 		return;
 	if ((to = worker_pick(w)) == w)
-		worker_start_session(w, fd, sa, socklen, kind);
+		worker_start_session(w, fd, sa, socklen, wl->kind);
 	else
-		worker_hand_off(to, fd, sa, socklen, kind);
+		worker_hand_off(to, fd, sa, socklen, wl->kind);
 }
 
 static int
@@ -361,54 +379,248 @@ worker_bind(const struct listen_addr *la)
 	return fd;
 }
 
+/* The addresses of one kind in a config. */
+static void
+worker_addrs(const struct config *c, enum smtp_listener kind,
+    const struct listen_addr **v, size_t *n)
+{
+	switch (kind) {
+	case SMTP_LISTENER_MX:
+		*v = c->listen;
+		*n = c->nlisten;
+		return;
+	case SMTP_LISTENER_TLS:
+		*v = c->tls_listen.addr;
+		*n = c->tls_listen.n;
+		return;
+	case SMTP_LISTENER_SUBMISSION:
+		*v = c->submission.addr;
+		*n = c->submission.n;
+		return;
+	}
+	panic("worker_addrs: kind %d", (int)kind);
+}
+
+static const char *
+worker_kind_name(enum smtp_listener kind)
+{
+	size_t	i;
+
+	for (i = 0; i < WORKER_NKINDS; i++)
+		if (worker_kinds[i].kind == kind)
+			return worker_kinds[i].name;
+	panic("worker_kind_name: kind %d", (int)kind);
+}
+
+static bool
+worker_same_addr(const struct worker_listener *wl, enum smtp_listener kind,
+    const struct listen_addr *la)
+{
+	return wl->kind == kind && wl->sslen == la->sslen &&
+	    memcmp(&wl->ss, &la->ss, la->sslen) == 0;
+}
+
+/* Bind la and listen on it; the new listener goes into w->listeners,
+ * which has room. */
 static int
 worker_listen_one(struct worker *w, const struct listen_addr *la,
-    const char *kind)
+    enum smtp_listener kind)
 {
-	int	fd;
+	struct worker_listener	*wl;
+	int			 fd;
 
 	if ((fd = worker_bind(la)) == -1) {
-		log_event(LOG_LVL_ERROR, "listen", "addr=%s msg=\"%m\"",
-		    la->text);
+		log_event(LOG_LVL_ERROR, "listen", "addr=%s listener=%s "
+		    "msg=\"%m\"", la->text, worker_kind_name(kind));
 		return -1;
 	}
-	w->listeners[w->nlisteners] = evconnlistener_new(w->base,
-	    worker_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-	    -1, fd);
-	if (w->listeners[w->nlisteners] == NULL) {
+	if ((wl = calloc(1, sizeof(*wl))) == NULL) {
 		close(fd);
 		return -1;
 	}
-	w->nlisteners++;
+	wl->w = w;
+	wl->kind = kind;
+	memcpy(&wl->ss, &la->ss, la->sslen);
+	wl->sslen = la->sslen;
+	snprintf(wl->text, sizeof(wl->text), "%s", la->text);
+	wl->lev = evconnlistener_new(w->base, worker_accept, wl,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (wl->lev == NULL) {
+		close(fd);
+		free(wl);
+		return -1;
+	}
+	w->listeners[w->nlisteners++] = wl;
 	log_event(LOG_LVL_INFO, "listening", "addr=%s listener=%s", la->text,
-	    kind);
+	    worker_kind_name(kind));
 	return 0;
+}
+
+static void
+worker_listener_free(struct worker_listener *wl)
+{
+	evconnlistener_free(wl->lev);
+	free(wl);
+}
+
+static size_t
+worker_naddrs(const struct config *c)
+{
+	return c->nlisten + c->tls_listen.n + c->submission.n;
 }
 
 int
 worker_listen(struct worker *w)
 {
-	const struct config	*c = w->conf;
-	size_t			 i;
+	const struct listen_addr	*v;
+	size_t				 i, k, n;
 
-	w->listeners = calloc(c->nlisten + c->tls_listen.n + c->submission.n,
+	w->listeners = calloc(worker_naddrs(w->conf) + 1,
 	    sizeof(*w->listeners));
 	if (w->listeners == NULL)
 		return -1;
-	for (i = 0; i < c->nlisten; i++)
-		if (worker_listen_one(w, &c->listen[i], "smtp") == -1)
-			return -1;
-	w->tls_from = w->nlisteners;		/* worker_accept() */
-	for (i = 0; i < c->tls_listen.n; i++)
-		if (worker_listen_one(w, &c->tls_listen.addr[i],
-		    "smtp_tls_required") == -1)
-			return -1;
-	w->submission_from = w->nlisteners;
-	for (i = 0; i < c->submission.n; i++)
-		if (worker_listen_one(w, &c->submission.addr[i],
-		    "submission") == -1)
-			return -1;
+	for (k = 0; k < WORKER_NKINDS; k++) {
+		worker_addrs(w->conf, worker_kinds[k].kind, &v, &n);
+		for (i = 0; i < n; i++)
+			if (worker_listen_one(w, &v[i],
+			    worker_kinds[k].kind) == -1)
+				return -1;
+	}
 	return 0;
+}
+
+/* Add key to a "KEY,KEY" list, once. */
+static void
+worker_note_key(char *list, size_t len, const char *key)
+{
+	size_t	n = strlen(list), k = strlen(key);
+	const char *p;
+
+	for (p = list; (p = strstr(p, key)) != NULL; p += k)
+		if ((p == list || p[-1] == ',') && (p[k] == ',' ||
+		    p[k] == '\0'))
+			return;
+	if (n + (n > 0) + k + 1 <= len)
+		snprintf(list + n, len - n, "%s%s", n > 0 ? "," : "", key);
+}
+
+/* Is la held by one of our listeners of another kind? */
+static bool
+worker_held_elsewhere(struct worker_listener **v, size_t n,
+    enum smtp_listener kind, const struct listen_addr *la)
+{
+	size_t	j;
+
+	for (j = 0; j < n; j++)
+		if (v[j]->kind != kind &&
+		    v[j]->sslen == la->sslen &&
+		    memcmp(&v[j]->ss, &la->ss, la->sslen) == 0)
+			return true;
+	return false;
+}
+
+/* An address of the new config that another kind's listener holds. */
+struct worker_moved {
+	size_t				 k;	/* worker_kinds[k] */
+	const struct listen_addr	*la;
+};
+
+/*
+ * Open c's addresses of kind k that none of old[0..nold) serves; those
+ * held by a listener of another kind go to moved[] for later.  false if
+ * any failed to open.
+ */
+static bool
+worker_open_new(struct worker *w, const struct config *c, size_t k,
+    struct worker_listener **old, size_t nold, struct worker_moved *moved,
+    size_t *nmoved, char *restart, size_t restartlen)
+{
+	const struct listen_addr	*v;
+	enum smtp_listener		 kind = worker_kinds[k].kind;
+	size_t				 i, j, n;
+	bool				 have, ok = true;
+
+	worker_addrs(c, kind, &v, &n);
+	for (i = 0; i < n; i++) {
+		for (j = 0, have = false; j < nold && !have; j++)
+			have = worker_same_addr(old[j], kind, &v[i]);
+		for (j = 0; j < w->nlisteners && !have; j++)
+			have = worker_same_addr(w->listeners[j], kind, &v[i]);
+		if (have)
+			continue;
+		if (worker_held_elsewhere(old, nold, kind, &v[i])) {
+			moved[*nmoved].k = k;
+			moved[(*nmoved)++].la = &v[i];
+		} else if (worker_listen_one(w, &v[i], kind) == -1) {
+			worker_note_key(restart, restartlen,
+			    worker_kinds[k].key);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/*
+ * Open what the new config added, then close what it dropped (sessions
+ * accepted on a closed listener go on and end as they would have), then
+ * open the addresses that moved from one key to another.  When a new
+ * address of a key cannot be opened, the listeners that key dropped stay
+ * open, so the gateway stays reachable until the restart it asks for.
+ */
+void
+worker_relisten(struct worker *w, const struct config *c, char *restart,
+    size_t restartlen)
+{
+	struct worker_listener		**old = w->listeners, *wl;
+	struct worker_moved		 *moved;
+	const struct listen_addr	 *v;
+	size_t				  nold = w->nlisteners, nmoved = 0;
+	size_t				  i, j, k, n;
+	bool				  failed[WORKER_NKINDS], keep;
+
+	w->listeners = calloc(nold + worker_naddrs(c) + 1,
+	    sizeof(*w->listeners));
+	moved = calloc(worker_naddrs(c) + 1, sizeof(*moved));
+	if (w->listeners == NULL || moved == NULL) {
+		log_event(LOG_LVL_WARNING, "reload", "msg=\"out of memory: "
+		    "listeners left as they were\"");
+		worker_note_key(restart, restartlen, "listen");
+		free(w->listeners);
+		free(moved);
+		w->listeners = old;
+		return;
+	}
+	w->nlisteners = 0;
+	for (k = 0; k < WORKER_NKINDS; k++)
+		failed[k] = !worker_open_new(w, c, k, old, nold, moved,
+		    &nmoved, restart, restartlen);
+	for (j = 0; j < nold; j++) {
+		wl = old[j];
+		for (k = 0; worker_kinds[k].kind != wl->kind; k++)
+			;
+		worker_addrs(c, wl->kind, &v, &n);
+		for (i = 0, keep = false; i < n && !keep; i++)
+			keep = worker_same_addr(wl, wl->kind, &v[i]);
+		if (!keep && failed[k])
+			log_event(LOG_LVL_WARNING, "listen_kept", "addr=%s "
+			    "listener=%s reason=\"a new %s address could not "
+			    "be opened\"", wl->text, worker_kind_name(wl->kind),
+			    worker_kinds[k].key);
+		if (keep || failed[k]) {
+			w->listeners[w->nlisteners++] = wl;
+			continue;
+		}
+		log_event(LOG_LVL_INFO, "listen_closed", "addr=%s listener=%s",
+		    wl->text, worker_kind_name(wl->kind));
+		worker_listener_free(wl);
+	}
+	for (i = 0; i < nmoved; i++)
+		if (worker_listen_one(w, moved[i].la,
+		    worker_kinds[moved[i].k].kind) == -1)
+			worker_note_key(restart, restartlen,
+			    worker_kinds[moved[i].k].key);
+	free(moved);
+	free(old);
 }
 
 void
@@ -484,6 +696,53 @@ reload_run(void *arg)
 		    reload_conf_err, NULL) == 0;
 }
 
+static bool
+worker_str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/*
+ * The keys a reload cannot apply, because what they set was built once at
+ * start: the spool and its lock, the user dropped to, the loops, and the
+ * delivery manager's client pool, resolver and report rates (qmgr_new),
+ * the bounce-rate table's window (main.c).  hostname still applies to
+ * the greeting, EHLO and Received; outbound EHLO keeps the old one.
+ */
+static void
+worker_restart_keys(const struct config *o, const struct config *n,
+    char *out, size_t len)
+{
+	const struct {
+		const char	*key;
+		bool		 differs;
+	} keys[] = {
+		{ "spool", worker_str_differs(o->spool, n->spool) },
+		{ "user", worker_str_differs(o->user, n->user) },
+		{ "workers", o->workers != n->workers },
+		{ "hostname", worker_str_differs(o->hostname, n->hostname) },
+		{ "dns_server", worker_str_differs(o->dns_server.host,
+		    n->dns_server.host) || o->dns_server.port !=
+		    n->dns_server.port },
+		{ "next_hop_concurrency", o->next_hop_concurrency !=
+		    n->next_hop_concurrency },
+		{ "smtp_connect_timeout", o->smtp_connect_timeout_ms !=
+		    n->smtp_connect_timeout_ms },
+		{ "smtp_timeout", o->smtp_timeout_ms != n->smtp_timeout_ms },
+		{ "ndr_rate_per_sender", o->ndr_rate_per_sender !=
+		    n->ndr_rate_per_sender },
+		{ "ndr_rate_per_domain", o->ndr_rate_per_domain !=
+		    n->ndr_rate_per_domain },
+		{ "null_sender_rate", o->null_sender_rate.window_ms !=
+		    n->null_sender_rate.window_ms },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].differs)
+			worker_note_key(out, len, keys[i].key);
+}
+
 static void
 reload_done(void *arg)
 {
@@ -501,7 +760,16 @@ reload_done(void *arg)
 			conf_unref(r->conf);
 	} else {
 		struct guard_conf gc;
+		char		  restart[512] = "";
 
+		/* what runs was built from the first snapshot, not the last */
+		if (w->boot_conf == NULL)
+			w->boot_conf = conf_ref(w->conf);
+		worker_restart_keys(w->boot_conf, r->conf, restart,
+		    sizeof(restart));
+		if (!w->stopping)
+			worker_relisten(w, r->conf, restart,
+			    sizeof(restart));
 		worker_guard_conf(r->conf, &gc);
 		guard_set_conf(w->guard, &gc);	/* exempt: the new snapshot */
 		conf_unref(w->conf);
@@ -515,8 +783,14 @@ reload_done(void *arg)
 		w->passwd = r->pw;
 		worker_post_snapshot(w);
 		log_set_level(w->conf->log_level);
-		log_event(LOG_LVL_INFO, "reload", "result=ok users=%zu "
-		    "domains=%zu", dir_count(w->dir), w->conf->ndomains);
+		if (restart[0] != '\0')
+			log_event(LOG_LVL_WARNING, "reload", "result=partial "
+			    "restart_needed=%s users=%zu domains=%zu", restart,
+			    dir_count(w->dir), w->conf->ndomains);
+		else
+			log_event(LOG_LVL_INFO, "reload", "result=ok users=%zu "
+			    "domains=%zu", dir_count(w->dir),
+			    w->conf->ndomains);
 	}
 	free(r->file);
 	free(r);
@@ -641,22 +915,49 @@ worker_ctl_harvest_list(void *arg, struct ctl_conn *cn, int argc,
 	return 0;
 }
 
+struct worker_unmark_out {
+	struct ctl_conn	*cn;
+	unsigned	 uniform, tarpit, counted;
+};
+
+static void
+worker_unmark_line(void *arg, const char *net, const char *state,
+    unsigned distinct_unknown, unsigned valid, uint64_t expires_ms)
+{
+	struct worker_unmark_out	*u = arg;
+
+	(void)expires_ms;
+	ctl_printf(u->cn, "%s was=%s unknown=%u valid=%u", net, state,
+	    distinct_unknown, valid);
+	if (strcmp(state, "uniform") == 0)
+		u->uniform++;
+	else if (strcmp(state, "tarpit") == 0)
+		u->tarpit++;
+	else
+		u->counted++;
+}
+
+/* Every entry removed is told, and counted, whatever its state. */
 static int
 worker_ctl_harvest_unmark(void *arg, struct ctl_conn *cn, int argc,
     char **argv)
 {
-	struct worker	*w = arg;
-	int		 n;
+	struct worker			*w = arg;
+	struct worker_unmark_out	 u = { cn, 0, 0, 0 };
+	int				 n;
 
 	if (argc != 1) {
 		ctl_error(cn, "usage: harvest unmark ADDR|CIDR");
 		return -1;
 	}
-	if ((n = guard_unmark(w->guard, argv[0], smtp_now_ms())) < 0) {
+	if ((n = guard_unmark(w->guard, argv[0], smtp_now_ms(),
+	    worker_unmark_line, &u)) < 0) {
 		ctl_error(cn, "not an address or network: %s", argv[0]);
 		return -1;
 	}
-	ctl_printf(cn, "unmarked %d entr%s", n, n == 1 ? "y" : "ies");
+	ctl_printf(cn, "unmarked %d entr%s (%u uniform, %u tarpit, %u "
+	    "counted)", n, n == 1 ? "y" : "ies", u.uniform, u.tarpit,
+	    u.counted);
 	return 0;
 }
 
@@ -697,7 +998,7 @@ worker_stop(struct worker *w)
 	log_event(LOG_LVL_INFO, "stopping", "sessions=%zu loop=%u",
 	    (size_t)w->nsessions, w->idx);
 	for (i = 0; i < w->nlisteners; i++)
-		evconnlistener_free(w->listeners[i]);
+		worker_listener_free(w->listeners[i]);
 	w->nlisteners = 0;
 	for (i = 1; w->idx == 0 && i < w->grp->n; i++) {
 		struct worker	*o = w->grp->w[i];
@@ -769,8 +1070,10 @@ worker_run(struct worker *w)
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	event_free(w->tick_ev);
+	if (w->boot_conf != NULL)
+		conf_unref(w->boot_conf);
 	for (i = 0; i < w->nlisteners; i++)
-		evconnlistener_free(w->listeners[i]);
+		worker_listener_free(w->listeners[i]);
 	free(w->listeners);
 	return 0;
 }

@@ -38,6 +38,7 @@ struct ctl;
 struct tls_ctx;
 struct passwd_file;
 struct worker_conn;
+struct worker_listener;
 struct worker;
 
 #define WORKER_SESSION_BUCKETS	4096	/* power of two */
@@ -57,6 +58,8 @@ struct worker {
 	pthread_t		 thread;	/* idx > 0 */
 	struct event_base	*base;
 	struct config		*conf;		/* current snapshot (ref held) */
+	struct config		*boot_conf;	/* worker 0, once reloaded: the
+						 * snapshot it started with */
 	struct dir		*dir;		/* current directory (ref held) */
 	struct queue		*queue;
 	struct job_pool		*commit_jobs;	/* spool fsyncs */
@@ -68,11 +71,9 @@ struct worker {
 	uint64_t		 refused_total;	/* at connect, by limits */
 	bool			 stressed;	/* near max_connections */
 	struct event		*tick_ev;	/* once a second: guard_tick */
-	struct evconnlistener	**listeners;
+	struct worker_listener	**listeners;	/* worker 0: each with its
+						 * address and kind */
 	size_t			 nlisteners;
-	size_t			 tls_from;	/* listeners[i >= it]: */
-	size_t			 submission_from; /* tls_required_listen,
-						  * then submission_listen */
 	struct tls_ctx		*tls;		/* NULL: no STARTTLS */
 	struct passwd_file	*passwd;	/* AUTH users (ref held) */
 	struct job_pool		*auth_jobs;	/* crypt(3) checks */
@@ -119,6 +120,14 @@ void	worker_guard_conf(const struct config *, struct guard_conf *);
 
 /* Bind every listen address; 0, or -1 with a message logged. */
 int	worker_listen(struct worker *);
+/*
+ * At reload, on worker 0: close the listeners the new config no longer
+ * has (sessions accepted on them go on), then open its new addresses.
+ * Adds to restart ("KEY,KEY,...") each key with an address that could
+ * not be opened.  Never fails the reload.
+ */
+void	worker_relisten(struct worker *, const struct config *,
+	    char *restart, size_t restartlen);
 /* Control commands: "reload", "harvest list|unmark", "stats" lines. */
 void	worker_ctl_register(struct worker *, struct ctl *);
 /* Signals (stop, reload) and the guard's tick: before listening, so a

@@ -124,6 +124,8 @@ struct queue_file {
 	unsigned	*dsn_notify;	/* per rcpt, 0: unset */
 	char	       **dsn_orcpt;	/* per rcpt, NULL: none */
 	bool		 delay_warned;	/* a W record: warned once already */
+	char		*last_error;	/* last delivery error; NULL none */
+	time_t		 last_error_time;
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */
 	size_t		 bodylen;
 	/* private */
@@ -154,6 +156,10 @@ int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,
 		    time_t next);
 /* Record that a delay warning went out (durable after queue_file_sync). */
 int		 queue_file_mark_warned(struct queue_file *);
+/* Record the last delivery error (one line, cut at QUEUE_REC_LASTERR_MAX)
+ * for `queue list|show`; durable after queue_file_sync; last wins. */
+int		 queue_file_mark_error(struct queue_file *, time_t when,
+		    const char *text);
 /* Make the records appended so far durable (fdatasync).  0 or -1. */
 int		 queue_file_sync(struct queue_file *);
 /*

@@ -122,6 +122,21 @@ qa_time(time_t t, char buf[32])
 	return buf;
 }
 
+int
+queue_admin_canon_id(const char *in, char out[ID_STRLEN + 1])
+{
+	uint64_t	v;
+	size_t		i;
+
+	if (in == NULL || strlen(in) != ID_STRLEN)
+		return -1;
+	for (i = 0; i < ID_STRLEN; i++)
+		out[i] = in[i] >= 'a' && in[i] <= 'f' ? (char)(in[i] - 'a' +
+		    'A') : in[i];
+	out[ID_STRLEN] = '\0';
+	return id_parse(out, &v);
+}
+
 static enum queue_admin_rc
 qa_check_id(const char *qid, char *err, size_t errlen)
 {
@@ -210,7 +225,10 @@ queue_admin_delete(const char *spool, const char *qid, unsigned wait_ms,
 	char			path[PATH_MAX], dir[PATH_MAX];
 	bool			held;
 	int			fd;
+	char			id[ID_STRLEN + 1];
 
+	if (queue_admin_canon_id(qid, id) == 0)
+		qid = id;	/* else qa_check_id says why */
 	if ((rc = qa_locate(spool, qid, path, &held, err, errlen)) !=
 	    QUEUE_ADMIN_OK ||
 	    (rc = qa_lock(path, qid, wait_ms, &fd, err, errlen)) !=
@@ -285,7 +303,10 @@ queue_admin_hold(const char *spool, const char *qid, unsigned wait_ms,
 	enum queue_admin_rc	rc;
 	char			path[PATH_MAX];
 	bool			held;
+	char			id[ID_STRLEN + 1];
 
+	if (queue_admin_canon_id(qid, id) == 0)
+		qid = id;	/* else qa_check_id says why */
 	if ((rc = qa_locate(spool, qid, path, &held, err, errlen)) !=
 	    QUEUE_ADMIN_OK)
 		return rc;
@@ -303,7 +324,10 @@ queue_admin_release(const char *spool, const char *qid, unsigned wait_ms,
 	enum queue_admin_rc	rc;
 	char			path[PATH_MAX];
 	bool			held;
+	char			id[ID_STRLEN + 1];
 
+	if (queue_admin_canon_id(qid, id) == 0)
+		qid = id;	/* else qa_check_id says why */
 	if ((rc = qa_locate(spool, qid, path, &held, err, errlen)) !=
 	    QUEUE_ADMIN_OK)
 		return rc;
@@ -406,6 +430,12 @@ qa_list_one(FILE *out, const char *spool, const struct qa_name *nm,
 	    qf.bodylen);
 	qa_puts(out, qf.sender);
 	fprintf(out, "> %s\n", qa_state(&qf, nm->held, now, st, sizeof(st)));
+	if (qf.last_error != NULL) {
+		fprintf(out, "  last error %s: ", qa_time(qf.last_error_time,
+		    t));
+		qa_puts(out, qf.last_error);
+		putc('\n', out);
+	}
 	for (i = 0; i < qf.nrcpts; i++) {
 		if (qf.done[i])
 			continue;
@@ -495,6 +525,13 @@ qa_show_envelope(FILE *out, const struct queue_file *qf, bool held,
 	fprintf(out, "attempts: %u\nnext attempt: %s\n", qf->attempts,
 	    held ? "none (held)" : (qf->next_attempt > now ?
 	    qa_time(qf->next_attempt, st) : "now"));
+	if (qf->last_error != NULL) {
+		fprintf(out, "last error: %s ", qa_time(qf->last_error_time,
+		    t));
+		qa_puts(out, qf->last_error);
+		putc('\n', out);
+	} else
+		fputs("last error: none\n", out);
 }
 
 enum queue_admin_rc
@@ -505,7 +542,10 @@ queue_admin_show(const char *spool, const char *qid, time_t now, FILE *out,
 	enum queue_admin_rc	rc;
 	char			path[PATH_MAX];
 	bool			held;
+	char			id[ID_STRLEN + 1];
 
+	if (queue_admin_canon_id(qid, id) == 0)
+		qid = id;	/* else qa_check_id says why */
 	if ((rc = qa_locate(spool, qid, path, &held, err, errlen)) !=
 	    QUEUE_ADMIN_OK)
 		return rc;

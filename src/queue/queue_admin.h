@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "../lib/ids.h"
+
 #define QUEUE_ADMIN_LOCK_WAIT_MS	10000	/* then "busy" */
 #define QUEUE_ADMIN_LOCK_POLL_MS	50	/* flock(LOCK_NB) retry step */
 #define QUEUE_ADMIN_HEADER_MAX		65536	/* header bytes `show` prints */
@@ -29,18 +31,24 @@ enum queue_admin_rc {
 
 /*
  * Every function fills err with a one-line message unless it returns
- * QUEUE_ADMIN_OK; now is the current time (deferred or due?).
+ * QUEUE_ADMIN_OK; now is the current time (deferred or due?).  A queue
+ * id is accepted in any case (ids are upper-case hex on disk).
  */
+
+/* in upper-cased into out; 0, or -1 if it is not a queue id. */
+int		 queue_admin_canon_id(const char *in, char out[ID_STRLEN + 1]);
 
 /*
  * One line per message of SPOOL/queue and SPOOL/hold, oldest first:
  * "QID ARRIVAL SIZE <SENDER> STATE", STATE being "active", "deferred:
- * attempts N, next attempt TIME" or "held", then "  <RCPT>" for each
- * recipient not yet done; last "N messages".  Times: ISO 8601, UTC.
+ * attempts N, next attempt TIME" or "held", then "  last error TIME:
+ * TEXT" if an attempt failed, then "  <RCPT>" for each recipient not yet
+ * done; last "N messages".  Times: ISO 8601, UTC.
  */
 enum queue_admin_rc queue_admin_list(const char *spool, time_t now,
 		    FILE *out, char *err, size_t errlen);
-/* The envelope, attempts, then the header section (never the body). */
+/* The envelope, attempts, "last error: TIME TEXT" (or "none"), then the
+ * header section (never the body). */
 enum queue_admin_rc queue_admin_show(const char *spool, const char *qid,
 		    time_t now, FILE *out, char *err, size_t errlen);
 /* Lock (waiting up to wait_ms), unlink, fsync the folder. */

@@ -88,7 +88,8 @@ queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 		    PARSE_OK)
 			return -1;
 		if (r.type == QUEUE_REC_T_ATTEMPT ||
-		    r.type == QUEUE_REC_T_WARNED)
+		    r.type == QUEUE_REC_T_WARNED ||
+		    r.type == QUEUE_REC_T_LASTERR)
 			continue;	/* the last one is in f already */
 		if (queue_rec_done_index(&r, qf->nrcpts, &i) == -1)
 			return -1;
@@ -96,6 +97,13 @@ queue_file_fill_rcpts(struct queue_file *qf, const struct queue_rec_file *f)
 	}
 	qf->attempts = f->attempts;
 	qf->next_attempt = f->next_attempt;
+	if (f->lasterr_len > 0) {
+		qf->last_error = strndup((const char *)f->lasterr_text,
+		    f->lasterr_len);
+		if (qf->last_error == NULL)
+			return -1;
+		qf->last_error_time = f->lasterr_time;
+	}
 	qf->delay_warned = f->warned;
 	return 0;
 }
@@ -249,6 +257,7 @@ queue_file_close(struct queue_file *qf)
 	free(qf->client);
 	free(qf->helo);
 	free(qf->sender);
+	free(qf->last_error);
 	memset(qf, 0, sizeof(*qf));
 	qf->fd = -1;
 }
@@ -258,7 +267,7 @@ static int
 queue_file_append(struct queue_file *qf, int type, const char *payload,
     size_t plen)
 {
-	char		rec[QUEUE_REC_HDRLEN + 64];
+	char		rec[QUEUE_REC_HDRLEN + QUEUE_REC_LASTERR_MAX + 32];
 	struct stat	st;
 	ssize_t		r;
 	size_t		n = QUEUE_REC_HDRLEN + plen + 1;
@@ -334,6 +343,31 @@ queue_file_mark_warned(struct queue_file *qf)
 	if (queue_file_append(qf, QUEUE_REC_T_WARNED, "", 0) == -1)
 		return -1;
 	qf->delay_warned = true;
+	return 0;
+}
+
+/* Bytes that would break the line (or the C string) become '?'. */
+int
+queue_file_mark_error(struct queue_file *qf, time_t when, const char *text)
+{
+	char	p[QUEUE_REC_LASTERR_MAX + 32], *copy;
+	int	n, k;
+
+	if (text == NULL || text[0] == '\0')
+		text = "(no reply text)";
+	n = snprintf(p, sizeof(p), "%lld ", (long long)when);
+	if (n < 0 || (size_t)n >= sizeof(p))
+		return -1;
+	for (k = 0; text[k] != '\0' && k < QUEUE_REC_LASTERR_MAX; k++)
+		p[n + k] = text[k] == '\r' || text[k] == '\n' ? '?' : text[k];
+	if (queue_file_append(qf, QUEUE_REC_T_LASTERR, p, (size_t)(n + k)) ==
+	    -1)
+		return -1;
+	if ((copy = strndup(p + n, (size_t)k)) != NULL) {
+		free(qf->last_error);
+		qf->last_error = copy;
+		qf->last_error_time = when;
+	}
 	return 0;
 }
 

@@ -21,7 +21,7 @@ enum queue_rec_stage {
 	QUEUE_REC_ST_META,	/* in queue_rec_meta_order */
 	QUEUE_REC_ST_RCPT,	/* R records, then B */
 	QUEUE_REC_ST_END,	/* E must follow B */
-	QUEUE_REC_ST_DONE,	/* complete: only D records may follow */
+	QUEUE_REC_ST_DONE,	/* complete: only D, A, L records follow */
 };
 
 struct queue_rec_cursor {
@@ -43,7 +43,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBEDAU" "MNW", c, 15) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L", c, 16) != NULL;
 }
 
 enum parse_rc
@@ -146,6 +146,29 @@ queue_rec_attempt(const struct queue_rec *r, unsigned *attempts, time_t *next)
 		return -1;
 	*attempts = (unsigned)a;
 	*next = (time_t)t;
+	return 0;
+}
+
+int
+queue_rec_lasterr(const struct queue_rec *r, time_t *when,
+    const uint8_t **text, size_t *textlen)
+{
+	const uint8_t	*sp;
+	uint64_t	 t;
+	size_t		 n;
+
+	if (r->type != QUEUE_REC_T_LASTERR ||
+	    (sp = memchr(r->payload, ' ', r->len)) == NULL ||
+	    queue_rec_decimal(r->payload, (size_t)(sp - r->payload),
+	    QUEUE_REC_TIME_DIGITS, INT64_MAX, &t) == -1)
+		return -1;
+	n = r->len - (size_t)(sp + 1 - r->payload);
+	if (n == 0 || memchr(sp + 1, '\0', n) != NULL ||
+	    memchr(sp + 1, '\n', n) != NULL || memchr(sp + 1, '\r', n) != NULL)
+		return -1;
+	*when = (time_t)t;
+	*text = sp + 1;
+	*textlen = n;
 	return 0;
 }
 
@@ -323,6 +346,11 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 		if (r->type == QUEUE_REC_T_ATTEMPT)
 			return queue_rec_attempt(r, &f->attempts,
 			    &f->next_attempt);
+		if (r->type == QUEUE_REC_T_LASTERR) {
+			f->lasterr = *r;
+			return queue_rec_lasterr(r, &f->lasterr_time,
+			    &f->lasterr_text, &f->lasterr_len);
+		}
 		if (queue_rec_done_index(r, f->nrcpts, &i) == -1)
 			return -1;
 		f->ndone++;
@@ -349,7 +377,8 @@ queue_rec_parse_file(const uint8_t *p, size_t len, struct queue_rec_file *f)
 		if (rc == PARSE_MORE && c.stage == QUEUE_REC_ST_DONE) {
 			if (p[off] != QUEUE_REC_T_DONE &&
 			    p[off] != QUEUE_REC_T_ATTEMPT &&
-			    p[off] != QUEUE_REC_T_WARNED)
+			    p[off] != QUEUE_REC_T_WARNED &&
+			    p[off] != QUEUE_REC_T_LASTERR)
 				return PARSE_BAD;
 			break;
 		}

@@ -43,6 +43,10 @@
 #define QUEUE_REC_T_WARNED	'W'	/* a delay warning went out */
 #define QUEUE_REC_DSN_ENVID_MAX	100	/* RFC 3461 4.4 */
 #define QUEUE_REC_DSN_ORCPT_MAX	500	/* RFC 3461 4.2 */
+#define QUEUE_REC_T_LASTERR	'L'	/* "TIME TEXT": the last delivery
+					 * error (for the operator); last
+					 * wins */
+#define QUEUE_REC_LASTERR_MAX	512	/* TEXT of an L record we write */
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -66,6 +70,10 @@ struct queue_rec_file {
 	bool		 smtputf8;	/* a U record was there */
 	struct queue_rec dsn_msg;	/* M record; len 0 if none */
 	bool		 warned;	/* a W record is there */
+	struct queue_rec lasterr;	/* the last L record (len 0: none) */
+	time_t		 lasterr_time;
+	const uint8_t	*lasterr_text;	/* into lasterr's payload */
+	size_t		 lasterr_len;
 };
 
 /* What an M or an N record says (spans into the record). */
@@ -100,6 +108,10 @@ int		queue_rec_dsn_msg(const struct queue_rec *,
 		    struct queue_rec_dsn *);
 int		queue_rec_dsn_rcpt(const struct queue_rec *,
 		    struct queue_rec_dsn *);
+/* TIME and TEXT (a span of the payload) of an L record; -1 if
+ * malformed (TEXT empty or holding a NUL or a line break). */
+int		queue_rec_lasterr(const struct queue_rec *, time_t *when,
+		    const uint8_t **text, size_t *textlen);
 /* Writes the 18-byte header (no NUL) for a record. */
 void		queue_rec_header(char out[QUEUE_REC_HDRLEN], int type,
 		    uint64_t len);

@@ -93,6 +93,14 @@ def parse_list(out: str) -> tuple[list[dict], str]:
     check(lines, "queue list printed nothing")
     msgs: list[dict] = []
     for ln in lines[:-1]:
+        if ln.startswith("  last error "):
+            check(msgs and not msgs[-1]["rcpts"],
+                  f"last error line out of place: {ln!r}")
+            m = re.fullmatch(r"  last error (\S+Z): (.+)", ln)
+            check(m, f"bad last error line {ln!r}")
+            msgs[-1]["last_error_time"] = m.group(1)
+            msgs[-1]["last_error"] = m.group(2)
+            continue
         if ln.startswith("  "):
             check(msgs, f"recipient line before any message: {ln!r}")
             m = re.fullmatch(r"  <(.+)>", ln)
@@ -104,7 +112,8 @@ def parse_list(out: str) -> tuple[list[dict], str]:
         msgs.append({"qid": m.group(1), "arrival": m.group(2),
                      "size": int(m.group(3)), "sender": m.group(4),
                      "state": m.group(5), "attempts": m.group(6),
-                     "next": m.group(7), "rcpts": []})
+                     "next": m.group(7), "rcpts": [],
+                     "last_error": None, "last_error_time": None})
     return msgs, lines[-1]
 
 

@@ -57,6 +57,11 @@ def test_list_and_show(ctx):
               "deferred after one attempt")
         check(iso_to_epoch(m["next"]) >= t0 + 3000,
               f"next attempt {m['next']} is not about an hour away")
+        check(m["last_error"] and m["last_error"].startswith(
+              "451 4.3.0 maildir: ") and "Not a directory" in
+              m["last_error"], f"last error {m['last_error']!r}")
+        check(abs(iso_to_epoch(m["last_error_time"]) - t0) < 120,
+              f"last error time {m['last_error_time']} is not about now")
 
     out, _ = mx(ctx, gw, "queue", "show", q1)
     head, sep, header = out.partition("\n\n")
@@ -65,7 +70,8 @@ def test_list_and_show(ctx):
             "client: 127.0.0.1", f"helo: {mxlib.CLIENT_HELO}",
             "sender: <x@remote.test>",
             "recipient: <alice@example.test> pending",
-            "recipient: <bob@example.test> pending", "attempts: 1", None]
+            "recipient: <bob@example.test> pending", "attempts: 1", None,
+            None]
     got = head.splitlines()
     check_eq(len(got), len(want), f"envelope lines {got!r}")
     for g, w in zip(got, want):
@@ -74,6 +80,8 @@ def test_list_and_show(ctx):
     check(re.fullmatch(r"arrival: \S+Z", got[2]), f"line {got[2]!r}")
     check(re.fullmatch(r"size: \d+", got[3]), f"line {got[3]!r}")
     check(re.fullmatch(r"next attempt: \S+Z", got[10]), f"line {got[10]!r}")
+    check(re.fullmatch(r"last error: \S+Z 451 4\.3\.0 maildir: .*Not a "
+                       r"directory", got[11]), f"line {got[11]!r}")
     hlines = header.splitlines()
     check(hlines[0].startswith("Received: from client.test"),
           f"first header line {hlines[0]!r}")
@@ -264,7 +272,8 @@ def test_config_errors(ctx):
 
 BAD_IDS = [
     ("show", "../../etc/passwd", "not a queue id: ../../etc/passwd"),
-    ("show", "0123456789abcdef", "not a queue id: 0123456789abcdef"),
+    ("show", "0123456789abcdeg", "not a queue id: 0123456789abcdeg"),
+    ("show", "0123456789abcdef", "no such message: 0123456789ABCDEF"),
     ("delete", "0123456789ABCDEF0", "not a queue id: 0123456789ABCDEF0"),
     ("hold", "0123456789ABCDEF", "no such message: 0123456789ABCDEF"),
     ("release", "0123456789ABCDEF", "no such message: 0123456789ABCDEF"),

@@ -219,9 +219,11 @@ def test_harvest_list_empty_and_unmark_nothing(ctx):
         check(key in s, f"stats lacks {key}: {s}")
     check_eq(mx(ctx, gw, "harvest", "list")[0], "0 entries\n", "empty list")
     check_eq(mx(ctx, gw, "harvest", "unmark", "192.0.2.1")[0],
-             "unmarked 0 entries\n", "unmark of a stranger")
+             "unmarked 0 entries (0 uniform, 0 tarpit, 0 counted)\n",
+             "unmark of a stranger")
     check_eq(mx(ctx, gw, "harvest", "unmark", "192.0.2.0/24")[0],
-             "unmarked 0 entries\n", "unmark of a net")
+             "unmarked 0 entries (0 uniform, 0 tarpit, 0 counted)\n",
+             "unmark of a net")
 
 
 def test_harvest_mark_list_unmark(ctx):
@@ -242,8 +244,10 @@ def test_harvest_mark_list_unmark(ctx):
     check(re.fullmatch(r"127\.0\.0\.1\S* uniform unknown=\d+ valid=\d+ "
                        r"expires_in=\d+s", mine[0]), f"line {mine[0]!r}")
     out, _ = mx(ctx, gw, "harvest", "unmark", "127.0.0.1")
-    m = re.fullmatch(r"unmarked (\d+) entr(y|ies)\n", out)
-    check(m and int(m.group(1)) >= 1, f"unmark output {out!r}")
+    m = re.search(r"^unmarked (\d+) entr(y|ies) \((\d+) uniform, \d+ "
+                  r"tarpit, \d+ counted\)\n\Z", out, re.M)
+    check(m and int(m.group(1)) >= 1 and int(m.group(3)) >= 1,
+          f"unmark output {out!r}")
     out, _ = mx(ctx, gw, "harvest", "list")
     check(not [ln for ln in out.splitlines() if " uniform " in ln and
                ln.startswith("127.0.0.1")], f"still uniform: {out!r}")

@@ -196,21 +196,3 @@ def test_vrfy_reveals_nothing(gw):
         c.expect("502 5.5.1 *", "EXPN staff")
         c.expect("502 5.5.1 *", "EXPN alice@example.test")
         c.expect("250 2.0.0 Ok", "NOOP")
-
-
-def test_directory_missing_at_start(gw_factory):
-    gw = gw_factory(users=None)
-    with mxlib.session(gw) as c:
-        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
-        c.expect("451 4.3.0 *", "RCPT TO:<alice@example.test>")
-        c.expect("451 4.3.0 *", "RCPT TO:<nobody@example.test>")
-        # Relay control comes before the directory.
-        c.expect("554 5.7.1 *", "RCPT TO:<someone@other.test>")
-    gw.wait_event("rcpt", to="alice@example.test", verdict="tempfail")
-    # Once the file exists, a reload brings the directory up.
-    gw.write_users(mxlib.DEFAULT_USERS)
-    mark = gw.reload()
-    gw.wait_event("reload", since=mark, result="ok")
-    with mxlib.session(gw) as c:
-        c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
-        c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")

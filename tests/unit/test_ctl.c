@@ -33,6 +33,7 @@
 #include <event2/event.h>
 
 #include "ctl/ctl.h"
+#include "lib/log.h"
 
 struct fx {
 	char			 tmp[64];
@@ -146,6 +147,23 @@ h_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 
 static int	stat_value = 7;
 
+/* ctl_log: fields for the request's one log line; a flood is cut. */
+static int
+h_logged(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	int	i;
+
+	(void)arg;
+	if (argc == 1 && strcmp(argv[0], "flood") == 0) {
+		for (i = 0; i < 1000; i++)
+			ctl_log(cn, " f%d=%s", i, "xxxxxxxxxxxxxxxx");
+		return 0;
+	}
+	for (i = 0; i < argc; i++)
+		ctl_log(cn, " qid=%s", argv[i]);
+	return 0;
+}
+
 static void
 fx_register(struct ctl *c)
 {
@@ -165,6 +183,8 @@ fx_register(struct ctl *c)
 	    "long"), 0);
 	assert_int_equal(ctl_register(c, "stats", NULL, h_stats, &stat_value,
 	    NULL), 0);
+	assert_int_equal(ctl_register(c, "test", "logged", h_logged, NULL,
+	    "log fields"), 0);
 }
 
 static int
@@ -338,6 +358,52 @@ test_calls(void **state)
 			    calls[i].line, got, want);
 		free(got);
 	}
+}
+
+/* The child: one ctl_call(), then its own pid. */
+static void
+pid_client(struct fx *fx, const void *arg, FILE *res)
+{
+	char	err[1024];
+
+	(void)ctl_call(fx->spool, arg, NULL, err, sizeof(err));
+	fprintf(res, "%d", (int)getpid());
+}
+
+/* One control line per request: who asked (SO_PEERCRED), what. */
+static void
+test_log_line(void **state)
+{
+	struct fx	*fx = *state;
+	char		*pid, *text, want[128];
+	FILE		*f;
+	long		 n;
+	int		 saved;
+
+	log_set_level(LOG_LVL_INFO);
+	assert_non_null(f = tmpfile());
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+	pid = run_client(fx, pid_client, "test logged AAAA BBBB");
+	free(run_client(fx, pid_client, "test logged flood"));
+	free(run_client(fx, pid_client, "test fail x"));
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	log_set_level(LOG_LVL_WARNING);
+	assert_true((n = ftell(f)) > 0);
+	assert_non_null(text = calloc(1, (size_t)n + 1));
+	rewind(f);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	snprintf(want, sizeof(want), "event=control cmd=test_logged uid=%u "
+	    "pid=%s qid=AAAA qid=BBBB result=ok\n", (unsigned)getuid(), pid);
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, " log_cut=yes result=ok\n"));
+	assert_non_null(strstr(text, "cmd=test_fail uid="));
+	assert_non_null(strstr(text, " result=error reason=\"it broke: "
+	    "x\"\n"));
+	free(pid);
+	free(text);
 }
 
 static void
@@ -740,6 +806,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_calls, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_log_line, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_help_stats, fx_setup,
 		    fx_teardown),

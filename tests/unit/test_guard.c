@@ -609,6 +609,7 @@ test_ipv6_grouping(void **state)
 	char			 addr[64];
 	uint64_t		 now = 1000;
 	unsigned		 i, d;
+	int			 n;
 
 	(void)state;
 	for (i = 0; i < 25; i++, now += d + 1000) {	/* one /64 */
@@ -648,7 +649,15 @@ test_ipv6_grouping(void **state)
 	assert_int_equal(guard_rcpt_check(g, SA(a), &s, now, &d),
 	    GUARD_TARPIT);
 	guard_session_end(g, &s);
-	assert_int_equal(guard_unmark(g, "::ffff:192.0.2.9", now), 0);
+	/* a tarpit lifted is counted too (it printed 0 entries) */
+	memset(&l, 0, sizeof(l));
+	n = guard_unmark(g, "::ffff:192.0.2.9", now, list_cb, &l);
+	assert_true(n >= 1);
+	assert_int_equal(l.n, (unsigned)n);
+	for (i = 0; i < l.n && strcmp(l.net[i], "192.0.2.9") != 0; i++)
+		;
+	assert_true(i < l.n);
+	assert_string_equal(l.state[i], "tarpit");
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(guard_rcpt_check(g, SA(a), &s, now, &d), GUARD_PASS);
 	guard_free(g);
@@ -768,22 +777,23 @@ test_ttl_expiry(void **state)
 
 struct unmark_case {
 	const char	*text;
-	int		 rc;
+	int		 rc;		/* entries removed */
+	unsigned	 uniform;	/* of them, marked */
 	enum guard_verdict host7, host8;	/* afterwards */
 };
 
 static const struct unmark_case unmark_cases[] = {
 	/* .7 marked (5 names), .8 tarpitted (3), the /24 marked (8) */
-	{ "192.0.2.7", 2, GUARD_PASS, GUARD_TARPIT },
-	{ "::ffff:192.0.2.7", 2, GUARD_PASS, GUARD_TARPIT },
-	{ "192.0.2.0/24", 2, GUARD_PASS, GUARD_PASS },
-	{ "192.0.0.0/16", 2, GUARD_PASS, GUARD_PASS },
-	{ "192.0.2.8", 1, GUARD_UNIFORM, GUARD_PASS },
-	{ "198.51.100.7", 0, GUARD_UNIFORM, GUARD_UNIFORM },
-	{ "2001:db8::/32", 0, GUARD_UNIFORM, GUARD_UNIFORM },
-	{ "192.0.2.7/33", -1, GUARD_UNIFORM, GUARD_UNIFORM },
-	{ "harvester", -1, GUARD_UNIFORM, GUARD_UNIFORM },
-	{ "", -1, GUARD_UNIFORM, GUARD_UNIFORM },
+	{ "192.0.2.7", 2, 2, GUARD_PASS, GUARD_TARPIT },
+	{ "::ffff:192.0.2.7", 2, 2, GUARD_PASS, GUARD_TARPIT },
+	{ "192.0.2.0/24", 3, 2, GUARD_PASS, GUARD_PASS },
+	{ "192.0.0.0/16", 3, 2, GUARD_PASS, GUARD_PASS },
+	{ "192.0.2.8", 2, 1, GUARD_UNIFORM, GUARD_PASS },
+	{ "198.51.100.7", 0, 0, GUARD_UNIFORM, GUARD_UNIFORM },
+	{ "2001:db8::/32", 0, 0, GUARD_UNIFORM, GUARD_UNIFORM },
+	{ "192.0.2.7/33", -1, 0, GUARD_UNIFORM, GUARD_UNIFORM },
+	{ "harvester", -1, 0, GUARD_UNIFORM, GUARD_UNIFORM },
+	{ "", -1, 0, GUARD_UNIFORM, GUARD_UNIFORM },
 };
 
 static void
@@ -805,18 +815,21 @@ test_unmark(void **state)
 		assert_int_equal(check_at(g, "192.0.2.7", now), GUARD_UNIFORM);
 		assert_int_equal(check_at(g, "192.0.2.8", now), GUARD_UNIFORM);
 		cap_start(&cap);
-		assert_int_equal(guard_unmark(g, uc->text, now), uc->rc);
+		assert_int_equal(guard_unmark(g, uc->text, now, NULL, NULL),
+		    uc->rc);
 		log = cap_stop(&cap);
 		assert_int_equal(count_of(log, "state=unmarked"),
 		    uc->rc < 0 ? 0 : (unsigned)count_of(log, "net="));
-		assert_int_equal(count_of(log, "was=uniform"),
+		assert_int_equal(count_of(log, "was=uniform"), uc->uniform);
+		assert_int_equal(count_of(log, "state=unmarked"),
 		    uc->rc < 0 ? 0 : (unsigned)uc->rc);
 		assert_int_equal(check_at(g, "192.0.2.7", now), uc->host7);
 		assert_int_equal(check_at(g, "192.0.2.8", now), uc->host8);
 		free(cap.text);
 		guard_free(g);
 	}
-	assert_int_equal(guard_unmark(g = guard_with(NULL), NULL, now), -1);
+	assert_int_equal(guard_unmark(g = guard_with(NULL), NULL, now, NULL,
+	    NULL), -1);
 	guard_free(g);
 }
 
@@ -1555,7 +1568,7 @@ t_main(void *vp)
 		if (i % 50 == t->id) {
 			guard_list(t->g, t->now, t_list_cb, t->g);
 			guard_tick(t->g, t->now);
-			(void)guard_unmark(t->g, addr, t->now);
+			(void)guard_unmark(t->g, addr, t->now, NULL, NULL);
 			(void)guard_domain_hot(t->g, DOM, strlen(DOM), t->now);
 		}
 	}

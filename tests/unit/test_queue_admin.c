@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -196,6 +197,20 @@ mark(struct fx *fx, const char *qid, long done, unsigned attempts,
 	queue_file_close(&qf);
 }
 
+/* An L record, as a deferred delivery writes it. */
+static void
+mark_error(struct fx *fx, const char *qid, time_t when, const char *text)
+{
+	struct queue_file	qf;
+	char			p[256];
+
+	spool_path(fx, p, sizeof(p), "queue", qid);
+	assert_int_equal(queue_file_open(p, &qf), 0);
+	assert_int_equal(queue_file_mark_error(&qf, when, text), 0);
+	assert_string_equal(qf.last_error, text);
+	queue_file_close(&qf);
+}
+
 static void
 test_list(void **state)
 {
@@ -213,6 +228,7 @@ test_list(void **state)
 	msg_add(fx, "t@x.example", rcpts3 + 2, 1, "z\r\n", 3, d);
 	mark(fx, a, 1, 0, 0);				/* bob is done */
 	mark(fx, b, -1, 2, T_NOW + 3600);		/* deferred */
+	mark_error(fx, b, T_NOW - 60, "451 4.3.0 busy \x01");
 	mark(fx, d, -1, 1, T_NOW - 10);			/* due: active */
 	assert_int_equal(queue_admin_hold(fx->spool, c, 0, fx->err,
 	    sizeof(fx->err)), QUEUE_ADMIN_OK);
@@ -227,6 +243,7 @@ test_list(void **state)
 	    "  <alice@example.org>\n  <carol@example.org>\n"
 	    "%s " T_ISO " 3 <we\\x01ird\\\\@x.example> deferred: "
 	    "attempts 2, next attempt 2023-11-14T23:23:20Z\n"
+	    "  last error 2023-11-14T22:22:20Z: 451 4.3.0 busy \\x01\n"
 	    "  <alice@example.org>\n"
 	    "%s " T_ISO " 4 <s@x.example> held\n"
 	    "  <bob@example.org>\n  <carol@example.org>\n"
@@ -254,7 +271,8 @@ test_show(void **state)
 	    "recipient: <alice@example.org> pending\n"
 	    "recipient: <bob@example.org> pending\n"
 	    "recipient: <carol@example.org> done\n"
-	    "attempts: 3\nnext attempt: 2023-11-14T22:24:20Z\n\n"
+	    "attempts: 3\nnext attempt: 2023-11-14T22:24:20Z\n"
+	    "last error: none\n\n"
 	    "Received: from x\n\tby y\n"
 	    "Subject: caf\\xc3\\xa9 \\x01\\\\\nX-Bare: lf\n", a,
 	    sizeof(body) - 1);
@@ -301,7 +319,8 @@ static const struct {
 	enum queue_admin_rc	 rc;
 	const char		*err;	/* prefix */
 } refusals[] = {
-	{ OP_SHOW, "0123456789abcdef", QUEUE_ADMIN_BADID, "not a queue id" },
+	{ OP_SHOW, "0123456789abcdef", QUEUE_ADMIN_NOTFOUND, "no such" },
+	{ OP_SHOW, "0123456789abcdeg", QUEUE_ADMIN_BADID, "not a queue id" },
 	{ OP_SHOW, "../queue/A", QUEUE_ADMIN_BADID, "not a queue id" },
 	{ OP_DELETE, "", QUEUE_ADMIN_BADID, "not a queue id" },
 	{ OP_DELETE, "0123456789ABCDEF0", QUEUE_ADMIN_BADID, "not a queue" },
@@ -460,6 +479,64 @@ test_hold_release(void **state)
 	free(after);
 }
 
+/* Queue ids are accepted in any case (issue 12). */
+static void
+test_any_case(void **state)
+{
+	struct fx	*fx = *state;
+	char		 a[ID_STRLEN + 1], low[ID_STRLEN + 1], canon[ID_STRLEN + 1];
+	char		 qp[256], hp[256], *got;
+	size_t		 i;
+
+	msg_add(fx, "s@x.example", rcpts3, 1, "a\r\n", 3, a);
+	for (i = 0; i <= ID_STRLEN; i++)
+		low[i] = (char)tolower((unsigned char)a[i]);
+	assert_string_not_equal(low, a);	/* ids hold hex letters */
+	assert_int_equal(queue_admin_canon_id(low, canon), 0);
+	assert_string_equal(canon, a);
+	assert_int_equal(queue_admin_canon_id("0123456789abcdeg", canon), -1);
+	assert_int_equal(queue_admin_canon_id("0123456789abcde", canon), -1);
+	spool_path(fx, qp, sizeof(qp), "queue", a);
+	spool_path(fx, hp, sizeof(hp), "hold", a);
+	got = capture_show(fx, low, QUEUE_ADMIN_OK);
+	assert_non_null(strstr(got, a));
+	free(got);
+	assert_int_equal(queue_admin_hold(fx->spool, low, 0, fx->err,
+	    sizeof(fx->err)), QUEUE_ADMIN_OK);
+	assert_true(exists(hp));
+	assert_int_equal(queue_admin_release(fx->spool, low, 0, fx->err,
+	    sizeof(fx->err)), QUEUE_ADMIN_OK);
+	assert_true(exists(qp));
+	assert_int_equal(queue_admin_delete(fx->spool, low, 0, fx->err,
+	    sizeof(fx->err)), QUEUE_ADMIN_OK);
+	assert_false(exists(qp));
+}
+
+/* The last error: one line, the last L record wins, `show` prints it. */
+static void
+test_last_error(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_file	 qf;
+	char			 a[ID_STRLEN + 1], qp[256], *got;
+
+	msg_add(fx, "s@x.example", rcpts3, 1, "a\r\n", 3, a);
+	mark_error(fx, a, T_NOW - 120, "first");
+	spool_path(fx, qp, sizeof(qp), "queue", a);
+	assert_int_equal(queue_file_open(qp, &qf), 0);
+	assert_int_equal(queue_file_mark_error(&qf, T_NOW - 60,
+	    "421 4.4.2 gone\r\nDATA"), 0);
+	queue_file_close(&qf);
+	assert_int_equal(queue_file_open(qp, &qf), 0);
+	assert_string_equal(qf.last_error, "421 4.4.2 gone??DATA");
+	assert_int_equal(qf.last_error_time, T_NOW - 60);
+	queue_file_close(&qf);
+	got = capture_show(fx, a, QUEUE_ADMIN_OK);
+	assert_non_null(strstr(got, "\nlast error: 2023-11-14T22:22:20Z "
+	    "421 4.4.2 gone??DATA\n"));
+	free(got);
+}
+
 static double
 now_s(void)
 {
@@ -563,6 +640,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_show, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_show_header_cap, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_any_case, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_last_error, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fx_setup,
 		    fx_teardown),
