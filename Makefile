@@ -26,7 +26,7 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
 	     zlib1g-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
-	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
+	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
 	fuzz-smoke fuzz-coverage lint clean asan bench-deliver bench-harvest valgrind bench
