@@ -26,10 +26,10 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
 	     zlib1g-dev libutf8proc-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
-	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl
+	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
-	fuzz-smoke fuzz-coverage lint clean asan bench-deliver bench-harvest valgrind bench
+	fuzz-smoke fuzz-coverage fuzz-long crash-test lint clean asan bench-deliver bench-harvest valgrind bench
 
 all: $(B)/mxgate
 
@@ -103,6 +103,23 @@ fuzz: deps-test $(FUZZBINS)
 	    -artifact_prefix=$(B)/fuzz/ \
 	    $(B)/fuzz/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -n 12 || exit 1; \
 	done
+
+# The crash test with CRASH_KILLS SIGKILLs (default 100; `make test` runs
+# the same test with 30) at random points of receiving, journal sync and
+# rotation, delivery to each next-hop kind and NDR creation; its table is
+# printed (tests/e2e/test_crash.py).
+CRASH_KILLS ?= 100
+crash-test: deps-test
+	@$(MAKE) --no-print-directory all
+	CRASH_KILLS=$(CRASH_KILLS) python3 tests/e2e/run.py --binary $(B)/mxgate \
+	    -k test_crash. -v
+
+# Each target for FUZZ_S seconds (default 600) over its seeds and a
+# scratch corpus, niced; a table of executions and crashes at the end;
+# crashers are kept in fuzz/corpus/NAME/ (tools/fuzz-long.sh).
+FUZZ_S ?= 600
+fuzz-long: deps-test $(FUZZBINS)
+	tools/fuzz-long.sh $(B) $(FUZZ_S)
 
 # Delivery throughput from the spool to smtp-sink and Dovecot LMTP, e.g.
 # make bench-deliver BENCH_ARGS="--hop lmtp --messages 1000".

@@ -32,8 +32,8 @@ from mxlib import check, check_eq, fail, wait_until
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 DOVECOT = "/usr/sbin/dovecot"
-PEER_START_TIMEOUT = 10.0
-PEER_STOP_TIMEOUT = 5.0
+PEER_START_TIMEOUT = 30.0  # bounds on a poll, not claims of speed
+PEER_STOP_TIMEOUT = 30.0
 MAX_LINE = 1 << 16
 
 # Peers still running; stopped at exit in case a test forgot (safety net).
@@ -466,7 +466,7 @@ class PySink:
         with self.lock:
             return list(self.messages)
 
-    def wait_messages(self, count: int = 1, timeout_s: float = 10.0,
+    def wait_messages(self, count: int = 1, timeout_s: float = 30.0,
                       pred: Callable[[Received], bool] | None = None
                       ) -> list[Received]:
         """Wait until at least count accepted messages (matching pred)."""
@@ -555,7 +555,7 @@ class SmtpSink:
                 out.append(rec)
         return out
 
-    def wait_messages(self, count: int = 1, timeout_s: float = 10.0
+    def wait_messages(self, count: int = 1, timeout_s: float = 30.0
                       ) -> list[Received]:
         return wait_until(lambda: (r if len(r := self.received()) >= count
                                    else None), timeout_s,
@@ -712,7 +712,7 @@ class Dovecot:
             return []
 
     def wait_mail(self, address: str, count: int = 1,
-                  timeout_s: float = 10.0) -> list[str]:
+                  timeout_s: float = 30.0) -> list[str]:
         return wait_until(
             lambda: (f if len(f := self.maildir_files(address)) >= count
                      else None), timeout_s,

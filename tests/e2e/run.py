@@ -35,7 +35,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 180.0  # a guard against a hang, not a deadline
 HARD_MARGIN = 30.0  # after the soft limit, the child's group is killed
 TAIL_LINES = 40
 

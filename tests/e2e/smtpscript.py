@@ -17,9 +17,9 @@ One directive a line; blank lines and lines starting with '#' are ignored.
   expect_close                   the server closes without sending more
   expect_silence MS              no byte arrives for MS milliseconds
   pause MS                       wait MS milliseconds (use with a condition)
-  log REGEX                      a log line matches (waits up to 5 s)
+  log REGEX                      a log line matches (waits up to 30 s)
   nolog REGEX                    no log line matches, now
-  timeout SECONDS                how long each expect waits (default 5)
+  timeout SECONDS                how long each expect waits (default 30)
   repeat N { D1 ; D2 ; ... }     run directives N times, $i = 1..N
 TEXT escapes: \\r \\n \\t \\\\ \\xHH, ${N*TEXT} (TEXT repeated N times),
 ${host} (the gateway hostname).  Trailing blanks are stripped: write \\x20.
@@ -137,7 +137,7 @@ class Runner:
         self.script, self.gw = script, gw
         self.client: mxlib.Client | None = None
         self.bind: str | None = None
-        self.wait = 5.0
+        self.wait = 30.0  # a bound on each wait, not a claim of speed
 
     def run(self) -> None:
         try:
@@ -194,7 +194,7 @@ class Runner:
         elif op == "pause":
             time.sleep(min(int(arg), 10000) / 1000.0)
         elif op == "log":
-            self.gw.wait_log(arg, 5.0)
+            self.gw.wait_log(arg, 30.0)
         elif op == "nolog":
             m = re.search(arg, self.gw.log_text(), re.M)
             if m:

@@ -102,7 +102,7 @@ def test_protocol(ctx):
              b"error: line too long (at most 1024 bytes)\n", "long line")
     check_eq(raw(gw, b"queue schedule ../x\r\n"),
              b"error: usage: queue schedule QUEUE-ID\n", "bad id")
-    check_eq(raw(gw, b"", timeout_s=15.0), b"", "idle: closed, no reply")
+    check_eq(raw(gw, b"", timeout_s=45.0), b"", "idle: closed, no reply")
     gw.check_alive()
 
 
@@ -141,7 +141,7 @@ def test_flush_delivers_deferred_now(ctx):
     out, _ = mx(ctx, gw, "queue", "flush")
     check_eq(out, "scheduled 1 deferred message\n", "flush output")
     root = os.path.join(gw.dir, "blocked", "mail")
-    gw.wait_maildir("example.test", "alice", timeout_s=10.0, root=root)
+    gw.wait_maildir("example.test", "alice", timeout_s=30.0, root=root)
     mxlib.wait_until(lambda: gw.spool_files() == [], 10.0, "an empty queue")
     check_eq(mx(ctx, gw, "queue", "flush")[0],
              "scheduled 0 deferred messages\n", "second flush")
@@ -156,7 +156,7 @@ def test_release_schedules_now(ctx):
     out, _ = mx(ctx, gw, "queue", "release", qid)
     check_eq(out, f"released {qid}\nscheduled {qid}\n", "release output")
     root = os.path.join(gw.dir, "blocked", "mail")
-    gw.wait_maildir("example.test", "alice", timeout_s=10.0, root=root)
+    gw.wait_maildir("example.test", "alice", timeout_s=30.0, root=root)
 
 
 def test_hold_and_delete_while_running(ctx):
@@ -174,7 +174,7 @@ def test_hold_and_delete_while_running(ctx):
     check(re.fullmatch(r"scheduled \d+ deferred messages?\n", out),
           f"flush output {out!r}")
     root = os.path.join(gw.dir, "blocked", "mail")
-    gw.wait_maildir("example.test", "carol", timeout_s=10.0, root=root)
+    gw.wait_maildir("example.test", "carol", timeout_s=30.0, root=root)
     gw.wait_event("removed", since=mark, qid=qk)
     for who in ("alice", "bob"):
         check_eq(gw.maildir_files("example.test", who, root=root), [],

@@ -11,9 +11,12 @@ each guess with a valid name (in one session, or reconnecting for each),
 exempt networks, an honest mailing-list sender and a provider's /24 never
 slowed or marked, VRFY/EXPN as signals,
 `harvest list` / `harvest unmark`, the distributed-harvest switch (discard
-answers under reject, then back), and equal latency distributions for
-valid and unknown names under discard and in uniform mode (a two-sample
-Kolmogorov-Smirnov test, stdlib only).
+answers under reject, then back), and byte-identical answers for valid
+and unknown names under discard and in uniform mode, with the two-sample
+Kolmogorov-Smirnov statistic of their latencies printed (stdlib only).
+No check here reads the clock from above: "not delayed" is read from the
+log (event=tarpit), and the KS p-value is judged by the benchmarks
+(`make bench-harvest`), since a timed assertion fails on a loaded machine.
 Clients act as different hosts by binding to addresses in 127.0.0.0/8.
 Run alone, `python3 tests/e2e/test_harvest.py --binary build/mxgate
 [-k NAME]` runs these tests in this process and shows their output (the
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import os
 import random
 import re
 import time
@@ -38,14 +40,15 @@ UNIFORM = b"450 4.7.1 Try again later\r\n"
 CUTOFF = (f"421 4.7.0 {mxlib.HOSTNAME} Error: too many unknown recipients, "
           "closing")
 DELAY_S, DELAY_MAX_S = 0.2, 0.4
-# Small tarpit delays so the tests stay fast; replies are compared with
-# generous bounds: "immediate" is under FAST_S, "delayed" at least
-# SLOW_S (the timer never fires early; loopback adds, never removes).
+# Small tarpit delays so the tests stay fast.  "Delayed" is checked by
+# the clock from below only: at least SLOW_S from the send (the timer
+# never fires early; a loaded machine adds, never removes).  "Not
+# delayed" is never a clock reading (a busy machine can stall any reply):
+# the log says it, see undelayed().
 FAST_CONF = {"harvest_tarpit_delay": "200ms", "harvest_tarpit_max": "400ms"}
-FAST_S = 0.15
 SLOW_S = 0.19
-KS_N = 2000          # RCPTs for valid names, and as many for unknown ones
-KS_ALPHA = 0.01
+BOUND_S = 60.0       # the bound of every wait for a reply or a log line
+KS_N = 500           # RCPTs for valid names, and as many for unknown ones
 KS_SEED = 4242
 
 
@@ -78,12 +81,28 @@ def mail_session(gw, src: str) -> mxlib.Client:
     return c
 
 
-def latency_meaningful() -> bool:
-    """Under valgrind (MXGATE_WRAPPER) every instruction costs some fifty
-    times more, so a few hundred instructions of difference between two
-    code paths show in the latencies; the KS tests judge the native and
-    the ASan builds only (the replies are still compared byte for byte)."""
-    return not os.environ.get("MXGATE_WRAPPER")
+def undelayed(gw, src: str, mark: int, what: str, end: str = "rcpt",
+              **kv: str) -> None:
+    """src's answer was not held by the harvest guard: between the event
+    that ends it (the first event=END with kv since mark, waited for;
+    default: src's event=rcpt) and src's event=rcpt before that, no
+    event=tarpit of src (logged at debug when a guard delay starts,
+    before the answer goes out).  A check by the log, not the clock."""
+    if end == "rcpt":
+        kv.setdefault("client", src)
+    ev = gw.wait_event(end, BOUND_S, since=mark, **kv)
+    data = gw.log_bytes()
+    head = data[:mark].decode("utf-8", "replace").splitlines()
+    tail = data[mark:].decode("utf-8", "replace").splitlines()
+    seq = head + tail[:tail.index(ev["line"])]
+    for line in reversed(seq):
+        e = mxlib.parse_log_line(line)
+        if e is None or e.get("client") != src:
+            continue
+        if e["event"] == "rcpt":
+            break
+        check(e["event"] != "tarpit", f"{what}: held by the guard "
+              f"({e['line']}) before {ev['line']}")
 
 
 def unknown_rejected(r: mxlib.Reply, who: str) -> None:
@@ -106,7 +125,7 @@ def replies_in_parallel(clients: list[mxlib.Client], t0: float
     """One reply from each client, read at once on threads: (seconds from
     t0 to its arrival, reply), in the order the replies arrived."""
     def one(c: mxlib.Client) -> tuple[float, mxlib.Reply]:
-        r = c.reply(timeout_s=10.0)
+        r = c.reply(timeout_s=BOUND_S)
         return time.monotonic() - t0, r
     with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
         got = list(pool.map(one, clients))
@@ -130,10 +149,10 @@ def test_tarpit_after_unknown_delays_valid_too(gw_factory):
     src = "127.0.1.1"
     with mail_session(gw, src) as c:
         for i in range(3):
+            mark = gw.log_mark()
             r, dt = rcpt(c, f"nobody{i}")
             unknown_rejected(r, f"nobody{i}")
-            check(dt < FAST_S, f"unknown #{i + 1} took {dt:.3f}s before "
-                  "the tarpit")
+            undelayed(gw, src, mark, f"unknown #{i + 1} before the tarpit")
         # The 4th RCPT is a valid name: delayed like any other (the delay
         # comes from the history, not from this recipient).
         r, dt = rcpt(c, "alice")
@@ -147,20 +166,37 @@ def test_tarpit_after_unknown_delays_valid_too(gw_factory):
         times = {}
         for who in ("nobody9", "bob", "nobody10", "carol"):
             r, times[who] = rcpt(c, who)
-        check(all(DELAY_MAX_S - 0.01 <= t < DELAY_MAX_S + 1.0
-                  for t in times.values()),
+        check(all(DELAY_MAX_S - 0.01 <= t for t in times.values()),
               f"capped delays (expected about {DELAY_MAX_S}s): {times}")
-        # A timer, not a blocked loop: another client is served at once
-        # while this session waits.
-        c.sendline("RCPT TO:<dave@example.test>")
-        t0 = time.monotonic()
+        # The gateway's own figures: each at the cap (a wait behind this
+        # address's queue may add a little), none near the 1.6 s and more
+        # that doubling without a cap would have reached by now.
+        delays = [int(e.get("delay_ms", "0"))
+                  for e in gw.events("tarpit", client=src)][-4:]
+        check(len(delays) == 4 and all(
+            DELAY_MAX_S * 1000 <= d < 4 * DELAY_MAX_S * 1000 for d in delays),
+            f"the last four event=tarpit delay_ms (capped at "
+            f"{DELAY_MAX_S * 1000:g}): {delays}")
+        # A timer, not a blocked loop: another client, its session open
+        # already, is served while this session waits out four pipelined
+        # RCPTs (1.6 s of tarpit): the log shows its RCPT answered before
+        # the last of them.
+        held_names = ("alice", "bob", "carol", "dave")
         with mail_session(gw, "127.1.2.1") as other:
+            mark = gw.log_mark()
+            c.send("".join(f"RCPT TO:<{w}@example.test>\r\n"
+                           for w in held_names))
+            gw.wait_event("tarpit", BOUND_S, since=mark, client=src)
             r, dt = rcpt(other, "alice")
             check_eq(r.raw, RCPT_OK, "other client's RCPT")
-            check(dt < FAST_S, f"other client waited {dt:.3f}s")
-        check(time.monotonic() - t0 < DELAY_MAX_S,
-              "the other client was not served while the tarpit ran")
-        unknown_rejected(c.reply(), "dave")
+            undelayed(gw, "127.1.2.1", mark, "the other client")
+        for w in held_names[:3]:
+            check_eq(c.reply(BOUND_S).raw, RCPT_OK, f"pipelined {w}")
+        unknown_rejected(c.reply(BOUND_S), "dave")
+        order = [e["client"] for e in gw.events("rcpt", since=mark)]
+        check("127.1.2.1" in order[:len(held_names)],
+              f"the other client was not served while the tarpit ran: "
+              f"the answers in the order {order}")
 
 
 def test_history_tarpits_next_session_from_first_rcpt(gw_factory):
@@ -209,7 +245,8 @@ def test_tarpit_queue_spans_connections(gw_factory):
     theirs = [t for t, r in got if "<qo@" in r.text][0]
     first, second = mine[0][0], mine[1][0]
     check(first >= d - 0.01, f"first reply of {src} after {first:.3f}s")
-    check(second >= first + d - 0.05 and second >= 2 * d - 0.01,
+    # Two whole delays from the send (a lower bound: load only adds).
+    check(second >= 2 * d - 0.01,
           f"second reply of {src} after {second:.3f}s, the first after "
           f"{first:.3f}s: not queued behind it")
     check(theirs >= d - 0.01, f"{other} answered after {theirs:.3f}s")
@@ -240,7 +277,7 @@ def test_queue_wait_counts_toward_session_budget(gw_factory):
     check_eq([r.code for _, r in got], [421, 550, 550],
              f"replies in their order of arrival: {got}")
     check_eq(got[0][1].text, CUTOFF, "the cut-off")
-    check(got[1][0] >= 0.39 and got[2][0] >= got[1][0] + 0.35,
+    check(got[1][0] >= 0.39 and got[2][0] >= 0.79,
           f"the two delayed replies at {got[1][0]:.3f}s, {got[2][0]:.3f}s")
     gw.wait_event("harvest", state="cutoff", net=src, reason="delay")
 
@@ -283,12 +320,12 @@ def test_tarpit_caps_slots_and_total_delay(gw_factory):
         # ... so a third harvester is cut off at once, not held.
         with mail_session(gw, "127.3.3.1") as c:
             unknown_rejected(rcpt(c, "nobody")[0], "nobody")
+            mark = gw.log_mark()
             r, dt = rcpt(c, "nobody2")
             check_eq(r.text, CUTOFF, "past harvest_max_tarpitted")
-            check(dt < FAST_S, f"the slot cut-off took {dt:.3f}s")
             c.expect_close()
-        gw.wait_event("harvest", state="cutoff", net="127.3.3.1",
-                      reason="slots")
+        undelayed(gw, "127.3.3.1", mark, "the slot cut-off", "harvest",
+                  state="cutoff", net="127.3.3.1", reason="slots")
         # Total delay: 200 + 400 + 400 ms given; the next 400 would pass
         # harvest_session_delay_max (1 s): 421 at once.
         c = held[0]
@@ -296,11 +333,11 @@ def test_tarpit_caps_slots_and_total_delay(gw_factory):
             r, dt = rcpt(c, who)
             unknown_rejected(r, who)
             check(dt >= DELAY_MAX_S - 0.01, f"{who}: {dt:.3f}s")
+        mark = gw.log_mark()
         r, dt = rcpt(c, "nobody5")
         check_eq(r.text, CUTOFF, "past harvest_session_delay_max")
-        check(dt < FAST_S, f"the delay cut-off took {dt:.3f}s")
-        gw.wait_event("harvest", state="cutoff", net="127.3.1.1",
-                      reason="delay")
+        undelayed(gw, "127.3.1.1", mark, "the delay cut-off", "harvest",
+                  state="cutoff", net="127.3.1.1", reason="delay")
         # The cut session freed its slot: a new harvester is held again.
         held[0].close()
         with mail_session(gw, "127.3.4.1") as c:
@@ -398,13 +435,16 @@ def test_same_stale_name_retried_counts_once(gw_factory):
     # An honest MTA retrying one stale address, 20 times over 20 sessions.
     for i in range(20):
         with mail_session(gw, src) as c:
+            mark = gw.log_mark()
             r, dt = rcpt(c, "Old.Employee" if i % 2 else "old.employee")
             unknown_rejected(r, "Old.Employee" if i % 2 else "old.employee")
-            check(dt < FAST_S, f"retry {i + 1} delayed {dt:.3f}s")
+            undelayed(gw, src, mark, f"retry {i + 1}")
     no_harvest_events(gw, "one stale name retried")
     with mail_session(gw, src) as c:
+        mark = gw.log_mark()
         r, dt = rcpt(c, "alice")
-        check(r.raw == RCPT_OK and dt < FAST_S, f"then alice: {r} {dt:.3f}s")
+        check_eq(r.raw, RCPT_OK, "then alice")
+        undelayed(gw, src, mark, "then alice")
 
 
 def test_exempt_network_never_tarpitted_or_marked(gw_factory):
@@ -414,9 +454,10 @@ def test_exempt_network_never_tarpitted_or_marked(gw_factory):
     for s in range(4):
         with mail_session(gw, f"127.0.9.{s + 1}") as c:
             for j in range(10):
+                mark = gw.log_mark()
                 r, dt = rcpt(c, f"ex{s}x{j}")
                 unknown_rejected(r, f"ex{s}x{j}")
-                check(dt < FAST_S, f"exempt client delayed {dt:.3f}s")
+                undelayed(gw, f"127.0.9.{s + 1}", mark, "exempt client")
             c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
     for sig in ("VRFY alice", "EXPN staff"):
         with mxlib.session(gw, bind="127.0.9.5") as c:
@@ -453,17 +494,18 @@ def test_mailing_list_sender_never_slowed(gw_factory):
                 r, dt = timed(c, f"RCPT TO:<{to}>")
                 want = "550" if to.startswith("gone") else "250"
                 check_eq(r.text[:3], want, f"message {m + 1}, RCPT {to}")
-                if dt >= 0.5:
-                    slow.append((m + 1, to, round(dt, 3)))
             c.expect("354 *", "DATA")
             c.send(mxlib.make_message(f"list {m}") + b".\r\n")
-            c.expect("250 2.0.0 Ok: queued as *", timeout_s=10.0)
+            c.expect("250 2.0.0 Ok: queued as *", timeout_s=BOUND_S)
             queued += 1
         c.expect("221 2.0.0 Bye", "QUIT")
-    check(not slow, f"RCPTs of the list sender took 0.5 s or more "
-          f"(the default tarpit is 1 s): {slow[:5]}")
     check_eq(queued, 20, "messages queued")
-    gw.wait_event("disconnect")
+    gw.wait_event("disconnect", BOUND_S)
+    # Not one RCPT held by the guard: the log says so (event=tarpit at
+    # debug level for every guard delay), not the clock.
+    slow = gw.events("tarpit", client="127.0.11.1")
+    check(not slow, f"RCPTs of the list sender tarpitted: "
+          + " / ".join(e["line"] for e in slow[:3]))
     check_eq(len(gw.events("rcpt", action="accept")), 20 * 95,
              "valid recipients accepted")
     no_harvest_events(gw, "mailing-list sender")
@@ -495,13 +537,17 @@ def test_provider_net_with_stale_names_never_marked(gw_factory):
                     r, dt = timed(c, f"RCPT TO:<{to}>")
                     check_eq(r.text[:3], "550" if to.startswith("stale")
                              else "250", f"{h}/{m}: RCPT {to}")
-                    if dt >= 0.5:
-                        slow.append((h, to, round(dt, 3)))
                 c.expect("354 *", "DATA")
                 c.send(mxlib.make_message(f"p{h}-{m}") + b".\r\n")
-                c.expect("250 2.0.0 Ok: queued as *", timeout_s=10.0)
+                c.expect("250 2.0.0 Ok: queued as *", timeout_s=BOUND_S)
     check_eq(stale_n, 60, "stale recipients sent")
-    check(not slow, f"provider RCPTs delayed: {slow[:5]}")
+    mxlib.wait_until(lambda: len([e for e in gw.events("disconnect") if
+                                  e.get("client", "").startswith("127.0.12.")])
+                     >= 50, BOUND_S, "50 provider sessions logged as ended")
+    slow = [e for e in gw.events("tarpit")
+            if e.get("client", "").startswith("127.0.12.")]
+    check(not slow, "provider RCPTs tarpitted: "
+          + " / ".join(e["line"] for e in slow[:3]))
     no_harvest_events(gw, "provider /24")
 
 
@@ -613,14 +659,16 @@ def test_harvest_list_and_unmark(ctx):
     check(not [ln for ln in out.splitlines() if ln.startswith(src + " ")],
           f"still listed after unmark: {out!r}")
     with mail_session(gw, src) as c:
+        mark = gw.log_mark()
         r, dt = rcpt(c, "alice")
-        check(r.raw == RCPT_OK and dt < FAST_S, f"after unmark: {r} {dt:.3f}s")
+        check_eq(r.raw, RCPT_OK, "after unmark")
+        undelayed(gw, src, mark, "after unmark")
         unknown_rejected(rcpt(c, "nobody0")[0], "nobody0")
 
 
 # ------------------------------------------------------------ distributed
 
-@mxlib.timeout(170)
+@mxlib.timeout(300)
 def test_distributed_harvest_global_switch(gw_factory):
     """One or two names from each of many addresses (each in its own /24,
     far below every per-client threshold) push the domain over
@@ -651,20 +699,21 @@ def test_distributed_harvest_global_switch(gw_factory):
     # Discard behaviour for a new client: the valid reply for both, the
     # unknown dropped; its second unknown name is tarpitted.
     with mail_session(gw, "127.99.0.1") as c:
+        mark = gw.log_mark()
         r1, dt1 = rcpt(c, "ghost1")
+        undelayed(gw, "127.99.0.1", mark, "the first unknown name")
         r2, dt2 = rcpt(c, "alice")
         check_eq((r1.raw, r2.raw), (RCPT_OK, RCPT_OK), "during the harvest")
-        check(dt1 < FAST_S, f"first unknown took {dt1:.3f}s")
         check(dt2 >= SLOW_S, f"RCPT after an unknown of a hot domain took "
               f"{dt2:.3f}s; expected the tarpit")
         c.expect("354 *", "DATA")
         c.send(mxlib.make_message("hot") + b".\r\n")
-        c.expect("250 2.0.0 Ok: queued as *", timeout_s=10.0)
-    gw.wait_maildir("example.test", "alice")
+        c.expect("250 2.0.0 Ok: queued as *", timeout_s=BOUND_S)
+    gw.wait_maildir("example.test", "alice", timeout_s=BOUND_S)
     check_eq(gw.maildir_files("example.test", "ghost1"), [],
              "files for the discarded unknown name")
     # No more unknown names: the rate decays; global_off within a bound.
-    left = 150 - (time.monotonic() - t_start)
+    left = 270 - (time.monotonic() - t_start)
     ev = gw.wait_event("harvest", timeout_s=left, state="global_off",
                        domain="example.test")
     with mail_session(gw, "127.98.0.1") as c:
@@ -816,10 +865,7 @@ def test_indistinguishable_under_discard(gw_factory):
     lat, replies = measure_rcpts(gw, src, ks_names(users))
     check_eq(replies["valid"], {RCPT_OK}, "replies to valid names")
     check_eq(replies["unknown"], {RCPT_OK}, "replies to unknown names")
-    p = ks_report("discard", lat)
-    if latency_meaningful():
-        check(p > KS_ALPHA, f"latency distributions differ under discard: "
-              f"p={p:.4g} <= {KS_ALPHA}")
+    ks_report("discard", lat)  # printed; judged by the benchmarks
     no_harvest_events(gw, "exempt client")
 
 
@@ -838,10 +884,7 @@ def test_indistinguishable_in_uniform_mode(gw_factory):
     lat, replies = measure_rcpts(gw, src, ks_names(users))
     check_eq(replies["valid"], {UNIFORM}, "replies to valid names")
     check_eq(replies["unknown"], {UNIFORM}, "replies to unknown names")
-    p = ks_report("uniform", lat)
-    if latency_meaningful():
-        check(p > KS_ALPHA, f"latency distributions differ in uniform mode: "
-              f"p={p:.4g} <= {KS_ALPHA}")
+    ks_report("uniform", lat)  # printed; judged by the benchmarks
 
 
 # ------------------------------------------------------------ standalone

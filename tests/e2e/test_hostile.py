@@ -6,9 +6,14 @@ command or in DATA), a client that never reads its replies, 1 MB command
 lines, NUL bytes in commands and data, invalid UTF-8 in addresses and data,
 pipelined garbage.  For each: the attacker gets the right answers, an
 honest client (its own address) completes full transactions throughout
-(its latency is printed, with the gateway's RSS before, during and after),
-and the memory comes back once the attack is over.  STARTTLS injection and
-AUTH abuse are tested with TLS (elsewhere).
+(its latency is printed, with the gateway's RSS before, during and after,
+never asserted: timing belongs to the benchmarks), and the memory comes
+back once the attack is over.  No check depends on the machine being
+quiet: every wait polls for what it means with a generous bound (BOUND_S),
+and each attacker that must be cut checks the log line that says why (an
+event=timeout of its session, from a gateway in stress mode for the
+flood).  STARTTLS injection and AUTH abuse are tested with TLS
+(elsewhere).
 Figures: printed, and appended to $MXGATE_E2E_FIGURES when it is set.
 """
 
@@ -28,7 +33,8 @@ from mxlib import check, check_eq
 HONEST = "127.0.1.1"  # the honest client; attackers live in 127.0.2-3.x
 HONEST_ROUNDS = 20  # transactions measured under attack
 HONEST_PACE_S = 0.1  # between them: the measurement spans about 2-3 s
-HONEST_MAX_S = 5.0  # one honest transaction must take less than this
+BOUND_S = 60.0  # the bound of every wait: generous, far below the
+# command_timeout (5m) that the flood's idle sessions would otherwise get
 RSS_SLACK_KB = 10 * 1024  # "back to baseline" means within this
 RSS_DURING_KB = 64 * 1024  # growth allowed while under attack
 SEED = 5
@@ -77,7 +83,7 @@ def honest_transaction(gw: mxlib.Gateway, i: int) -> float:
     """EHLO, MAIL, RCPT, DATA, QUIT for alice; returns the seconds taken."""
     msg = mxlib.make_message(f"honest {i}")
     t0 = time.monotonic()
-    with mxlib.Client(gw.port, bind=HONEST, timeout_s=HONEST_MAX_S) as c:
+    with mxlib.Client(gw.port, bind=HONEST, timeout_s=BOUND_S) as c:
         c.greet()
         c.ehlo()
         c.expect("250 2.1.0 Ok", "MAIL FROM:<honest@remote.test>")
@@ -86,9 +92,7 @@ def honest_transaction(gw: mxlib.Gateway, i: int) -> float:
         c.send(msg + b".\r\n")
         c.expect("250 2.0.0 Ok: queued as *")
         c.expect("221 2.0.0 Bye", "QUIT")
-    dt = time.monotonic() - t0
-    check(dt < HONEST_MAX_S, f"honest transaction {i} took {dt:.2f}s")
-    return dt
+    return time.monotonic() - t0
 
 
 def ms(xs: list[float]) -> str:
@@ -141,9 +145,9 @@ class Attack:
     def engaged(self) -> None:
         """Wait (bounded) until the attack is in full swing."""
         mxlib.wait_until(lambda: self.stats.get("rounds", 0) >= 3 or
-                         self.errors, 10.0, "three attack rounds")
+                         self.errors, BOUND_S, "three attack rounds")
 
-    def finish(self, timeout_s: float = 20.0) -> None:
+    def finish(self, timeout_s: float = BOUND_S) -> None:
         self.stop.set()
         deadline = time.monotonic() + timeout_s
         for t in self.threads:
@@ -160,7 +164,7 @@ class Attack:
 
 
 def attacker(gw: mxlib.Gateway, src: str, ehlo: bool = True,
-             timeout_s: float = 10.0) -> mxlib.Client:
+             timeout_s: float = BOUND_S) -> mxlib.Client:
     c = mxlib.Client(gw.port, bind=src, timeout_s=timeout_s)
     try:
         c.greet()
@@ -176,7 +180,11 @@ class Flood(Attack):
     """500 connections from 10 addresses, held open, plus a churner that
     connects and hangs up without a pause.  30 a client are let in (the
     rest: 421 4.7.0 at once), and 300 sessions of 350 puts the gateway in
-    stress mode: the idle ones are cut after stress_command_timeout."""
+    stress mode: the idle ones are cut after stress_command_timeout.  How
+    soon is not asserted (a loaded machine delays everything): each must
+    be cut within BOUND_S, which only the stress timeout can do (their
+    command_timeout is 5m), and the log must say so: event=stress
+    state=on, and an idle event=timeout for every flood session."""
 
     ADDRS, EACH, PER_CLIENT, STRESS_S = 10, 50, 30, 4
     config = {"max_connections": "350",
@@ -196,7 +204,7 @@ class Flood(Attack):
         try:
             for _ in range(self.EACH):
                 socks.append(mxlib.Client(self.gw.port, bind=src,
-                                          timeout_s=10.0))
+                                          timeout_s=BOUND_S))
             for c in socks:
                 r = c.reply()
                 if r.code == 220:
@@ -210,7 +218,7 @@ class Flood(Attack):
                 self.opened += 1
             # Stress mode: each idle session is cut, none lingers.
             for c, t in accepted:
-                left = t + self.STRESS_S + 8 - time.monotonic()
+                left = t + BOUND_S - time.monotonic()
                 try:
                     r = c.reply(max(0.1, left))
                 except mxlib.ConnectionClosed:
@@ -242,7 +250,7 @@ class Flood(Attack):
 
     def engaged(self) -> None:
         mxlib.wait_until(lambda: self.opened == self.ADDRS or self.errors,
-                         20.0, "500 flood connections answered")
+                         BOUND_S, "500 flood connections answered")
 
     def verify(self) -> None:
         super().verify()
@@ -253,9 +261,40 @@ class Flood(Attack):
                  "flood connections refused with 421 4.7.0")
         check(not self.stats.get("not_cut"),
               f"{self.stats.get('not_cut')} of {self.ADDRS * self.PER_CLIENT} "
-              f"idle flood sessions still open {self.STRESS_S + 8}s after "
+              f"idle flood sessions still open {BOUND_S:g}s after "
               f"their greeting, with the gateway in stress mode "
-              f"(stress_command_timeout {self.STRESS_S}s, command_timeout 5m)")
+              f"(stress_command_timeout {self.STRESS_S}s, command_timeout 5m)"
+              f"; {self.admitted_after_off()}")
+        check(self.gw.events("stress", state="on"),
+              "no event=stress state=on: the flood never reached stress mode")
+        # Every flood session ended with an idle timeout (not a session
+        # deadline, not an error): the stress timeout cut it.
+        flood = {f"127.0.3.{a + 1}" for a in range(self.ADDRS)}
+
+        def timed_out():
+            sids = {e["sid"] for e in self.gw.events("connect")
+                    if e.get("client") in flood}
+            cut = {e["sid"] for e in self.gw.events("timeout")
+                   if e.get("sid") in sids and "state" in e}
+            return len(sids) == len(cut) == self.ADDRS * self.PER_CLIENT
+        mxlib.wait_until(timed_out, BOUND_S, f"an idle event=timeout in the "
+                         f"log for each of the {self.ADDRS * self.PER_CLIENT}"
+                         f" flood sessions")
+
+    def admitted_after_off(self) -> str:
+        """Diagnosis: flood sessions admitted while their loop was out of
+        stress mode (after state=off) keep the long command_timeout."""
+        stressed: dict[str, bool] = {}
+        late = 0
+        for e in self.gw.events():
+            if e["event"] == "stress":
+                stressed[e.get("loop", "")] = e.get("state") == "on"
+            elif (e["event"] == "connect" and e.get("client", "")
+                  .startswith("127.0.3.") and e.get("client") != "127.0.3.100"
+                  and stressed.get(e.get("loop", "")) is False):
+                late += 1
+        return (f"{late} flood sessions were admitted after their loop had "
+                f"left stress mode (event=stress state=off)")
 
 
 class Slowloris(Attack):
@@ -289,8 +328,10 @@ class Slowloris(Attack):
                 c.expect("354 *", "DATA")
             with self.lock:
                 self.ready += 1
-            bound = (self.COMMAND_S + interval if kind.startswith("slow")
-                     else self.SESSION_S) + 4.0
+            # Nothing but a timeout ends a trickle before BOUND_S (10,000
+            # bytes at one a second); which one is not asserted by the
+            # clock, the log says it (verify).
+            bound = BOUND_S
             text = b"MAIL FROM:<" + b"s" * 10000
             i = 0
             while time.monotonic() - t0 < bound and not c.closed:
@@ -305,7 +346,7 @@ class Slowloris(Attack):
             took = time.monotonic() - t0
             if c.closed or select.select([c.sock], [], [], 0.5)[0]:
                 try:
-                    reply = c.reply(1.0)
+                    reply = c.reply(BOUND_S)
                     check(reply.text.startswith("421 4.4.2 "),
                           f"{kind}: {reply}")
                     c.expect_close()
@@ -325,12 +366,20 @@ class Slowloris(Attack):
 
     def engaged(self) -> None:
         total = sum(k[1] for k in self.KINDS)
-        mxlib.wait_until(lambda: self.ready == total or self.errors, 10.0,
-                         f"{total} slow clients connected")
+        mxlib.wait_until(lambda: self.ready == total or self.errors,
+                         BOUND_S, f"{total} slow clients connected")
 
-    def finish(self, timeout_s: float = 20.0) -> None:
+    def finish(self, timeout_s: float = BOUND_S) -> None:
         # The trickles end by themselves, bounded (see trickle).
-        super().finish(self.SESSION_S + 15.0)
+        super().finish(BOUND_S + 15.0)
+
+    def verify(self) -> None:
+        super().verify()
+        total = sum(k[1] for k in self.KINDS)
+        mxlib.wait_until(lambda: len([
+            e for e in self.gw.events("timeout")
+            if e.get("client", "").startswith("127.0.2.")]) >= total,
+            BOUND_S, f"an event=timeout for each of the {total} trickles")
 
 
 class NeverReads(Attack):
@@ -359,7 +408,7 @@ class NeverReads(Attack):
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.bind((src, 0))
-            s.settimeout(5.0)
+            s.settimeout(BOUND_S)
             s.connect(("127.0.0.1", self.gw.port))
             s.sendall(b"EHLO attacker.test\r\n")
             s.setblocking(False)
@@ -382,8 +431,9 @@ class NeverReads(Attack):
             # bytes unread on its side, its close arrives as a reset.
             while True:
                 took = time.monotonic() - t_block
-                check(took < self.COMMAND_S + 8.0, f"{src} still connected "
-                      f"{took:.1f}s after its replies stopped moving")
+                check(took < BOUND_S, f"{src} still connected "
+                      f"{took:.1f}s after its replies stopped moving "
+                      f"(command_timeout {self.COMMAND_S}s)")
                 select.select([], [s], [s], 0.05)
                 try:
                     s.send(b"NOOP\r\n")
@@ -401,10 +451,11 @@ class NeverReads(Attack):
     def verify(self) -> None:
         super().verify()
         for i in range(4):
-            self.gw.wait_event("disconnect", client=f"127.0.2.{i + 1}")
+            self.gw.wait_event("disconnect", BOUND_S,
+                               client=f"127.0.2.{i + 1}")
 
     def engaged(self) -> None:
-        mxlib.wait_until(lambda: self.blocked == 4 or self.errors, 20.0,
+        mxlib.wait_until(lambda: self.blocked == 4 or self.errors, BOUND_S,
                          "4 clients blocked by the gateway")
 
 
@@ -479,7 +530,7 @@ class Script(Attack):
             c.expect("250 2.1.5 Ok", "RCPT TO:<bob@example.test>")
             c.expect("354 *", "DATA")
             c.send(self.MESSAGE + b".\r\n")
-            r = c.reply(10.0)
+            r = c.reply(BOUND_S)
             if r.code == 250:
                 check(r.text.startswith("250 2.0.0 Ok: queued as "),
                       f"end of DATA: {r}")
@@ -494,7 +545,7 @@ class Script(Attack):
     def verify(self) -> None:
         super().verify()
         n = self.stats.get("queued", 0)
-        files = self.gw.wait_maildir("example.test", "bob", n, 20.0)
+        files = self.gw.wait_maildir("example.test", "bob", n, BOUND_S)
         check_eq(len(files), n, "messages delivered to bob")
         want = mxlib.expected_delivery(self.MESSAGE)
         for p in files:
@@ -571,7 +622,7 @@ class Garbage(Attack):
             errs, last = 0, None
             while True:
                 try:
-                    r = c.reply(10.0)
+                    r = c.reply(BOUND_S)
                 except mxlib.ConnectionClosed:
                     break
                 if r.code == 421:
@@ -597,7 +648,7 @@ class Garbage(Attack):
             src = f"127.0.2.{i + 1}"
             n = self.stats.get(f"rounds {src}", 0)
             mxlib.wait_until(lambda: len(self.gw.events(
-                "too_many_errors", client=src)) >= n, 5.0,
+                "too_many_errors", client=src)) >= n, BOUND_S,
                 f"{n} event=too_many_errors client={src}")
 
     def summary(self) -> str:
@@ -610,7 +661,7 @@ ATTACKS = {"flood": Flood, "slowloris": Slowloris, "never_reads": NeverReads,
            "bad_utf8": BadUtf8, "garbage": Garbage}
 
 
-@mxlib.timeout(90)
+@mxlib.timeout(300)  # a guard against a hang; BOUND_S bounds each wait
 @mxlib.params(list(ATTACKS))
 def test_hostile(gw_factory, binary, param):
     cls = ATTACKS[param]
@@ -642,7 +693,7 @@ def test_hostile(gw_factory, binary, param):
     if meaningful:
         after = mxlib.wait_until(
             lambda: (v if (v := rss_kb(gw)) <= baseline + RSS_SLACK_KB
-                     else None), 15.0,
+                     else None), BOUND_S,
             f"RSS back within {RSS_SLACK_KB} KB of {baseline} KB")
     else:
         after = rss_kb(gw)
@@ -655,4 +706,4 @@ def test_hostile(gw_factory, binary, param):
     if meaningful:
         check(during <= baseline + RSS_DURING_KB,
               f"RSS grew from {baseline} to {during} KB under attack")
-    gw.wait_maildir("example.test", "alice", len(idle) + len(lat), 20.0)
+    gw.wait_maildir("example.test", "alice", len(idle) + len(lat), BOUND_S)

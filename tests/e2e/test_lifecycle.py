@@ -66,7 +66,7 @@ def test_kill9_while_next_hop_down(gw_factory):
     os.unlink(blocker)
     mark = gw.log_mark()
     gw.start()
-    files = gw.wait_maildir("example.test", "alice", timeout_s=15.0)
+    files = gw.wait_maildir("example.test", "alice", timeout_s=30.0)
     check_eq(body_of(files[0]), mxlib.expected_delivery(msg), "delivered")
     gw.wait_event("delivered", since=mark, qid=qid, to="alice@example.test")
     mxlib.wait_until(lambda: gw.spool_files() == [], 10.0, "an empty spool")

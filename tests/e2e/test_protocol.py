@@ -215,12 +215,13 @@ def test_early_talker_dropped(gw_factory):
     gw = gw_factory(config={"greeting_delay": "1s"})
     with mxlib.Client(gw.port) as c:
         c.sendline("EHLO impatient.test")
-        c.expect("554 5.5.1 *", timeout_s=5.0)
-        c.expect_close()
-    # A patient client gets the greeting after the delay.
+        c.expect("554 5.5.1 *", timeout_s=30.0)
+        c.expect_close(30.0)
+    # A patient client gets the greeting after the delay (t0 before the
+    # connect: a lower bound that load cannot break).
+    t0 = time.monotonic()
     with mxlib.Client(gw.port) as c:
-        t0 = time.monotonic()
-        c.greet(timeout_s=5.0)
+        c.greet(timeout_s=30.0)
         waited = time.monotonic() - t0
         check(waited >= 0.8, f"greeting after {waited:.2f}s, delay is 1s")
         c.ehlo()
@@ -228,10 +229,11 @@ def test_early_talker_dropped(gw_factory):
 
 def test_idle_timeout(gw_factory):
     gw = gw_factory(config={"command_timeout": "1s"})
-    with mxlib.session(gw) as c:
-        t0 = time.monotonic()
+    with mxlib.session(gw, helo=None) as c:
+        t0 = time.monotonic()  # before the EHLO restarts the idle timer
+        c.ehlo()
         c.expect(f"421 4.4.2 {mxlib.HOSTNAME} Error: timeout exceeded",
-                 timeout_s=5.0)
+                 timeout_s=30.0)
         waited = time.monotonic() - t0
         check(waited >= 0.8, f"timed out after {waited:.2f}s, limit is 1s")
         c.expect_close()
@@ -244,9 +246,9 @@ def test_data_timeout(gw_factory):
         c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
         c.expect("354 *", "DATA")
         c.send(b"Subject: stalled\r\n\r\nhalf a mess")
-        c.expect("421 4.4.2 *", timeout_s=5.0)
-        c.expect_close()
-    mxlib.wait_until(lambda: gw.spool_files() == [], 5.0, "an empty spool")
+        c.expect("421 4.4.2 *", timeout_s=25.0)  # below command_timeout
+        c.expect_close(30.0)
+    mxlib.wait_until(lambda: gw.spool_files() == [], 30.0, "an empty spool")
     check_eq(gw.all_mail_files(), [], "Maildir files")
 
 
@@ -276,7 +278,9 @@ def test_stop_with_open_session(gw):
         t0 = time.monotonic()
         rc = gw.stop()
         check_eq(rc, 0, "exit status after SIGTERM")
-        check(time.monotonic() - t0 < 5.0, "stop took 5 s or more")
+        # Far below command_timeout (5m): the open session did not hold
+        # the shutdown up (how fast is the benchmarks' business).
+        check(time.monotonic() - t0 < 30.0, "stop took 30 s or more")
         # The client is told (421) or simply disconnected.
         try:
             r = c.reply(2.0)

@@ -72,7 +72,7 @@
 #define T_RCPTS_MAX	8
 #define T_PIDS_MAX	4
 #define T_RECS_MAX	32
-#define T_RUN_MS	15000	/* a test's loop never runs longer */
+#define T_RUN_MS	60000	/* a bound on a test's loop, never a claim */
 
 struct t_env {
 	struct event_base	*base;
@@ -870,7 +870,7 @@ t_sink_start(struct t_env *env, const char *const *opts)
 	argv[n] = NULL;
 	snprintf(log, sizeof(log), "%s/sink.log", env->dir);
 	t_track(env, t_spawn(argv, log));
-	if (!t_port_up(port, 3000))
+	if (!t_port_up(port, 30000))
 		fail_msg("smtp-sink did not start on port %d", port);
 	return port;
 }
@@ -1764,7 +1764,7 @@ t_dovecot_start(struct t_env *env, bool tls)
 	snprintf(log, sizeof(log), "%s/dovecot.out", env->dir);
 	t_track(env, t_spawn(argv, log));
 	snprintf(sock, sizeof(sock), "%s/lmtp", env->dir);
-	if (!t_port_up(port, 5000) || !t_wait_file(sock, 2000))
+	if (!t_port_up(port, 30000) || !t_wait_file(sock, 30000))
 		fail_msg("dovecot did not start; see %s/dovecot.log", env->dir);
 	return port;
 }
