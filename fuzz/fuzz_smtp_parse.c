@@ -3,7 +3,7 @@
  * Feeds every input to the command-line, MAIL, RCPT and path parsers
  * (null path allowed and not; strict and lenient envelope syntax) and
  * checks what they promise: spans inside the input, lengths within the
- * named limits, smtp_local_canon never writing past its bound, a UTF-8
+ * named limits (a longer line bound for MAIL and RCPT only), smtp_local_canon never writing past its bound, a UTF-8
  * address only when its bytes are strict UTF-8, lenient accepting all
  * strict accepts.  Untrusted: the whole input.
  */
@@ -101,11 +101,22 @@ static void
 fz_cmdline(const uint8_t *p, size_t len)
 {
 	struct smtp_cmdline	cl;
-	size_t			k;
+	size_t			k, max;
 
-	if (smtp_parse_cmdline(p, len, &cl) != PARSE_OK)
+	max = smtp_cmdline_max(p, len);
+	fz_require(max == SMTP_CMDLINE_MAX || max == SMTP_MAIL_LINE_MAX ||
+	    max == SMTP_RCPT_LINE_MAX);
+	fz_require(max == smtp_cmdline_max(p, len < SMTP_LINE_HEAD ? len :
+	    SMTP_LINE_HEAD));	/* the head alone decides */
+	if (smtp_parse_cmdline(p, len, &cl) != PARSE_OK) {
+		/* "MAIL " and "RCPT " lines fail for their length alone */
+		fz_require(max == SMTP_CMDLINE_MAX || len + 2 > max);
 		return;
-	fz_require(len + 2 <= SMTP_CMDLINE_MAX);
+	}
+	fz_require(len + 2 <= max);
+	/* only MAIL and RCPT get more than RFC 5321's 512 */
+	fz_require(max == SMTP_CMDLINE_MAX || (cl.verb.len == 4 &&
+	    (span_eq_ci(cl.verb, "MAIL") || span_eq_ci(cl.verb, "RCPT"))));
 	fz_require(cl.verb.p == p && cl.verb.len > 0);
 	fz_span(cl.arg, p, len);
 	for (k = 0; k < cl.verb.len; k++)

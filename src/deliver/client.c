@@ -1261,6 +1261,12 @@ conn_send_rcpt(struct client_conn *c, size_t k)
 	size_t			 i = job->order[k];
 	char			 notify[40] = "", orcpt[8 + CLIENT_ORCPT_MAX] = "";
 
+	/* The longest RCPT fits conn_cmd's line with CRLF (812 of 1024):
+	 * job_check_paths caps a path at CLIENT_PATH_MAX octets, UTF-8
+	 * included, and ORCPT is held to its RFC 3461 bound. */
+	_Static_assert(sizeof("RCPT TO:<>") - 1 + CLIENT_PATH_MAX +
+	    sizeof(notify) - 1 + sizeof(orcpt) - 1 + 3 <= CLIENT_CMD_MAX,
+	    "conn_send_rcpt: CLIENT_CMD_MAX too small");
 	/* RFC 3461 4.1, 4.2: only to a hop that offers DSN; verbatim */
 	if ((c->ext & CLIENT_EXT_DSN) && m->dsn_notify != NULL &&
 	    m->dsn_notify[i] != 0)
@@ -1283,6 +1289,11 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 	char				 envid[8 + CLIENT_ENVID_MAX] = "";
 	size_t				 i, k;
 
+	/* The longest MAIL (440 octets with CRLF) fits, as RCPT's does. */
+	_Static_assert(sizeof("MAIL FROM:<>") - 1 + CLIENT_PATH_MAX +
+	    sizeof(size) - 1 + sizeof(" BODY=8BITMIME") - 1 +
+	    sizeof(" SMTPUTF8") - 1 + sizeof(ret) - 1 + sizeof(envid) - 1 +
+	    3 <= CLIENT_CMD_MAX, "conn_start_job: CLIENT_CMD_MAX too small");
 	c->job = job;
 	if ((c->ext & CLIENT_EXT_SIZE) && c->size_max > 0 &&
 	    m->bodylen > c->size_max) {

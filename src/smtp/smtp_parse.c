@@ -551,9 +551,23 @@ smtp_parse_rcpt_arg(const uint8_t *p, size_t len, struct smtp_path_arg *out)
 	return smtp_parse_path_arg(p, len, 0, out);
 }
 
+size_t
+smtp_cmdline_max(const uint8_t *p, size_t len)
+{
+	struct span	verb = { p, 4 };
+
+	if (len < SMTP_LINE_HEAD || p[4] != ' ')
+		return SMTP_CMDLINE_MAX;
+	if (span_eq_ci(verb, "MAIL"))
+		return SMTP_MAIL_LINE_MAX;
+	if (span_eq_ci(verb, "RCPT"))
+		return SMTP_RCPT_LINE_MAX;
+	return SMTP_CMDLINE_MAX;
+}
+
 /*
  * verb [SP arg].  The bound is checked before anything else is read
- * (RFC 5321 4.5.3.1.4).  The argument's bytes are judged by the parser of
+ * (RFC 5321 4.5.3.1.4, raised for MAIL and RCPT: smtp_parse.h).  The argument's bytes are judged by the parser of
  * that command (an 8-bit address is the address's problem, 553 5.6.7,
  * not an unknown command); the caller has already refused bare CR and LF.
  */
@@ -563,7 +577,7 @@ smtp_parse_cmdline(const uint8_t *p, size_t len, struct smtp_cmdline *out)
 	size_t	i;
 
 	memset(out, 0, sizeof(*out));
-	if (len > SMTP_CMDLINE_MAX - 2)
+	if (len + 2 > smtp_cmdline_max(p, len))
 		return PARSE_TOOLONG;
 	for (i = 0; i < len && char_is_alpha(p[i]); i++)
 		;

@@ -14,6 +14,19 @@
 #include "../lib/parse.h"
 
 #define SMTP_CMDLINE_MAX	512	/* RFC 5321 4.5.3.1.4, incl. CRLF */
+/*
+ * MAIL and RCPT may be longer by what the parameters we offer may add
+ * (RFC 5321 4.5.3.1.4 lets extensions raise the bound).  MAIL: SIZE 26
+ * (RFC 1870 3 (5)), RET and ENVID 100 (RFC 3461 3), SMTPUTF8 10 (RFC
+ * 6531 3.1 (5)), and 14 for " BODY=8BITMIME" (RFC 6152 names no figure).
+ * RCPT: NOTIFY and ORCPT 500 (RFC 3461 3; a 500-octet ORCPT value with
+ * the longest path and NOTIFY is a line of 802).  Not counted: AUTH=
+ * (RFC 4954), not taken on MAIL.  The verb at the head of the line picks
+ * the bound (smtp_cmdline_max); every other command keeps 512.
+ */
+#define SMTP_MAIL_LINE_MAX	(SMTP_CMDLINE_MAX + 26 + 100 + 10 + 14)
+#define SMTP_RCPT_LINE_MAX	(SMTP_CMDLINE_MAX + 500)
+#define SMTP_LINE_HEAD		5	/* "MAIL " / "RCPT ": enough to choose */
 #define SMTP_VERB_MAX		16	/* longer verbs are unknown commands */
 #define SMTP_LOCAL_MAX		64	/* RFC 5321 4.5.3.1.1 */
 #define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
@@ -64,9 +77,18 @@ struct smtp_path_arg {
 };
 
 /*
+ * The bound (octets with CRLF) of the command line whose first len bytes
+ * are p: SMTP_MAIL_LINE_MAX or SMTP_RCPT_LINE_MAX when it starts with
+ * "MAIL " or "RCPT " (any case), else SMTP_CMDLINE_MAX.  Reads at most
+ * SMTP_LINE_HEAD bytes; fewer than that give SMTP_CMDLINE_MAX, which is
+ * safe while so few have arrived.  Pure.
+ */
+size_t		smtp_cmdline_max(const uint8_t *, size_t);
+
+/*
  * A command line without its CRLF.  PARSE_BAD: no verb, or a verb with
- * characters other than letters; the argument may hold any byte.  PARSE_TOOLONG: len + 2 exceeds
- * SMTP_CMDLINE_MAX.
+ * characters other than letters; the argument may hold any byte.
+ * PARSE_TOOLONG: len + 2 exceeds smtp_cmdline_max() for the line.
  */
 enum parse_rc	smtp_parse_cmdline(const uint8_t *, size_t,
 		    struct smtp_cmdline *);

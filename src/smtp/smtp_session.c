@@ -5,7 +5,8 @@
  * Never: disk I/O, directory access, sleeping; see smtp_tx.c (spool),
  * smtp_rcpt.c (directory, policy).
  * Untrusted: every byte from the peer; input is capped where it arrives
- * (SMTP_INPUT_MAX buffered, SMTP_CMDLINE_MAX a line).  RFC 5321, 2920.
+ * (SMTP_INPUT_MAX buffered; a line SMTP_CMDLINE_MAX, more for MAIL and
+ * RCPT: smtp_parse.h).  RFC 5321, 2920, 3461 3.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -422,17 +423,38 @@ session_event(struct bufferevent *bev, short what, void *arg)
 	session_schedule_free(s);
 }
 
+/*
+ * The bound of the line at the head of in, checked as its bytes arrive
+ * (STYLE R8): an AUTH response's, else the one its verb picks (longer for
+ * MAIL and RCPT, smtp_parse.h).  Only the first SMTP_LINE_HEAD bytes are
+ * looked at, so a line is judged before it has been parsed.
+ */
+static size_t
+session_line_max(const struct smtp_session *s, struct evbuffer *in)
+{
+	uint8_t		head[SMTP_LINE_HEAD];
+	ev_ssize_t	n;
+
+	if (s->state == ST_AUTH)
+		return smtp_secure_line_max(s);
+	n = evbuffer_copyout(in, head, sizeof(head));
+	return smtp_cmdline_max(head, n > 0 ? (size_t)n : 0);
+}
+
 /* One command line; false when more input is needed. */
 static bool
 session_line(struct smtp_session *s, struct evbuffer *in)
 {
 	uint8_t			line[SMTP_AUTH_LINE_MAX + 2];
 	struct evbuffer_ptr	p;
-	size_t			avail = evbuffer_get_length(in), n;
-	size_t			max = smtp_secure_line_max(s);	/* AUTH */
+	size_t			avail = evbuffer_get_length(in), n, max;
 
+	_Static_assert(sizeof(line) >= SMTP_RCPT_LINE_MAX &&
+	    sizeof(line) >= SMTP_MAIL_LINE_MAX &&
+	    sizeof(line) >= SMTP_CMDLINE_MAX, "session_line: line too short");
 	if (avail == 0)
 		return false;
+	max = session_line_max(s, in);
 	p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0 && avail < max) {
 		/* A line trickled in a byte at a time resets the idle timer

@@ -182,7 +182,8 @@ void	smtp_secure_starttls(struct smtp_session *, struct span arg);
 void	smtp_secure_auth(struct smtp_session *, struct span arg);
 /* A line read in ST_AUTH: the client's response to a 334. */
 void	smtp_secure_line(struct smtp_session *, const uint8_t *, size_t);
-/* The longest line (with CRLF) accepted now; the reply past it. */
+/* The longest AUTH response line (with CRLF; a command line:
+ * smtp_cmdline_max); the reply past it. */
 size_t	smtp_secure_line_max(const struct smtp_session *);
 enum reply_id smtp_secure_too_long(struct smtp_session *);
 /* EHLO keywords: STARTTLS, AUTH. */

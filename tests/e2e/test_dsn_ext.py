@@ -10,7 +10,9 @@ under the bounce policy); NOTIFY=SUCCESS to a hop without DSN (a
 parameters verbatim and we send no report; delay_warning_time (one
 "delayed" report, only for recipients whose NOTIFY allows it); RET=FULL
 with and without ndr_return_full; a queue file without DSN records (the
-old format) still loads after a restart and is delivered.
+old format) still loads after a restart and is delivered; the longer
+command lines the parameters need (RFC 3461 3: MAIL and RCPT only, a
+500-octet ORCPT passed on verbatim, 512 for every other command).
 """
 
 from __future__ import annotations
@@ -396,3 +398,81 @@ def test_bdat_keeps_dsn_params(ctx, gw_factory):
                   for f in rep.per_rcpt],
                  [("delivered", "rfc822;alice@example.test")],
                  "per-recipient fields")
+
+
+# ---------------------------------------------------------------- line bounds
+
+TOO_LONG = "500 5.5.2 Error: line too long"
+MAIL_MAX, RCPT_MAX = 662, 1012  # octets with CRLF (smtp_parse.h)
+
+
+def orcpt_of(n: int) -> str:
+    """An ORCPT value of exactly n octets: "rfc822;" then xtext (with an
+    escape, so "verbatim" means undecoded)."""
+    head = "rfc822;Long+2B"
+    tail = "@example.test"
+    return head + "o" * (n - len(head) - len(tail)) + tail
+
+
+def test_orcpt_500_passed_verbatim(ctx, gw_factory):
+    """RFC 3461 3: a RCPT may be 500 octets longer with NOTIFY and ORCPT.
+    One with a 500-octet ORCPT (a line past 512) is taken, arrives split
+    across segments, and goes to a hop that offers DSN as it was sent."""
+    with py_sink(ctx, "hop") as hop, py_sink(ctx, "relay") as relay:
+        hop.ehlo_extra = ["DSN"]
+        gw = gw_factory(config=hop_config(f"smtp:127.0.0.1:{hop.port}",
+                                          relay))
+        orcpt = orcpt_of(500)
+        check_eq(len(orcpt), 500, "ORCPT length")
+        rcpt = ("RCPT TO:<alice@example.test> NOTIFY=SUCCESS,FAILURE,DELAY"
+                f" ORCPT={orcpt}")
+        check(len(rcpt) + 2 > 512, f"the RCPT line is {len(rcpt) + 2}")
+        msg, _ = marked("long orcpt")
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", f"MAIL FROM:<{SENDER}>")
+            # past 512 octets before its end has come: still a RCPT
+            c.send(rcpt[:600])
+            c.flush()
+            c.sendline(rcpt[600:])
+            c.expect("250 2.1.5 Ok")
+            c.expect("354 *", "DATA")
+            c.send(msg + b".\r\n")
+            check(QID.match(c.reply(10.0).text), "end of DATA not queued")
+            c.expect("221 *", "QUIT")
+        hop.wait_messages(1, WAIT)
+        check_eq([ln for ln in hop.commands if ln.startswith("RCPT")],
+                 [rcpt], "RCPT line at the next hop")
+        wait_spool_empty(gw)
+
+
+def test_line_bounds_per_verb(gw):
+    """Only MAIL and RCPT get the longer bound, each its own; a line one
+    octet past it gets the overlong reply, is read to its end and not
+    taken as commands; every other command keeps 512 (RFC 5321
+    4.5.3.1.4)."""
+    with mxlib.session(gw) as c:
+        # NOOP, HELO, VRFY: 513 octets with CRLF is too long
+        c.expect(TOO_LONG, "NOOP " + "x" * 506)
+        c.expect(TOO_LONG, "HELO " + "h" * 506)
+        c.expect(TOO_LONG, "VRFY " + "v" * 506)
+        c.expect("250 2.0.0 Ok", "NOOP")
+        # MAIL at its bound is judged as a MAIL (an ENVID past 100)...
+        head = f"MAIL FROM:<{SENDER}> ENVID="
+        c.expect("501 5.5.4 *", head + "e" * (MAIL_MAX - 2 - len(head)))
+        # ...one octet more is too long
+        c.expect(TOO_LONG, head + "e" * (MAIL_MAX - 1 - len(head)))
+        c.expect("250 2.1.0 Ok", f"MAIL FROM:<{SENDER}>")
+        # RCPT likewise at 1012 and 1013
+        head = "RCPT TO:<alice@example.test> ORCPT=rfc822;"
+        c.expect("501 5.5.4 *", head + "r" * (RCPT_MAX - 2 - len(head)))
+        c.expect(TOO_LONG, head + "r" * (RCPT_MAX - 1 - len(head)))
+        # a RCPT far past its bound, then a command in the same write:
+        # one reply for the long line, and its tail is not a command
+        c.send((head + "r" * 3000 + "QUIT\r\nNOOP\r\n").encode())
+        c.expect(TOO_LONG)
+        c.expect("250 2.0.0 Ok")
+        # the transaction is still there: the short RCPT is taken
+        c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
+        # a verb that only starts like MAIL keeps 512
+        c.expect(TOO_LONG, "MAILX " + "m" * 505)
+        c.expect("221 *", "QUIT")

@@ -3,8 +3,10 @@
  * lines, paths (RFC 5321 4.1.2), MAIL/RCPT arguments and ESMTP
  * parameters, limits at and one over each bound, smtp_local_canon and
  * span_eq_ci; UTF-8 paths (RFC 6531 3.3: strict UTF-8 or SMTP_ARG_UTF8)
- * and envelope_syntax = lenient (bare addresses, and what stays refused).  Every input is copied into a heap block of its exact
- * length, so ASan catches a parser that reads one byte too far.
+ * and envelope_syntax = lenient (bare addresses, and what stays refused);
+ * the longer line bound of MAIL and RCPT.  Every input is copied into a
+ * heap block of its exact length, so ASan catches a parser that reads one
+ * byte too far.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,6 +116,20 @@ static const struct tc cases[] = {
 	CMDR("NOOP ", "x", 505, "", PARSE_OK, 4),	/* 510 + CRLF = 512 */
 	CMDR("NOOP ", "x", 506, "", PARSE_TOOLONG, NOCHK),
 	CMDR("", "\x01", 511, "", PARSE_TOOLONG, NOCHK), /* bound first */
+	/* MAIL and RCPT: the bound their parameters raise (smtp_parse.h) */
+	CMDR("MAIL ", "x", 655, "", PARSE_OK, 4),	/* 660 + CRLF = 662 */
+	CMDR("mail ", "x", 656, "", PARSE_TOOLONG, NOCHK),
+	CMDR("RCPT ", "x", 1005, "", PARSE_OK, 4),	/* 1010 + CRLF */
+	CMDR("Rcpt ", "x", 1006, "", PARSE_TOOLONG, NOCHK),
+	CMDR("RCPT TO:<a@b.test> ORCPT=rfc822;", "o", 493,
+	    " NOTIFY=SUCCESS,FAILURE,DELAY", PARSE_OK, 4),
+	/* any other verb, or MAIL without its SP, keeps 512 */
+	CMDR("MAILX ", "x", 505, "", PARSE_TOOLONG, NOCHK),
+	CMDR("RCPTTO:", "x", 504, "", PARSE_TOOLONG, NOCHK),
+	CMDR("RCPT\t", "x", 506, "", PARSE_TOOLONG, NOCHK),
+	CMDR("HELO ", "x", 506, "", PARSE_TOOLONG, NOCHK),
+	CMDR("VRFY ", "x", 506, "", PARSE_TOOLONG, NOCHK),
+	CMDR("BDAT ", "9", 506, "", PARSE_TOOLONG, NOCHK),
 
 	/* paths: plain, quoted, routing tricks */
 	PATH("<user@example.test>", PARSE_OK, "user", "example.test", 0),
@@ -567,6 +583,41 @@ test_case_table(void **state)
 	}
 }
 
+/* The bound from the head of a line: fewer than 5 bytes give 512. */
+static void
+test_cmdline_max(void **state)
+{
+	static const struct {
+		const char	*head;
+		size_t		 want;
+	} mc[] = {
+		{ "", SMTP_CMDLINE_MAX }, { "M", SMTP_CMDLINE_MAX },
+		{ "MAIL", SMTP_CMDLINE_MAX }, { "RCPT", SMTP_CMDLINE_MAX },
+		{ "MAIL ", SMTP_MAIL_LINE_MAX }, { "mAiL FROM:<>",
+		SMTP_MAIL_LINE_MAX }, { "RCPT ", SMTP_RCPT_LINE_MAX },
+		{ "rcpt TO:<a@b>", SMTP_RCPT_LINE_MAX },
+		{ "MAIL:", SMTP_CMDLINE_MAX }, { "RCPT\t", SMTP_CMDLINE_MAX },
+		{ "NOOP ", SMTP_CMDLINE_MAX }, { "XMAIL ", SMTP_CMDLINE_MAX },
+		{ "M\xc3\xa1IL ", SMTP_CMDLINE_MAX },
+	};
+	uint8_t	*in;
+	size_t	 i, len;
+
+	(void)state;
+	assert_int_equal(SMTP_MAIL_LINE_MAX, 662);
+	assert_int_equal(SMTP_RCPT_LINE_MAX, 1012);
+	for (i = 0; i < sizeof(mc) / sizeof(mc[0]); i++) {
+		len = strlen(mc[i].head);
+		in = malloc(len ? len : 1);
+		assert_non_null(in);
+		memcpy(in, mc[i].head, len);
+		if (smtp_cmdline_max(in, len) != mc[i].want)
+			fail_msg("case %zu %s: got %zu", i, mc[i].head,
+			    smtp_cmdline_max(in, len));
+		free(in);
+	}
+}
+
 struct canon_tc {
 	const char	*path;
 	size_t		 outlen;
@@ -656,6 +707,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_table),
+		cmocka_unit_test(test_cmdline_max),
 		cmocka_unit_test(test_local_canon),
 		cmocka_unit_test(test_span_eq_ci),
 	};
