@@ -6,7 +6,9 @@
  * decides dsn_is_report and dsn_build (the same output with the body cut
  * off, so no body byte can leak); the report has CRLF lines of at most
  * 998 octets, no NUL, its boundary nowhere in the body but where it
- * belongs, and a bounded size.
+ * belongs, and a bounded size; before the returned headers, only ASCII,
+ * or strict UTF-8 in a global report (RFC 6533: UTF-8 addresses, or
+ * the odd length of the text standing for an SMTPUTF8 original).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "deliver/dsn.h"
+#include "lib/utf8.h"
 
 #define OUT_MAX		(1024 * 1024)
 #define FIXED_SLACK	(32 * 1024)	/* report text but the headers */
@@ -50,8 +53,9 @@ fuzz_check_lines(const struct buf *b)
 	}
 }
 
-/* The boundary, declared by our Content-Type, and its count in the body. */
-static void
+/* The boundary, declared by our Content-Type, and its count in the body;
+ * the offset where the returned headers (or the close) start. */
+static size_t
 fuzz_check_boundary(const struct buf *b)
 {
 	struct buf	 body;
@@ -78,6 +82,34 @@ fuzz_check_boundary(const struct buf *b)
 	parts = fuzz_count(&body, d, n + 6);
 	if (parts < 2 || parts > 3 || fuzz_count(&body, q, n) != parts + 1)
 		abort();
+	if (parts == 2)
+		return b->len;
+	e = memmem(body.data, body.len, d, n + 6);
+	e = memmem(e + 1, body.len - (size_t)((const uint8_t *)e + 1 -
+	    body.data), d, n + 6);
+	e = memmem(e + 1, body.len - (size_t)((const uint8_t *)e + 1 -
+	    body.data), d, n + 6);
+	if (e == NULL)
+		abort();
+	return (size_t)((const uint8_t *)e - b->data);
+}
+
+/* Up to end: ASCII, or strict UTF-8 when the report is global. */
+static void
+fuzz_check_text(const struct buf *b, size_t end)
+{
+	bool	global = memmem(b->data, b->len, "report-type=global-", 19) !=
+		    NULL;
+	size_t	i;
+	int	k;
+
+	for (i = 0; i < end; i += (size_t)k) {
+		k = 1;
+		if (b->data[i] < 0x80)
+			continue;
+		if (!global || (k = utf8_char(b->data + i, end - i)) <= 0)
+			abort();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -123,6 +155,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.msglen = len;
 	in.rcpts = &r;
 	in.nrcpts = 1;
+	in.smtputf8 = (k & 1) != 0;
 	if (flags & 0x02)
 		r.rcpt = text;
 	if (flags & 0x04)
@@ -142,7 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    memcmp(a.data, b.data, a.len) != 0)
 		abort();
 	fuzz_check_lines(&a);
-	fuzz_check_boundary(&a);
+	fuzz_check_text(&a, fuzz_check_boundary(&a));
 	if (a.len > hl + 3 * (hl / (DSN_LINE_MAX - 1) + 1) + FIXED_SLACK)
 		abort();
 	buf_free(&a);

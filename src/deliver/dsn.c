@@ -1,15 +1,18 @@
 /*
  * dsn.c - RFC 3464 delivery reports, and the header scanners they need
- * (see dsn.h).  Owns: report text, MIME layout, the boundary choice.
+ * (see dsn.h).  Owns: report text, MIME layout, the boundary choice, the
+ * RFC 6533 forms for UTF-8 addresses.
  * Never: copies a byte of the original's body unless asked to (full:
  * RET=FULL with ndr_return_full); lets a CR or LF from a recipient, a
- * sender or a remote reply into a header field.
+ * sender or a remote reply into a header field; lets a byte that is not
+ * strict UTF-8 into a report.
  * Untrusted: the original message, addresses, remote replies.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/utf8.h"
 #include "../lib/xtext.h"
 #include "../queue/queue.h"
 #include "dsn.h"
@@ -20,13 +23,19 @@
 #define DSN_SEED_MAX		20
 #define DSN_HOST_SHOWN		24
 #define QUEUE_REC_XTEXT_SHOWN	512	/* ENVID 100, ORCPT 500 */
+/* An address shown in a global report: each octet of DSN_ADDR_MAX may
+ * become "\x{HH}" (RFC 6533 3), and "..." marks a cut. */
+#define DSN_ADDR8_MAX		(DSN_ADDR_MAX * 6 + 4)
 
 /* The three body parts, built before the boundary can be chosen. */
 struct dsn_parts {
 	struct buf	 human;		/* text/plain */
-	struct buf	 status;	/* message/delivery-status */
-	struct buf	 headers;	/* text/rfc822-headers */
+	struct buf	 status;	/* message/[global-]delivery-status */
+	struct buf	 headers;	/* text/rfc822-headers, message/global-
+					 * headers, or the whole message */
 	bool		 eight;		/* 8-bit bytes in headers */
+	bool		 global;	/* RFC 6533: UTF-8 addresses or headers
+					 * of a message received with SMTPUTF8 */
 };
 
 static bool	dsn_is_ws(uint8_t);
@@ -38,6 +47,14 @@ static bool	dsn_field_is_report(const uint8_t *, size_t, size_t, size_t,
 		    size_t);
 static int	dsn_put_text(struct buf *, size_t, const char *, const char *,
 		    size_t, const char *);
+static int	dsn_put_textx(struct buf *, size_t, const char *, const char *,
+		    size_t, const char *, bool);
+static bool	dsn_addr_is_utf8(const char *);
+static bool	dsn_wants_global(const struct dsn_input *);
+static size_t	dsn_utf8_copy(const char *, char *, size_t, bool);
+static int	dsn_put_addr(struct buf *, size_t, const char *, const char *,
+		    const char *, bool, bool);
+static bool	dsn_has_eight(const struct buf *);
 static int	dsn_put_field(struct buf *, const char *, const char *,
 		    const char *, size_t);
 static size_t	dsn_clean_name(const char *, char *, size_t, const char *);
@@ -50,17 +67,20 @@ static int	dsn_put_xtext_field(struct buf *, const char *, const char *,
 static int	dsn_put_full(const struct dsn_input *, struct dsn_parts *);
 static void	dsn_status(const struct dsn_rcpt *, char *, size_t);
 static size_t	dsn_count_delayed(const struct dsn_input *);
-static int	dsn_put_human(const struct dsn_input *, struct buf *, bool);
-static int	dsn_put_status(const struct dsn_input *, struct buf *);
+static int	dsn_put_human(const struct dsn_input *, struct buf *, bool,
+		    bool);
+static int	dsn_put_status(const struct dsn_input *, struct buf *, bool);
 static int	dsn_put_returned(const struct dsn_input *,
 		    struct dsn_parts *);
 static bool	dsn_parts_hold(const struct dsn_parts *, const char *);
 static int	dsn_pick_boundary(const struct dsn_input *,
 		    const struct dsn_parts *, char *, size_t);
 static int	dsn_put_top(const struct dsn_input *, struct buf *,
-		    const char *, bool);
+		    const char *, const struct dsn_parts *);
 static int	dsn_put_part(struct buf *, const char *, const char *,
 		    const char *, const struct buf *);
+static int	dsn_put_parts(struct buf *, const char *,
+		    const struct dsn_input *, const struct dsn_parts *);
 
 bool
 dsn_notify_wants(unsigned notify, enum dsn_event ev)
@@ -227,6 +247,17 @@ static int
 dsn_put_text(struct buf *b, size_t col, const char *cont, const char *s,
     size_t max, const char *tail)
 {
+	return dsn_put_textx(b, col, cont, s, max, tail, false);
+}
+
+/*
+ * The same; keep8: s is strict UTF-8 (dsn_utf8_copy made it so) and its
+ * 8-bit bytes are kept, a long word never cut inside a character.
+ */
+static int
+dsn_put_textx(struct buf *b, size_t col, const char *cont,
+    const char *s, size_t max, const char *tail, bool keep8)
+{
 	size_t	n, i = 0, w, wl, j, k, hard, clen = strlen(cont);
 	bool	cut, first = true;
 
@@ -256,11 +287,14 @@ dsn_put_text(struct buf *b, size_t col, const char *cont, const char *s,
 				col = clen;
 			}
 			k = wl < hard - col ? wl : hard - col;
+			while (keep8 && k > 0 && k < wl &&
+			    ((unsigned char)s[w + k] & 0xc0) == 0x80)
+				k--;	/* a UTF-8 character stays whole */
 			for (j = 0; j < k; j++)
 				if (buf_addc(b, (unsigned char)s[w + j] >=
-				    0x80 ? '?' : s[w + j]) == -1)
+				    0x80 && !keep8 ? '?' : s[w + j]) == -1)
 					return -1;
-			col += k;
+			col = k > 0 ? col + k : hard;	/* no room: fold */
 		}
 		first = false;
 	}
@@ -276,6 +310,117 @@ dsn_put_field(struct buf *b, const char *name, const char *prefix,
 		return -1;
 	return dsn_put_text(b, strlen(name) + 2 + strlen(prefix), " ", value,
 	    max, "");
+}
+
+/*
+ * RFC 6533: UTF-8 addresses.
+ */
+
+/* Not ASCII, and strict UTF-8 (no C1 controls) within DSN_ADDR_MAX. */
+static bool
+dsn_addr_is_utf8(const char *a)
+{
+	const uint8_t	*p = (const uint8_t *)a;
+	size_t		 i, n = a != NULL ? strnlen(a, DSN_ADDR_MAX) : 0;
+	bool		 eight = false;
+	int		 k;
+
+	for (i = 0; i < n; i += (size_t)k) {
+		k = 1;
+		if (p[i] < 0x80)
+			continue;
+		if ((k = utf8_char(p + i, n - i)) <= 0)
+			return false;
+		eight = true;
+	}
+	return eight;
+}
+
+/*
+ * A global report (RFC 6533 6) when an address it names is UTF-8: such
+ * an address was taken only with MAIL ... SMTPUTF8 (smtp_tx.c refuses it
+ * otherwise, 553 5.6.7), so the addresses say it of themselves.
+ */
+static bool
+dsn_wants_global(const struct dsn_input *in)
+{
+	size_t	i;
+
+	if (dsn_addr_is_utf8(in->sender))
+		return true;
+	for (i = 0; i < in->nrcpts; i++)
+		if (dsn_addr_is_utf8(in->rcpts[i].rcpt))
+			return true;
+	return false;
+}
+
+/*
+ * At most DSN_ADDR_MAX bytes of s into out (NUL-terminated), cut only
+ * between characters, "..." after a cut.  Strict UTF-8 characters are
+ * kept and any other 8-bit byte becomes '?'.  unitext: RFC 6533 3
+ * utf-8-addr-unitext, where an ASCII byte that is not a QCHAR (a control,
+ * SP, '\\', '+', '=', DEL) is written "\\x{HH}"; else ASCII is copied and
+ * dsn_put_text deals with blanks.  The length written.
+ */
+static size_t
+dsn_utf8_copy(const char *s, char *out, size_t outsz, bool unitext)
+{
+	const uint8_t	*p = (const uint8_t *)s;
+	size_t		 n = s != NULL ? strnlen(s, DSN_ADDR_MAX + 1) : 0;
+	size_t		 i, o = 0, end = n > DSN_ADDR_MAX ? DSN_ADDR_MAX : n;
+	int		 k;
+
+	for (i = 0; i < end && o + 8 < outsz; i += (size_t)k) {
+		k = p[i] < 0x80 ? 1 : utf8_char(p + i, end - i);
+		if (k <= 0) {
+			if (k == 0 && n > end)
+				break;		/* a character the cut split */
+			out[o++] = '?';
+			k = 1;
+		} else if (k > 1) {
+			memcpy(out + o, p + i, (size_t)k);
+			o += (size_t)k;
+		} else if (unitext && (p[i] <= ' ' || p[i] == '\\' ||
+		    p[i] == '+' || p[i] == '=' || p[i] == 0x7f))
+			o += (size_t)snprintf(out + o, outsz - o, "\\x{%02X}",
+			    p[i]);
+		else
+			out[o++] = (char)p[i];
+	}
+	if (i < n && o + 3 < outsz) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/*
+ * An address as words (dsn_put_text), then tail: in a global report a
+ * UTF-8 address keeps its characters, as unitext when asked (RFC 6533 3,
+ * the "utf-8" address type); any other address is cleaned as ever.
+ */
+static int
+dsn_put_addr(struct buf *b, size_t col, const char *cont, const char *a,
+    const char *tail, bool global, bool unitext)
+{
+	char	enc[DSN_ADDR8_MAX];
+
+	if (!global || !dsn_addr_is_utf8(a))
+		return dsn_put_text(b, col, cont, a, DSN_ADDR_MAX, tail);
+	(void)dsn_utf8_copy(a, enc, sizeof(enc), unitext);
+	return dsn_put_textx(b, col, cont, enc, sizeof(enc), tail, true);
+}
+
+static bool
+dsn_has_eight(const struct buf *b)
+{
+	size_t	i;
+
+	for (i = 0; i < b->len; i++)
+		if (b->data[i] >= 0x80)
+			return true;
+	return false;
 }
 
 /*
@@ -393,7 +538,8 @@ dsn_count_delayed(const struct dsn_input *in)
  */
 
 static int
-dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers)
+dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers,
+    bool global)
 {
 	const struct dsn_rcpt	*r;
 	char			 host[DSN_NAME_MAX + 1], tail[64], st[12];
@@ -427,7 +573,7 @@ dsn_put_human(const struct dsn_input *in, struct buf *b, bool headers)
 		(void)snprintf(tail, sizeof(tail), ">: %s, status %s",
 		    dsn_action(r->action), st);
 		if (buf_add(b, "\r\n<", 3) == -1 ||
-		    dsn_put_text(b, 1, "    ", r->rcpt, DSN_ADDR_MAX, tail) ==
+		    dsn_put_addr(b, 1, "    ", r->rcpt, tail, global, false) ==
 		    -1)
 			return -1;
 		if (r->mta != NULL && (buf_addf(b, "    remote host: ") == -1 ||
@@ -471,13 +617,19 @@ dsn_put_xtext_field(struct buf *b, const char *name, const char *type,
 	return dsn_put_field(b, name, pre, dec, QUEUE_REC_XTEXT_SHOWN);
 }
 
-/* RFC 3464 2.1: per-message fields, then a group per recipient. */
+/*
+ * RFC 3464 2.1: per-message fields, then a group per recipient.  global:
+ * a UTF-8 Final-Recipient is of the "utf-8" type (RFC 6533 3, in the
+ * unitext form that message/global-delivery-status carries); an ASCII
+ * one stays "rfc822".
+ */
 static int
-dsn_put_status(const struct dsn_input *in, struct buf *b)
+dsn_put_status(const struct dsn_input *in, struct buf *b, bool global)
 {
 	const struct dsn_rcpt	*r;
 	char			 st[12];
 	size_t			 i;
+	bool			 u8;
 
 	if (dsn_put_xtext_field(b, "Original-Envelope-Id", "", in->envid) ==
 	    -1 ||
@@ -490,11 +642,14 @@ dsn_put_status(const struct dsn_input *in, struct buf *b)
 	for (i = 0; i < in->nrcpts; i++) {
 		r = &in->rcpts[i];
 		dsn_status(r, st, sizeof(st));
+		u8 = global && dsn_addr_is_utf8(r->rcpt);
 		if (buf_add(b, "\r\n", 2) == -1 ||
 		    dsn_put_xtext_field(b, "Original-Recipient", NULL,
 		    r->orcpt) == -1 ||
-		    dsn_put_field(b, "Final-Recipient", "rfc822; ", r->rcpt,
-		    DSN_ADDR_MAX) == -1 ||
+		    buf_addf(b, "Final-Recipient: %s; ", u8 ? "utf-8" :
+		    "rfc822") == -1 ||
+		    dsn_put_addr(b, u8 ? 24 : 25, " ", r->rcpt, "", u8, true) ==
+		    -1 ||
 		    buf_addf(b, "Action: %s\r\nStatus: %s\r\n",
 		    dsn_action(r->action), st) == -1)
 			return -1;
@@ -626,9 +781,11 @@ dsn_pick_boundary(const struct dsn_input *in, const struct dsn_parts *pp,
 
 static int
 dsn_put_top(const struct dsn_input *in, struct buf *b, const char *bnd,
-    bool eight)
+    const struct dsn_parts *pp)
 {
 	char	host[DSN_NAME_MAX + 1], qid[DSN_NAME_MAX + 1];
+	bool	eight = pp->eight || dsn_has_eight(&pp->human) ||
+		    dsn_has_eight(&pp->status);
 
 	if (dsn_clean_name(in->reporting_mta, host, sizeof(host), ".-[]:") ==
 	    0)
@@ -637,7 +794,8 @@ dsn_put_top(const struct dsn_input *in, struct buf *b, const char *bnd,
 		(void)snprintf(qid, sizeof(qid), "0");
 	if (buf_addf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
 	    "To: <", host) == -1 ||
-	    dsn_put_text(b, 5, " ", in->sender, DSN_ADDR_MAX, ">") == -1 ||
+	    dsn_put_addr(b, 5, " ", in->sender, ">", pp->global, false) ==
+	    -1 ||
 	    buf_addf(b, "Subject: %s\r\n", dsn_count_delayed(in) == in->nrcpts ?
 	    "Delayed Mail (still being retried)" :
 	    dsn_count_success(in) == in->nrcpts ?
@@ -649,12 +807,12 @@ dsn_put_top(const struct dsn_input *in, struct buf *b, const char *bnd,
 	return buf_addf(b, "Message-ID: <%s.%lld.dsn@%s>\r\n"
 	    "Auto-Submitted: auto-replied\r\n"
 	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-	    "\tboundary=\"%s\"\r\n"
+	    "Content-Type: multipart/report; report-type=%sdelivery-status;"
+	    "\r\n\tboundary=\"%s\"\r\n"
 	    "%s"
 	    "\r\n"
 	    "This is a MIME-encapsulated message.\r\n", qid,
-	    (long long)in->now, host, bnd,
+	    (long long)in->now, host, pp->global ? "global-" : "", bnd,
 	    eight ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 }
 
@@ -666,6 +824,44 @@ dsn_put_part(struct buf *b, const char *bnd, const char *desc,
 	    "Content-Type: %s\r\n\r\n", bnd, desc, type) == -1)
 		return -1;
 	return buf_add(b, content->data, content->len);
+}
+
+/*
+ * The parts in order (RFC 6522 3; the third is optional, and left out
+ * when there is nothing to return).  A global report (RFC 6533 6) has
+ * UTF-8 text, message/global-delivery-status and message/global-headers
+ * (or message/global, RFC 6532 3.7, for the whole message); a part with
+ * 8-bit bytes says so.
+ */
+static int
+dsn_put_parts(struct buf *b, const char *bnd, const struct dsn_input *in,
+    const struct dsn_parts *pp)
+{
+	static const char	cte[] = "\r\nContent-Transfer-Encoding: 8bit";
+	char			type[96];
+	const char		*third;
+
+	(void)snprintf(type, sizeof(type), "text/plain; charset=%s%s",
+	    pp->global ? "utf-8" : "us-ascii",
+	    dsn_has_eight(&pp->human) ? cte : "");
+	if (dsn_put_part(b, bnd, "Notification", type, &pp->human) == -1)
+		return -1;
+	(void)snprintf(type, sizeof(type), "message/%sdelivery-status%s",
+	    pp->global ? "global-" : "",
+	    dsn_has_eight(&pp->status) ? cte : "");
+	if (dsn_put_part(b, bnd, "Delivery report", type, &pp->status) == -1)
+		return -1;
+	if (pp->headers.len == 0)
+		return 0;
+	if (in->full)
+		third = pp->global ? "message/global" : "message/rfc822";
+	else
+		third = pp->global ? "message/global-headers" :
+		    "text/rfc822-headers";
+	(void)snprintf(type, sizeof(type), "%s%s", third, pp->eight ? cte :
+	    "");
+	return dsn_put_part(b, bnd, in->full ? "Undelivered Message" :
+	    "Undelivered Message Headers", type, &pp->headers);
 }
 
 int
@@ -686,27 +882,17 @@ dsn_build(const struct dsn_input *in, struct buf *out)
 		buf_reset(&pp.headers);
 		pp.eight = false;
 	}
-	if ((pp.headers.len == 0 && dsn_put_returned(in, &pp) == -1) ||
-	    dsn_put_human(in, &pp.human, pp.headers.len > 0) == -1 ||
-	    dsn_put_status(in, &pp.status) == -1 ||
+	if (pp.headers.len == 0 && dsn_put_returned(in, &pp) == -1)
+		goto done;
+	/* RFC 6533 6: UTF-8 addresses, or the UTF-8 header fields (RFC
+	 * 6532) of a message received with SMTPUTF8 */
+	pp.global = dsn_wants_global(in) || (in->smtputf8 && pp.eight);
+	if (dsn_put_human(in, &pp.human, pp.headers.len > 0, pp.global) ==
+	    -1 || dsn_put_status(in, &pp.status, pp.global) == -1 ||
 	    dsn_pick_boundary(in, &pp, bnd, sizeof(bnd)) == -1)
 		goto done;
-	if (dsn_put_top(in, out, bnd, pp.eight) == -1 ||
-	    dsn_put_part(out, bnd, "Notification",
-	    "text/plain; charset=us-ascii", &pp.human) == -1 ||
-	    dsn_put_part(out, bnd, "Delivery report",
-	    "message/delivery-status", &pp.status) == -1)
-		goto done;
-	/* RFC 6522 3: the third part is optional; none if nothing to return. */
-	if (pp.headers.len > 0 && in->full && dsn_put_part(out, bnd,
-	    "Undelivered Message", pp.eight ?
-	    "message/rfc822\r\nContent-Transfer-Encoding: 8bit" :
-	    "message/rfc822", &pp.headers) == -1)
-		goto done;
-	if (pp.headers.len > 0 && !in->full && dsn_put_part(out, bnd,
-	    "Undelivered Message Headers", pp.eight ?
-	    "text/rfc822-headers\r\nContent-Transfer-Encoding: 8bit" :
-	    "text/rfc822-headers", &pp.headers) == -1)
+	if (dsn_put_top(in, out, bnd, &pp) == -1 ||
+	    dsn_put_parts(out, bnd, in, &pp) == -1)
 		goto done;
 	rc = buf_addf(out, "\r\n--%s--\r\n", bnd);
 done:

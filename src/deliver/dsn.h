@@ -5,7 +5,8 @@
  * Owns: the report's text and layout.  Never: copies the original's body
  * (headers only, DESIGN 4), decides whether to send (backscatter.h).
  * Untrusted: the original message, recipient addresses, remote replies.
- * RFC 3464, 6522 (multipart/report), 3834 (Auto-Submitted), 5322, 2046.
+ * RFC 3464, 6522 (multipart/report), 3834 (Auto-Submitted), 5322, 2046,
+ * 6533 (reports about UTF-8 addresses or headers).
  */
 #ifndef MXGATE_DSN_H
 #define MXGATE_DSN_H
@@ -55,6 +56,9 @@ struct dsn_input {
 	/* return the whole message (message/rfc822) instead of its header
 	 * section; falls back to headers when it does not fit out's max */
 	bool			 full;
+	/* the original was received with SMTPUTF8 (its queue file's U
+	 * record): UTF-8 in its header section makes the report global */
+	bool			 smtputf8;
 };
 
 /* What a report is about, for RFC 3461 4.1 NOTIFY. */
@@ -73,8 +77,16 @@ bool	dsn_notify_wants(unsigned notify, enum dsn_event);
  * Everything copied into the report is cleaned first: control characters
  * (CR, LF, NUL...) become spaces, 8-bit bytes '?', except in the returned
  * header section, which keeps 8-bit bytes (then declared 8bit) and has
- * its line ends made CRLF.  Message-ID is <QID.NOW.dsn@REPORTING_MTA>
- * (NOW in seconds) so a delay notice and the later failure differ.
+ * its line ends made CRLF.
+ * A report that names a UTF-8 address (strict UTF-8: only SMTPUTF8 lets
+ * one in), or returns the 8-bit header section of an smtputf8 original,
+ * is global (RFC 6533 6): report-type=global-delivery-status, UTF-8 text,
+ * message/global-delivery-status with "Final-Recipient: utf-8; " and the
+ * address as utf-8-addr-unitext (RFC 6533 3), message/global-headers
+ * (message/global when full), UTF-8 addresses kept in To: and the text.
+ * ASCII addresses stay "rfc822;"; a report about ASCII only is as ever.
+ * Message-ID is <QID.NOW.dsn@REPORTING_MTA> (NOW in seconds) so a delay
+ * notice and the later failure differ.
  */
 int	dsn_build(const struct dsn_input *, struct buf *out);
 

@@ -3,7 +3,8 @@ peers.py - the servers the delivery tests talk to, started on loopback.
 Owns: PySink (a recording SMTP server on asyncio, told what to answer),
 SmtpSink (Postfix's smtp-sink dumping each transaction to a file),
 Dovecot (an LMTP server with Maildir storage, config in the test's folder),
-and parsing of what they received (envelope, RFC 3464 reports).
+and parsing of what they received (envelope, RFC 3464 reports and
+their RFC 6533 global form).
 Never: listens outside 127.0.0.1, signals a process it did not start.
 Python 3.11+, standard library only.
 """
@@ -154,17 +155,58 @@ class Report:
     per_message: dict[str, str]
     per_rcpt: list[dict[str, str]]  # field names lower-cased
     headers: str  # the text/rfc822-headers part
+    is_global: bool = False  # RFC 6533: the message/global-* types
+
+
+def _status_fields(block: str) -> dict[str, str]:
+    """One field group of a delivery-status part: unfolded, names lower."""
+    out: dict[str, str] = {}
+    for line in re.sub(r"\r?\n[ \t]+", " ", block).splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip().lower()] = re.sub(r"\s+", " ", value).strip()
+    return out
+
+
+def _parse_global_report(rec: Received, msg, what: str) -> Report:
+    """RFC 6533 6: the same layout with UTF-8 parts, which Python's email
+    package does not take apart; read from the bytes by the boundary."""
+    bnd = msg.get_boundary()
+    check(bnd, f"{what}: no boundary")
+    chunks = rec.data.split(b"\r\n--" + bnd.encode() + b"\r\n")
+    check_eq(len(chunks), 4, f"{what}: parts")
+    chunks[3] = chunks[3].split(b"\r\n--" + bnd.encode() + b"--")[0]
+    heads, bodies = [], []
+    for c in chunks[1:]:
+        h, sep, b = c.partition(b"\r\n\r\n")
+        check(sep, f"{what}: a part without a header section")
+        heads.append(email.message_from_bytes(h + b"\r\n\r\n"))
+        bodies.append(b.decode("utf-8"))  # strict: a global report is UTF-8
+    check_eq([m.get_content_type() for m in heads],
+             ["text/plain", "message/global-delivery-status",
+              "message/global-headers"], f"{what}: parts")
+    check_eq((heads[0].get_param("charset") or "").lower(), "utf-8",
+             f"{what}: charset of the text part")
+    blocks = [b for b in re.split(r"\r\n\r\n", bodies[1].strip("\r\n"))
+              if b]
+    check(len(blocks) >= 2, f"{what}: delivery-status has {len(blocks)} "
+          "field groups, expected per-message + per-recipient")
+    return Report(msg, bodies[0], _status_fields(blocks[0]),
+                  [_status_fields(b) for b in blocks[1:]], bodies[2], True)
 
 
 def parse_report(rec: Received) -> Report:
-    """Check the RFC 3464 / RFC 6522 structure of a DSN and return its
-    parts; fails with what is wrong."""
+    """Check the RFC 3464 / RFC 6522 structure of a DSN (or its RFC 6533
+    global form) and return its parts; fails with what is wrong."""
     msg = rec.message()
     what = f"DSN {rec.header('Subject')!r}"
     check(msg.get_content_type() == "multipart/report",
           f"{what}: Content-Type is {msg.get_content_type()}, "
           "not multipart/report")
-    check((msg.get_param("report-type") or "").lower() == "delivery-status",
+    rtype = (msg.get_param("report-type") or "").lower()
+    if rtype == "global-delivery-status":
+        return _parse_global_report(rec, msg, what)
+    check(rtype == "delivery-status",
           f"{what}: report-type is {msg.get_param('report-type')!r}")
     parts = msg.get_payload()
     check(isinstance(parts, list), f"{what}: not a multipart body")

@@ -11,7 +11,9 @@ next hop offering SMTPUTF8 gets MAIL ... SMTPUTF8; one not offering it
 gets nothing and the sender a report (5.6.7), behind the backscatter
 guard; an all-ASCII message received with SMTPUTF8 goes to any hop;
 U-label domains in `domains`; smtplib with SMTPUTF8 over STARTTLS gets
-"with UTF8SMTPS".
+"with UTF8SMTPS"; a report about a UTF-8 recipient is global (RFC 6533:
+"utf-8;" address type, message/global-delivery-status and
+message/global-headers), one about ASCII recipients as before.
 """
 
 from __future__ import annotations
@@ -223,8 +225,12 @@ def test_next_hop_without_smtputf8_returns(ctx, gw_factory, param):
         rep = relay.wait_messages(1, WAIT)[0]
         check_eq(rep.mail_from, "", "report envelope sender")
         check_eq(rep.rcpts, ["x@remote.test"], "report recipient")
-        status = peers.parse_report(rep).per_rcpt[0].get("status", "")
+        report = peers.parse_report(rep)
+        status = report.per_rcpt[0].get("status", "")
         check_eq(status, want, "Status of the failed recipient")
+        if param == "address":
+            check(report.is_global, "a report about a UTF-8 recipient "
+                  "is not global (RFC 6533)")
         check_eq(hop.received(), [], "messages at the next hop")
         check_eq(hop.connections >= 1, True, "the next hop was asked")
 
@@ -242,6 +248,54 @@ def test_next_hop_without_smtputf8_report_behind_guard(ctx, gw_factory):
         check_eq(ev.get("ndr"), "suppressed", f"event=dsn: {ev['line']}")
         check_eq(relay.received(), [], "reports at the relayhost")
         check_eq(hop.received(), [], "messages at the next hop")
+
+
+@mxlib.params(["utf8", "ascii"])
+def test_permanent_failure_report_types(ctx, gw_factory, param):
+    """A recipient the next hop (with SMTPUTF8) refuses for good, in a
+    transaction with SMTPUTF8: a UTF-8 one gets a global report (RFC 6533
+    3, 6) naming it "utf-8;" in UTF-8; an ASCII one the report as ever."""
+    with sink(ctx, "hop") as hop, sink(ctx, "relay") as relay:
+        hop.ehlo_extra = ["SMTPUTF8"]
+        bad = f"{NFC}@example.test" if param == "utf8" else \
+            "alice@example.test"
+        good = "alice@example.test" if param == "utf8" else \
+            f"{NFC}@example.test"
+        hop.rcpt_reply = lambda a: ("550 5.1.1 No such user here" if
+                                    latin(a) == bad else "250 2.1.5 Ok")
+        gw = gw_factory(start=False, config=hop_config(hop, relay))
+        gw.write_users(text=users_with(NFC))
+        gw.start()
+        qid = send_utf8(gw, "x@remote.test", [bad, good],
+                        message(f"report-{param}"))
+        ev = gw.wait_event("dsn", qid=qid, timeout_s=WAIT)
+        check("ndr" not in ev, f"DSN suppressed: {ev['line']}")
+        rec = relay.wait_messages(1, WAIT)[0]
+        check_eq(rec.rcpts, ["x@remote.test"], "report recipient")
+        check_eq([latin(r) for r in hop.wait_messages(1, WAIT)[0].rcpts],
+                 [good], "recipients the next hop took")
+        rep = peers.parse_report(rec)
+        check_eq(len(rep.per_rcpt), 1, f"recipients in {rep.per_rcpt}")
+        f = rep.per_rcpt[0]
+        check_eq((f.get("action"), f.get("status")), ("failed", "5.1.1"),
+                 f"fields {f}")
+        check("Subject: report-" in rep.headers,
+              f"returned headers {rep.headers!r}")
+        ctype = rec.header("Content-Type") or ""
+        if param == "utf8":
+            check(rep.is_global, f"not a global report: {ctype!r}")
+            check_eq(f.get("final-recipient"), f"utf-8; {NFC}@example.test",
+                     "Final-Recipient")
+            check(f"<{NFC}@example.test>: failed" in rep.text,
+                  f"the text part names {NFC!r}: {rep.text!r}")
+        else:
+            check(not rep.is_global and "global" not in ctype,
+                  f"an ASCII report became global: {ctype!r}")
+            check_eq(f.get("final-recipient"), "rfc822; alice@example.test",
+                     "Final-Recipient")
+            check(not re.search(rb"[\x80-\xff]", rec.data),
+                  "8-bit bytes in a report about ASCII only")
+        check_eq(hop.received()[0].rcpts != [], True, "the hop's message")
 
 
 def test_ascii_message_with_smtputf8_goes_anywhere(ctx, gw_factory):

@@ -5,7 +5,9 @@
  * then dsn_build over a table of inputs, each output checked for the
  * invariants (CRLF only, lines <= 998, the boundary only where it
  * belongs, the 3 parts in order, no byte of the original body, no
- * injected header line) and for the strings each case expects.
+ * injected header line) and for the strings each case expects; reports
+ * about UTF-8 addresses or an SMTPUTF8 original's UTF-8 headers are
+ * global (RFC 6533), strict UTF-8 throughout, ASCII ones as before.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 
 #include "deliver/dsn.h"
+#include "lib/utf8.h"
 
 /* A heap copy of exactly len bytes, so ASan sees a read past the end. */
 static uint8_t *
@@ -183,6 +186,7 @@ struct build_case {
 	size_t		 nparts;
 	const char	*want[10];
 	const char	*never[5];
+	bool		 smtputf8;	/* the original came with SMTPUTF8 */
 };
 
 static const struct build_case build_cases[] = {
@@ -213,7 +217,7 @@ static const struct build_case build_cases[] = {
 	    "    remote host: mx.example.org\r\n"
 	    "    reply: 550 5.1.1 User unknown\r\n",
 	    "Only the header section of your message is returned below." },
-	    { "Content-Transfer-Encoding", "delayed" } },
+	    { "Content-Transfer-Encoding", "delayed" }, false },
 	{ "every recipient delayed", std_msg, 0, "alice@sender.test", NULL,
 	    { { "bob@example.org", "delayed", "4.4.1", NULL, NULL, NULL },
 	    { "carol@example.org", "delayed", "4.4.2", NULL, NULL, NULL } }, 2, 0,
@@ -222,13 +226,13 @@ static const struct build_case build_cases[] = {
 	    "Final-Recipient: rfc822; carol@example.org\r\n"
 	    "Action: delayed\r\nStatus: 4.4.2\r\n\r\n--",
 	    "will keep trying" },
-	    { "Subject: Undelivered", "Remote-MTA", "Diagnostic-Code" } },
+	    { "Subject: Undelivered", "Remote-MTA", "Diagnostic-Code" }, false },
 	{ "failed and delayed", std_msg, 0, "alice@sender.test", NULL,
 	    { { "bob@example.org", "delayed", "4.4.1", NULL, NULL, NULL },
 	    { "carol@example.org", "failed", "5.2.2", "552 full", NULL, NULL } },
 	    2, 0, 3, { "Subject: Undelivered Mail Returned to Sender\r\n",
 	    "Those marked \"delayed\"", "Action: failed\r\nStatus: 5.2.2\r\n" },
-	    { "Delayed Mail" } },
+	    { "Delayed Mail" }, false },
 	{ "injection everywhere", std_msg, 0,
 	    "alice@sender.test>\r\nBcc: victim@else.test", "gw\r\nBcc: x",
 	    { { "bob@example.org\r\nX-Evil: 1", "failed\r\nX-Evil: 2",
@@ -241,41 +245,44 @@ static const struct build_case build_cases[] = {
 	    "Diagnostic-Code: smtp; 550 5.1.1 no X-Evil: 4 . MAIL FROM:<>\r\n",
 	    "Remote-MTA: dns; mx X-Evil: 5\r\n",
 	    "MAILER-DAEMON@gwBcc:x>" },
-	    { "\nX-Evil", "\nBcc", "\n.\r", "\nMAIL" } },
+	    { "\nX-Evil", "\nBcc", "\n.\r", "\nMAIL" }, false },
 	{ "bare LF original", "Subject: lf\nFrom: a@b.test\n\n" MARK "\n", 0,
 	    "a@b.test", NULL, { { "x@example.org", "failed", "5.1.1", NULL,
 	    NULL, NULL } }, 1, 0, 3,
-	    { "\r\n\r\nSubject: lf\r\nFrom: a@b.test\r\n\r\n--" }, { NULL } },
+	    { "\r\n\r\nSubject: lf\r\nFrom: a@b.test\r\n\r\n--" }, { NULL },
+	    false },
 	{ "header section only, no blank line", "Subject: only\r\nX-Y: z", 0,
 	    "a@b.test", NULL, { { "x@example.org", "failed", "5.1.1", NULL,
 	    NULL, NULL } }, 1, 0, 3, { "\r\n\r\nSubject: only\r\nX-Y: z\r\n\r\n--" },
-	    { NULL } },
+	    { NULL }, false },
 	{ "no header section", "\r\n" MARK "\r\n", 0, "a@b.test", NULL,
 	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 2,
 	    { "Status: 5.1.1\r\n\r\n--" }, { "rfc822-headers",
-	    "header section" } },
+	    "header section" }, false },
 	{ "no original", NULL, 0, "a@b.test", NULL,
 	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 2,
-	    { "Final-Recipient" }, { "rfc822-headers", "header section" } },
+	    { "Final-Recipient" }, { "rfc822-headers", "header section" },
+	    false },
 	{ "the default boundary in the headers",
 	    "X-Trap: Q1.1700003600/gw.example.org\r\n"
 	    "--Q1.1700003600/gw.example.org\r\n\r\n" MARK, 0, "a@b.test", NULL,
 	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 3,
 	    { "\tboundary=\"Q1.", "X-Trap: Q1.1700003600/gw.example.org\r\n" },
-	    { "boundary=\"Q1.1700003600/gw.example.org\"" } },
+	    { "boundary=\"Q1.1700003600/gw.example.org\"" }, false },
 	{ "8-bit header", "Subject: caf\xc3\xa9\r\n\r\n" MARK, 0, "a@b.test",
 	    NULL, { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1,
 	    0, 3, { "\tboundary=\"Q1.1700003600/gw.example.org\"\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\n",
 	    "Content-Type: text/rfc822-headers\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\n\r\nSubject: caf\xc3\xa9\r\n" },
-	    { NULL } },
+	    { NULL }, false },
 	{ "controls in the headers", "Subject: a\0b\x01" "c\rd\x7f\r\n"
 	    "X: \t\r\r\n\r\n" MARK, 38, "a@b.test", NULL,
 	    { { "x@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0, 3,
-	    { "\r\nSubject: a?b?c?d?\r\nX: \t?\r\n\r\n--" }, { NULL } },
+	    { "\r\nSubject: a?b?c?d?\r\nX: \t?\r\n\r\n--" }, { NULL }, false },
+	/* bytes that are not UTF-8 (no SMTPUTF8 took them): '?', not global */
 	{ "8-bit addresses and odd status", std_msg, 0,
-	    "\xc3\xa9@b.test", NULL,
+	    "\xe9\xe9@b.test", NULL,
 	    { { "\xff@example.org", "DELAYED", "4.x.1", "\xe2\x80\x9c", NULL, NULL },
 	    { "y@example.org", "bogus", "5.1", NULL, NULL, NULL },
 	    { "z@example.org", NULL, "5.1234.1", NULL, NULL, NULL } }, 3, 0, 3,
@@ -284,11 +291,70 @@ static const struct build_case build_cases[] = {
 	    "???\r\n", "Final-Recipient: rfc822; y@example.org\r\n"
 	    "Action: failed\r\nStatus: 5.0.0\r\n",
 	    "Final-Recipient: rfc822; z@example.org\r\n"
-	    "Action: failed\r\nStatus: 5.0.0\r\n" }, { "\xff", "\xc3" } },
+	    "Action: failed\r\nStatus: 5.0.0\r\n" }, { "\xff", "\xe9",
+	    "global" }, false },
+	/* RFC 6533: a UTF-8 recipient makes the report global */
+	{ "UTF-8 recipient", std_msg, 0, "alice@sender.test", NULL,
+	    { { "jos\xc3\xa9@example.org", "failed", "5.1.1",
+	    "550 5.1.1 unknown", NULL, NULL } }, 1, 0, 3,
+	    { "Content-Type: multipart/report; "
+	    "report-type=global-delivery-status;\r\n\tboundary=\"Q1."
+	    "1700003600/gw.example.org\"\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n",
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n",
+	    "\r\n<jos\xc3\xa9@example.org>: failed, status 5.1.1\r\n",
+	    "Content-Type: message/global-delivery-status\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n",
+	    "\r\nFinal-Recipient: utf-8; jos\xc3\xa9@example.org\r\n"
+	    "Action: failed\r\nStatus: 5.1.1\r\n",
+	    "Content-Type: message/global-headers\r\n\r\nSubject: hello\r\n",
+	    "To: <alice@sender.test>\r\n" },
+	    { "rfc822", "report-type=delivery-status", "us-ascii", "?" },
+	    false },
+	/* unitext (RFC 6533 3): SP, '+', '=' and '\\' as \x{HH}; an ASCII
+	 * recipient stays rfc822, one that is not UTF-8 is cleaned */
+	{ "UTF-8, ASCII and broken recipients", std_msg, 0, "a@b.test", NULL,
+	    { { "\"j\xc3\xb6 +=\\\\x\"@example.org", "failed", "5.1.1", NULL,
+	    NULL, NULL },
+	    { "bob@example.org", "failed", "5.1.1", NULL, NULL, NULL },
+	    { "b\xc3@example.org", "delayed", "4.4.1", NULL, NULL, NULL } }, 3,
+	    0, 3, { "Final-Recipient: utf-8; "
+	    "\"j\xc3\xb6\\x{20}\\x{2B}\\x{3D}\\x{5C}\\x{5C}x\"@example.org\r\n",
+	    "Final-Recipient: rfc822; bob@example.org\r\n",
+	    "Final-Recipient: rfc822; b?@example.org\r\n",
+	    "\r\n<\"j\xc3\xb6 +=\\\\x\"@example.org>: failed, status 5.1.1",
+	    "\r\n<b?@example.org>: delayed, status 4.4.1\r\n",
+	    "message/global-delivery-status" }, { "\xc3@", NULL }, false },
+	/* a UTF-8 sender: its report's To: keeps it (RFC 6532) */
+	{ "UTF-8 sender", std_msg, 0, "jos\xc3\xa9@sender.test", NULL,
+	    { { "bob@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0,
+	    3, { "To: <jos\xc3\xa9@sender.test>\r\n",
+	    "report-type=global-delivery-status;",
+	    "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+	    "Content-Type: message/global-delivery-status\r\n\r\n",
+	    "Final-Recipient: rfc822; bob@example.org\r\n",
+	    "Content-Type: message/global-headers\r\n\r\n" },
+	    { "Content-Transfer-Encoding", "text/rfc822-headers" }, false },
+	/* UTF-8 headers of an SMTPUTF8 original, ASCII addresses: global */
+	{ "UTF-8 header, SMTPUTF8", "Subject: caf\xc3\xa9\r\n\r\n" MARK, 0,
+	    "a@b.test", NULL, { { "x@example.org", "failed", "5.6.9", NULL,
+	    NULL, NULL } }, 1, 0, 3, { "report-type=global-delivery-status;",
+	    "Content-Type: message/global-headers\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\nSubject: caf\xc3\xa9\r\n",
+	    "Final-Recipient: rfc822; x@example.org\r\n" },
+	    { "text/rfc822-headers", NULL }, true },
+	/* SMTPUTF8 but nothing to show that is not ASCII: as ever */
+	{ "ASCII, SMTPUTF8", std_msg, 0, "alice@sender.test", NULL,
+	    { { "bob@example.org", "failed", "5.1.1", NULL, NULL, NULL } }, 1, 0,
+	    3, { "report-type=delivery-status;",
+	    "Content-Type: message/delivery-status\r\n\r\n",
+	    "Content-Type: text/rfc822-headers\r\n\r\n" }, { "global",
+	    "utf-8", "8bit" }, true },
 	{ "null sender", std_msg, 0, "", NULL, { { "x@example.org", "failed",
-	    "5.1.1", NULL, NULL, NULL } }, 1, -1, 0, { NULL }, { NULL } },
+	    "5.1.1", NULL, NULL, NULL } }, 1, -1, 0, { NULL }, { NULL }, false },
 	{ "no recipient", std_msg, 0, "a@b.test", NULL, { { NULL } }, 0, -1,
-	    0, { NULL }, { NULL } },
+	    0, { NULL }, { NULL }, false },
 };
 
 static size_t
@@ -374,9 +440,11 @@ check_report(const char *name, const struct buf *b, size_t nparts)
 	assert_int_equal(count_of(b, delim), 1);
 	assert_memory_equal(p + b->len - strlen(delim), delim, strlen(delim));
 	/* The delivery-status part holds RFC 3464 fields only. */
-	st = memmem(p, b->len, "message/delivery-status\r\n\r\n", 27);
+	st = memmem(p, b->len, "delivery-status\r\n", 17);
 	assert_non_null(st);
-	st += 27;
+	st = memmem(st, b->len - (size_t)(st - p), "\r\n\r\n", 4);
+	assert_non_null(st);
+	st += 4;
 	(void)snprintf(delim, sizeof(delim), "\r\n--%s", bnd);
 	stend = memmem(st, b->len - (size_t)(st - p), delim, strlen(delim));
 	assert_non_null(stend);
@@ -385,6 +453,22 @@ check_report(const char *name, const struct buf *b, size_t nparts)
 		if (!starts_with_any(st, (size_t)(nl - st) - 1, status_names))
 			fail_msg("%s: foreign status line: %.40s", name, st);
 	}
+}
+
+/* Every 8-bit byte of b is part of a strict UTF-8 character. */
+static bool
+all_utf8(const struct buf *b)
+{
+	size_t	i;
+	int	k;
+
+	for (i = 0; i < b->len; i += (size_t)k) {
+		k = 1;
+		if (b->data[i] >= 0x80 &&
+		    (k = utf8_char(b->data + i, b->len - i)) <= 0)
+			return false;
+	}
+	return true;
 }
 
 static void
@@ -402,6 +486,7 @@ build_input(const struct build_case *c, struct dsn_input *in)
 	    strlen(c->msg);
 	in->rcpts = c->rcpts;
 	in->nrcpts = c->nrcpts;
+	in->smtputf8 = c->smtputf8;
 }
 
 static void
@@ -432,6 +517,9 @@ test_build_cases(void **state)
 		for (j = 0; j < 5 && c->never[j] != NULL; j++)
 			if (count_of(&out, c->never[j]) != 0)
 				fail_msg("%s: has: %s", c->name, c->never[j]);
+		if (count_of(&out, "global-delivery-status") > 0 &&
+		    !all_utf8(&out))
+			fail_msg("%s: a global report not all UTF-8", c->name);
 		/* Deterministic: the same input, the same bytes. */
 		buf_init(&again, 1024 * 1024);
 		assert_int_equal(dsn_build(&in, &again), 0);
@@ -470,7 +558,8 @@ test_build_long(void **state)
 	struct dsn_rcpt		 r = { "x@example.org", "failed",
 				    "5.1.1", NULL, NULL, NULL };
 	struct build_case	 c = { "long", NULL, 0, "a@b.test", NULL,
-				    { { NULL } }, 1, 0, 3, { NULL }, { NULL } };
+				    { { NULL } }, 1, 0, 3, { NULL }, { NULL },
+				    false };
 	struct dsn_input	 in;
 	struct buf		 out, msg;
 	char			*diag;
@@ -512,7 +601,8 @@ test_build_huge_headers(void **state)
 	struct dsn_rcpt		 r = { "x@example.org", "failed",
 				    "5.1.1", NULL, NULL, NULL };
 	struct build_case	 c = { "huge", NULL, 0, "a@b.test", NULL,
-				    { { NULL } }, 1, 0, 3, { NULL }, { NULL } };
+				    { { NULL } }, 1, 0, 3, { NULL }, { NULL },
+				    false };
 	struct dsn_input	 in;
 	struct buf		 out, msg;
 
@@ -594,6 +684,68 @@ test_build_dsn_ext(void **state)
 	assert_true(dsn_notify_wants(0x0c, DSN_EV_DELAY));
 }
 
+/*
+ * A global report (RFC 6533) with a UTF-8 address past DSN_ADDR_MAX
+ * octets: cut between characters and marked, every line within 998
+ * octets and never split inside a character, in the text, the status
+ * and the To: field; RET=FULL returns message/global.
+ */
+static void
+test_build_global(void **state)
+{
+	static const char	 orig[] = "Subject: hi\r\n\r\n" MARK "\r\n";
+	struct dsn_rcpt		 r = { NULL, "failed", "5.1.1", NULL, NULL,
+				    NULL };
+	struct build_case	 c = { "global", NULL, 0, NULL, NULL,
+				    { { NULL } }, 1, 0, 3, { NULL }, { NULL },
+				    false };
+	struct dsn_input	 in;
+	struct buf		 out, addr, v;
+	size_t			 i;
+
+	(void)state;
+	buf_init(&addr, 4096);
+	for (i = 0; i < 400; i++)	/* 800 octets of U+00E9 */
+		assert_int_equal(buf_add(&addr, "\xc3\xa9", 2), 0);
+	assert_int_equal(buf_addf(&addr, "x@example.org"), 0);
+	r.rcpt = buf_cstr(&addr);
+	build_input(&c, &in);
+	in.sender = buf_cstr(&addr);
+	in.rcpts = &r;
+	in.msg = (const uint8_t *)orig;
+	in.msglen = sizeof(orig) - 1;
+	buf_init(&out, 1024 * 1024);
+	assert_int_equal(dsn_build(&in, &out), 0);
+	check_report("global", &out, 3);
+	assert_true(all_utf8(&out));
+	assert_null(memmem(out.data, out.len, MARK, strlen(MARK)));
+	/* 256 characters (DSN_ADDR_MAX octets), then the mark */
+	buf_init(&v, 8192);
+	unfolded_field(&out, "Final-Recipient: ", &v);
+	assert_int_equal(v.len, 7 + DSN_ADDR_MAX + 3);
+	assert_memory_equal(v.data, "utf-8; \xc3\xa9", 9);
+	assert_memory_equal(v.data + v.len - 5, "\xc3\xa9...", 5);
+	unfolded_field(&out, "To: ", &v);
+	assert_int_equal(v.len, 1 + DSN_ADDR_MAX + 3 + 1);
+	assert_memory_equal(v.data + v.len - 6, "\xc3\xa9...>", 6);
+	assert_non_null(memmem(out.data, out.len, "\xc3\xa9...>: failed, "
+	    "status 5.1.1\r\n", 27));
+	assert_non_null(memmem(out.data, out.len,
+	    "Content-Type: message/global-headers\r\n\r\nSubject: hi\r\n",
+	    52));
+	buf_reset(&out);
+
+	/* RET=FULL: the whole message, as message/global (RFC 6532 3.7) */
+	in.full = true;
+	assert_int_equal(dsn_build(&in, &out), 0);
+	assert_non_null(strstr(buf_cstr(&out), "Content-Type: message/global"
+	    "\r\n\r\nSubject: hi\r\n\r\n" MARK "\r\n"));
+	assert_null(strstr(buf_cstr(&out), "message/rfc822"));
+	buf_free(&out);
+	buf_free(&v);
+	buf_free(&addr);
+}
+
 /* Past out's max: -1 and out exactly as it was; at the max: 0. */
 static void
 test_build_max(void **state)
@@ -638,6 +790,7 @@ main(void)
 		cmocka_unit_test(test_build_huge_headers),
 		cmocka_unit_test(test_build_max),
 		cmocka_unit_test(test_build_dsn_ext),
+		cmocka_unit_test(test_build_global),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
