@@ -3,9 +3,10 @@
  * Feeds every input to the command-line, MAIL, RCPT and path parsers
  * (null path allowed and not; strict and lenient envelope syntax) and
  * checks what they promise: spans inside the input, lengths within the
- * named limits (a longer line bound for MAIL and RCPT only), smtp_local_canon never writing past its bound, a UTF-8
- * address only when its bytes are strict UTF-8, lenient accepting all
- * strict accepts.  Untrusted: the whole input.
+ * named limits (a longer line bound for MAIL and RCPT only),
+ * smtp_local_canon never writing past its bound, a UTF-8 address only
+ * when its bytes are strict UTF-8, lenient accepting all strict accepts.
+ * Untrusted: the whole input.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -567,9 +567,10 @@ smtp_cmdline_max(const uint8_t *p, size_t len)
 
 /*
  * verb [SP arg].  The bound is checked before anything else is read
- * (RFC 5321 4.5.3.1.4, raised for MAIL and RCPT: smtp_parse.h).  The argument's bytes are judged by the parser of
- * that command (an 8-bit address is the address's problem, 553 5.6.7,
- * not an unknown command); the caller has already refused bare CR and LF.
+ * (RFC 5321 4.5.3.1.4, raised for MAIL and RCPT: smtp_parse.h).  The
+ * argument's bytes are judged by the parser of that command (an 8-bit
+ * address is the address's problem, 553 5.6.7, not an unknown command);
+ * the caller has already refused bare CR and LF.
  */
 enum parse_rc
 smtp_parse_cmdline(const uint8_t *p, size_t len, struct smtp_cmdline *out)
