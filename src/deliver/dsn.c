@@ -359,7 +359,7 @@ dsn_wants_global(const struct dsn_input *in)
  * between characters, "..." after a cut.  Strict UTF-8 characters are
  * kept and any other 8-bit byte becomes '?'.  unitext: RFC 6533 3
  * utf-8-addr-unitext, where an ASCII byte that is not a QCHAR (a control,
- * SP, '\\', '+', '=', DEL) is written "\\x{HH}"; else ASCII is copied and
+ * SP, '\', '+', '=', DEL) is written "\x{HH}"; else ASCII is copied and
  * dsn_put_text deals with blanks.  The length written.
  */
 static size_t
