@@ -793,6 +793,7 @@ qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
 		.conf = m->conf,
 		.envid = m->qf.dsn_envid,
 		.ret_full = full && m->qf.dsn_ret == QUEUE_DSN_RET_FULL,
+		.smtputf8 = m->qf.smtputf8,
 	};
 	(void)qmgr_report(m->q, &rep);
 }
@@ -1185,6 +1186,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		.nrcpts = r->nrcpts,
 		.boundary_seed = r->orig_qid,
 		.envid = r->envid,
+		.smtputf8 = r->smtputf8,
 		/* RFC 3461 4.3 RET=FULL loses to the backscatter guard's
 		 * headers-only rule unless ndr_return_full = yes, and is
 		 * never honoured for a success or delay report */

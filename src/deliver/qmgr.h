@@ -58,6 +58,9 @@ struct qmgr_report {
 	 * only for failures and with ndr_return_full = yes) */
 	const char		*envid;
 	bool			 ret_full;
+	/* the original came with SMTPUTF8: an 8-bit header section
+	 * returned in the report makes it global (RFC 6533 6) */
+	bool			 smtputf8;
 };
 
 /*

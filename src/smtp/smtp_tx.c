@@ -507,6 +507,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		.conf = s->conf,
 		.ret_full = s->tx.dsn_ret == QUEUE_DSN_RET_FULL,
 		.envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
+		.smtputf8 = s->tx.smtputf8,
 	};
 	(void)qmgr_report(s->w->qmgr, &rep);
 	free(diag);

@@ -250,11 +250,13 @@ def test_next_hop_without_smtputf8_report_behind_guard(ctx, gw_factory):
         check_eq(hop.received(), [], "messages at the next hop")
 
 
-@mxlib.params(["utf8", "ascii"])
+@mxlib.params(["utf8", "ascii", "ascii_8bit_header"])
 def test_permanent_failure_report_types(ctx, gw_factory, param):
     """A recipient the next hop (with SMTPUTF8) refuses for good, in a
     transaction with SMTPUTF8: a UTF-8 one gets a global report (RFC 6533
-    3, 6) naming it "utf-8;" in UTF-8; an ASCII one the report as ever."""
+    3, 6) naming it "utf-8;" in UTF-8; an ASCII one the report as ever,
+    unless the header section it returns holds UTF-8: then the report is
+    global too (message/global-headers), its recipient still "rfc822;"."""
     with sink(ctx, "hop") as hop, sink(ctx, "relay") as relay:
         hop.ehlo_extra = ["SMTPUTF8"]
         bad = f"{NFC}@example.test" if param == "utf8" else \
@@ -266,8 +268,9 @@ def test_permanent_failure_report_types(ctx, gw_factory, param):
         gw = gw_factory(start=False, config=hop_config(hop, relay))
         gw.write_users(text=users_with(NFC))
         gw.start()
+        header = f"X-Name: {NFC}" if param == "ascii_8bit_header" else ""
         qid = send_utf8(gw, "x@remote.test", [bad, good],
-                        message(f"report-{param}"))
+                        message(f"report-{param}", header=header))
         ev = gw.wait_event("dsn", qid=qid, timeout_s=WAIT)
         check("ndr" not in ev, f"DSN suppressed: {ev['line']}")
         rec = relay.wait_messages(1, WAIT)[0]
@@ -288,6 +291,12 @@ def test_permanent_failure_report_types(ctx, gw_factory, param):
                      "Final-Recipient")
             check(f"<{NFC}@example.test>: failed" in rep.text,
                   f"the text part names {NFC!r}: {rep.text!r}")
+        elif param == "ascii_8bit_header":
+            check(rep.is_global, f"8-bit headers, not global: {ctype!r}")
+            check_eq(f.get("final-recipient"), "rfc822; alice@example.test",
+                     "Final-Recipient")
+            check(f"X-Name: {NFC}" in rep.headers,
+                  f"the UTF-8 header returned: {rep.headers!r}")
         else:
             check(not rep.is_global and "global" not in ctype,
                   f"an ASCII report became global: {ctype!r}")
