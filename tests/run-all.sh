@@ -9,7 +9,9 @@ pass=0
 fail=0
 failed=""
 log=build/run-all.log
+fails=build/run-all.failures
 : >"$log"
+: >"$fails"
 count() {	# count NAME STATUS OUTPUT-FILE: add its cases to the totals
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p; s/^e2e: \([0-9]*\) passed.*/\1/p' "$3" | tail -n 1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p; s/^e2e: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$3" | tail -n 1)
@@ -30,6 +32,9 @@ step() {	# step NAME COMMAND...
 	cat "$out" >>"$log"
 	tail -n 40 "$out" | grep -E '^(FAIL|\[  (PASSED|FAILED)|e2e:|===|\[  ERROR)' | tail -n 20
 	[ "$rc" = 0 ] || tail -n 60 "$out"
+	# every failed case, with its reason, for the summary at the end
+	grep -E '^(FAIL |\[  FAILED  \] [^0-9])' "$out" | cut -c1-400 |
+		sed "s|^|$name: |" >>"$fails"
 	count "$name" "$rc" "$out"
 }
 for t in build/tests/test_*; do
@@ -49,6 +54,10 @@ for f in build/fuzz/fuzz_*; do
 		"fuzz/corpus/$n"
 done
 echo
+if [ -s "$fails" ]; then
+	echo "failed cases:"
+	sed 's/^/  /' "$fails"
+fi
 [ -n "$failed" ] && echo "failed steps:$failed (full output: $log)"
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ -z "$failed" ]
