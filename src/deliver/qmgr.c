@@ -823,16 +823,55 @@ qmsg_wants(const struct qmsg *m, size_t i, enum dsn_event ev)
  * Failed recipients get one report, if the guard allows, and unless
  * their NOTIFY says NEVER (or lacks FAILURE).
  */
+/* The recipients one report is about, as the three kinds collect them. */
+struct qreport {
+	struct dsn_rcpt	*dr;
+	char		(*diag)[300];
+	size_t		 n;
+};
+
+static void
+qreport_init(struct qreport *r, const struct qmsg *m)
+{
+	r->n = 0;
+	if ((r->dr = calloc(m->qf.nrcpts, sizeof(*r->dr))) == NULL ||
+	    (r->diag = calloc(m->qf.nrcpts, sizeof(*r->diag))) == NULL)
+		panic("qreport_init: out of memory");
+}
+
+/* Recipient i, with its next hop's reply as the Diagnostic-Code if asked. */
+static void
+qreport_add(struct qreport *r, const struct qmsg *m, size_t i,
+    const char *action, const char *status, bool with_diag)
+{
+	qmsg_diag(m, i, r->diag[r->n], sizeof(r->diag[r->n]));
+	r->dr[r->n] = (struct dsn_rcpt){
+		.rcpt = m->qf.rcpts[i],
+		.action = action,
+		.status = status,
+		.diag = with_diag ? r->diag[r->n] : NULL,
+		.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
+		.orcpt = m->qf.dsn_orcpt[i],
+	};
+	r->n++;
+}
+
+/* Sends the report (if it names anyone: qmsg_report) and frees r. */
+static void
+qreport_send(struct qreport *r, struct qmsg *m, bool full)
+{
+	qmsg_report(m, r->dr, r->n, full);
+	free(r->diag);
+	free(r->dr);
+}
+
 static void
 qmsg_report_failures(struct qmsg *m)
 {
-	struct dsn_rcpt		*dr;
-	size_t			 i, n = 0;
-	char			 (*diag)[300];
+	struct qreport	r;
+	size_t		i;
 
-	if ((dr = calloc(m->qf.nrcpts, sizeof(*dr))) == NULL ||
-	    (diag = calloc(m->qf.nrcpts, sizeof(*diag))) == NULL)
-		panic("qmsg_report_failures: out of memory");
+	qreport_init(&r, m);
 	for (i = 0; i < m->qf.nrcpts; i++) {
 		if (m->state[i] != QR_PERM)
 			continue;
@@ -844,20 +883,9 @@ qmsg_report_failures(struct qmsg *m)
 			    256));
 			continue;
 		}
-		qmsg_diag(m, i, diag[n], sizeof(diag[n]));
-		dr[n] = (struct dsn_rcpt){
-			.rcpt = m->qf.rcpts[i],
-			.action = "failed",
-			.status = m->res[i].esc,
-			.diag = diag[n],
-			.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
-			.orcpt = m->qf.dsn_orcpt[i],
-		};
-		n++;
+		qreport_add(&r, m, i, "failed", m->res[i].esc, true);
 	}
-	qmsg_report(m, dr, n, true);
-	free(diag);
-	free(dr);
+	qreport_send(&r, m, true);
 }
 
 /*
@@ -868,14 +896,11 @@ qmsg_report_failures(struct qmsg *m)
 static void
 qmsg_report_success(struct qmsg *m)
 {
-	struct dsn_rcpt		*dr;
+	struct qreport		 r;
 	const struct qgroup	*g;
-	size_t			 gi, k, i, n = 0;
-	char			 (*diag)[300];
+	size_t			 gi, k, i;
 
-	if ((dr = calloc(m->qf.nrcpts, sizeof(*dr))) == NULL ||
-	    (diag = calloc(m->qf.nrcpts, sizeof(*diag))) == NULL)
-		panic("qmsg_report_success: out of memory");
+	qreport_init(&r, m);
 	for (gi = 0; gi < m->ngroups; gi++) {
 		g = &m->groups[gi];
 		for (k = 0; k < g->n; k++) {
@@ -883,23 +908,12 @@ qmsg_report_success(struct qmsg *m)
 			if (m->state[i] != QR_OK || m->res[i].hop_dsn ||
 			    !qmsg_wants(m, i, DSN_EV_SUCCESS))
 				continue;
-			qmsg_diag(m, i, diag[n], sizeof(diag[n]));
-			dr[n] = (struct dsn_rcpt){
-				.rcpt = m->qf.rcpts[i],
-				.action = g->maildir || g->dest.lmtp ?
-				    "delivered" : "relayed",
-				.status = m->res[i].esc[0] == '2' ?
-				    m->res[i].esc : "2.0.0",
-				.diag = g->maildir ? NULL : diag[n],
-				.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
-				.orcpt = m->qf.dsn_orcpt[i],
-			};
-			n++;
+			qreport_add(&r, m, i, g->maildir || g->dest.lmtp ?
+			    "delivered" : "relayed", m->res[i].esc[0] == '2' ?
+			    m->res[i].esc : "2.0.0", !g->maildir);
 		}
 	}
-	qmsg_report(m, dr, n, false);
-	free(diag);
-	free(dr);
+	qreport_send(&r, m, false);
 }
 
 /* delay_warning_time has passed and no warning went out yet. */
@@ -920,35 +934,21 @@ qmsg_warning_due(const struct qmsg *m, time_t now)
 static void
 qmsg_report_delay(struct qmsg *m)
 {
-	struct dsn_rcpt		*dr;
-	size_t			 i, n = 0;
-	char			 (*diag)[300];
+	struct qreport	r;
+	size_t		i;
 
 	if (m->ndeferred == 0 || !qmsg_warning_due(m, time(NULL)))
 		return;
 	m->warn = true;
-	if ((dr = calloc(m->qf.nrcpts, sizeof(*dr))) == NULL ||
-	    (diag = calloc(m->qf.nrcpts, sizeof(*diag))) == NULL)
-		panic("qmsg_report_delay: out of memory");
+	qreport_init(&r, m);
 	for (i = 0; i < m->qf.nrcpts; i++) {
 		if (m->qf.done[i] || m->state[i] != QR_TEMP ||
 		    !qmsg_wants(m, i, DSN_EV_DELAY))
 			continue;
-		qmsg_diag(m, i, diag[n], sizeof(diag[n]));
-		dr[n] = (struct dsn_rcpt){
-			.rcpt = m->qf.rcpts[i],
-			.action = "delayed",
-			.status = m->res[i].esc[0] == '4' ? m->res[i].esc :
-			    "4.0.0",
-			.diag = diag[n],
-			.mta = m->res[i].mta[0] ? m->res[i].mta : NULL,
-			.orcpt = m->qf.dsn_orcpt[i],
-		};
-		n++;
+		qreport_add(&r, m, i, "delayed", m->res[i].esc[0] == '4' ?
+		    m->res[i].esc : "4.0.0", true);
 	}
-	qmsg_report(m, dr, n, false);
-	free(diag);
-	free(dr);
+	qreport_send(&r, m, false);
 }
 
 /*
