@@ -183,6 +183,7 @@ static void	lost_tls(struct client_conn *, int);
 static void	lost_quiet(struct client_conn *, int);
 static void	conn_connect(struct client_conn *);
 static int	conn_send_bdat(struct client_conn *);
+static int	conn_send_body(struct client_conn *, int);
 static void	conn_close(struct client_conn *, const char *);
 static void	conn_next(struct client_conn *);
 static int	conn_tls_failed(struct client_conn *, const char *);
@@ -1452,11 +1453,19 @@ conn_send_bdat(struct client_conn *c)
 	const struct client_msg	*m = c->job->msg;
 
 	conn_cmd(c, "BDAT %zu LAST", m->bodylen);
-	if (body_run(out, m->body, m->bodylen) == -1) {
+	return conn_send_body(c, body_run(out, m->body, m->bodylen));
+}
+
+/* The body is in the output buffer (queued == 0): wait for its replies. */
+static int
+conn_send_body(struct client_conn *c, int queued)
+{
+	if (queued == -1) {
 		conn_fail(c, CF_LOCAL, "out of memory sending the body");
 		return -1;
 	}
-	c->out_cb = evbuffer_add_cb(out, conn_out_cb, c);
+	c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    conn_out_cb, c);
 	c->lmtp_left = c->naccepted;
 	conn_enter(c, CS_BODY);
 	return 0;
@@ -1483,15 +1492,8 @@ on_data(struct client_conn *c, const struct client_reply *r)
 		conn_enter(c, CS_BODY);
 		return 0;
 	}
-	if (client_body_add(out, c->job->msg->body, c->job->msg->bodylen) ==
-	    -1) {
-		conn_fail(c, CF_LOCAL, "out of memory sending the body");
-		return -1;
-	}
-	c->out_cb = evbuffer_add_cb(out, conn_out_cb, c);
-	c->lmtp_left = c->naccepted;
-	conn_enter(c, CS_BODY);
-	return 0;
+	return conn_send_body(c, client_body_add(out, c->job->msg->body,
+	    c->job->msg->bodylen));
 }
 
 /* The transaction is over (RFC 5321 4.1.1.4): no RSET needed. */
