@@ -1,9 +1,11 @@
 """
 benchlib.py - what the benchmarks share: loopback ports, the Postfix
 peer's master process, the file-descriptor limit, the CPU time of a
-process tree read from /proc, and the two-sample Kolmogorov-Smirnov test.  Standard library only; imported by
-bench/bench.py, bench/harvest.py and bench/timing.py (both put bench/ on sys.path, which
-Python does for a script's own folder).
+process tree read from /proc, a blocking SMTP session for timing one
+command at a time, and the two-sample Kolmogorov-Smirnov test.
+Standard library only; imported by bench/bench.py, bench/harvest.py and
+bench/timing.py (each puts bench/ on sys.path, which Python does for a
+script's own folder).
 """
 
 from __future__ import annotations
@@ -12,9 +14,60 @@ import math
 import os
 import resource
 import socket
+import time
 
 CLK = os.sysconf("SC_CLK_TCK")
 POSTFIX_PID = "/var/spool/postfix/pid/master.pid"
+
+
+class Closed(ConnectionError):
+    """The server closed the connection before a whole reply."""
+
+
+class SyncClient:
+    """A blocking SMTP session from source address src, past EHLO and
+    MAIL FROM, so that the next command is a RCPT."""
+
+    def __init__(self, port: int, src: str, helo: str = "bench.test"):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                          source_address=(src, 0))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.s.makefile("rb")
+        self.reply()
+        self.cmd(f"EHLO {helo}")
+        self.cmd("MAIL FROM:<x@remote.test>")
+
+    def reply(self) -> bytes:
+        out = b""
+        while True:
+            ln = self.f.readline()
+            if not ln:
+                raise Closed("closed by the server")
+            out += ln
+            if ln[3:4] != b"-":
+                return out
+
+    def cmd(self, line: str) -> bytes:
+        self.s.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def timed(self, line: str) -> tuple[bytes, float]:
+        """The reply to line and the microseconds from send to reply."""
+        data = line.encode() + b"\r\n"
+        t0 = time.perf_counter_ns()
+        self.s.sendall(data)
+        r = self.reply()
+        return r, (time.perf_counter_ns() - t0) / 1e3
+
+    def close(self, quit: bool = False) -> None:
+        if quit:
+            try:
+                self.s.sendall(b"QUIT\r\n")
+                self.reply()
+            except OSError:
+                pass
+        self.f.close()
+        self.s.close()
 
 
 def free_port() -> int:

@@ -97,15 +97,14 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import (free_port, kolmogorov_sf,  # noqa: E402
-                      ks_2samp, port_open, postfix_master, proc_tree,
-                      raise_nofile, tree_cpu)
+from benchlib import (Closed, SyncClient, free_port,  # noqa: E402
+                      kolmogorov_sf, ks_2samp, port_open, postfix_master,
+                      proc_tree, raise_nofile, tree_cpu)
 
 DOMAIN = "example.test"
 NUSERS = 100_000                # the Postfix peer's table
@@ -244,10 +243,6 @@ class Gateway:
 
 
 # ------------------------------------------------------------ SMTP, async
-
-class Closed(Exception):
-    pass
-
 
 async def read_reply(reader: asyncio.StreamReader) -> tuple[int, str]:
     """One reply: (code, last line without CRLF)."""
@@ -498,35 +493,6 @@ def attack(port: int, sources: list[str], names: list[str], valid: set[str],
 
 # ------------------------------------------------------------ KS
 
-class SyncClient:
-    def __init__(self, port: int, src: str):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10,
-                                          source_address=(src, 0))
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.f = self.s.makefile("rb")
-        self.reply()
-        self.cmd("EHLO ks.test")
-        self.cmd("MAIL FROM:<x@remote.test>")
-
-    def reply(self) -> bytes:
-        out = b""
-        while True:
-            ln = self.f.readline()
-            if not ln:
-                raise Closed()
-            out += ln
-            if ln[3:4] != b"-":
-                return out
-
-    def cmd(self, line: str) -> bytes:
-        self.s.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def close(self) -> None:
-        self.f.close()
-        self.s.close()
-
-
 def ks_measure(port: int, src: str, valid: list[str], conns: int = 4,
                per_tx: int = 50) -> tuple[dict, dict]:
     """As tests/e2e/test_harvest.py: lock-step, pairs of one valid and one
@@ -546,7 +512,7 @@ def ks_measure(port: int, src: str, valid: list[str], conns: int = 4,
     it = {k: iter(v) for k, v in names.items()}
     lat = {"valid": [], "unknown": []}
     replies = {"valid": set(), "unknown": set()}
-    cs = [SyncClient(port, src) for _ in range(conns)]
+    cs = [SyncClient(port, src, "ks.test") for _ in range(conns)]
     try:
         for c in cs:
             for i in range(20):
@@ -556,11 +522,8 @@ def ks_measure(port: int, src: str, valid: list[str], conns: int = 4,
         for step in range(len(per_conn[0])):
             for k, c in enumerate(cs):
                 kind = per_conn[k][step]
-                line = f"RCPT TO:<{next(it[kind])}@{DOMAIN}>\r\n".encode()
-                t0 = time.perf_counter_ns()
-                c.s.sendall(line)
-                r = c.reply()
-                lat[kind].append((time.perf_counter_ns() - t0) / 1e3)
+                r, us = c.timed(f"RCPT TO:<{next(it[kind])}@{DOMAIN}>")
+                lat[kind].append(us)
                 replies[kind].add(r)
                 if (step + 1) % per_tx == 0:
                     c.cmd("RSET")
@@ -582,7 +545,7 @@ def ks_run(binary, root, users_path, valid, mode: str) -> str:
     gw = Gateway(binary, root, users_path, conf, 4096).start()
     try:
         if mode == "uniform":
-            c = SyncClient(gw.port, src)
+            c = SyncClient(gw.port, src, "ks.test")
             for i in range(3):
                 c.cmd(f"RCPT TO:<{800000 + i}user@{DOMAIN}>")
             c.close()

@@ -41,14 +41,13 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ks_2samp, ks_pvalue  # noqa: E402
+from benchlib import SyncClient, ks_2samp, ks_pvalue  # noqa: E402
 from harvest import Gateway  # noqa: E402
 
 DOMAIN = "example.test"
@@ -75,47 +74,6 @@ def source(i: int, host: int = 1) -> str:
     return f"127.{(i >> 8) & 255}.{i & 255}.{host}"
 
 
-class Session:
-    def __init__(self, port: int, src: str):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10,
-                                          source_address=(src, 0))
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.f = self.s.makefile("rb")
-        self.reply()
-        self.cmd("EHLO timing.test")
-        self.cmd("MAIL FROM:<x@remote.test>")
-
-    def reply(self) -> bytes:
-        out = b""
-        while True:
-            ln = self.f.readline()
-            if not ln:
-                raise ConnectionError("closed by the server")
-            out += ln
-            if ln[3:4] != b"-":
-                return out
-
-    def cmd(self, line: str) -> bytes:
-        self.s.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def timed(self, line: str) -> tuple[bytes, float]:
-        data = line.encode() + b"\r\n"
-        t0 = time.perf_counter_ns()
-        self.s.sendall(data)
-        r = self.reply()
-        return r, (time.perf_counter_ns() - t0) / 1e3
-
-    def close(self) -> None:
-        try:
-            self.s.sendall(b"QUIT\r\n")
-            self.reply()
-        except OSError:
-            pass
-        self.f.close()
-        self.s.close()
-
-
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -136,16 +94,16 @@ def run_mode(args, root: str, users_path: str, mode: str,
     try:
         if mode == "uniform":   # mark each /24 from another of its hosts
             for i in range(len(kinds)):
-                c = Session(gw.port, source(i, 250))
+                c = SyncClient(gw.port, source(i, 250), "timing.test")
                 c.cmd(f"RCPT TO:<mark{i}@{DOMAIN}>")
-                c.close()
+                c.close(quit=True)
         for i, kind in enumerate(kinds):
             k = nth[kind]
             nth[kind] += 1
             name = f"{'user' if kind == 'valid' else 'uzer'}{k:05d}"
-            c = Session(gw.port, source(i))
+            c = SyncClient(gw.port, source(i), "timing.test")
             r, us = c.timed(f"RCPT TO:<{name}@{DOMAIN}>")
-            c.close()
+            c.close(quit=True)
             lat[kind].append(us)
             replies[kind].add(r)
     finally:
