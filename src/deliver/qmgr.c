@@ -93,6 +93,7 @@ struct qmsg {
 	enum qres		*state;		/* per recipient */
 	struct client_rcpt_result *res;		/* per recipient */
 	bool			*report;	/* failed and reported */
+	bool			*written;	/* its D record written ahead */
 	time_t			 next;		/* for the A record, 0 none */
 	bool			 warn;		/* a delay warning went out:
 						 * write the W record */
@@ -202,6 +203,7 @@ qmsg_free(struct qmsg *m)
 	free(m->state);
 	free(m->res);
 	free(m->report);
+	free(m->written);
 	free(m->path);
 	free(m);
 }
@@ -614,11 +616,34 @@ qgroup_start(struct qgroup *g)
 		    g);
 }
 
+/*
+ * A group is done.  While other groups of its message are still at work,
+ * its delivered recipients' D records are written at once (not synced,
+ * as a removal's journal note is not): a crash before the message is
+ * finished then redelivers only what it must.  The last group's outcome
+ * is recorded with the message's (qmsg_finish).
+ */
 static void
 qgroup_done(struct qgroup *g)
 {
-	if (--g->m->pending == 0)
-		qmsg_finish(g->m);
+	struct qmsg	*m = g->m;
+	size_t		 k, i;
+
+	if (--m->pending == 0) {
+		qmsg_finish(m);
+		return;
+	}
+	for (k = 0; k < g->n && !m->q->stopping; k++) {
+		i = g->idx[k];
+		if (m->state[i] != QR_OK)
+			continue;
+		if (queue_file_write_done(&m->qf, i) == 0)
+			m->written[i] = true;
+		else
+			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
+			    "mark recipient done: %s\"", m->qid,
+			    strerror(errno));
+	}
 }
 
 static bool
@@ -707,7 +732,9 @@ qmsg_loaded(void *arg)
 	m->state = calloc(n, sizeof(*m->state));
 	m->res = calloc(n, sizeof(*m->res));
 	m->report = calloc(n, sizeof(*m->report));
-	if (m->state == NULL || m->res == NULL || m->report == NULL)
+	m->written = calloc(n, sizeof(*m->written));
+	if (m->state == NULL || m->res == NULL || m->report == NULL ||
+	    m->written == NULL)
 		panic("qmsg_loaded: out of memory");
 	qmsg_route(m);
 }
@@ -1007,7 +1034,7 @@ qmsg_record(void *arg)
 		log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 		    "remove queue file: %s\"", m->qid, strerror(errno));
 	for (i = 0; !m->removed && i < m->qf.nrcpts; i++)
-		if ((m->state[i] == QR_OK || m->report[i]) &&
+		if ((m->state[i] == QR_OK || m->report[i]) && !m->written[i] &&
 		    queue_file_mark_done(&m->qf, i) == -1)
 			log_event(LOG_LVL_WARNING, "queue", "qid=%s msg=\"cannot "
 			    "mark recipient done: %s\"", m->qid,

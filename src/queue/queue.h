@@ -150,6 +150,12 @@ int		 queue_file_lock(struct queue_file *);
  * queue_file_sync, which the caller runs once for all its records).
  */
 int		 queue_file_mark_done(struct queue_file *, size_t i);
+/*
+ * Append recipient i's done record without marking it done in memory:
+ * a record written ahead, while the message is still being worked on;
+ * the caller does not mark it again.
+ */
+int		 queue_file_write_done(struct queue_file *, size_t i);
 bool		 queue_file_all_done(const struct queue_file *);
 /* Record the retry schedule (durable after queue_file_sync); last wins. */
 int		 queue_file_mark_attempt(struct queue_file *, unsigned attempts,

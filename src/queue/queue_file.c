@@ -304,6 +304,21 @@ queue_file_append(struct queue_file *qf, int type, const char *payload,
 int
 queue_file_mark_done(struct queue_file *qf, size_t i)
 {
+	if (i >= qf->nrcpts) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (qf->done[i])
+		return 0;
+	if (queue_file_write_done(qf, i) == -1)
+		return -1;
+	qf->done[i] = true;
+	return 0;
+}
+
+int
+queue_file_write_done(struct queue_file *qf, size_t i)
+{
 	char	p[24];
 	int	n;
 
@@ -311,13 +326,8 @@ queue_file_mark_done(struct queue_file *qf, size_t i)
 		errno = EINVAL;
 		return -1;
 	}
-	if (qf->done[i])
-		return 0;
 	n = snprintf(p, sizeof(p), "%zu", i);
-	if (queue_file_append(qf, QUEUE_REC_T_DONE, p, (size_t)n) == -1)
-		return -1;
-	qf->done[i] = true;
-	return 0;
+	return queue_file_append(qf, QUEUE_REC_T_DONE, p, (size_t)n);
 }
 
 int

@@ -611,6 +611,38 @@ def test_kill9_during_delivery(ctx, gw_factory):
               "messages: the whole queue was sent again")
 
 
+def test_kill9_keeps_a_finished_next_hop_done(ctx, gw_factory):
+    """One message for two next hops: the Maildir takes its copy at once,
+    the SMTP hop keeps the other waiting for its reply.  A kill -9 then
+    must not bring the Maildir copy again after the restart: a group's D
+    records are written when that group is done, not when the message is."""
+    with py_sink(ctx, "hop") as hop:
+        hop.data_delay = 60.0  # no reply before the kill
+        gw = gw_factory(
+            users=("alice@example.test", "bob@smtp.test"),
+            config=hop_config("maildir:mail", smtp_timeout="120s",
+                              domains="example.test, smtp.test"),
+            sections={"smtp.test": {"next_hop": f"smtp:127.0.0.1:{hop.port}"}})
+        qid = send(gw, SENDER, ["alice@example.test", "bob@smtp.test"],
+                   mxlib.make_message("two hops"))
+        # the message's events come when all its groups are done: the
+        # Maildir file is the sign that its group is
+        gw.wait_maildir("example.test", "alice", 1, timeout_s=WAIT)
+        mxlib.wait_until(lambda: hop.pending > 0, WAIT,
+                         "the SMTP hop holding the message's data")
+        check_eq(gw.events("delivered", qid=qid), [], "events before the "
+                 "kill (smtp_timeout is longer than the test)")
+        gw.kill9()
+        hop.data_delay = 0.0
+        mark = gw.log_mark()
+        gw.start()
+        gw.wait_event("delivered", qid=qid, to="bob@smtp.test",
+                      timeout_s=WAIT, since=mark)
+        gw.wait_event("removed", qid=qid, timeout_s=WAIT, since=mark)
+        check_eq(gw.events("delivered", since=mark, to="alice@example.test"),
+                 [], "Maildir deliveries after the restart")
+
+
 def test_restart_keeps_retry_schedule(ctx, gw_factory):
     port = mxlib.free_port()
     gw = gw_factory(config=hop_config(f"smtp:127.0.0.1:{port}",

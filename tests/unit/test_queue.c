@@ -416,6 +416,35 @@ test_mark_done(void **state)
 	free(path);
 }
 
+/* A D record written ahead: on disk at once, not done in memory. */
+static void
+test_write_done(void **state)
+{
+	struct fx		*fx = *state;
+	static const char	 body[] = "a\r\n";
+	struct queue_file	 qf;
+	char			 qid[ID_STRLEN + 1], *path;
+
+	msg_commit_body(fx, (const uint8_t *)body, 3, 2, qid);
+	path = qpath(fx, qid);
+	assert_int_equal(queue_file_open(path, &qf), 0);
+	assert_int_equal(queue_file_write_done(&qf, 0), 0);
+	assert_false(qf.done[0]);
+	errno = 0;
+	assert_int_equal(queue_file_write_done(&qf, 2), -1);
+	assert_int_equal(errno, EINVAL);
+	/* the next record goes after it, not over it */
+	assert_int_equal(queue_file_mark_attempt(&qf, 1, 1000), 0);
+	queue_file_close(&qf);
+
+	assert_int_equal(queue_file_open(path, &qf), 0);
+	assert_true(qf.done[0]);
+	assert_false(qf.done[1]);
+	assert_int_equal(qf.attempts, 1);
+	queue_file_close(&qf);
+	free(path);
+}
+
 /* What may follow a complete file, and whether it still opens. */
 static const struct {
 	const char	*tail;
@@ -1104,6 +1133,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torn, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mark_done, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_write_done, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_trailing_d, fx_setup,
 		    fx_teardown),
