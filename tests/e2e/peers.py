@@ -241,8 +241,10 @@ class PySink:
       data_delay: seconds to wait before that reply (a slow next hop)
       chunking: offer CHUNKING and take BDAT (RFC 3030); set before use
       ehlo_extra: more EHLO keywords to offer, e.g. ["SMTPUTF8"]
-    messages: transactions whose final 250 was sent on an open
-    connection; pending: how many have all their data and await the reply.
+    messages: transactions answered 250 on an open connection, each
+    recorded just before its reply is written (so a client that has read
+    the 250 finds it); pending: how many have all their data and await
+    the reply.
     """
 
     def __init__(self, port: int | None = None, name: str = "pysink",
@@ -478,14 +480,16 @@ class PySink:
                 replies = [self._answer("data_reply", "250 2.0.0 Ok", "")]
             if reader.at_eof() or writer.is_closing():
                 return False  # the client died while waiting: no answer given
-            writer.write(b"".join(r.encode("latin-1") + b"\r\n"
-                                  for r in replies))
-            await writer.drain()
+            # recorded before the reply is written, as a server commits
+            # before it answers: whoever has read our 250 finds it here
             if rec.rcpts and any(r.startswith("2") for r in replies):
                 with self.lock:
                     self.messages.append(rec)
                     n = len(self.messages)
                 self._dump(n, rec)
+            writer.write(b"".join(r.encode("latin-1") + b"\r\n"
+                                  for r in replies))
+            await writer.drain()
             return True
         finally:
             with self.lock:
