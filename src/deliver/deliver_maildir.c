@@ -157,7 +157,9 @@ maildir_open_box(const char *root, const char *domain, const char *local,
     struct maildir_box *b, char *err, size_t errlen)
 {
 	b->root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (b->root == -1 && errno == ENOENT && mkdir(root, MAILDIR_MODE) == 0)
+	/* EEXIST: another delivery made it between our open and mkdir */
+	if (b->root == -1 && errno == ENOENT &&
+	    (mkdir(root, MAILDIR_MODE) == 0 || errno == EEXIST))
 		b->root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->root == -1)
 		return maildir_fail(err, errlen, errno, "open %s", root);

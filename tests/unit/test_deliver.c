@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -182,6 +183,60 @@ test_deliver_basic(void **state)
 	assert_content(p, t_body_lf);
 	snprintf(p, sizeof(p), "%s", fx->root);
 	assert_int_equal(dir_names(p, names), 1);	/* example.org only */
+}
+
+struct racer {
+	struct fx		*fx;
+	pthread_barrier_t	*go;
+	char			 root[160];
+	size_t			 i;
+	int			 rc;
+	char			 err[256];
+};
+
+static void *
+racer_run(void *arg)
+{
+	struct racer	*r = arg;
+
+	pthread_barrier_wait(r->go);
+	r->rc = deliver_maildir(r->root, NULL, T_HOST, &r->fx->qf, r->i,
+	    r->err, sizeof(r->err));
+	return NULL;
+}
+
+/*
+ * Two deliveries at once into a Maildir root that does not exist yet:
+ * both must succeed, whichever creates it (the loser's mkdir gets
+ * EEXIST).  Many rounds, each on a fresh root, to meet the race.
+ */
+static void
+test_deliver_root_race(void **state)
+{
+	struct fx		*fx = *state;
+	struct racer		 r[2];
+	pthread_t		 t[2];
+	pthread_barrier_t	 go;
+	int			 round, k;
+
+	for (round = 0; round < 300; round++) {
+		assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+		for (k = 0; k < 2; k++) {
+			r[k] = (struct racer){ .fx = fx, .go = &go,
+			    .i = (size_t)k };
+			snprintf(r[k].root, sizeof(r[k].root), "%s/race%d",
+			    fx->tmp, round);
+			assert_int_equal(pthread_create(&t[k], NULL,
+			    racer_run, &r[k]), 0);
+		}
+		for (k = 0; k < 2; k++)
+			assert_int_equal(pthread_join(t[k], NULL), 0);
+		pthread_barrier_destroy(&go);
+		for (k = 0; k < 2; k++)
+			if (r[k].rc != 0)
+				fail_msg("round %d, delivery %d: %s", round, k,
+				    r[k].err);
+	}
 }
 
 static void
@@ -377,6 +432,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_basic, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_twice, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_root_race, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_moved, fx_setup,
 		    fx_teardown),
