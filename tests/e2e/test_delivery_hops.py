@@ -626,8 +626,15 @@ def test_kill9_keeps_a_finished_next_hop_done(ctx, gw_factory):
         qid = send(gw, SENDER, ["alice@example.test", "bob@smtp.test"],
                    mxlib.make_message("two hops"))
         # the message's events come when all its groups are done: the
-        # Maildir file is the sign that its group is
+        # sign that the Maildir group is, is its D record in the queue
+        # file (queue show: "done"), written just after the Maildir file
         gw.wait_maildir("example.test", "alice", 1, timeout_s=WAIT)
+
+        def alice_done():
+            p = ctx.run_binary(["queue", "show", qid, "-c", gw.conf_path])
+            return "recipient: <alice@example.test> done" in \
+                p.stdout.decode("utf-8", "replace")
+        mxlib.wait_until(alice_done, WAIT, "alice's D record", 0.05)
         mxlib.wait_until(lambda: hop.pending > 0, WAIT,
                          "the SMTP hop holding the message's data")
         check_eq(gw.events("delivered", qid=qid), [], "events before the "
