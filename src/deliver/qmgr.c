@@ -846,10 +846,6 @@ qmsg_wants(const struct qmsg *m, size_t i, enum dsn_event ev)
 	return dsn_notify_wants(m->qf.dsn_notify[i], ev);
 }
 
-/*
- * Failed recipients get one report, if the guard allows, and unless
- * their NOTIFY says NEVER (or lacks FAILURE).
- */
 /* The recipients one report is about, as the three kinds collect them. */
 struct qreport {
 	struct dsn_rcpt	*dr;
@@ -892,6 +888,10 @@ qreport_send(struct qreport *r, struct qmsg *m, bool full)
 	free(r->dr);
 }
 
+/*
+ * Failed recipients get one report, if the guard allows, and unless
+ * their NOTIFY says NEVER (or lacks FAILURE).
+ */
 static void
 qmsg_report_failures(struct qmsg *m)
 {
