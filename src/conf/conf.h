@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "../lib/cidr.h"
+#include "../lib/fprint.h"
 #include "../lib/log.h"
 
 #define CONF_LINE_MAX		4096	/* longer config lines are errors */
@@ -78,12 +79,28 @@ struct listen_set {
 #define CONF_TLS_V1_2	0x01	/* tls_protocols: TLSv1.2 */
 #define CONF_TLS_V1_3	0x02	/* TLSv1.3 */
 
+/* Outbound TLS (issue 20): what a next hop or the relayhost must give. */
+enum conf_tls_level {
+	CONF_TLS_NONE,		/* never STARTTLS */
+	CONF_TLS_MAY,		/* STARTTLS when offered, else in clear */
+	CONF_TLS_ENCRYPT,	/* TLS or defer (4.7.5) */
+	CONF_TLS_VERIFY,	/* TLS with a verified certificate or defer */
+};
+
+struct out_tls_conf {
+	enum conf_tls_level	 level;
+	char			*ca_file;	/* absolute; NULL: system store */
+	char			*name;		/* NULL: the hop's host */
+	struct fprint_pins	 pins;		/* n 0: none */
+};
+
 /* The keys a [domain NAME] section may override. */
 struct domain_conf {
 	char			*name;		/* lower case, no trailing dot */
 	enum unknown_policy	 unknown;
 	struct next_hop		 hop;
 	char			 delim[CONF_DELIM_MAX + 1]; /* "" = none */
+	struct out_tls_conf	 tls;		/* next_hop_tls* */
 };
 
 struct config {
@@ -161,6 +178,10 @@ struct config {
 	uint64_t		 spool_min_free; /* bytes; 0: no reserve */
 
 	bool			 envelope_lenient; /* envelope_syntax */
+
+	/* outbound TLS and smarthost AUTH (issue 20) */
+	struct out_tls_conf	 relayhost_tls;	/* relayhost_tls* */
+	char			*relayhost_auth_file;	/* absolute; NULL */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

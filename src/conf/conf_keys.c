@@ -211,6 +211,38 @@ const struct conf_key conf_keys[] = {
 	  1024 * U_K * U_K * U_K * U_K,
 	  "free space the spool's file system keeps: below it MAIL and the "
 	  "end of data get 452 4.3.1 until space returns (0: none)" },
+	/* outbound TLS and smarthost AUTH (issue 20, deliver/client_tls.c) */
+	{ "next_hop_tls", CT_TLSLEVEL, D(tls.level), CK_DOMAIN, "may", 0, 0,
+	  "TLS toward an smtp: or lmtp:HOST:PORT next hop: none, may "
+	  "(STARTTLS when offered), encrypt (TLS or defer with 4.7.5) or "
+	  "verify (TLS with a certificate that chains to "
+	  "next_hop_tls_ca_file and names next_hop_tls_name, or matches "
+	  "next_hop_tls_fingerprint; else defer)" },
+	{ "next_hop_tls_ca_file", CT_OPTPATH, D(tls.ca_file), CK_DOMAIN, "",
+	  0, 0, "verify: PEM file of the CAs a next hop's certificate must "
+	  "chain to (empty: the system's store)" },
+	{ "next_hop_tls_name", CT_OPTHOST, D(tls.name), CK_DOMAIN, "", 0, 0,
+	  "verify: the name (or IP) the next hop's certificate must carry "
+	  "(empty: the host in next_hop); also sent as SNI" },
+	{ "next_hop_tls_fingerprint", CT_PINS, D(tls.pins), CK_DOMAIN, "", 0,
+	  0, "verify: sha256:HEX[, ...] of accepted next-hop certificates; "
+	  "a match passes without the CA check" },
+	{ "relayhost_tls", CT_TLSLEVEL, G(relayhost_tls.level), 0, "may", 0, 0,
+	  "TLS toward the relayhost, as next_hop_tls (relayhost_auth_file "
+	  "makes it at least encrypt)" },
+	{ "relayhost_tls_ca_file", CT_OPTPATH, G(relayhost_tls.ca_file), 0, "",
+	  0, 0, "verify: PEM file of the CAs for the relayhost (empty: the "
+	  "system's store)" },
+	{ "relayhost_tls_name", CT_OPTHOST, G(relayhost_tls.name), 0, "", 0, 0,
+	  "verify: the name the relayhost's certificate must carry (empty: "
+	  "the host in relayhost)" },
+	{ "relayhost_tls_fingerprint", CT_PINS, G(relayhost_tls.pins), 0, "",
+	  0, 0, "verify: sha256:HEX[, ...] of accepted relayhost "
+	  "certificates" },
+	{ "relayhost_auth_file", CT_OPTPATH, G(relayhost_auth_file), 0, "", 0,
+	  0, "smarthost logins: one \"host:port user password\" a line; "
+	  "the file must not be readable by group or others; AUTH PLAIN or "
+	  "LOGIN, only under TLS" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -1351,6 +1383,75 @@ conf_free_cidrs(struct config *cfg, void *field)
 	cidr_list_free(field);
 }
 
+/* Outbound TLS (issue 20) */
+
+static const struct conf_word conf_tlslevel_words[] = {
+	{ "none", CONF_TLS_NONE }, { "may", CONF_TLS_MAY },
+	{ "encrypt", CONF_TLS_ENCRYPT }, { "verify", CONF_TLS_VERIFY },
+	{ NULL, 0 }
+};
+
+static int
+conf_set_tlslevel(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	int	v;
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_word_find(conf_tlslevel_words, val, &v) == -1) {
+		(void)buf_addf(why, "expected none, may, encrypt or verify, "
+		    "got %s", Q(qb, val));
+		return -1;
+	}
+	*(enum conf_tls_level *)field = (enum conf_tls_level)v;
+	return 0;
+}
+
+/* A host name or an IP literal (no []), or empty for none. */
+static int
+conf_set_opthost(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	unsigned char	a[sizeof(struct in6_addr)];
+	char		norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF];
+	size_t		len = strlen(val);
+
+	(void)k;
+	(void)env;
+	if (conf_is_empty(val))
+		return 0;
+	if (inet_pton(AF_INET, val, a) != 1 && inet_pton(AF_INET6, val,
+	    a) != 1 && (val[len - 1] == '.' ||
+	    conf_domain_norm(val, len, norm) == -1)) {
+		(void)buf_addf(why, "%s is not a host name or IP address",
+		    Q(qb, val));
+		return -1;
+	}
+	return conf_store_str(field, val, why);
+}
+
+static int
+conf_set_pins(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	char		qb[CONF_QUOTE_BUF];
+	size_t		at = 0, len = strlen(val);
+	enum parse_rc	rc;
+
+	(void)k;
+	(void)env;
+	rc = fprint_parse(val, len, field, &at);
+	if (rc == PARSE_TOOLONG)
+		(void)buf_addf(why, "at most %d fingerprints", FPRINT_PINS_MAX);
+	else if (rc != PARSE_OK)
+		(void)buf_addf(why, "expected sha256:HEX (64 hex digits), "
+		    "comma-separated; bad at %s", conf_quote(qb, sizeof(qb),
+		    val + at, len - at));
+	return rc == PARSE_OK ? 0 : -1;
+}
+
 const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_HOSTNAME] = { "host name", conf_set_hostname, conf_free_str },
 	[CT_LISTEN] =	{ "addresses", conf_set_listen, conf_free_listen },
@@ -1375,6 +1476,9 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_TEXT] =	{ "text", conf_set_text, conf_free_str },
 	[CT_LISTENS] =	{ "addresses", conf_set_listens, conf_free_listens },
 	[CT_ENVSYNTAX] = { "strict/lenient", conf_set_envsyntax, NULL },
+	[CT_TLSLEVEL] = { "TLS level", conf_set_tlslevel, NULL },
+	[CT_OPTHOST] =	{ "host name", conf_set_opthost, conf_free_str },
+	[CT_PINS] =	{ "fingerprints", conf_set_pins, NULL },
 };
 
 void
