@@ -20,6 +20,7 @@
 #include "auth/passwd.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "deliver/outbound.h"
 #include "deliver/qmgr.h"
 #include "dir/dir.h"
 #include "guard/guard.h"
@@ -78,6 +79,7 @@ cmd_check(const char *file)
 	struct dir		*d;
 	struct tls_ctx		*tls;
 	struct passwd_file	*pw;
+	struct outbound		*ob;
 	unsigned		 nerr = 0;
 
 	if ((c = conf_load(file, print_err, &nerr)) == NULL)
@@ -91,9 +93,18 @@ cmd_check(const char *file)
 		conf_unref(c);
 		return 1;
 	}
+	if ((ob = outbound_load(c, print_err, &nerr)) == NULL) {
+		tls_ctx_free(tls);
+		passwd_unref(pw);
+		dir_unref(d);
+		conf_unref(c);
+		return 1;
+	}
 	printf("%s: ok (%zu domains, %zu directory entries, STARTTLS %s, "
-	    "%zu AUTH users)\n", file, c->ndomains, dir_count(d),
-	    tls != NULL ? "on" : "off", passwd_count(pw));
+	    "%zu AUTH users, %zu relayhost logins)\n", file, c->ndomains,
+	    dir_count(d), tls != NULL ? "on" : "off", passwd_count(pw),
+	    outbound_logins(ob));
+	outbound_free(ob);
 	tls_ctx_free(tls);
 	passwd_unref(pw);
 	dir_unref(d);
@@ -171,6 +182,7 @@ cmd_serve(const char *file)
 	struct worker_group grp;
 	struct guard_conf gc;
 	struct ctl	*ctl;
+	struct outbound	*ob;
 	char		 err[512];
 	unsigned	 nerr = 0, nloops, i;
 	long		 ncpu;
@@ -235,7 +247,10 @@ cmd_serve(const char *file)
 	if ((w.queue = queue_open(w.conf->spool, w.commit_jobs, err,
 	    sizeof(err))) == NULL)
 		fatal("msg=\"spool: %s\"", err);
-	if ((w.qmgr = qmgr_new(&w, MAIN_DELIVERY_THREADS, err,
+	if ((ob = outbound_load(w.conf, print_err, &nerr)) == NULL)
+		fatal("msg=\"outbound TLS or relayhost login settings: see "
+		    "above\"");
+	if ((w.qmgr = qmgr_new(&w, ob, MAIN_DELIVERY_THREADS, err,
 	    sizeof(err))) == NULL)
 		fatal("msg=\"cannot start the delivery manager: %s\"", err);
 	if ((ctl = ctl_open(w.base, w.conf->spool, err, sizeof(err))) == NULL)
@@ -265,6 +280,7 @@ cmd_serve(const char *file)
 	qmgr_stop(w.qmgr);
 	job_pool_free(w.commit_jobs);
 	qmgr_free(w.qmgr);
+	outbound_free(ob);
 	job_pool_free(w.misc_jobs);
 	rate_table_free(w.null_rate);
 	guard_free(w.guard);

@@ -2,11 +2,17 @@
  * client.c - outbound SMTP/LMTP client: a pool of connections per
  * destination on the loop, and one state table for the whole dialogue.
  * Owns: sockets, timers, reuse, the mapping of replies to recipients.
+ * The TLS level of a destination (client_tls.c judges a handshake) and
+ * its AUTH (client_auth.c encodes it) are applied here, at the states
+ * where they matter: after EHLO (STARTTLS offered?), after the handshake
+ * (certificate), after the EHLO under TLS (AUTH).
  * Never: calls done() inside client_send() or a connection callback (a
- * zero-delay event does), resolves names, verifies certificates.
+ * zero-delay event does), resolves names, sends mail in clear to a
+ * destination whose level is encrypt or verify, sends AUTH outside TLS,
+ * logs a password.
  * Untrusted: every reply byte (bounded lines, escaped before it is kept).
  * RFC 5321, 2920 (pipelining), 3207 (STARTTLS), 1870, 6152, 2033 (LMTP),
- * 3030 (BDAT).
+ * 3030 (BDAT), 4954 (AUTH).
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -34,7 +40,10 @@
 
 #include "../lib/ids.h"
 #include "../lib/log.h"
+#include "../net/tls.h"
 #include "client.h"
+#include "client_auth.h"
+#include "client_tls.h"
 
 #define CLIENT_CONCURRENCY_DEF	20
 #define CLIENT_CONNECT_TMO_DEF	30000
@@ -50,6 +59,7 @@
 
 enum client_state {
 	CS_CONNECT, CS_GREETING, CS_EHLO, CS_HELO, CS_STARTTLS, CS_TLS,
+	CS_AUTH,
 	CS_IDLE,		/* below: setting up; from here: ready */
 	CS_MAIL, CS_RCPT, CS_DATA, CS_BODY, CS_RSET, CS_QUIT,
 };
@@ -79,6 +89,10 @@ struct client_job {
 	size_t			*order;		/* recipients sent, in order */
 	size_t			 norder;
 	uint8_t			*rstate;	/* enum client_rstate */
+	int			 level;		/* enum client_tls_level; -1:
+						 * a unix socket */
+	char			 tls[160];	/* what the last connection
+						 * that had it negotiated */
 };
 TAILQ_HEAD(client_jobs, client_job);
 
@@ -96,6 +110,10 @@ struct client_conn {
 	bool			 ever_connected;	/* any address */
 	bool			 tls;
 	bool			 notls;		/* TLS failed: no STARTTLS */
+	bool			 authed;	/* AUTH succeeded */
+	enum client_auth_mech	 auth_mech;
+	unsigned		 auth_step;	/* LOGIN: responses sent */
+	struct client_tls_info	 ti;		/* valid while tls */
 	unsigned		 ext;		/* CLIENT_EXT_* */
 	unsigned long		 size_max;
 	unsigned		 nmsgs;		/* transactions started */
@@ -164,6 +182,7 @@ static int	on_greet(struct client_conn *, const struct client_reply *);
 static int	on_ehlo(struct client_conn *, const struct client_reply *);
 static int	on_helo(struct client_conn *, const struct client_reply *);
 static int	on_stls(struct client_conn *, const struct client_reply *);
+static int	on_auth(struct client_conn *, const struct client_reply *);
 static int	on_idle(struct client_conn *, const struct client_reply *);
 static int	on_mail(struct client_conn *, const struct client_reply *);
 static int	on_rcpt(struct client_conn *, const struct client_reply *);
@@ -182,13 +201,21 @@ static void	lost_tx(struct client_conn *, int);
 static void	lost_tls(struct client_conn *, int);
 static void	lost_quiet(struct client_conn *, int);
 static void	conn_connect(struct client_conn *);
+static void	conn_note_tls(struct client_conn *);
+static void	conn_log_clear(struct client_conn *);
+static int	conn_auth_start(struct client_conn *);
+static int	conn_auth_fail(struct client_conn *,
+		    const struct client_reply *, const char *);
 static int	conn_send_bdat(struct client_conn *);
 static int	conn_send_body(struct client_conn *, int);
 static void	conn_close(struct client_conn *, const char *);
 static void	conn_next(struct client_conn *);
 static int	conn_tls_failed(struct client_conn *, const char *);
+static int	conn_policy_fail(struct client_conn *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
+static void	conn_tls_done(struct client_conn *);
 static void	conn_tmo_cb(evutil_socket_t, short, void *);
 static void	conn_out_cb(struct evbuffer *, const struct evbuffer_cb_info *,
 		    void *);
@@ -203,6 +230,7 @@ static const struct client_step client_steps[] = {
 	[CS_HELO] = { "HELO", on_helo, TMO_CMD, tmo_reply, lost_tx },
 	[CS_STARTTLS] = { "STARTTLS", on_stls, TMO_CMD, tmo_reply, lost_tx },
 	[CS_TLS] = { "TLS handshake", on_none, TMO_CMD, tmo_tls, lost_tls },
+	[CS_AUTH] = { "AUTH", on_auth, TMO_CMD, tmo_reply, lost_tx },
 	[CS_IDLE] = { "idle", on_idle, TMO_IDLE, tmo_idle, lost_quiet },
 	[CS_MAIL] = { "MAIL", on_mail, TMO_CMD, tmo_reply, lost_tx },
 	[CS_RCPT] = { "RCPT", on_rcpt, TMO_CMD, tmo_reply, lost_tx },
@@ -406,6 +434,18 @@ job_finish(struct client_pool *pool, struct client_job *job, const char *key)
 	char			 id[ID_STRLEN + 1];
 	size_t			 i, n[3] = { 0, 0, 0 };
 
+	for (i = 0; i < m->nrcpts && job->level >= 0; i++)
+		if (m->results[i].tls[0] == '\0') {
+			if (job->tls[0] != '\0')
+				snprintf(m->results[i].tls,
+				    sizeof(m->results[i].tls), "%s", job->tls);
+			else
+				snprintf(m->results[i].tls,
+				    sizeof(m->results[i].tls),
+				    "tls_required=%s tls=none",
+				    client_tls_level_name(
+				    (enum client_tls_level)job->level));
+		}
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		for (i = 0; i < m->nrcpts; i++)
 			n[m->results[i].code >= 500 ? 2 :
@@ -442,6 +482,32 @@ dq_find(const struct client_pool *pool, const char *key)
 	return NULL;
 }
 
+/* The same TLS level, names, CAs, pins and login: a connection made
+ * under one policy never carries mail of another (a reload). */
+static bool
+dq_same_policy(const struct client_tls_policy *a,
+    const struct client_tls_policy *b)
+{
+	return a->level == b->level && strcmp(a->name, b->name) == 0 &&
+	    a->store == b->store && a->pins.n == b->pins.n &&
+	    memcmp(a->pins.d, b->pins.d, sizeof(a->pins.d)) == 0 &&
+	    a->auth == b->auth && strcmp(a->user, b->user) == 0 &&
+	    strcmp(a->pass, b->pass) == 0;
+}
+
+static struct client_dq *
+dq_find_dest(const struct client_pool *pool, const char *key,
+    const struct client_tls_policy *tls)
+{
+	struct client_dq	*dq;
+
+	TAILQ_FOREACH(dq, &pool->dqs, entry)
+		if (strcmp(dq->dest.key, key) == 0 &&
+		    dq_same_policy(&dq->dest.tls, tls))
+			return dq;
+	return NULL;
+}
+
 /* The newest copy of dest is used once no connection relies on the old. */
 static struct client_dq *
 dq_get(struct client_pool *pool, const struct client_dest *dest)
@@ -450,7 +516,7 @@ dq_get(struct client_pool *pool, const struct client_dest *dest)
 	char			 key[sizeof(dest->key)];
 
 	snprintf(key, sizeof(key), "%.*s", (int)sizeof(key) - 1, dest->key);
-	if ((dq = dq_find(pool, key)) == NULL) {
+	if ((dq = dq_find_dest(pool, key, &dest->tls)) == NULL) {
 		if ((dq = calloc(1, sizeof(*dq))) == NULL)
 			panic("client_send: out of memory");
 		dq->pool = pool;
@@ -463,6 +529,14 @@ dq_get(struct client_pool *pool, const struct client_dest *dest)
 	dq->dest.key[sizeof(dq->dest.key) - 1] = '\0';
 	dq->dest.path[sizeof(dq->dest.path) - 1] = '\0';
 	dq->dest.name[sizeof(dq->dest.name) - 1] = '\0';
+	dq->dest.tls.name[sizeof(dq->dest.tls.name) - 1] = '\0';
+	dq->dest.tls.user[sizeof(dq->dest.tls.user) - 1] = '\0';
+	dq->dest.tls.pass[sizeof(dq->dest.tls.pass) - 1] = '\0';
+	if (dq->dest.tls.pins.n > FPRINT_PINS_MAX)
+		dq->dest.tls.pins.n = FPRINT_PINS_MAX;
+	/* RFC 4954 4: a password goes under TLS only */
+	if (dq->dest.tls.auth && dq->dest.tls.level < CLIENT_TLS_ENCRYPT)
+		dq->dest.tls.level = CLIENT_TLS_ENCRYPT;
 	if (dq->dest.naddrs > CLIENT_ADDR_MAX)
 		dq->dest.naddrs = CLIENT_ADDR_MAX;
 	return dq;
@@ -497,6 +571,29 @@ dq_fail_waiting(struct client_dq *dq, const struct client_rcpt_result *r)
 }
 
 /* Connections */
+
+static enum client_tls_level
+conn_level(const struct client_conn *c)
+{
+	return c->dq->dest.unix_sock ? CLIENT_TLS_NONE : c->dq->dest.tls.level;
+}
+
+/* The job's TLS words ("tls_required=L tls=..."), from this connection. */
+static void
+conn_note_tls(struct client_conn *c)
+{
+	const char	*req = client_tls_level_name(conn_level(c));
+
+	if (c->job == NULL || c->dq->dest.unix_sock)
+		return;
+	if (c->tls)
+		snprintf(c->job->tls, sizeof(c->job->tls), "tls_required=%s "
+		    "tls=%s tls_cipher=%s tls_verified=%s", req,
+		    c->ti.version, c->ti.cipher, c->ti.verified);
+	else
+		snprintf(c->job->tls, sizeof(c->job->tls),
+		    "tls_required=%s tls=none", req);
+}
 
 static size_t
 conn_naddrs(const struct client_conn *c)
@@ -559,6 +656,24 @@ conn_cmd(struct client_conn *c, const char *fmt, ...)
 	if (bufferevent_write(c->bev, line, (size_t)n + 2) == -1)
 		log_event(LOG_LVL_WARNING, "client_cmd",
 		    "msg=\"write failed\"");
+}
+
+/* A command that holds a credential: logged as `shown` only. */
+static void
+conn_cmd_secret(struct client_conn *c, const char *shown, char *line)
+{
+	size_t	n = strlen(line);
+
+	log_event(LOG_LVL_DEBUG, "client_cmd", "dest=%s cmd=\"%s\"",
+	    log_esc(c->dq->dest.key, strlen(c->dq->dest.key), 100), shown);
+	if (n + 2 >= CLIENT_CMD_MAX)
+		panic("conn_cmd_secret: command over %d octets",
+		    CLIENT_CMD_MAX);
+	memcpy(line + n, "\r\n", 2);
+	if (bufferevent_write(c->bev, line, n + 2) == -1)
+		log_event(LOG_LVL_WARNING, "client_cmd",
+		    "msg=\"write failed\"");
+	explicit_bzero(line, n + 2);
 }
 
 /* "name[addr]:port" for logs and reasons; mta: name, else the address. */
@@ -699,6 +814,9 @@ conn_drop(struct client_conn *c, const char *reason)
 	c->bev = NULL;
 	c->connected = false;
 	c->tls = false;
+	c->authed = false;
+	c->auth_mech = CLIENT_AUTH_NONE;
+	c->auth_step = 0;
 	c->ext = 0;
 	c->size_max = 0;
 	evtimer_del(c->tmo);
@@ -792,6 +910,7 @@ static void
 conn_setup_fail(struct client_conn *c, const struct client_rcpt_result *r,
     bool try_next)
 {
+	conn_note_tls(c);
 	c->fail = *r;
 	conn_drop(c, r->text);
 	if (try_next) {
@@ -878,10 +997,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		}
 		r = c->reply;
 		client_reply_init(&c->reply);
-		/* 3xx only after DATA, and DATA only with 3xx, 4xx, 5xx: a 250
-		 * to DATA would count a body never sent as delivered. */
-		if ((r.code / 100 == 3) != (c->state == CS_DATA) &&
-		    (c->state != CS_DATA || r.code / 100 == 2)) {
+		/* 3xx only after DATA (and AUTH), and DATA only with 3xx, 4xx,
+		 * 5xx: a 250 to DATA would count a body never sent as
+		 * delivered. */
+		if (c->state == CS_DATA ? r.code / 100 == 2 :
+		    c->state != CS_AUTH && r.code / 100 == 3) {
 			conn_fail(c, CF_PROTO, "%s: unexpected reply to %s: "
 			    "%.3s", c->peer, client_steps[c->state].name,
 			    r.line);
@@ -906,10 +1026,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == CS_TLS) {
-			c->tls = true;
-			conn_cmd(c, "%s %s", c->dq->dest.lmtp ? "LHLO" : "EHLO",
-			    c->dq->pool->helo);
-			conn_enter(c, CS_EHLO);
+			conn_tls_done(c);
 			return;
 		}
 		c->connected = c->ever_connected = true;
@@ -985,8 +1102,12 @@ lost_tx(struct client_conn *c, int e)
 static void
 lost_tls(struct client_conn *c, int e)
 {
+	char	eb[200], why[240];
+
 	(void)e;
-	conn_tls_failed(c, "TLS handshake failed");
+	snprintf(why, sizeof(why), "TLS handshake failed: %s",
+	    tls_bev_error(c->bev, eb, sizeof(eb)));
+	conn_tls_failed(c, why);
 }
 
 static void
@@ -1022,6 +1143,8 @@ conn_ready(struct client_conn *c)
 {
 	struct client_job	*job = c->job;
 
+	if (!c->tls && !c->dq->dest.unix_sock)
+		conn_log_clear(c);
 	c->job = NULL;
 	c->state = CS_IDLE;
 	if (job != NULL) {
@@ -1029,6 +1152,22 @@ conn_ready(struct client_conn *c)
 	}
 	conn_next(c);
 	return 0;
+}
+
+/* "the session is not encrypted, and why" (the `may` and `none` levels). */
+static void
+conn_log_clear(struct client_conn *c)
+{
+	const char	*why = conn_level(c) == CLIENT_TLS_NONE ?
+			    "TLS not wanted (none)" : c->notls ?
+			    "TLS handshake failed before" :
+			    !(c->ext & CLIENT_EXT_STARTTLS) ?
+			    "STARTTLS not offered" : "STARTTLS refused";
+
+	log_event(LOG_LVL_INFO, "client_tls", "dest=%s peer=%s required=%s "
+	    "encrypted=no reason=\"%s\"", log_esc(c->dq->dest.key,
+	    strlen(c->dq->dest.key), 100), log_esc(c->peer, strlen(c->peer),
+	    200), client_tls_level_name(conn_level(c)), why);
 }
 
 static int
@@ -1044,11 +1183,26 @@ conn_want_tls(const struct client_conn *c)
 {
 #ifdef MXGATE_TLS
 	return c->dq->pool->opts.ssl_ctx != NULL && !c->tls && !c->notls &&
-	    (c->ext & CLIENT_EXT_STARTTLS);
+	    conn_level(c) >= CLIENT_TLS_MAY && (c->ext & CLIENT_EXT_STARTTLS);
 #else
 	(void)c;
 	return false;
 #endif
+}
+
+/* EHLO answered, TLS as the level wants: AUTH if we log in, else ready. */
+static int
+conn_after_hello(struct client_conn *c)
+{
+	if (!c->tls && conn_level(c) >= CLIENT_TLS_ENCRYPT)
+		return conn_policy_fail(c, "%s %s", c->peer,
+		    c->dq->pool->opts.ssl_ctx == NULL ? "needs TLS, but we "
+		    "have no TLS client context" : (c->ext &
+		    CLIENT_EXT_STARTTLS) ? "offered STARTTLS we cannot use" :
+		    "did not offer STARTTLS");
+	if (c->dq->dest.tls.auth && !c->authed)
+		return conn_auth_start(c);
+	return conn_ready(c);
 }
 
 static int
@@ -1062,7 +1216,7 @@ on_ehlo(struct client_conn *c, const struct client_reply *r)
 			conn_enter(c, CS_STARTTLS);
 			return 0;
 		}
-		return conn_ready(c);
+		return conn_after_hello(c);
 	}
 	/* RFC 5321 3.2: a server that does not know EHLO may know HELO;
 	 * LMTP has no HELO (RFC 2033 4.1). */
@@ -1078,24 +1232,14 @@ on_helo(struct client_conn *c, const struct client_reply *r)
 		return conn_setup_reply(c, r);
 	c->ext = 0;
 	c->size_max = 0;
-	return conn_ready(c);
+	return conn_after_hello(c);
 }
-
-#ifdef MXGATE_TLS
-static bool
-conn_sni_ok(const char *name)
-{
-	unsigned char	a[sizeof(struct in6_addr)];
-
-	return name[0] != '\0' && inet_pton(AF_INET, name, a) != 1 &&
-	    inet_pton(AF_INET6, name, a) != 1;
-}
-#endif
 
 /*
  * Put TLS under the connection.  Whatever the server sent after its 220
  * is thrown away: it came before TLS and cannot be trusted (RFC 3207
- * 4.2; the client side of CVE-2011-0411).
+ * 4.2; the client side of CVE-2011-0411).  SNI and the name to verify
+ * come from the destination's policy (client_tls.c).
  */
 static int
 conn_tls_start(struct client_conn *c)
@@ -1106,11 +1250,9 @@ conn_tls_start(struct client_conn *c)
 	SSL			*ssl;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if ((ssl = SSL_new(c->dq->pool->opts.ssl_ctx)) == NULL)
-		return conn_tls_failed(c, "SSL_new failed");
-	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);	/* opportunistic */
-	if (conn_sni_ok(c->dq->dest.name))
-		SSL_set_tlsext_host_name(ssl, c->dq->dest.name);
+	if ((ssl = client_tls_ssl_new(c->dq->pool->opts.ssl_ctx,
+	    &c->dq->dest.tls, c->dq->dest.name)) == NULL)
+		return conn_tls_failed(c, "cannot set up TLS (SSL_new)");
 	bev = bufferevent_openssl_filter_new(c->dq->pool->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
@@ -1125,17 +1267,81 @@ conn_tls_start(struct client_conn *c)
 #endif
 }
 
-/* Opportunistic TLS: a failed handshake means once more in the clear. */
+/* The handshake is done: judge it by the level, log it, EHLO again. */
+static void
+conn_tls_done(struct client_conn *c)
+{
+#ifdef MXGATE_TLS
+	const struct client_dest	*d = &c->dq->dest;
+	bool				 ok;
+
+	c->tls = true;
+	ok = client_tls_judge(bufferevent_openssl_get_ssl(c->bev), &d->tls,
+	    d->name, &c->ti);
+	log_event(LOG_LVL_INFO, "client_tls", "dest=%s peer=%s required=%s "
+	    "encrypted=yes version=%s cipher=%s subject=\"%s\" sha256=%s "
+	    "verified=%s%s%s%s", log_esc(d->key, strlen(d->key), 100),
+	    log_esc(c->peer, strlen(c->peer), 200),
+	    client_tls_level_name(conn_level(c)), c->ti.version,
+	    c->ti.cipher, c->ti.subject, c->ti.fp + 7, c->ti.verified,
+	    ok ? "" : " reason=\"", ok ? "" : c->ti.why, ok ? "" : "\"");
+	if (!ok) {
+		conn_policy_fail(c, "certificate of %s not verified: %s",
+		    c->peer, c->ti.why);
+		return;
+	}
+#endif
+	conn_cmd(c, "%s %s", c->dq->dest.lmtp ? "LHLO" : "EHLO",
+	    c->dq->pool->helo);
+	conn_enter(c, CS_EHLO);
+}
+
+/*
+ * At `may`, a failed handshake means once more in the clear (the next
+ * connection does not try STARTTLS); at encrypt and verify, the
+ * message is deferred: never in the clear.
+ */
 static int
 conn_tls_failed(struct client_conn *c, const char *why)
 {
+	if (conn_level(c) >= CLIENT_TLS_ENCRYPT)
+		return conn_policy_fail(c, "%s: %s", c->peer, why);
 	log_event(LOG_LVL_INFO, "client_tls_fail", "dest=%s peer=%s "
-	    "reason=\"%s\"", log_esc(c->dq->dest.key,
-	    strlen(c->dq->dest.key), 100), log_esc(c->peer, strlen(c->peer),
-	    200), why);
+	    "required=%s action=plaintext reason=\"%s\"",
+	    log_esc(c->dq->dest.key, strlen(c->dq->dest.key), 100),
+	    log_esc(c->peer, strlen(c->peer), 200),
+	    client_tls_level_name(conn_level(c)), why);
 	c->notls = true;
 	conn_drop(c, why);
 	conn_connect(c);
+	return -1;
+}
+
+/* The level is not met: 454 4.7.5 for the job, the next address. */
+static int
+conn_policy_fail(struct client_conn *c, const char *fmt, ...)
+{
+	struct client_rcpt_result	r;
+	char				text[400];
+	va_list				ap;
+	int				n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	log_event(LOG_LVL_INFO, "client_tls_fail", "dest=%s peer=%s "
+	    "required=%s action=defer reason=\"%s\"",
+	    log_esc(c->dq->dest.key, strlen(c->dq->dest.key), 100),
+	    log_esc(c->peer, strlen(c->peer), 200),
+	    client_tls_level_name(conn_level(c)),
+	    log_text(text, strlen(text), 300));
+	result_set(&r, 454, "4.7.5", c->mta, "", 0);
+	snprintf(r.text, sizeof(r.text), "TLS required (%s): %s",
+	    client_tls_level_name(conn_level(c)), log_text(text,
+	    (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, 200));
+	conn_setup_fail(c, &r, true);
 	return -1;
 }
 
@@ -1144,8 +1350,110 @@ on_stls(struct client_conn *c, const struct client_reply *r)
 {
 	if (r->code == 220)
 		return conn_tls_start(c);
+	if (conn_level(c) >= CLIENT_TLS_ENCRYPT)
+		return conn_policy_fail(c, "%s refused STARTTLS: %s", c->peer,
+		    log_text(r->line, r->linelen, 120));
 	/* RFC 3207 4: a refused STARTTLS leaves the session as it was. */
 	return conn_ready(c);
+}
+
+/* AUTH (RFC 4954), under TLS only: PLAIN with an initial response, or
+ * LOGIN.  The credentials never reach a log line. */
+static int
+conn_auth_start(struct client_conn *c)
+{
+	const struct client_tls_policy	*p = &c->dq->dest.tls;
+	char				 line[CLIENT_CMD_MAX];
+
+	if (!c->tls)
+		panic("conn_auth_start: AUTH outside TLS");
+	c->auth_mech = client_auth_pick(c->ext);
+	c->auth_step = 0;
+	switch (c->auth_mech) {
+	case CLIENT_AUTH_PLAIN:
+		if (client_auth_plain(p->user, p->pass, line,
+		    sizeof(line) - 2) == -1)
+			return conn_auth_fail(c, NULL, "bad credentials");
+		conn_cmd_secret(c, "AUTH PLAIN (credentials not logged)",
+		    line);
+		break;
+	case CLIENT_AUTH_LOGIN:
+		conn_cmd(c, "AUTH LOGIN");
+		break;
+	default:
+		return conn_auth_fail(c, NULL, "offers no AUTH PLAIN or "
+		    "LOGIN");
+	}
+	conn_enter(c, CS_AUTH);
+	return 0;
+}
+
+static int
+on_auth(struct client_conn *c, const struct client_reply *r)
+{
+	const struct client_tls_policy	*p = &c->dq->dest.tls;
+	char				 line[CLIENT_CMD_MAX];
+
+	if (r->code == 235) {
+		c->authed = true;
+		log_event(LOG_LVL_INFO, "client_auth", "dest=%s peer=%s "
+		    "user=%s mech=%s result=ok", log_esc(c->dq->dest.key,
+		    strlen(c->dq->dest.key), 100), log_esc(c->peer,
+		    strlen(c->peer), 200), log_esc(p->user, strlen(p->user),
+		    100), c->auth_mech == CLIENT_AUTH_PLAIN ? "PLAIN" :
+		    "LOGIN");
+		return conn_ready(c);
+	}
+	/* LOGIN: 334 asks for the user, then the password */
+	if (r->code == 334 && c->auth_mech == CLIENT_AUTH_LOGIN &&
+	    c->auth_step < 2) {
+		if (client_auth_b64(c->auth_step == 0 ? p->user : p->pass,
+		    line, sizeof(line) - 2) == -1)
+			return conn_auth_fail(c, NULL, "bad credentials");
+		conn_cmd_secret(c, c->auth_step == 0 ? "(user, base64)" :
+		    "(password not logged)", line);
+		c->auth_step++;
+		conn_enter(c, CS_AUTH);
+		return 0;
+	}
+	return conn_auth_fail(c, r, NULL);
+}
+
+/*
+ * A refused login: deferred, never returned (the credentials or the
+ * relay may be fixed); a 5xx reply becomes the same 4xx.  Not tried at
+ * the next address: it would refuse the same login.
+ */
+static int
+conn_auth_fail(struct client_conn *c, const struct client_reply *r,
+    const char *why)
+{
+	const struct client_tls_policy	*p = &c->dq->dest.tls;
+	struct client_rcpt_result	 res;
+	char				 reply[300];
+
+	if (r != NULL)
+		snprintf(reply, sizeof(reply), "%s", log_text(r->line,
+		    r->linelen, 200));
+	else
+		snprintf(reply, sizeof(reply), "%s", why);
+	log_event(LOG_LVL_INFO, "client_auth", "dest=%s peer=%s user=%s "
+	    "mech=%s result=fail reply=\"%s\"", log_esc(c->dq->dest.key,
+	    strlen(c->dq->dest.key), 100), log_esc(c->peer, strlen(c->peer),
+	    200), log_esc(p->user, strlen(p->user), 100),
+	    c->auth_mech == CLIENT_AUTH_PLAIN ? "PLAIN" :
+	    c->auth_mech == CLIENT_AUTH_LOGIN ? "LOGIN" : "none", reply);
+	result_set(&res, 454, "4.7.0", c->mta, "", 0);
+	if (r != NULL && r->code / 100 >= 4) {
+		res.code = r->code / 100 == 5 ? r->code - 100 : r->code;
+		if (r->esc[0] != '\0')
+			snprintf(res.esc, sizeof(res.esc), "4%s", r->esc + 1);
+	}
+	if (snprintf(res.text, sizeof(res.text), "AUTH as %s at %s failed: "
+	    "%s", log_esc(p->user, strlen(p->user), 60), c->peer, reply) < 0)
+		res.text[0] = '\0';	/* cut to fit: the log has it whole */
+	conn_setup_fail(c, &res, false);
+	return -1;
 }
 
 static int
@@ -1296,6 +1604,7 @@ conn_start_job(struct client_conn *c, struct client_job *job)
 	    sizeof(" SMTPUTF8") - 1 + sizeof(ret) - 1 + sizeof(envid) - 1 +
 	    3 <= CLIENT_CMD_MAX, "conn_start_job: CLIENT_CMD_MAX too small");
 	c->job = job;
+	conn_note_tls(c);
 	if ((c->ext & CLIENT_EXT_SIZE) && c->size_max > 0 &&
 	    m->bodylen > c->size_max) {
 		result_fail(&r, CF_LOCAL, c->mta, "message size %zu exceeds "
@@ -1695,6 +2004,7 @@ client_send(struct client_pool *pool, const struct client_dest *dest,
 	struct client_rcpt_result	 r;
 	struct client_dq		*dq;
 
+	job->level = dest->unix_sock ? -1 : (int)dest->tls.level;
 	if (pool->closing || pool->free_pending) {
 		result_fail(&r, CF_SHUTDOWN, "", "shutting down");
 		job_set_all(job, RS_DONE, &r);

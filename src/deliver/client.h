@@ -3,7 +3,8 @@
  * reusable connections per destination.
  * Owns: connections, the dialogue, per-recipient results, reuse, timeouts.
  * Never: reads queue files, resolves names (the caller fills addrs), or
- * verifies certificates (STARTTLS is opportunistic).
+ * loads certificates (the caller hands a loaded CA store); sends a
+ * password outside TLS.
  * Untrusted: every reply byte.  RFC 5321, 2920, 3207, 1870, 6152, 2033,
  * 6531 (SMTPUTF8).
  */
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../lib/fprint.h"
 #include "../lib/parse.h"
 
 struct event_base;
@@ -28,7 +30,28 @@ struct client_opts {
 	unsigned	 connect_timeout_ms, command_timeout_ms, data_timeout_ms;
 	unsigned	 idle_ms;	/* keep an idle connection this long for reuse (e.g. 5000) */
 	unsigned	 max_msgs_per_conn;	/* e.g. 100, then QUIT and reconnect */
-	void		*ssl_ctx;	/* SSL_CTX * for opportunistic STARTTLS, or NULL for none */
+	void		*ssl_ctx;	/* SSL_CTX * for STARTTLS (TLS 1.2+; the verify store of dests without their own), or NULL for none */
+};
+/* What TLS a destination must give (next_hop_tls, relayhost_tls). */
+enum client_tls_level {
+	CLIENT_TLS_NONE,	/* never STARTTLS */
+	CLIENT_TLS_MAY,		/* STARTTLS when offered; a failed handshake:
+				 * once more in clear */
+	CLIENT_TLS_ENCRYPT,	/* TLS or the message is deferred (4.7.5) */
+	CLIENT_TLS_VERIFY,	/* TLS, and the certificate chains to store
+				 * and names name, or matches a pin */
+};
+#define CLIENT_AUTH_MAX		255	/* user, password: RFC 4616 2 */
+struct client_tls_policy {
+	enum client_tls_level	 level;
+	char			 name[256];	/* verify: the name (or IP) to
+						 * match; "" the dest's name */
+	void			*store;		/* X509_STORE *: the CAs; NULL:
+						 * the context's (system) */
+	struct fprint_pins	 pins;
+	bool			 auth;		/* AUTH PLAIN/LOGIN (TLS only) */
+	char			 user[CLIENT_AUTH_MAX + 1];
+	char			 pass[CLIENT_AUTH_MAX + 1];
 };
 struct client_dest {
 	char			 key[300];	/* pool key, e.g. "smtp:127.0.0.1:2530", "lmtp:unix:/x", "mx:example.org" */
@@ -38,6 +61,8 @@ struct client_dest {
 	struct sockaddr_storage	 addrs[CLIENT_ADDR_MAX];	/* tried in order (ports set) */
 	size_t			 naddrs;
 	char			 name[256];	/* host name for logs / TLS SNI */
+	struct client_tls_policy tls;		/* connections are reused only
+						 * under the same policy */
 };
 struct client_rcpt_result {
 	unsigned	code;		/* 2xx delivered, 4xx temporary, 5xx permanent */
@@ -45,6 +70,7 @@ struct client_rcpt_result {
 	char		text[256];	/* the server's reply line (escaped/printable), or our reason */
 	char		mta[256];	/* the host that answered, for DSNs ("" if none) */
 	bool		hop_dsn;	/* that host offered DSN (RFC 3461): NOTIFY went with the RCPT */
+	char		tls[160];	/* "tls_required=L tls=VERSION tls_cipher=C tls_verified=V" (log words; "" over a unix socket) */
 };
 struct client_msg {
 	uint64_t			 id;		/* caller's id, for logs */
@@ -94,6 +120,8 @@ unsigned long client_pool_connects(const struct client_pool *);
 #define CLIENT_EXT_DSN		0x20	/* RFC 3461 */
 #define CLIENT_EXT_CHUNKING	0x80	/* RFC 3030 (BDAT) */
 #define CLIENT_EXT_SMTPUTF8	0x0100	/* RFC 6531 */
+#define CLIENT_EXT_AUTH_PLAIN	0x0200	/* RFC 4954, 4616 */
+#define CLIENT_EXT_AUTH_LOGIN	0x0400	/* RFC 4954; draft-murchison-sasl-login */
 
 struct client_reply {
 	unsigned	 code;		/* 200..599 */

@@ -2,7 +2,7 @@
  * client_proto.c - pure parser for the replies of an SMTP/LMTP server.
  * Owns: reply syntax (RFC 5321 4.2), enhanced status codes (RFC 3463,
  * 2034), EHLO keywords (RFC 5321 4.1.1.1, 1870, 2920, 3207, 6152,
- * 3030).
+ * 3030, 4954 AUTH mechanisms).
  * Never: I/O, allocation, state beyond one reply.
  * Untrusted: every byte; lines and line counts are bounded here.
  */
@@ -97,6 +97,24 @@ reply_size_arg(const char *p, size_t len)
 	return i == len ? v : 0;
 }
 
+/* "AUTH PLAIN LOGIN ...": the mechanisms we can use (RFC 4954 3). */
+static void
+reply_auth_mechs(struct client_reply *r, const char *p, size_t len)
+{
+	size_t	i = 0, s;
+
+	while (i < len) {
+		while (i < len && p[i] == ' ')
+			i++;
+		for (s = i; i < len && p[i] != ' '; i++)
+			;
+		if (i - s == 5 && strncasecmp(p + s, "PLAIN", 5) == 0)
+			r->ext |= CLIENT_EXT_AUTH_PLAIN;
+		else if (i - s == 5 && strncasecmp(p + s, "LOGIN", 5) == 0)
+			r->ext |= CLIENT_EXT_AUTH_LOGIN;
+	}
+}
+
 static void
 reply_keyword(struct client_reply *r, const char *p, size_t len)
 {
@@ -104,6 +122,10 @@ reply_keyword(struct client_reply *r, const char *p, size_t len)
 
 	for (kl = 0; kl < len && p[kl] != ' '; kl++)
 		;
+	if (kl == 4 && strncasecmp(p, "AUTH", 4) == 0) {
+		reply_auth_mechs(r, p + kl, len - kl);
+		return;
+	}
 	for (i = 0; i < sizeof(reply_kws) / sizeof(reply_kws[0]); i++) {
 		if (strlen(reply_kws[i].name) != kl ||
 		    strncasecmp(p, reply_kws[i].name, kl) != 0)

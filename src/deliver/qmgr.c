@@ -22,9 +22,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#ifdef MXGATE_TLS
-#include <openssl/ssl.h>
-#endif
 
 #include "../conf/conf.h"
 #include "../ctl/ctl.h"
@@ -42,6 +39,7 @@
 #include "deliver.h"
 #include "dns.h"
 #include "dsn.h"
+#include "outbound.h"
 #include "qmgr.h"
 
 #define QMGR_BUCKETS		1024	/* active-message table, power of 2 */
@@ -65,6 +63,9 @@ struct qgroup {
 	const struct domain_conf *dc;		/* local domain, or NULL */
 	char			 domain[256];	/* remote: for MX */
 	struct client_dest	 dest;
+	bool			 relay;		/* to the relayhost */
+	const char		*need_ca;	/* a CA file to load first */
+	char			 ca_why[300];	/* why it did not load */
 	size_t			*idx;		/* recipients (indexes) */
 	const char		**rcpts;
 	unsigned		*notify;	/* RFC 3461, per recipient */
@@ -119,7 +120,7 @@ struct qmgr {
 	struct client_pool	*client;
 	struct dns_resolver	*dns;
 	struct backscatter	*bs;
-	void			*ssl_ctx;	/* opportunistic STARTTLS */
+	struct outbound		*ob;		/* TLS context, CAs, logins */
 	struct qmsg		*active[QMGR_BUCKETS];
 	unsigned		 nactive;
 	struct qwait		*waiting;
@@ -209,7 +210,8 @@ qmsg_free(struct qmsg *m)
 }
 
 struct qmgr *
-qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
+qmgr_new(struct worker *w, struct outbound *ob, unsigned nthreads, char *err,
+    size_t errlen)
 {
 	struct qmgr		*q;
 	struct client_opts	 o;
@@ -221,6 +223,7 @@ qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
 		return NULL;
 	}
 	q->w = w;
+	q->ob = ob;
 	pthread_mutex_init(&q->xmu, NULL);
 	pthread_mutex_init(&q->bs_mu, NULL);
 	if ((q->xev = event_new(w->base, -1, 0, qmgr_drain, q)) == NULL) {
@@ -235,17 +238,10 @@ qmgr_new(struct worker *w, unsigned nthreads, char *err, size_t errlen)
 		.data_timeout_ms = c->smtp_timeout_ms * 2,
 		.idle_ms = 5000,
 		.max_msgs_per_conn = 100,
-		.ssl_ctx = NULL,
+		/* next_hop_tls and relayhost_tls decide per destination
+		 * (outbound.c); `may` is RFC 3207's opportunistic TLS */
+		.ssl_ctx = outbound_ssl_ctx(ob),
 	};
-#ifdef MXGATE_TLS
-	/* Opportunistic (RFC 3207): encrypt when offered, verify nothing,
-	 * so an unverifiable certificate never stops the mail. */
-	if ((q->ssl_ctx = SSL_CTX_new(TLS_client_method())) != NULL) {
-		SSL_CTX_set_min_proto_version(q->ssl_ctx, TLS1_2_VERSION);
-		SSL_CTX_set_verify(q->ssl_ctx, SSL_VERIFY_NONE, NULL);
-		o.ssl_ctx = q->ssl_ctx;
-	}
-#endif
 	if (c->dns_server.host)
 		snprintf(server, sizeof(server), strchr(c->dns_server.host,
 		    ':') ? "[%s]:%u" : "%s:%u", c->dns_server.host,
@@ -430,6 +426,10 @@ qmsg_group(struct qmsg *m, const struct domain_conf *dc, const char *domain)
 		snprintf(g->dest.path, sizeof(g->dest.path), "%s",
 		    dc->hop.path);
 	}
+	g->relay = dc == NULL && c->relayhost.host != NULL;
+	if (!g->maildir && !g->dest.unix_sock)	/* 1: need_ca is set */
+		(void)outbound_policy(m->q->ob, c, dc, g->relay, &g->dest.tls,
+		    &g->need_ca);
 	g->idx = calloc(m->qf.nrcpts, sizeof(*g->idx));
 	g->rcpts = calloc(m->qf.nrcpts, sizeof(*g->rcpts));
 	g->res = calloc(m->qf.nrcpts, sizeof(*g->res));
@@ -519,6 +519,8 @@ qgroup_sent(void *arg, struct client_msg *cm)
 		    cm->results[k].esc, cm->results[k].text,
 		    cm->results[k].mta);
 		g->m->res[g->idx[k]].hop_dsn = cm->results[k].hop_dsn;
+		memcpy(g->m->res[g->idx[k]].tls, cm->results[k].tls,
+		    sizeof(cm->results[k].tls));
 	}
 	qgroup_done(g);
 }
@@ -592,12 +594,47 @@ qgroup_resolved(void *arg, uint64_t id, const struct dns_result *r)
 	qgroup_send(g);
 }
 
+/* On a job thread: a CA file a reload named (outbound.c caches it). */
+static void
+qgroup_ca_load(void *arg)
+{
+	struct qgroup	*g = arg;
+
+	if (outbound_load_ca(g->m->q->ob, g->need_ca, g->ca_why,
+	    sizeof(g->ca_why)) == 0)
+		g->ca_why[0] = '\0';
+}
+
+static void	qgroup_start(struct qgroup *);
+
+static void
+qgroup_ca_loaded(void *arg)
+{
+	struct qgroup	*g = arg;
+	struct qmsg	*m = g->m;
+	char		 text[600];
+
+	if (g->ca_why[0] == '\0' && outbound_policy(m->q->ob, m->conf, g->dc,
+	    g->relay, &g->dest.tls, &g->need_ca) == 0) {
+		qgroup_start(g);
+		return;
+	}
+	snprintf(text, sizeof(text), "TLS required (verify): CA file %s: %s",
+	    g->need_ca, g->ca_why[0] ? g->ca_why : "not loaded");
+	g->need_ca = NULL;
+	qgroup_fail(g, 454, "4.7.5", text);
+}
+
 static void
 qgroup_start(struct qgroup *g)
 {
 	struct qmsg	*m = g->m;
 
-	if (g->maildir) {
+	if (g->need_ca != NULL) {
+		if (job_submit(m->q->jobs, qgroup_ca_load, qgroup_ca_loaded,
+		    g) == -1)
+			panic("qgroup_start: out of memory");
+	} else if (g->maildir) {
 		if (job_submit(m->q->jobs, qgroup_maildir, qgroup_maildir_done,
 		    g) == -1)
 			panic("qgroup_start: out of memory");
@@ -777,22 +814,24 @@ qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 	switch (m->state[i]) {
 	case QR_OK:
 		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> "
-		    "status=%s reply=\"%s\"", m->qid, log_esc(rcpt,
+		    "status=%s reply=\"%s\"%s%s", m->qid, log_esc(rcpt,
 		    strlen(rcpt), 256), r->esc, log_text(r->text,
-		    strlen(r->text), 200));
+		    strlen(r->text), 200), r->tls[0] ? " " : "", r->tls);
 		break;
 	case QR_TEMP:
 		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\" attempts=%u next_attempt_s=%u%s", m->qid,
-		    log_esc(rcpt, strlen(rcpt), 256), r->esc,
+		    "reason=\"%s\" attempts=%u next_attempt_s=%u%s%s%s",
+		    m->qid, log_esc(rcpt, strlen(rcpt), 256), r->esc,
 		    log_text(r->text, strlen(r->text), 200),
 		    m->qf.attempts + (m->early ? 0 : 1), next_ms / 1000,
-		    m->early ? " early=yes" : "");
+		    m->early ? " early=yes" : "", r->tls[0] ? " " : "",
+		    r->tls);
 		break;
 	case QR_PERM:
 		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
-		    r->esc, log_text(r->text, strlen(r->text), 200));
+		    "reason=\"%s\"%s%s", m->qid, log_esc(rcpt, strlen(rcpt),
+		    256), r->esc, log_text(r->text, strlen(r->text), 200),
+		    r->tls[0] ? " " : "", r->tls);
 		break;
 	default:
 		panic("qmsg_log: recipient %zu of %s has no result", i,
@@ -1007,14 +1046,17 @@ qmsg_last_error(const struct qmsg *m, char *buf, size_t len)
 		if (m->qf.done[i] || m->state[i] != QR_TEMP)
 			continue;
 		r = &m->res[i];
+		/* and the TLS asked for and got (next_hop_tls, issue 20) */
 		if (r->text[0] >= '2' && r->text[0] <= '5' &&
 		    r->text[1] >= '0' && r->text[1] <= '9' &&
 		    r->text[2] >= '0' && r->text[2] <= '9')
-			snprintf(buf, len, "%s%s%s", r->text, r->mta[0] ?
-			    " from " : "", r->mta);
+			snprintf(buf, len, "%s%s%s%s%s%s", r->text, r->mta[0] ?
+			    " from " : "", r->mta, r->tls[0] ? " (" : "",
+			    r->tls, r->tls[0] ? ")" : "");
 		else
-			snprintf(buf, len, "%u %s %s%s%s", r->code, r->esc,
-			    r->text, r->mta[0] ? " from " : "", r->mta);
+			snprintf(buf, len, "%u %s %s%s%s%s%s%s", r->code,
+			    r->esc, r->text, r->mta[0] ? " from " : "", r->mta,
+			    r->tls[0] ? " (" : "", r->tls, r->tls[0] ? ")" : "");
 		return buf;
 	}
 	return "";
@@ -1436,7 +1478,6 @@ qmgr_free(struct qmgr *q)
 	if (q->bs)
 		backscatter_free(q->bs);
 #ifdef MXGATE_TLS
-	SSL_CTX_free(q->ssl_ctx);
 #endif
 	if (q->xev != NULL) {
 		event_free(q->xev);

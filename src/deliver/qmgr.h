@@ -22,8 +22,11 @@ struct qmgr;
 struct ctl;
 struct dsn_rcpt;
 
-struct qmgr	*qmgr_new(struct worker *, unsigned nthreads, char *err,
-		    size_t errlen);
+struct outbound;
+/* ob: the outbound TLS context, CA stores and logins (outbound.h); the
+ * caller frees it after qmgr_free. */
+struct qmgr	*qmgr_new(struct worker *, struct outbound *ob,
+		    unsigned nthreads, char *err, size_t errlen);
 /* Queue every committed message found in the spool. */
 void		 qmgr_start(struct qmgr *);
 /* A message to work on now (or at its scheduled time, if not forced). */

@@ -706,7 +706,8 @@ worker_str_differs(const char *a, const char *b)
  * The keys a reload cannot apply, because what they set was built once at
  * start: the spool and its lock, the user dropped to, the loops, and the
  * delivery manager's client pool, resolver and report rates (qmgr_new),
- * the bounce-rate table's window (main.c).  hostname still applies to
+ * the bounce-rate table's window (main.c), the relayhost logins
+ * (outbound.c: read at start, they hold passwords).  hostname applies to
  * the greeting, EHLO and Received; outbound EHLO keeps the old one.
  */
 static void
@@ -735,6 +736,8 @@ worker_restart_keys(const struct config *o, const struct config *n,
 		    n->ndr_rate_per_domain },
 		{ "null_sender_rate", o->null_sender_rate.window_ms !=
 		    n->null_sender_rate.window_ms },
+		{ "relayhost_auth_file", worker_str_differs(
+		    o->relayhost_auth_file, n->relayhost_auth_file) },
 	};
 	size_t	i;
 
