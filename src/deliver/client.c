@@ -390,6 +390,7 @@ job_set(struct client_job *job, size_t i, const struct client_rcpt_result *r)
 	if (job->rstate[i] == RS_DONE)
 		return;
 	job->msg->results[i] = *r;
+	job->msg->results[i].tls[0] = '\0';	/* job_finish() says */
 	job->rstate[i] = RS_DONE;
 	job->npending--;
 }
