@@ -20,7 +20,7 @@
 
 struct relay_creds {
 	struct relay_cred	*v;
-	size_t			 n;
+	size_t			 n, cap;	/* cap: lines, at most _MAX */
 };
 
 struct relay_cred_ld {
@@ -182,7 +182,7 @@ rc_add(struct relay_creds *t, struct relay_cred_ld *ld, unsigned lineno,
 	struct relay_cred	*e;
 	size_t			 i;
 
-	if (t->n == RELAY_CRED_MAX) {
+	if (t->n == t->cap) {
 		relay_cred_err(ld, lineno, "more than %d entries",
 		    RELAY_CRED_MAX);
 		return;
@@ -214,15 +214,18 @@ relay_creds_load_mem(const char *text, size_t len, const char *name,
 	struct relay_creds	*t;
 	const char		*p = text, *end = text + len, *nl, *why;
 	unsigned		 lineno = 0;
-	size_t			 n;
+	size_t			 n, lines = 1;
 
+	for (n = 0; n < len; n++)
+		lines += text[n] == '\n';
 	if (len > RELAY_CRED_FILE_MAX) {
 		relay_cred_err(&ld, 0, "the file is larger than %d bytes",
 		    RELAY_CRED_FILE_MAX);
 		return NULL;
 	}
-	if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    (t->v = calloc(RELAY_CRED_MAX, sizeof(*t->v))) == NULL) {
+	if ((t = calloc(1, sizeof(*t))) != NULL)
+		t->cap = lines < RELAY_CRED_MAX ? lines : RELAY_CRED_MAX;
+	if (t == NULL || (t->v = calloc(t->cap, sizeof(*t->v))) == NULL) {
 		free(t);
 		relay_cred_err(&ld, 0, "out of memory");
 		return NULL;
@@ -290,7 +293,8 @@ relay_creds_free(struct relay_creds *t)
 {
 	if (t == NULL)
 		return;
-	explicit_bzero(t->v, RELAY_CRED_MAX * sizeof(*t->v));
+	if (t->v != NULL)
+		explicit_bzero(t->v, t->cap * sizeof(*t->v));
 	free(t->v);
 	free(t);
 }
