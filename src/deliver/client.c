@@ -1422,7 +1422,8 @@ on_auth(struct client_conn *c, const struct client_reply *r)
 
 /*
  * A refused login: deferred, never returned (the credentials or the
- * relay may be fixed); a 5xx reply becomes the same 4xx.  Not tried at
+ * relay may be fixed); a 5xx reply becomes 454 (RFC 4954 6) with its
+ * enhanced code made temporary (5.7.8: 4.7.8).  Not tried at
  * the next address: it would refuse the same login.
  */
 static int
@@ -1446,7 +1447,7 @@ conn_auth_fail(struct client_conn *c, const struct client_reply *r,
 	    c->auth_mech == CLIENT_AUTH_LOGIN ? "LOGIN" : "none", reply);
 	result_set(&res, 454, "4.7.0", c->mta, "", 0);
 	if (r != NULL && r->code / 100 >= 4) {
-		res.code = r->code / 100 == 5 ? r->code - 100 : r->code;
+		res.code = r->code / 100 == 5 ? 454 : r->code;
 		if (r->esc[0] != '\0')
 			snprintf(res.esc, sizeof(res.esc), "4%s", r->esc + 1);
 	}
