@@ -89,8 +89,8 @@ struct client_job {
 	size_t			*order;		/* recipients sent, in order */
 	size_t			 norder;
 	uint8_t			*rstate;	/* enum client_rstate */
-	int			 level;		/* enum client_tls_level; -1:
-						 * a unix socket */
+	bool			 tcp;		/* not a unix socket: TLS words */
+	enum client_tls_level	 level;
 	char			 tls[160];	/* what the last connection
 						 * that had it negotiated */
 };
@@ -435,7 +435,7 @@ job_finish(struct client_pool *pool, struct client_job *job, const char *key)
 	char			 id[ID_STRLEN + 1];
 	size_t			 i, n[3] = { 0, 0, 0 };
 
-	for (i = 0; i < m->nrcpts && job->level >= 0; i++)
+	for (i = 0; i < m->nrcpts && job->tcp; i++)
 		if (m->results[i].tls[0] == '\0') {
 			if (job->tls[0] != '\0')
 				snprintf(m->results[i].tls,
@@ -444,8 +444,7 @@ job_finish(struct client_pool *pool, struct client_job *job, const char *key)
 				snprintf(m->results[i].tls,
 				    sizeof(m->results[i].tls),
 				    "tls_required=%s tls=none",
-				    client_tls_level_name(
-				    (enum client_tls_level)job->level));
+				    client_tls_level_name(job->level));
 		}
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		for (i = 0; i < m->nrcpts; i++)
@@ -2006,7 +2005,8 @@ client_send(struct client_pool *pool, const struct client_dest *dest,
 	struct client_rcpt_result	 r;
 	struct client_dq		*dq;
 
-	job->level = dest->unix_sock ? -1 : (int)dest->tls.level;
+	job->tcp = !dest->unix_sock;
+	job->level = dest->tls.level;
 	if (pool->closing || pool->free_pending) {
 		result_fail(&r, CF_SHUTDOWN, "", "shutting down");
 		job_set_all(job, RS_DONE, &r);

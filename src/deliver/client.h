@@ -34,9 +34,10 @@ struct client_opts {
 };
 /* What TLS a destination must give (next_hop_tls, relayhost_tls). */
 enum client_tls_level {
-	CLIENT_TLS_NONE,	/* never STARTTLS */
-	CLIENT_TLS_MAY,		/* STARTTLS when offered; a failed handshake:
-				 * once more in clear */
+	CLIENT_TLS_NONE = -1,	/* never STARTTLS */
+	CLIENT_TLS_MAY = 0,	/* STARTTLS when offered; a failed handshake:
+				 * once more in clear.  0: a dest set up
+				 * without a policy gets RFC 3207's default */
 	CLIENT_TLS_ENCRYPT,	/* TLS or the message is deferred (4.7.5) */
 	CLIENT_TLS_VERIFY,	/* TLS, and the certificate chains to store
 				 * and names name, or matches a pin */

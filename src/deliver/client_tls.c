@@ -26,15 +26,20 @@
 #include "../lib/log.h"
 #include "client_tls.h"
 
-static const char *const client_tls_levels[] = {
-	[CLIENT_TLS_NONE] = "none", [CLIENT_TLS_MAY] = "may",
-	[CLIENT_TLS_ENCRYPT] = "encrypt", [CLIENT_TLS_VERIFY] = "verify",
-};
-
 const char *
 client_tls_level_name(enum client_tls_level l)
 {
-	return (unsigned)l <= CLIENT_TLS_VERIFY ? client_tls_levels[l] : "?";
+	switch (l) {
+	case CLIENT_TLS_NONE:
+		return "none";
+	case CLIENT_TLS_MAY:
+		return "may";
+	case CLIENT_TLS_ENCRYPT:
+		return "encrypt";
+	case CLIENT_TLS_VERIFY:
+		return "verify";
+	}
+	return "?";
 }
 
 static void

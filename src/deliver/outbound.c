@@ -87,6 +87,21 @@ ob_check(const struct config *c, const struct relay_creds *creds,
 	return ok;
 }
 
+static enum client_tls_level
+ob_level(enum conf_tls_level l)
+{
+	switch (l) {
+	case CONF_TLS_NONE:
+		return CLIENT_TLS_NONE;
+	case CONF_TLS_ENCRYPT:
+		return CLIENT_TLS_ENCRYPT;
+	case CONF_TLS_VERIFY:
+		return CLIENT_TLS_VERIFY;
+	default:
+		return CLIENT_TLS_MAY;
+	}
+}
+
 static void *
 ob_store_find(struct outbound *ob, const char *path)
 {
@@ -232,7 +247,7 @@ outbound_policy(struct outbound *ob, const struct config *c,
 	out->level = CLIENT_TLS_MAY;		/* MX: RFC 3207 opportunistic */
 	if (t == NULL)
 		return 0;
-	out->level = (enum client_tls_level)t->level;
+	out->level = ob_level(t->level);
 	snprintf(out->name, sizeof(out->name), "%s", t->name != NULL ?
 	    t->name : host != NULL ? host : "");
 	out->pins = t->pins;
