@@ -2,7 +2,9 @@
 test_outbound_tls.py - outbound trust (issue 20): next_hop_tls levels
 toward a next hop that is a second mxgate, and smarthost AUTH toward a
 relayhost that is a third one.
-Covers: may to a hop without TLS delivers in clear (and says so); encrypt
+Covers: may to a hop without TLS delivers in clear (and says so); none
+never starts TLS; a failed handshake defers at encrypt and falls back to
+clear at may; encrypt
 to a hop without TLS defers with 4.7.5, shown by `queue show`; encrypt to
 a hop with TLS delivers unchecked; verify with the right CA delivers;
 a wrong CA, a wrong name and an expired certificate each defer with
@@ -218,6 +220,41 @@ def test_encrypt_to_hop_with_tls_delivers_unchecked(ctx):
     check_eq(t.get("sha256"), fingerprint(hop.cert)[7:],
              f"client_tls fingerprint: {t['line']}")
     check_eq(q(t, "subject"), f"CN={HOP_NAME}", f"subject: {t['line']}")
+
+
+def test_none_never_starts_tls(ctx):
+    ca = make_ca(os.path.join(ctx.tmpdir, "ca"), "Test Hop CA")
+    hop = hop_gateway(ctx, ca)
+    front = front_gateway(ctx, hop.port, next_hop_tls="none")
+    qid = send_one(front, "none")
+    ev = delivered(front, hop, qid)
+    check_eq((ev.get("tls_required"), ev.get("tls")), ("none", "none"),
+             f"delivered line: {ev['line']}")
+    t = tls_event(front, encrypted="no")
+    check_eq(q(t, "reason"), "TLS not wanted (none)", t["line"])
+
+
+@mxlib.params(["encrypt", "may"], ids=["encrypt", "may"])
+def test_handshake_failure(ctx, param):
+    """The hop speaks TLS 1.3 only, we TLS 1.2 only: the handshake fails.
+    encrypt defers; may tries once more in clear."""
+    ca = make_ca(os.path.join(ctx.tmpdir, "ca"), "Test Hop CA")
+    hop = hop_gateway(ctx, ca, tls_protocols="TLSv1.3")
+    front = front_gateway(ctx, hop.port, next_hop_tls=param,
+                          tls_protocols="TLSv1.2")
+    qid = send_one(front, f"handshake {param}")
+    if param == "encrypt":
+        ev, show = deferred(ctx, front, hop, qid)
+        check("TLS handshake failed: " in q(ev, "reason"), ev["line"])
+        check("TLS handshake failed: " in last_error(show), show)
+        f = front.wait_event("client_tls_fail", action="defer")
+    else:
+        ev = delivered(front, hop, qid)
+        check_eq(ev.get("tls"), "none", f"delivered line: {ev['line']}")
+        f = front.wait_event("client_tls_fail", action="plaintext")
+        t = tls_event(front, encrypted="no")
+        check_eq(q(t, "reason"), "TLS handshake failed before", t["line"])
+    check("TLS handshake failed: " in q(f, "reason"), f["line"])
 
 
 VERIFY_OK = {
