@@ -542,6 +542,14 @@ dq_get(struct client_pool *pool, const struct client_dest *dest)
 	return dq;
 }
 
+/* A login's password does not outlive its destination. */
+static void
+dq_free(struct client_dq *dq)
+{
+	explicit_bzero(&dq->dest.tls, sizeof(dq->dest.tls));
+	free(dq);
+}
+
 static struct client_conn *
 dq_idle_conn(struct client_dq *dq)
 {
@@ -1929,7 +1937,7 @@ pool_kick_cb(evutil_socket_t fd, short what, void *arg)
 		dq_dispatch(dq);
 		if (dq->nconns == 0 && TAILQ_EMPTY(&dq->waiting)) {
 			TAILQ_REMOVE(&pool->dqs, dq, entry);
-			free(dq);
+			dq_free(dq);
 		}
 	}
 }
@@ -2061,7 +2069,7 @@ pool_destroy(struct client_pool *pool)
 			job_finish(pool, job, dq->dest.key);
 		}
 		TAILQ_REMOVE(&pool->dqs, dq, entry);
-		free(dq);
+		dq_free(dq);
 	}
 	/* done() may call client_send(): it lands on this list too. */
 	while ((job = TAILQ_FIRST(&pool->done)) != NULL) {

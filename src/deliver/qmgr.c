@@ -189,6 +189,8 @@ qmsg_free(struct qmsg *m)
 	size_t	i;
 
 	for (i = 0; i < m->ngroups; i++) {
+		explicit_bzero(&m->groups[i].dest.tls,
+		    sizeof(m->groups[i].dest.tls));	/* a login */
 		free(m->groups[i].idx);
 		free(m->groups[i].rcpts);
 		free(m->groups[i].res);

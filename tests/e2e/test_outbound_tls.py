@@ -4,17 +4,18 @@ toward a next hop that is a second mxgate, and smarthost AUTH toward a
 relayhost that is a third one.
 Covers: may to a hop without TLS delivers in clear (and says so); none
 never starts TLS; a failed handshake defers at encrypt and falls back to
-clear at may; encrypt
-to a hop without TLS defers with 4.7.5, shown by `queue show`; encrypt to
-a hop with TLS delivers unchecked; verify with the right CA delivers;
-a wrong CA, a wrong name and an expired certificate each defer with
-OpenSSL's reason; a pinned fingerprint delivers, a different one defers;
-a proxy that strips STARTTLS from the EHLO reply makes encrypt defer and
-may deliver in clear; a reload to encrypt does not reuse a clear
-connection; a report (NDR) through an authenticated relayhost:
-good credentials deliver it, bad ones defer it with the relay's reply
-logged; no password in any log, plain or base64; check-config refuses an
-auth file others may read and encrypt on a Maildir hop.
+clear at may; encrypt to a hop without TLS defers with 4.7.5, shown by
+`queue show`; encrypt to a hop with TLS delivers unchecked; verify with
+the right CA delivers (by name and by IP); a wrong CA, a wrong name and
+an expired certificate each defer with OpenSSL's reason; a CA file named
+by a reload is loaded (one that cannot be defers); a pinned fingerprint
+delivers, a different one defers; a proxy that strips STARTTLS from the
+EHLO reply makes encrypt defer and may deliver in clear; a reload to
+encrypt does not reuse a clear connection; a report (NDR) through an
+authenticated relayhost: good credentials deliver it, bad ones defer it
+with the relay's reply logged; no password in any log, plain or base64;
+check-config refuses an auth file others may read, encrypt on a Maildir
+hop, relayhost_tls without relayhost, a bad level and a bad pin.
 The CA and certificates are made here with the openssl CLI.
 """
 
@@ -305,6 +306,35 @@ def test_verify_bad_certificate_defers(ctx, param):
           and reason in err, f"queue show last error: {err!r}")
     t = tls_event(front, verified="fail")
     check_eq(q(t, "reason"), reason, f"client_tls: {t['line']}")
+
+
+def test_reload_names_a_new_ca_file(ctx):
+    """A CA file first named by a reload is loaded on a job, then used;
+    one that cannot be loaded defers with the reason."""
+    ca = make_ca(os.path.join(ctx.tmpdir, "ca"), "Test Hop CA")
+    other = make_ca(os.path.join(ctx.tmpdir, "other"), "Other CA")
+    hop = hop_gateway(ctx, ca)
+    front = front_gateway(ctx, hop.port, next_hop_tls="verify",
+                          next_hop_tls_ca_file=other["cert"])
+    missing = os.path.join(ctx.tmpdir, "no-such-ca.pem")
+    front.settings["next_hop_tls_ca_file"] = missing
+    front.write_config()
+    mark = front.reload()
+    front.wait_event("reload", since=mark, result="ok")
+    qid = send_one(front, "missing ca")
+    ev, show = deferred(ctx, front, hop, qid)
+    check(f"CA file {missing}: cannot load the CA file" in q(ev, "reason"),
+          ev["line"])
+    copy = os.path.join(ctx.tmpdir, "hop-ca-copy.pem")
+    with open(ca["cert"], "rb") as f, open(copy, "wb") as g:
+        g.write(f.read())
+    front.settings["next_hop_tls_ca_file"] = copy
+    front.write_config()
+    mark = front.reload()
+    front.wait_event("reload", since=mark, result="ok")
+    qid = send_one(front, "new ca")
+    ev = delivered(front, hop, qid)
+    check_eq(ev.get("tls_verified"), "ca", f"delivered line: {ev['line']}")
 
 
 def test_pinned_fingerprint_delivers(ctx):
