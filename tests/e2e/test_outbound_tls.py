@@ -11,9 +11,9 @@ an expired certificate each defer with OpenSSL's reason; a CA file named
 by a reload is loaded (one that cannot be defers); a pinned fingerprint
 delivers, a different one defers; a proxy that strips STARTTLS from the
 EHLO reply makes encrypt defer and may deliver in clear; a reload to
-encrypt does not reuse a clear connection; a report (NDR) through an
-authenticated relayhost: good credentials deliver it, bad ones defer it
-with the relay's reply logged; no password in any log, plain or base64;
+encrypt does not reuse a clear connection; SNI is next_hop_tls_name, none
+for an IP; a report (NDR) through an authenticated relayhost: good
+credentials deliver it, bad ones defer it with the relay's reply logged; no password in any log, plain or base64;
 check-config refuses an auth file others may read, encrypt on a Maildir
 hop, relayhost_tls without relayhost, a bad level and a bad pin.
 The CA and certificates are made here with the openssl CLI.
@@ -25,6 +25,7 @@ import base64
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 
@@ -461,6 +462,84 @@ def test_starttls_stripped_by_mitm(ctx, param):
         check(proxy.stripped >= 1, "the proxy saw no STARTTLS to strip")
     finally:
         proxy.close()
+
+
+class SniHop:
+    """A one-connection SMTP next hop in Python that offers STARTTLS and
+    records the SNI name the client sent (None: none)."""
+
+    def __init__(self, cert: str, key: str):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.ctx.sni_callback = self._sni
+        self.sni: list[str | None] = []
+        self.got_data = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _sni(self, sslobj, name, ctx) -> None:
+        self.sni.append(name)
+
+    def _serve(self) -> None:
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        c.settimeout(20)
+        f = c.makefile("rb")
+        c.sendall(b"220 sni.test ESMTP\r\n")
+        try:
+            while (line := f.readline()):
+                cmd = line.strip().upper()
+                if cmd.startswith(b"EHLO"):
+                    c.sendall(b"250-sni.test\r\n250 STARTTLS\r\n")
+                elif cmd == b"STARTTLS":
+                    c.sendall(b"220 go ahead\r\n")
+                    c = self.ctx.wrap_socket(c, server_side=True)
+                    f = c.makefile("rb")
+                elif cmd == b"DATA":
+                    c.sendall(b"354 go\r\n")
+                    while f.readline() not in (b".\r\n", b""):
+                        pass
+                    c.sendall(b"250 2.0.0 taken\r\n")
+                    self.got_data.set()
+                elif cmd == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    c.sendall(b"250 2.0.0 ok\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            c.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@mxlib.params(["name", "ip"], ids=["name", "ip"])
+def test_sni(ctx, param):
+    """SNI carries next_hop_tls_name; an IP next hop gets none (RFC 6066
+    3)."""
+    ca = make_ca(os.path.join(ctx.tmpdir, "ca"), "Test Hop CA")
+    cert, key = make_leaf(ca, ctx.tmpdir)
+    hop = SniHop(cert, key)
+    try:
+        conf = {"next_hop_tls": "encrypt"}
+        if param == "name":
+            conf["next_hop_tls_name"] = HOP_NAME
+        front = front_gateway(ctx, hop.port, **conf)
+        qid = send_one(front, f"sni {param}")
+        check(hop.got_data.wait(WAIT), "the Python hop got no message")
+        ev = front.wait_event("delivered", qid=qid, timeout_s=WAIT)
+        check(re.fullmatch(r"TLSv1\.[23]", ev.get("tls", "")), ev["line"])
+        check_eq(hop.sni, [HOP_NAME if param == "name" else None],
+                 "SNI names the hop saw")
+    finally:
+        hop.close()
 
 
 # ------------------------------------------------------------ smarthost
