@@ -615,6 +615,7 @@ qgroup_ca_loaded(void *arg)
 	struct qgroup	*g = arg;
 	struct qmsg	*m = g->m;
 	char		 text[600];
+	size_t		 k;
 
 	if (g->ca_why[0] == '\0' && outbound_policy(m->q->ob, m->conf, g->dc,
 	    g->relay, &g->dest.tls, &g->need_ca) == 0) {
@@ -624,7 +625,12 @@ qgroup_ca_loaded(void *arg)
 	snprintf(text, sizeof(text), "TLS required (verify): CA file %s: %s",
 	    g->need_ca, g->ca_why[0] ? g->ca_why : "not loaded");
 	g->need_ca = NULL;
-	qgroup_fail(g, 454, "4.7.5", text);
+	for (k = 0; k < g->n; k++) {
+		qmsg_result(m, g->idx[k], 454, "4.7.5", text, NULL);
+		snprintf(m->res[g->idx[k]].tls, sizeof(m->res[0].tls),
+		    "tls_required=verify tls=none");
+	}
+	qgroup_done(g);
 }
 
 static void

@@ -326,6 +326,8 @@ def test_reload_names_a_new_ca_file(ctx):
     ev, show = deferred(ctx, front, hop, qid)
     check(f"CA file {missing}: cannot load the CA file" in q(ev, "reason"),
           ev["line"])
+    check_eq((ev.get("tls_required"), ev.get("tls")), ("verify", "none"),
+             f"deferred line: {ev['line']}")
     copy = os.path.join(ctx.tmpdir, "hop-ca-copy.pem")
     with open(ca["cert"], "rb") as f, open(copy, "wb") as g:
         g.write(f.read())
