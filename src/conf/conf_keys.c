@@ -1445,6 +1445,9 @@ conf_set_pins(const struct conf_key *k, const char *val, void *field,
 	rc = fprint_parse(val, len, field, &at);
 	if (rc == PARSE_TOOLONG)
 		(void)buf_addf(why, "at most %d fingerprints", FPRINT_PINS_MAX);
+	else if (rc != PARSE_OK && at >= len)
+		(void)buf_addf(why, "expected sha256:HEX (64 hex digits), "
+		    "comma-separated; %s ends too soon", Q(qb, val));
 	else if (rc != PARSE_OK)
 		(void)buf_addf(why, "expected sha256:HEX (64 hex digits), "
 		    "comma-separated; bad at %s", conf_quote(qb, sizeof(qb),
