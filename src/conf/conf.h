@@ -89,7 +89,7 @@ enum conf_tls_level {
 
 struct out_tls_conf {
 	enum conf_tls_level	 level;
-	char			*ca_file;	/* absolute; NULL: system store */
+	char			*ca_file;	/* absolute; NULL: system's */
 	char			*name;		/* NULL: the hop's host */
 	struct fprint_pins	 pins;		/* n 0: none */
 };

@@ -89,7 +89,7 @@ struct client_job {
 	size_t			*order;		/* recipients sent, in order */
 	size_t			 norder;
 	uint8_t			*rstate;	/* enum client_rstate */
-	bool			 tcp;		/* not a unix socket: TLS words */
+	bool			 tcp;		/* not unix: the TLS words */
 	enum client_tls_level	 level;
 	char			 tls[160];	/* what the last connection
 						 * that had it negotiated */

@@ -50,7 +50,7 @@ struct client_tls_policy {
 	void			*store;		/* X509_STORE *: the CAs; NULL:
 						 * the context's (system) */
 	struct fprint_pins	 pins;
-	bool			 auth;		/* AUTH PLAIN/LOGIN (TLS only) */
+	bool			 auth;		/* AUTH PLAIN/LOGIN, TLS only */
 	char			 user[CLIENT_AUTH_MAX + 1];
 	char			 pass[CLIENT_AUTH_MAX + 1];
 };
@@ -122,7 +122,7 @@ unsigned long client_pool_connects(const struct client_pool *);
 #define CLIENT_EXT_CHUNKING	0x80	/* RFC 3030 (BDAT) */
 #define CLIENT_EXT_SMTPUTF8	0x0100	/* RFC 6531 */
 #define CLIENT_EXT_AUTH_PLAIN	0x0200	/* RFC 4954, 4616 */
-#define CLIENT_EXT_AUTH_LOGIN	0x0400	/* RFC 4954; draft-murchison-sasl-login */
+#define CLIENT_EXT_AUTH_LOGIN	0x0400	/* RFC 4954, draft-murchison */
 
 struct client_reply {
 	unsigned	 code;		/* 200..599 */

@@ -233,7 +233,8 @@ client_tls_judge(void *sslp, const struct client_tls_policy *p,
 		ti->verified = "ca";
 		return true;
 	}
-	snprintf(ti->why, sizeof(ti->why), "%s%s", X509_verify_cert_error_string(
-	    vr), p->pins.n > 0 ? "; fingerprint not pinned" : "");
+	snprintf(ti->why, sizeof(ti->why), "%s%s",
+	    X509_verify_cert_error_string(vr), p->pins.n > 0 ?
+	    "; fingerprint not pinned" : "");
 	return false;
 }

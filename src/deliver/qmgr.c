@@ -1064,7 +1064,8 @@ qmsg_last_error(const struct qmsg *m, char *buf, size_t len)
 		else
 			snprintf(buf, len, "%u %s %s%s%s%s%s%s", r->code,
 			    r->esc, r->text, r->mta[0] ? " from " : "", r->mta,
-			    r->tls[0] ? " (" : "", r->tls, r->tls[0] ? ")" : "");
+			    r->tls[0] ? " (" : "", r->tls,
+			    r->tls[0] ? ")" : "");
 		return buf;
 	}
 	return "";

@@ -216,7 +216,8 @@ test_client_auth_encode(void **state)
 	(void)state;
 	assert_int_equal(client_auth_plain("alice", "pw", out, sizeof(out)),
 	    0);
-	assert_string_equal(out, "AUTH PLAIN AGFsaWNlAHB3");	/* \0alice\0pw */
+	/* base64("\0alice\0pw") */
+	assert_string_equal(out, "AUTH PLAIN AGFsaWNlAHB3");
 	assert_int_equal(client_auth_b64("alice", out, sizeof(out)), 0);
 	assert_string_equal(out, "YWxpY2U=");
 	assert_int_equal(client_auth_plain("", "pw", out, sizeof(out)), -1);
