@@ -1531,8 +1531,10 @@ conf_man_keys(FILE *fp)
 		k = &conf_keys[i];
 		fputs(".TP\n.B ", fp);
 		conf_man_text(fp, k->name, false);
-		fputs("\n", fp);
-		conf_man_text(fp, k->doc, false);
+		/* the table's docs are phrases: a capital makes a sentence */
+		fprintf(fp, "\n%c", k->doc[0] >= 'a' && k->doc[0] <= 'z' ?
+		    k->doc[0] - 32 : k->doc[0]);
+		conf_man_text(fp, k->doc + 1, false);
 		fputs(".\n.br\nDefault: ", fp);
 		if (k->flags & CK_SYSHOST)
 			fputs("the system host name", fp);
