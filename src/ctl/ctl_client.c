@@ -545,8 +545,13 @@ ctl_cli_main(int argc, char **argv)
 	if (strcmp(c->args, "ID") == 0 &&
 	    queue_admin_canon_id(words[n - 1], qid) == 0)
 		words[n - 1] = qid;
-	if ((conf = conf_load(file, cli_conf_err, NULL)) == NULL)
+	if ((conf = conf_load(file, cli_conf_err, NULL)) == NULL) {
+		if (c->run == cli_reload)
+			fprintf(stderr, "mxgate: reload: not asked for, the "
+			    "config has errors (above); the running gateway "
+			    "keeps its configuration\n");
 		return 1;
+	}
 	rc = c->run(c, conf->spool, words + (c->verb2 ? 2 : 1));
 	conf_unref(conf);
 	return rc;
