@@ -133,8 +133,9 @@ install: all
 # folder since dpkg-buildpackage writes to the parent folder; the .deb
 # lands in $(B)/deb/.  DEB_FLAGS passes more (e.g. -d).
 DEB_FLAGS ?=
+DEB_OUT	?= $(B)/deb
 deb:
-	tools/make-deb.sh $(B)/deb $(DEB_FLAGS)
+	tools/make-deb.sh $(DEB_OUT) $(DEB_FLAGS)
 
 run: deps-build
 	@$(MAKE) --no-print-directory all
