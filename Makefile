@@ -82,17 +82,16 @@ man: $(B)/man/mxgate.8 $(B)/man/mxgate.conf.5
 
 $(B)/man/mxgate.8: man/mxgate.8 Makefile
 	@mkdir -p $(dir $@)
-	sed 's/@VERSION@/$(VERSION)/g' man/mxgate.8 >$@
+	sed 's/@VERSION@/$(VERSION)/g' man/mxgate.8 >$@.$$$$ && mv $@.$$$$ $@
 
 $(B)/man/mxgate.conf.5: man/mxgate.conf.5.in $(B)/mxgate Makefile
 	@mkdir -p $(dir $@)
-	$(B)/mxgate config --man >$@.keys
-	awk -v keys=$@.keys -v ver=$(VERSION) \
+	t=$@.$$$$; $(B)/mxgate config --man >$$t.keys && \
+	awk -v keys=$$t.keys -v ver=$(VERSION) \
 	    '$$0 == ".\\\" @KEYS@" { while ((getline l <keys) > 0) print l; next } \
-	     { gsub(/@VERSION@/, ver); print }' man/mxgate.conf.5.in >$@.tmp
-	grep -q '^\.TP$$' $@.tmp
-	rm -f $@.keys
-	mv $@.tmp $@
+	     { gsub(/@VERSION@/, ver); print }' man/mxgate.conf.5.in >$$t && \
+	grep -q '^\.TP$$' $$t && rm -f $$t.keys && mv $$t $@ || \
+	{ rm -f $$t $$t.keys; exit 1; }
 
 # make install PREFIX=/usr DESTDIR=/tmp/root: where Debian expects each
 # file.  A config already in SYSCONFDIR is never overwritten.

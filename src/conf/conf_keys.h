@@ -58,6 +58,12 @@ typedef int	conf_set_fn(const struct conf_key *, const char *val,
 		    void *field, const struct conf_env *, struct buf *why);
 typedef void	conf_free_fn(struct config *, void *field);
 
+/*
+ * A type whose free is NULL holds plain data (no pointer) of at most 64
+ * bytes, and its setter uses neither env->cfg nor env->dir:
+ * conf_value_same() parses two texts into zeroed scratch fields and
+ * compares them byte by byte.
+ */
 struct conf_type_ops {
 	const char	*name;		/* for conf_dump_keys() */
 	conf_set_fn	*set;
