@@ -375,6 +375,7 @@ cmd_serve(const char *file)
 	worker_join_all(&w);	/* the other loops' sessions end first */
 	job_pool_free(w.auth_jobs);	/* answers to sessions still here */
 	ctl_close(ctl);		/* its handlers point into w */
+	w.ctl = NULL;		/* a reload finishing below answers no one */
 	/* Commits in flight finish first; then deliveries stop. */
 	qmgr_stop(w.qmgr);
 	job_pool_free(w.commit_jobs);

@@ -795,8 +795,8 @@ reload_answer(struct worker *w, struct reload *r, const char *result,
 	char		 item[320];
 	size_t		 n;
 
-	if (w->reload_ctl == 0)
-		return;
+	if (w->reload_ctl == 0 || w->ctl == NULL)
+		return;			/* none waits, or the socket is closed */
 	cn = ctl_resume(w->ctl, w->reload_ctl);
 	w->reload_ctl = 0;
 	if (cn == NULL)
