@@ -808,6 +808,11 @@ reload_answer(struct worker *w, struct reload *r, const char *result,
 			worker_note_key(applied, sizeof(applied), item);
 	}
 	ctl_printf(cn, "result %s", result);
+	if (strcmp(result, "dropped") == 0) {
+		ctl_error(cn, "the gateway is stopping; nothing was applied");
+		ctl_finish(cn, -1);
+		return;
+	}
 	if (strcmp(result, "kept_old") == 0) {
 		ctl_printf(cn, "reason %s", r->why[0] ? r->why :
 		    "see event=reload in the log");
@@ -833,6 +838,22 @@ reload_done(void *arg)
 	size_t		 users_before = w->dir ? dir_count(w->dir) : 0;
 
 	w->reloading = false;
+	if (w->stopping) {
+		/* the new files would serve no one; what runs is being torn
+		 * down (boot_conf may be released already) */
+		log_event(LOG_LVL_INFO, "reload", "result=dropped "
+		    "reason=stopping");
+		reload_answer(w, r, "dropped", "", "", users_before);
+		tls_ctx_free(r->tls);
+		passwd_unref(r->pw);
+		if (r->dir)
+			dir_unref(r->dir);
+		if (r->conf)
+			conf_unref(r->conf);
+		free(r->file);
+		free(r);
+		return;
+	}
 	if (r->conf == NULL || r->dir == NULL || !r->secure) {
 		log_event(LOG_LVL_WARNING, "reload", "result=kept_old "
 		    "reason=%s", r->conf == NULL ? "config" : r->dir == NULL ?
@@ -882,8 +903,7 @@ reload_done(void *arg)
 		reload_answer(w, r, restart[0] ? "partial" : "ok", ch.list,
 		    restart, users_before);
 	}
-	if (!w->stopping)
-		(void)sdnotify("READY=1\nSTATUS=serving");
+	(void)sdnotify("READY=1\nSTATUS=serving");
 	free(r->file);
 	free(r);
 }

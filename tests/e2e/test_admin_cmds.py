@@ -421,3 +421,31 @@ def test_passwd_restores_echo(ctx):
             p.wait()
         os.close(slave)
         os.close(master)
+
+
+@mxlib.timeout(300)
+def test_stop_while_a_reload_is_loading(ctx):
+    """`mxgate stop` while `mxgate reload` waits for a large users file:
+    the gateway exits 0 (nothing leaked, nothing used after it was freed:
+    the ASan build checks), the reload gets an error, never a hang.  The
+    reload usually is still loading when the stop arrives; if it finished
+    first, it answered normally, which is as good."""
+    users = "".join(f"user{i}@example.test\n" for i in range(1500000))
+    gw = ctx.gateway(users=None, start=False)
+    gw.write_users(text=users.encode())
+    gw.start(timeout_s=120)
+    rel = subprocess.Popen([os.path.abspath(ctx.binary), "reload", "-c",
+                            gw.conf_path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, cwd=ctx.tmpdir)
+    stop = stop_cli(ctx, gw)    # the reload takes about a second
+    check_eq(gw.proc.wait(120), 0, "the gateway's exit status")
+    out, err = stop.communicate(timeout=60)
+    check_eq(stop.returncode, 0, f"mxgate stop ({err!r})")
+    rout, rerr = rel.communicate(timeout=60)
+    if rel.returncode == 0:
+        check(b"result ok" in rout, f"a reload that won the race: {rout!r}")
+    else:
+        check_eq(rel.returncode, 1, f"reload ({rerr!r})")
+        check(b"without a status line" in rerr or b"stopping" in rerr,
+              f"the reload's error: {rerr!r}")
+    gw._reap()
