@@ -135,8 +135,9 @@ cmd_config(const char *file, bool nondefault, char **keys, size_t nkeys)
 			continue;
 		near = conf_key_nearest(keys[i]);
 		fprintf(stderr, "mxgate config: unknown key '%s'%s%s%s\n",
-		    log_esc(keys[i], strlen(keys[i]), 64), near ?
-		    "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+		    log_esc(keys[i], strlen(keys[i]), 64),
+		    near ? "; did you mean '" : "", near ? near : "",
+		    near ? "'?" : "");
 		bad = 1;
 	}
 	if (bad)

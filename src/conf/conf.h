@@ -84,8 +84,8 @@ struct domain_conf {
 	enum unknown_policy	 unknown;
 	struct next_hop		 hop;
 	char			 delim[CONF_DELIM_MAX + 1]; /* "" = none */
-	char			**key_text;	/* [CONF_NKEYS], per-domain keys
-						 * only: own, global or default */
+	/* [CONF_NKEYS], per-domain keys: own, global or default text */
+	char			**key_text;
 	unsigned		*key_line;	/* 0: not set in its section */
 };
 
@@ -165,7 +165,7 @@ struct config {
 
 	bool			 envelope_lenient; /* envelope_syntax */
 
-	char			*pid_file;	/* absolute; NULL: SPOOL/mxgate.pid */
+	char			*pid_file;	/* NULL: SPOOL/mxgate.pid */
 	/* each key's value as written, or its default ([CONF_NKEYS]; for
 	 * `mxgate config` and the reload report); line 0: not in the file */
 	char			**key_text;

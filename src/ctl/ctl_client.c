@@ -251,9 +251,9 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "stats", NULL,	"",		0, cli_call,
 	    "counters of the running gateway" },
 	{ "reload", NULL,	"",		0, cli_reload,
-	    "reload config and users file; say what changed" },
+	    "reload config and users; say what changed" },
 	{ "stop", NULL,		"",		0, cli_stop,
-	    "stop the gateway; wait until it has exited" },
+	    "stop; wait until the process is gone" },
 };
 
 #define CLI_NCMDS	(sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -266,7 +266,7 @@ cli_usage_one(FILE *f, const struct cli_cmd *c, bool first)
 	snprintf(words, sizeof(words), "%s%s%s%s%s [-c FILE]", c->verb1,
 	    c->verb2 ? " " : "", c->verb2 ? c->verb2 : "",
 	    c->args[0] ? " " : "", c->args);
-	fprintf(f, "%s mxgate %-32s %s\n", first ? "usage:" : "      ",
+	fprintf(f, "%s mxgate %-34s %s\n", first ? "usage:" : "      ",
 	    words, c->help);
 }
 

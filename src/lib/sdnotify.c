@@ -39,7 +39,7 @@ sdnotify(const char *state)
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, plen);
 	if (path[0] == '@')
-		sun.sun_path[0] = '\0';		/* abstract: no NUL at the end */
+		sun.sun_path[0] = '\0';	/* abstract: no NUL at the end */
 	mlen = (size_t)snprintf(msg, sizeof(msg), "%s", state);
 	if (strstr(state, "RELOADING=1") != NULL &&
 	    clock_gettime(CLOCK_MONOTONIC, &ts) == 0)

@@ -796,7 +796,7 @@ reload_answer(struct worker *w, struct reload *r, const char *result,
 	size_t		 n;
 
 	if (w->reload_ctl == 0 || w->ctl == NULL)
-		return;			/* none waits, or the socket is closed */
+		return;		/* none waits, or the socket is closed */
 	cn = ctl_resume(w->ctl, w->reload_ctl);
 	w->reload_ctl = 0;
 	if (cn == NULL)

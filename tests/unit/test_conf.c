@@ -476,7 +476,8 @@ static const struct bad_case bad_cases[] = {
 	  "maximum 2G" },
 	{ B "max_message_size = 10T", 3,
 	  "max_message_size: '10T' is above the maximum 2G" },
-	{ B "max_message_size = 10P", 3, SIZE_WANT("max_message_size") "'10P'" },
+	{ B "max_message_size = 10P", 3, SIZE_WANT("max_message_size")
+	  "'10P'" },
 	{ B "spool_min_free = 1025T", 3,
 	  "spool_min_free: '1025T' is above the maximum 1024T" },
 	{ B "spool_min_free = lots", 3, SIZE_WANT("spool_min_free") "'lots'" },
