@@ -26,19 +26,20 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
 	     zlib1g-dev libutf8proc-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
-	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng
+	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng \
+	     groff man-db systemd debhelper build-essential adduser fail2ban
 
-.PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
+.PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz man install deb \
 	fuzz-smoke fuzz-coverage fuzz-long crash-test lint clean asan bench-deliver bench-harvest valgrind bench
 
-all: $(B)/mxgate
+all: $(B)/mxgate $(B)/man/mxgate.8 $(B)/man/mxgate.conf.5
 
 $(B)/mxgate: $(OBJS) $(B)/obj/main.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/obj/%.o: src/%.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DMXGATE_VERSION='"$(VERSION)"' -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DMXGATE_VERSION='"$(VERSION)"' -c -o $@ $<
 
 asan: $(B)/asan/mxgate
 
@@ -73,6 +74,67 @@ $(B)/fuzz/%: fuzz/%.c $(FOBJS)
 # (tools/fuzz-coverage.sh; FUZZ_CORPUS=DIR adds DIR/<target>).
 fuzz-coverage: deps-test
 	tools/fuzz-coverage.sh $(B) $(FUZZFLAGS) -- $(LDLIBS)
+
+# Man pages.  mxgate.conf(5)'s key list is printed by the binary from the
+# config table (`mxgate config --man`) into the hand-written template, so
+# the page names every key the binary knows, with its default and bounds.
+man: $(B)/man/mxgate.8 $(B)/man/mxgate.conf.5
+
+$(B)/man/mxgate.8: man/mxgate.8 Makefile
+	@mkdir -p $(dir $@)
+	sed 's/@VERSION@/$(VERSION)/g' man/mxgate.8 >$@.$$$$ && mv $@.$$$$ $@
+
+$(B)/man/mxgate.conf.5: man/mxgate.conf.5.in $(B)/mxgate Makefile
+	@mkdir -p $(dir $@)
+	t=$@.$$$$; $(B)/mxgate config --man >$$t.keys && \
+	awk -v keys=$$t.keys -v ver=$(VERSION) \
+	    '$$0 == ".\\\" @KEYS@" { while ((getline l <keys) > 0) print l; next } \
+	     { gsub(/@VERSION@/, ver); print }' man/mxgate.conf.5.in >$$t && \
+	grep -q '^\.TP$$' $$t && rm -f $$t.keys && mv $$t $@ || \
+	{ rm -f $$t $$t.keys; exit 1; }
+
+# make install PREFIX=/usr DESTDIR=/tmp/root: where Debian expects each
+# file.  A config already in SYSCONFDIR is never overwritten.
+PREFIX	?= /usr/local
+SYSCONFDIR ?= /etc
+SPOOLDIR ?= /var/spool/mxgate
+SYSTEMDUNITDIR ?= /lib/systemd/system
+DOCDIR	?= $(PREFIX)/share/doc/mxgate
+MANDIR	?= $(PREFIX)/share/man
+EXAMPLES = etc/daemon/mxgate.conf etc/daemon/users \
+	   etc/fail2ban/filter.d/mxgate.conf etc/fail2ban/jail.d/mxgate.conf
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/mxgate \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -d -m 0700 $(DESTDIR)$(SPOOLDIR)
+	install -m 0755 $(B)/mxgate $(DESTDIR)$(PREFIX)/sbin/mxgate
+	install -m 0644 $(B)/man/mxgate.8 $(DESTDIR)$(MANDIR)/man8/mxgate.8
+	install -m 0644 $(B)/man/mxgate.conf.5 \
+	    $(DESTDIR)$(MANDIR)/man5/mxgate.conf.5
+	for f in mxgate.conf users; do \
+	  [ -e $(DESTDIR)$(SYSCONFDIR)/mxgate/$$f ] || \
+	  install -m 0644 etc/daemon/$$f $(DESTDIR)$(SYSCONFDIR)/mxgate/$$f; \
+	done
+	sed -e 's|/usr/sbin/mxgate|$(PREFIX)/sbin/mxgate|g' \
+	    -e 's|/etc/mxgate/|$(SYSCONFDIR)/mxgate/|g' \
+	    -e 's|/var/spool/mxgate|$(SPOOLDIR)|g' etc/systemd/mxgate.service \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/mxgate.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/mxgate.service
+	install -m 0644 etc/daemon/mxgate.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/mxgate.conf
+	install -m 0644 etc/fail2ban/filter.d/mxgate.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/fail2ban-filter-mxgate.conf
+	install -m 0644 etc/fail2ban/jail.d/mxgate.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/fail2ban-jail-mxgate.conf
+
+# The Debian package (debian/), built from a copy of the tree in a temp
+# folder since dpkg-buildpackage writes to the parent folder; the .deb
+# lands in $(B)/deb/.  DEB_FLAGS passes more (e.g. -d).
+DEB_FLAGS ?=
+DEB_OUT	?= $(B)/deb
+deb:
+	tools/make-deb.sh $(DEB_OUT) $(DEB_FLAGS)
 
 run: deps-build
 	@$(MAKE) --no-print-directory all

@@ -2,7 +2,9 @@
  * fuzz_conf.c - libFuzzer target for conf_load_mem() over arbitrary bytes.
  * Besides crashes and leaks (ASan) it checks the loader's promises: a
  * NULL result always comes with an error, a config never does, every
- * error names a line of the input, and a loaded config is consistent.
+ * error names a line of the input, and a loaded config is consistent;
+ * its `mxgate config` print-out loads again to a config that differs in
+ * no key (conf_diff), and a config never differs from itself.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +53,38 @@ fuzz_conf_check(struct config *cfg)
 			abort();
 }
 
+static void
+fuzz_conf_diff_fn(void *arg, const char *key, const char *domain)
+{
+	(void)key;
+	(void)domain;
+	(*(size_t *)arg)++;
+}
+
+/* What `mxgate config` prints is a config file meaning the same. */
+static void
+fuzz_conf_roundtrip(const struct config *cfg)
+{
+	struct config	*again;
+	char		*out = NULL;
+	size_t		 len = 0, ndiff = 0;
+	FILE		*fp;
+
+	conf_diff(cfg, cfg, fuzz_conf_diff_fn, &ndiff);
+	if (ndiff != 0 || (fp = open_memstream(&out, &len)) == NULL)
+		abort();
+	conf_print(fp, cfg, false, NULL, 0);
+	fclose(fp);
+	again = conf_load_mem(out, len, "fuzz.conf", "/etc/mxgate", NULL, NULL);
+	if (again == NULL)
+		abort();
+	conf_diff(cfg, again, fuzz_conf_diff_fn, &ndiff);
+	if (ndiff != 0)
+		abort();
+	conf_unref(again);
+	free(out);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -66,6 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (cfg != NULL) {
 		fuzz_conf_check(conf_ref(cfg));
+		fuzz_conf_roundtrip(cfg);
 		conf_unref(cfg);
 		conf_unref(cfg);
 	}

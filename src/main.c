@@ -1,9 +1,12 @@
 /*
- * main.c - the mxgate command: serve, check-config, --help, --version.
- * Owns: argv, wiring the modules together, process-wide signal settings.
+ * main.c - the mxgate command: serve, check-config, config, --help,
+ * --version (the control subcommands are ctl_client.c's).
+ * Owns: argv, wiring the modules together, process-wide signal settings,
+ * the pid file, telling the service manager (sd_notify) we are ready.
  * Never: protocol or policy logic.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
@@ -27,6 +30,7 @@
 #include "lib/job.h"
 #include "lib/log.h"
 #include "lib/rate.h"
+#include "lib/sdnotify.h"
 #include "net/climit.h"
 #include "net/tls.h"
 #include "net/worker.h"
@@ -46,16 +50,25 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: mxgate serve -c FILE          run the gateway (foreground)\n"
-	    "       mxgate check-config -c FILE   validate a config file\n"
-	    "       mxgate passwd USER            print a passwd_file line "
-	    "for USER\n");
+	    "usage: mxgate serve [-c FILE]          run the gateway "
+	    "(foreground)\n"
+	    "       mxgate check-config [-c FILE]   validate a config file\n"
+	    "       mxgate config [-c FILE] [-n] [KEY...]\n"
+	    "                                       the configuration in "
+	    "force (-n: what\n"
+	    "                                       differs from the "
+	    "defaults)\n"
+	    "       mxgate passwd USER              read a password on "
+	    "stdin (no echo on\n"
+	    "                                       a terminal), print a "
+	    "passwd_file line\n");
 	ctl_cli_usage(f);
 	fprintf(f,
 	    "       mxgate --help | --version\n"
 	    "\n"
+	    "FILE: -c, else $MXGATE_CONF, else %s.\n"
 	    "Config keys (key = value; [domain NAME] sections override the\n"
-	    "keys marked per-domain):\n");
+	    "keys marked per-domain):\n", CONF_DEFAULT_PATH);
 	conf_dump_keys(f);
 }
 
@@ -80,7 +93,7 @@ cmd_check(const char *file)
 	struct tls_ctx		*tls;
 	struct passwd_file	*pw;
 	struct outbound		*ob;
-	unsigned		 nerr = 0;
+	unsigned		 nerr = 0, nwarn;
 
 	if ((c = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
@@ -100,16 +113,106 @@ cmd_check(const char *file)
 		conf_unref(c);
 		return 1;
 	}
+	nwarn = dir_foreign_domains(d, c, print_err, &nerr);
 	printf("%s: ok (%zu domains, %zu directory entries, STARTTLS %s, "
-	    "%zu AUTH users, %zu relayhost logins)\n", file, c->ndomains,
+	    "%zu AUTH users, %zu relayhost logins%s)\n", file, c->ndomains,
 	    dir_count(d), tls != NULL ? "on" : "off", passwd_count(pw),
-	    outbound_logins(ob));
+	    outbound_logins(ob), nwarn > 0 ? ", warnings above" : "");
 	outbound_free(ob);
 	tls_ctx_free(tls);
 	passwd_unref(pw);
 	dir_unref(d);
 	conf_unref(c);
 	return 0;
+}
+
+/*
+ * `mxgate config [-n] [KEY...]`: every key with the value in force, as
+ * postconf prints them; an unknown KEY is an error (with a suggestion).
+ * `config --man` is the build's: the key list for mxgate.conf(5).
+ */
+static int
+cmd_config(const char *file, bool nondefault, char **keys, size_t nkeys)
+{
+	struct config	*c;
+	const char	*near;
+	unsigned	 nerr = 0;
+	size_t		 i;
+	int		 bad = 0;
+
+	for (i = 0; i < nkeys; i++) {
+		if (conf_key_known(keys[i]))
+			continue;
+		near = conf_key_nearest(keys[i]);
+		fprintf(stderr, "mxgate config: unknown key '%s'%s%s%s\n",
+		    log_esc(keys[i], strlen(keys[i]), 64),
+		    near ? "; did you mean '" : "", near ? near : "",
+		    near ? "'?" : "");
+		bad = 1;
+	}
+	if (bad)
+		return 1;
+	if ((c = conf_load(file, print_err, &nerr)) == NULL)
+		return 1;
+	conf_print(stdout, c, nondefault, keys, nkeys);
+	conf_unref(c);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * The pid file: SPOOL/mxgate.pid unless pid_file says where, written
+ * once the spool is ours (after its lock: a second gateway never
+ * overwrites the first one's), removed at exit if it still holds ours.
+ */
+static char *
+pid_file_path(const struct config *c)
+{
+	char	*p;
+
+	if (c->pid_file != NULL)
+		return strdup(c->pid_file);
+	if (asprintf(&p, "%s/mxgate.pid", c->spool) == -1)
+		return NULL;
+	return p;
+}
+
+static int
+pid_file_write(const char *path)
+{
+	char	line[32];
+	int	fd, n, e;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1)
+		return -1;
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(fd, line, (size_t)n) != n) {
+		e = errno;
+		close(fd);
+		errno = e ? e : EIO;
+		return -1;
+	}
+	return close(fd);
+}
+
+static void
+pid_file_remove(const char *path)
+{
+	char	line[32];
+	ssize_t	n;
+	int	fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	line[n] = '\0';
+	if (strtol(line, NULL, 10) == (long)getpid() && unlink(path) == -1)
+		log_event(LOG_LVL_WARNING, "pid_file", "path=%s msg=\"cannot "
+		    "remove: %s\"", log_text(path, strlen(path), 200),
+		    strerror(errno));
 }
 
 /* chown one path (no symlinks followed); nftw callback.  nftw takes no
@@ -188,6 +291,7 @@ cmd_serve(const char *file)
 	long		 ncpu;
 	pid_t		 holder;
 	int		 spool_lock;
+	char		*pidpath;
 
 	memset(&w, 0, sizeof(w));
 	memset(&grp, 0, sizeof(grp));
@@ -218,6 +322,11 @@ cmd_serve(const char *file)
 	if ((spool_lock = queue_lock_take(w.conf->spool, &holder, err,
 	    sizeof(err))) == -1)
 		fatal("msg=\"%s\"", err);
+	if ((pidpath = pid_file_path(w.conf)) == NULL)
+		fatal("msg=\"out of memory\"");
+	if (pid_file_write(pidpath) == -1)
+		fatal("msg=\"cannot write the pid file %s: %s\"",
+		    log_text(pidpath, strlen(pidpath), 200), strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* a file-size limit is an I/O error */
 	/* loops wake each other (event_active across threads) */
@@ -272,10 +381,16 @@ cmd_serve(const char *file)
 	log_event(LOG_LVL_INFO, "start", "version=%s hostname=%s workers=%u",
 	    MXGATE_VERSION, w.conf->hostname, nloops);
 	qmgr_start(w.qmgr);
+	/* every listener is open and every loop runs: connections are
+	 * accepted from here on (Type=notify waits for this) */
+	if (sdnotify("READY=1\nSTATUS=serving") == -1)
+		log_event(LOG_LVL_WARNING, "sd_notify", "msg=\"%s\"",
+		    strerror(errno));
 	worker_run(&w);
 	worker_join_all(&w);	/* the other loops' sessions end first */
 	job_pool_free(w.auth_jobs);	/* answers to sessions still here */
 	ctl_close(ctl);		/* its handlers point into w */
+	w.ctl = NULL;		/* a reload finishing below answers no one */
 	/* Commits in flight finish first; then deliveries stop. */
 	qmgr_stop(w.qmgr);
 	job_pool_free(w.commit_jobs);
@@ -286,6 +401,8 @@ cmd_serve(const char *file)
 	guard_free(w.guard);
 	climit_free(w.climit);
 	queue_close(w.queue);
+	pid_file_remove(pidpath);
+	free(pidpath);
 	close(spool_lock);	/* the spool is free for another gateway */
 	if (w.dir)
 		dir_unref(w.dir);
@@ -298,10 +415,35 @@ cmd_serve(const char *file)
 	return 0;
 }
 
+/* "-c FILE" anywhere among argv[from..]; the others stay in order. */
+static int
+main_args(int argc, char **argv, int from, const char **file, char **rest,
+    int *nrest)
+{
+	int	i;
+
+	*file = NULL;
+	*nrest = 0;
+	for (i = from; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0) {
+			if (i + 1 == argc || *file != NULL)
+				return -1;
+			*file = argv[++i];
+		} else
+			rest[(*nrest)++] = argv[i];
+	}
+	if (*file == NULL)
+		*file = conf_default_path();
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char	*file = NULL;
+	const char	*file;
+	char		**rest;
+	int		 nrest, i, rc = 2;
+	bool		 nondefault = false;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
@@ -316,12 +458,33 @@ main(int argc, char **argv)
 		return ctl_cli_main(argc - 1, argv + 1);
 	if (argc == 3 && strcmp(argv[1], "passwd") == 0)
 		return passwd_cli_main(argv[2]);
-	if (argc == 4 && strcmp(argv[2], "-c") == 0)
-		file = argv[3];
-	if (file != NULL && strcmp(argv[1], "serve") == 0)
-		return cmd_serve(file);
-	if (file != NULL && strcmp(argv[1], "check-config") == 0)
-		return cmd_check(file);
-	usage(stderr);
-	return 2;
+	if (argc == 3 && strcmp(argv[1], "config") == 0 &&
+	    strcmp(argv[2], "--man") == 0) {
+		conf_man_keys(stdout);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (argc < 2 || (rest = calloc((size_t)argc, sizeof(*rest))) == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (main_args(argc, argv, 2, &file, rest, &nrest) == 0) {
+		if (strcmp(argv[1], "serve") == 0 && nrest == 0)
+			rc = cmd_serve(file);
+		else if (strcmp(argv[1], "check-config") == 0 && nrest == 0)
+			rc = cmd_check(file);
+		else if (strcmp(argv[1], "config") == 0) {
+			for (i = 0; i < nrest && rest[i][0] == '-'; i++) {
+				if (strcmp(rest[i], "-n") != 0)
+					break;
+				nondefault = true;
+			}
+			if (i == nrest || rest[i][0] != '-')
+				rc = cmd_config(file, nondefault, rest + i,
+				    (size_t)(nrest - i));
+		}
+	}
+	if (rc == 2)
+		usage(stderr);
+	free(rest);
+	return rc;
 }

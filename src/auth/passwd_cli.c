@@ -1,7 +1,7 @@
 /*
- * passwd_cli.c - `mxgate passwd USER`: read a password (twice, without
- * echo, from a terminal; once from a pipe) and print the passwd_file line
- * "USER:HASH" to add.
+ * passwd_cli.c - `mxgate passwd USER`: read a password from standard
+ * input (twice, without echo, from a terminal; one line from a pipe or a
+ * file) and print the passwd_file line "USER:HASH" to add.
  * Never: writes the password file, or the password anywhere.
  * Untrusted: the password typed (bounded, wiped after use).
  */
@@ -21,20 +21,32 @@ passwd_cli_read(FILE *in, const char *prompt, bool tty,
 	size_t		len;
 	char		*ok;
 
+	/*
+	 * Echo goes off before the prompt shows: what is typed once the
+	 * prompt is visible is never echoed, and what was typed ahead of it
+	 * is dropped (TCSAFLUSH), as getpass(3) does.  Echo comes back at
+	 * once (TCSANOW), without dropping what follows.
+	 */
 	if (tty) {
-		fputs(prompt, stderr);
-		fflush(stderr);
-		if (tcgetattr(fileno(in), &old) == -1)
+		if (tcgetattr(fileno(in), &old) == -1) {
+			fprintf(stderr, "mxgate passwd: cannot read the "
+			    "terminal's settings\n");
 			return -1;
+		}
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		(void)tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+		quiet.c_lflag |= ECHONL;
+		if (tcsetattr(fileno(in), TCSAFLUSH, &quiet) == -1) {
+			fprintf(stderr, "mxgate passwd: cannot turn echo "
+			    "off\n");
+			return -1;
+		}
+		fputs(prompt, stderr);
+		fflush(stderr);
 	}
 	ok = fgets(pw, PASSWD_PASS_MAX + 2, in);
-	if (tty) {
-		(void)tcsetattr(fileno(in), TCSAFLUSH, &old);
-		fputc('\n', stderr);
-	}
+	if (tty)
+		(void)tcsetattr(fileno(in), TCSANOW, &old);
 	if (ok == NULL) {
 		fprintf(stderr, "mxgate passwd: no password given\n");
 		return -1;

@@ -52,6 +52,7 @@ struct conf_ld {
 };
 
 static void	conf_free(struct config *);
+static void	conf_texts_free(char **, unsigned *);
 
 static void
 conf_msg(struct conf_ld *ld, unsigned line, const char *fmt, ...)
@@ -193,21 +194,19 @@ conf_parse_section(struct conf_ld *ld, char *s, unsigned line)
 	(void)conf_scope_add(ld, name, line);
 }
 
-/* Hint for the usual slip: a key in the wrong case. */
+/* Hint for the usual slips: a key in the wrong case, or mistyped. */
 static void
 conf_unknown_key(struct conf_ld *ld, const char *key, unsigned line)
 {
 	char	qb[CONF_QUOTE_BUF];
-	size_t	i;
+	int	i;
 
 	(void)conf_quote(qb, sizeof(qb), key, strlen(key));
-	for (i = 0; i < CONF_NKEYS; i++)
-		if (strcasecmp(conf_keys[i].name, key) == 0) {
-			conf_msg(ld, line, "unknown key %s; did you mean '%s'?",
-			    qb, conf_keys[i].name);
-			return;
-		}
-	conf_msg(ld, line, "unknown key %s", qb);
+	if ((i = conf_key_suggest(key)) >= 0)
+		conf_msg(ld, line, "unknown key %s; did you mean '%s'?", qb,
+		    conf_keys[i].name);
+	else
+		conf_msg(ld, line, "unknown key %s", qb);
 }
 
 /* "key = value"; s is trimmed, not blank, not a comment. */
@@ -357,7 +356,49 @@ conf_build_global(struct conf_ld *ld)
 			text = k->dflt;
 		(void)conf_apply(ld, k, text, conf_field(ld->cfg,
 		    &ld->cfg->dflt, k), g->vline[i], true);
+		if ((ld->cfg->key_text[i] = strdup(text)) == NULL)
+			ld->nomem = true;
+		ld->cfg->key_line[i] = g->vline[i];
 	}
+}
+
+/* A domain's copy of its per-domain keys' texts: set in its section
+ * (line > 0), else the global text. */
+static void
+conf_domain_texts(struct conf_ld *ld, struct domain_conf *dom,
+    const struct conf_scope *own)
+{
+	size_t	i;
+
+	dom->key_text = calloc(CONF_NKEYS, sizeof(*dom->key_text));
+	dom->key_line = calloc(CONF_NKEYS, sizeof(*dom->key_line));
+	if (dom->key_text == NULL || dom->key_line == NULL) {
+		ld->nomem = true;
+		return;
+	}
+	for (i = 0; i < CONF_NKEYS; i++) {
+		if (!(conf_keys[i].flags & CK_DOMAIN))
+			continue;
+		if (own != NULL && own->val[i] != NULL) {
+			dom->key_text[i] = strdup(own->val[i]);
+			dom->key_line[i] = own->vline[i];
+		} else
+			dom->key_text[i] = strdup(ld->cfg->key_text[i] ?
+			    ld->cfg->key_text[i] : "");
+		if (dom->key_text[i] == NULL)
+			ld->nomem = true;
+	}
+}
+
+static void
+conf_texts_free(char **text, unsigned *line)
+{
+	size_t	i;
+
+	for (i = 0; text != NULL && i < CONF_NKEYS; i++)
+		free(text[i]);
+	free(text);
+	free(line);
 }
 
 static ssize_t
@@ -442,6 +483,7 @@ conf_build_domains(struct conf_ld *ld)
 
 	for (d = 0; d < ld->cfg->ndomains; d++) {
 		own = ld->owner[d];
+		conf_domain_texts(ld, &ld->cfg->domains[d], own);
 		for (i = 0; i < CONF_NKEYS; i++) {
 			k = &conf_keys[i];
 			if (!(k->flags & CK_DOMAIN) ||
@@ -477,7 +519,10 @@ conf_new(const char *name, const char *dir)
 	atomic_init(&cfg->refs, 1);
 	cfg->file = strdup(name != NULL ? name : "-");
 	cfg->dirname = strdup(dir != NULL ? dir : ".");
-	if (cfg->file == NULL || cfg->dirname == NULL) {
+	cfg->key_text = calloc(CONF_NKEYS, sizeof(*cfg->key_text));
+	cfg->key_line = calloc(CONF_NKEYS, sizeof(*cfg->key_line));
+	if (cfg->file == NULL || cfg->dirname == NULL ||
+	    cfg->key_text == NULL || cfg->key_line == NULL) {
 		conf_free(cfg);
 		return NULL;
 	}
@@ -639,9 +684,13 @@ conf_free(struct config *cfg)
 	const struct conf_key	*k;
 	size_t			 i;
 
-	for (i = 0; i < cfg->ndomains; i++)
+	for (i = 0; i < cfg->ndomains; i++) {
 		conf_domain_fields_free(cfg, &cfg->domains[i]);
+		conf_texts_free(cfg->domains[i].key_text,
+		    cfg->domains[i].key_line);
+	}
 	conf_domain_fields_free(cfg, &cfg->dflt);
+	conf_texts_free(cfg->key_text, cfg->key_line);
 	for (i = 0; i < CONF_NKEYS; i++) {
 		k = &conf_keys[i];
 		if (!(k->flags & CK_DOMAIN) && conf_types[k->type].free != NULL)

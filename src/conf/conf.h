@@ -101,6 +101,9 @@ struct domain_conf {
 	struct next_hop		 hop;
 	char			 delim[CONF_DELIM_MAX + 1]; /* "" = none */
 	struct out_tls_conf	 tls;		/* next_hop_tls* */
+	/* [CONF_NKEYS], per-domain keys: own, global or default text */
+	char			**key_text;
+	unsigned		*key_line;	/* 0: not set in its section */
 };
 
 struct config {
@@ -182,6 +185,11 @@ struct config {
 	/* outbound TLS and smarthost AUTH (issue 20) */
 	struct out_tls_conf	 relayhost_tls;	/* relayhost_tls* */
 	char			*relayhost_auth_file;	/* absolute; NULL */
+	char			*pid_file;	/* NULL: SPOOL/mxgate.pid */
+	/* each key's value as written, or its default ([CONF_NKEYS]; for
+	 * `mxgate config` and the reload report); line 0: not in the file */
+	char			**key_text;
+	unsigned		*key_line;
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */
@@ -211,5 +219,33 @@ const struct domain_conf *conf_domain(const struct config *,
 
 /* Print every key with its default and a one-line doc (mxgate --help). */
 void	conf_dump_keys(FILE *);
+/* The same as roff for mxgate.conf(5): one .TP entry a key, in table
+ * order, with its default, scope, type and bounds (`mxgate config
+ * --man`; the Makefile merges it into man/mxgate.conf.5.in). */
+void	conf_man_keys(FILE *);
+
+/* -c FILE when none is given: $MXGATE_CONF, else CONF_DEFAULT_PATH. */
+#define CONF_DEFAULT_PATH	"/etc/mxgate/mxgate.conf"
+const char *conf_default_path(void);
+
+/* Is name a key?  The key close enough to name to be the one meant
+ * (a typo: "did you mean"), or NULL. */
+bool	conf_key_known(const char *name);
+const char *conf_key_nearest(const char *name);
+
+/*
+ * `mxgate config`: "key = value" for every key (or those in keys[],
+ * which must be known), then a [domain NAME] section per domain with its
+ * per-domain keys.  nondefault (-n): only global keys whose value is not
+ * the default, and in a section only what differs from the global value.
+ */
+void	conf_print(FILE *, const struct config *, bool nondefault,
+	    char *const *keys, size_t nkeys);
+
+/* Each key that a and b set differently: domain NULL for a global key,
+ * else the domain (of b) whose section value changed. */
+typedef void	conf_diff_fn(void *arg, const char *key, const char *domain);
+void	conf_diff(const struct config *a, const struct config *b,
+	    conf_diff_fn *, void *arg);
 
 #endif

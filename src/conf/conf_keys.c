@@ -243,6 +243,10 @@ const struct conf_key conf_keys[] = {
 	  0, "smarthost logins: one \"host:port user password\" a line; "
 	  "the file must not be readable by group or others; AUTH PLAIN or "
 	  "LOGIN, only under TLS" },
+	/* running as a daemon (issue 18, parts 4 and 5) */
+	{ "pid_file", CT_OPTPATH, G(pid_file), 0, "", 0, 0,
+	  "file the running gateway writes its process id to, relative to "
+	  "the config file's folder (empty: mxgate.pid in the spool)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -254,12 +258,14 @@ struct conf_unit {
 	bool		 show;
 };
 
+/*
+ * K, M, G and T are powers of 1024.  "MB" and the like are refused, not
+ * read as "M": to many a megabyte is 10^6 bytes, and a limit the gateway
+ * reads otherwise than its administrator meant is worse than an error.
+ */
 static const struct conf_unit conf_size_units[] = {	/* any case */
-	{ "", 1, true }, { "K", U_K, true }, { "KB", U_K, false },
-	{ "M", U_K * U_K, true }, { "MB", U_K * U_K, false },
-	{ "G", U_K * U_K * U_K, true }, { "GB", U_K * U_K * U_K, false },
-	{ "T", U_K * U_K * U_K * U_K, true },
-	{ "TB", U_K * U_K * U_K * U_K, false },
+	{ "", 1, true }, { "K", U_K, true }, { "M", U_K * U_K, true },
+	{ "G", U_K * U_K * U_K, true }, { "T", U_K * U_K * U_K * U_K, true },
 	{ NULL, 0, false }
 };
 
@@ -310,6 +316,94 @@ conf_key_find(const char *name)
 		if (strcmp(conf_keys[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+static char
+conf_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
+/*
+ * Optimal string alignment distance (Damerau-Levenshtein without
+ * substrings edited twice), case-insensitive: insertions, deletions,
+ * substitutions and swaps of two neighbours cost 1.  Three rows of
+ * CONF_SUGGEST_LEN + 1; a longer string is never "close".
+ */
+unsigned
+conf_edit_distance(const char *a, const char *b)
+{
+	unsigned	rows[3][CONF_SUGGEST_LEN + 1], *pp, *p, *c, v;
+	size_t		la = strlen(a), lb = strlen(b), i, j;
+
+	if (la > CONF_SUGGEST_LEN || lb > CONF_SUGGEST_LEN)
+		return UINT_MAX;
+	for (j = 0; j <= lb; j++)
+		rows[0][j] = (unsigned)j;	/* row i lives in rows[i % 3] */
+	for (i = 1; i <= la; i++) {
+		c = rows[i % 3];
+		p = rows[(i + 2) % 3];		/* row i - 1 */
+		pp = rows[(i + 1) % 3];		/* row i - 2 (i > 1) */
+		c[0] = (unsigned)i;
+		for (j = 1; j <= lb; j++) {
+			bool	same = conf_lower(a[i - 1]) ==
+				    conf_lower(b[j - 1]);
+
+			v = p[j - 1] + (same ? 0 : 1);
+			if (p[j] + 1 < v)
+				v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (i > 1 && j > 1 && conf_lower(a[i - 1]) ==
+			    conf_lower(b[j - 2]) && conf_lower(a[i - 2]) ==
+			    conf_lower(b[j - 1]) && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = v;
+		}
+	}
+	return rows[la % 3][lb];
+}
+
+/*
+ * The key closest to name, if close enough to be the one meant: at most
+ * 1 edit for names under 8 bytes, 2 up to 15, 3 beyond.  A tie between
+ * two keys suggests nothing rather than the wrong one.  -1: none.
+ */
+int
+conf_key_suggest(const char *name)
+{
+	unsigned	d, best = UINT_MAX, limit;
+	size_t		i, len = strlen(name);
+	int		found = -1;
+	bool		tie = false;
+
+	limit = len < 8 ? 1 : len < 16 ? 2 : 3;
+	for (i = 0; i < CONF_NKEYS; i++) {
+		d = conf_edit_distance(name, conf_keys[i].name);
+		if (d < best) {
+			best = d;
+			found = (int)i;
+			tie = false;
+		} else if (d == best)
+			tie = true;
+	}
+	if (found == -1 || best > limit || tie)
+		return -1;
+	return found;
+}
+
+const char *
+conf_key_nearest(const char *name)
+{
+	int	i = conf_key_suggest(name);
+
+	return i >= 0 ? conf_keys[i].name : NULL;
+}
+
+bool
+conf_key_known(const char *name)
+{
+	return conf_key_find(name) >= 0;
 }
 
 const char *
@@ -547,7 +641,8 @@ conf_set_size(const struct conf_key *k, const char *val, void *field,
 
 	(void)env;
 	if (conf_scaled_value(k, val, conf_size_units,
-	    "a size like 512K, 25M or 2G", &v, why) == -1)
+	    "a size like 512K, 25M or 2G (bytes, or K, M, G, T: powers of "
+	    "1024; no B, KB or MB)", &v, why) == -1)
 		return -1;
 	*(uint64_t *)field = v;
 	return 0;
@@ -1509,4 +1604,116 @@ conf_dump_keys(FILE *fp)
 		}
 		fputc('\n', fp);
 	}
+}
+
+/* Text for roff: backslashes doubled as \e, a leading '.' or '\''
+ * (a request) disarmed with \&; bold when bold. */
+static void
+conf_man_text(FILE *fp, const char *s, bool bold)
+{
+	if (bold)
+		fputs("\\fB", fp);
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", fp);
+	for (; *s != '\0'; s++)
+		if (*s == '\\')
+			fputs("\\e", fp);
+		else if (*s == '-' && bold)
+			fputs("\\-", fp);	/* a value: a minus, as typed */
+		else
+			fputc(*s, fp);
+	if (bold)
+		fputs("\\fR", fp);
+}
+
+void
+conf_man_keys(FILE *fp)
+{
+	const struct conf_key	*k;
+	const struct conf_unit	*u;
+	char			 lo[32], hi[32];
+	size_t			 i;
+
+	for (i = 0; i < CONF_NKEYS; i++) {
+		k = &conf_keys[i];
+		fputs(".TP\n.B ", fp);
+		conf_man_text(fp, k->name, false);
+		/* the table's docs are phrases: a capital makes a sentence */
+		fprintf(fp, "\n%c", k->doc[0] >= 'a' && k->doc[0] <= 'z' ?
+		    k->doc[0] - 32 : k->doc[0]);
+		conf_man_text(fp, k->doc + 1, false);
+		fputs(".\n.br\nDefault: ", fp);
+		if (k->flags & CK_SYSHOST)
+			fputs("the system host name", fp);
+		else if (k->flags & CK_REQUIRED)
+			fputs("none (required)", fp);
+		else if (*k->dflt == '\0')
+			fputs("empty", fp);
+		else
+			conf_man_text(fp, k->dflt, true);
+		fprintf(fp, "; %s; %s", k->flags & CK_DOMAIN ?
+		    "per domain" : "global", conf_types[k->type].name);
+		if (k->max != 0) {
+			u = conf_units_of(k);
+			fputs("; from ", fp);
+			conf_man_text(fp, conf_fmt(lo, sizeof(lo), k->min, u),
+			    true);
+			fputs(" to ", fp);
+			conf_man_text(fp, conf_fmt(hi, sizeof(hi), k->max, u),
+			    true);
+		}
+		fputs(".\n", fp);
+	}
+}
+
+/* s without the blanks next to a comma, and without a leading or
+ * trailing blank; cut at CONF_TEXT_MAX * 2 bytes. */
+static void
+conf_canon_list(const char *s, char *out, size_t outlen)
+{
+	size_t	o = 0;
+
+	for (; *s != '\0' && o + 1 < outlen; s++) {
+		if (conf_isblank(*s)) {
+			const char	*n = s;
+
+			while (conf_isblank(*n))
+				n++;
+			if (o == 0 || *n == '\0' || *n == ',' ||
+			    out[o - 1] == ',') {
+				s = n - 1;
+				continue;
+			}
+		}
+		out[o++] = *s;
+	}
+	out[o] = '\0';
+}
+
+bool
+conf_value_same(const struct conf_key *k, const char *a, const char *b)
+{
+	/* large enough for every plain field (the longest: CT_DELIM) */
+	union {
+		uint64_t	u[8];
+		char		c[64];
+	}		 fa, fb;
+	struct conf_env	 env = { NULL, "/" };
+	struct buf	 why;
+	char		 ca[CONF_TEXT_MAX * 2], cb[CONF_TEXT_MAX * 2];
+	int		 ra, rb;
+
+	if (conf_types[k->type].free == NULL) {
+		memset(&fa, 0, sizeof(fa));
+		memset(&fb, 0, sizeof(fb));
+		buf_init(&why, CONF_WHY_MAX);
+		ra = conf_types[k->type].set(k, a, &fa, &env, &why);
+		rb = conf_types[k->type].set(k, b, &fb, &env, &why);
+		buf_free(&why);
+		if (ra == 0 && rb == 0)
+			return memcmp(&fa, &fb, sizeof(fa)) == 0;
+	}
+	conf_canon_list(a, ca, sizeof(ca));
+	conf_canon_list(b, cb, sizeof(cb));
+	return strcmp(ca, cb) == 0;
 }

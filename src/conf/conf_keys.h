@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	75	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	76	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -59,6 +59,12 @@ typedef int	conf_set_fn(const struct conf_key *, const char *val,
 		    void *field, const struct conf_env *, struct buf *why);
 typedef void	conf_free_fn(struct config *, void *field);
 
+/*
+ * A type whose free is NULL holds plain data (no pointer) of at most 64
+ * bytes, and its setter uses neither env->cfg nor env->dir:
+ * conf_value_same() parses two texts into zeroed scratch fields and
+ * compares them byte by byte.
+ */
 struct conf_type_ops {
 	const char	*name;		/* for conf_dump_keys() */
 	conf_set_fn	*set;
@@ -70,6 +76,17 @@ extern const struct conf_type_ops conf_types[CT_COUNT];
 
 /* Index of the key named name, or -1. */
 int	conf_key_find(const char *name);
+/* Edits between a and b, case-insensitive (optimal string alignment:
+ * a swap of neighbours is one edit); UINT_MAX past CONF_SUGGEST_LEN. */
+#define CONF_SUGGEST_LEN	64
+unsigned conf_edit_distance(const char *a, const char *b);
+/* Index of the one key close enough to name to be the one meant, or -1. */
+int	conf_key_suggest(const char *name);
+/* Do two texts of key k set the same value?  Plain values (numbers,
+ * sizes, durations, words) are compared parsed, others as written with
+ * the blanks around commas dropped. */
+bool	conf_value_same(const struct conf_key *k, const char *a,
+	    const char *b);
 /* Lower-case, drop one trailing dot, check the syntax (letters, digits,
  * '-'; labels 1..63; total <= 255).  Length written to out, or -1. */
 int	conf_domain_norm(const char *s, size_t len,

@@ -56,6 +56,8 @@ struct ctl_conn {
 	char			 logx[CTL_LOG_MAX];	/* ctl_log() */
 	size_t			 logxlen;
 	bool			 logcut;
+	uint64_t		 id;		/* ctl_defer(): never 0 */
+	const struct ctl_cmd	*cmd;		/* being answered */
 };
 
 struct ctl {
@@ -75,6 +77,7 @@ struct ctl {
 	unsigned		 idle_ms;
 	uint64_t		 served;	/* requests answered */
 	uint64_t		 refused;	/* over CTL_CONN_MAX */
+	uint64_t		 last_id;	/* of a deferred answer */
 	struct timespec		 started;
 };
 
@@ -466,15 +469,67 @@ ctl_parse_line(const uint8_t *p, size_t len, struct ctl_words *out)
 	return PARSE_OK;
 }
 
-/* line: n bytes, its LF and CR cut; words are NUL-terminated in place. */
+/* The one log line of a request: who asked, what, how it ended. */
 static void
+ctl_log_done(struct ctl_conn *cn)
+{
+	const struct ctl_cmd	*cmd = cn->cmd;
+	char			 who[64];
+
+	/* operators' actions are worth a line each: who, what */
+	if (cn->cred)
+		snprintf(who, sizeof(who), "uid=%u pid=%d", (unsigned)cn->uid,
+		    (int)cn->pid);
+	else
+		snprintf(who, sizeof(who), "uid=unknown pid=unknown");
+	log_event(LOG_LVL_INFO, "control", "cmd=%s%s%s %s%s%s result=%s%s%s%s",
+	    cmd->verb1, cmd->verb2[0] ? "_" : "", cmd->verb2, who, cn->logx,
+	    cn->logcut ? " log_cut=yes" : "", cn->failed ? "error" : "ok",
+	    cn->failed ? " reason=\"" : "", cn->failed ? log_text(cn->errmsg,
+	    strlen(cn->errmsg), 200) : "", cn->failed ? "\"" : "");
+}
+
+uint64_t
+ctl_defer(struct ctl_conn *cn)
+{
+	if (cn->id == 0)
+		cn->id = ++cn->ctl->last_id;
+	return cn->id;
+}
+
+struct ctl_conn *
+ctl_resume(struct ctl *c, uint64_t id)
+{
+	struct ctl_conn	*cn;
+
+	for (cn = c->conns; cn != NULL && id != 0; cn = cn->next)
+		if (cn->id == id && !cn->done)
+			return cn;
+	return NULL;
+}
+
+static void	ctl_conn_finish(struct ctl_conn *);
+
+void
+ctl_finish(struct ctl_conn *cn, int rc)
+{
+	if (rc == -1)
+		ctl_error(cn, "command failed");
+	ctl_log_done(cn);
+	ctl_conn_finish(cn);
+}
+
+/*
+ * line: n bytes, its LF and CR cut; words are NUL-terminated in place.
+ * true: the handler deferred its answer (ctl_finish() sends the status).
+ */
+static bool
 ctl_dispatch(struct ctl_conn *cn, char *line, size_t n)
 {
 	const struct ctl_cmd	*cmd;
 	struct ctl_words	 ws;
 	char			*argv[CTL_ARGS_MAX + 1];
-	char			 who[64];
-	int			 argc, nverbs;
+	int			 argc, nverbs, rc;
 	size_t			 i;
 
 	cn->ctl->served++;
@@ -483,10 +538,10 @@ ctl_dispatch(struct ctl_conn *cn, char *line, size_t n)
 		break;
 	case PARSE_TOOLONG:	/* the length was capped on arrival */
 		ctl_error(cn, "too many words (at most %d)", CTL_ARGS_MAX);
-		return;
+		return false;
 	default:
 		ctl_error(cn, "bad byte in request (printable ASCII only)");
-		return;
+		return false;
 	}
 	for (i = 0; i < ws.n; i++) {
 		line[ws.w[i].off + ws.w[i].len] = '\0';
@@ -501,21 +556,15 @@ ctl_dispatch(struct ctl_conn *cn, char *line, size_t n)
 		    log_esc(argv[0], strlen(argv[0]), 64), argc > 1 ? " " : "",
 		    argc > 1 ? log_esc(argv[1], strlen(argv[1]), 64) : "");
 	else {
-		if (cmd->fn(cmd->arg, cn, argc - nverbs, argv + nverbs) == -1)
+		cn->cmd = cmd;
+		rc = cmd->fn(cmd->arg, cn, argc - nverbs, argv + nverbs);
+		if (rc == CTL_DEFERRED && cn->id != 0)
+			return true;
+		if (rc == -1)
 			ctl_error(cn, "command failed");
-		/* operators' actions are worth a line each: who, what */
-		if (cn->cred)
-			snprintf(who, sizeof(who), "uid=%u pid=%d",
-			    (unsigned)cn->uid, (int)cn->pid);
-		else
-			snprintf(who, sizeof(who), "uid=unknown pid=unknown");
-		log_event(LOG_LVL_INFO, "control", "cmd=%s%s%s %s%s%s "
-		    "result=%s%s%s%s", cmd->verb1, cmd->verb2[0] ? "_" : "",
-		    cmd->verb2, who, cn->logx, cn->logcut ? " log_cut=yes" :
-		    "", cn->failed ? "error" : "ok", cn->failed ?
-		    " reason=\"" : "", cn->failed ? log_text(cn->errmsg,
-		    strlen(cn->errmsg), 200) : "", cn->failed ? "\"" : "");
+		ctl_log_done(cn);
 	}
+	return false;
 }
 
 static void	ctl_conn_read(struct bufferevent *, void *);
@@ -564,7 +613,14 @@ ctl_conn_read(struct bufferevent *bev, void *arg)
 		line[n] = '\0';
 		if (n > 0 && line[n - 1] == '\r')
 			line[--n] = '\0';
-		ctl_dispatch(cn, line, n);
+		if (ctl_dispatch(cn, line, n)) {
+			/* no more input; the answer's own time limit */
+			struct timeval	tv = { CTL_DEFER_MS / 1000, 0 };
+
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_set_timeouts(bev, &tv, &tv);
+			return;
+		}
 	}
 	ctl_conn_finish(cn);
 }

@@ -95,6 +95,18 @@ void		 ctl_error(struct ctl_conn *, const char *fmt, ...)
  */
 void		 ctl_log(struct ctl_conn *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
+/*
+ * An answer that needs the loop to turn first (a reload): the handler
+ * calls ctl_defer() for the request's id (never 0) and returns
+ * CTL_DEFERRED.  Later, ctl_resume() finds the connection again (NULL:
+ * the client left), ctl_printf() adds lines, and ctl_finish() sends the
+ * status (rc 0 or -1) and writes the request's log line.
+ */
+#define CTL_DEFERRED	1
+#define CTL_DEFER_MS	300000	/* the connection's limit meanwhile */
+uint64_t	 ctl_defer(struct ctl_conn *);
+struct ctl_conn	*ctl_resume(struct ctl *, uint64_t id);
+void		 ctl_finish(struct ctl_conn *, int rc);
 /* For tests and config: the idle timeout of new connections. */
 void		 ctl_set_idle_timeout(struct ctl *, unsigned ms);
 /* Close every connection, remove the socket file (if still ours), free. */
@@ -108,6 +120,11 @@ void		 ctl_close(struct ctl *);
  */
 int		 ctl_call(const char *spool, const char *line, FILE *out,
 		    char *err, size_t errlen);
+/* The same, waiting up to timeout_ms for the answer. */
+int		 ctl_call_wait(const char *spool, const char *line, FILE *out,
+		    char *err, size_t errlen, unsigned timeout_ms);
+#define CTL_RELOAD_WAIT_MS	(CTL_DEFER_MS + 5000)	/* `mxgate reload` */
+#define CTL_STOP_WAIT_MS	30000	/* `mxgate stop`: until it exited */
 /*
  * The socket's address: SPOOL/control.sock, or, when that is too long for
  * sun_path (108 bytes), /proc/self/fd/SPOOLFD/control.sock through the

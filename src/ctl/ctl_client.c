@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -182,13 +183,23 @@ int
 ctl_call(const char *spool, const char *line, FILE *out, char *err,
     size_t errlen)
 {
-	int	fd, rc;
+	return ctl_call_wait(spool, line, out, err, errlen,
+	    CTL_CALL_TIMEOUT_MS);
+}
+
+int
+ctl_call_wait(const char *spool, const char *line, FILE *out, char *err,
+    size_t errlen, unsigned timeout_ms)
+{
+	struct timeval	tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	int		fd, rc;
 
 	if (strlen(line) + 1 > CTL_LINE_MAX || strchr(line, '\n') != NULL)
 		return ctl_call_fail(err, errlen, EINVAL, "%s",
 		    "request too long or not one line");
 	if ((fd = ctl_connect(spool, err, errlen)) == -1)
 		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	rc = ctl_send_line(fd, line, err, errlen);
 	if (rc == 0)
 		rc = ctl_read_reply(fd, out, err, errlen);
@@ -216,6 +227,8 @@ static int	cli_move(const struct cli_cmd *, const char *, char **);
 static int	cli_release(const struct cli_cmd *, const char *, char **);
 static int	cli_call(const struct cli_cmd *, const char *, char **);
 static int	cli_unmark(const struct cli_cmd *, const char *, char **);
+static int	cli_reload(const struct cli_cmd *, const char *, char **);
+static int	cli_stop(const struct cli_cmd *, const char *, char **);
 
 static const struct cli_cmd cli_cmds[] = {
 	/* verbs                 args         n  run          help */
@@ -237,6 +250,10 @@ static const struct cli_cmd cli_cmds[] = {
 	    "lift the guard's marks on a client" },
 	{ "stats", NULL,	"",		0, cli_call,
 	    "counters of the running gateway" },
+	{ "reload", NULL,	"",		0, cli_reload,
+	    "reload config and users; say what changed" },
+	{ "stop", NULL,		"",		0, cli_stop,
+	    "stop; wait until the process is gone" },
 };
 
 #define CLI_NCMDS	(sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -246,10 +263,10 @@ cli_usage_one(FILE *f, const struct cli_cmd *c, bool first)
 {
 	char	words[64];
 
-	snprintf(words, sizeof(words), "%s%s%s%s%s -c FILE", c->verb1,
+	snprintf(words, sizeof(words), "%s%s%s%s%s [-c FILE]", c->verb1,
 	    c->verb2 ? " " : "", c->verb2 ? c->verb2 : "",
 	    c->args[0] ? " " : "", c->args);
-	fprintf(f, "%s mxgate %-32s %s\n", first ? "usage:" : "      ",
+	fprintf(f, "%s mxgate %-34s %s\n", first ? "usage:" : "      ",
 	    words, c->help);
 }
 
@@ -393,6 +410,71 @@ cli_unmark(const struct cli_cmd *c, const char *spool, char **args)
 	return cli_call(c, spool, args);
 }
 
+/* The gateway reads the file again off its loop: a large users file
+ * takes a while, so the answer may be long in coming. */
+static int
+cli_reload(const struct cli_cmd *c, const char *spool, char **args)
+{
+	char	err[CTL_ERROR_MAX + 256];
+
+	(void)c;
+	(void)args;
+	if (ctl_call_wait(spool, "reload", stdout, err, sizeof(err),
+	    CTL_RELOAD_WAIT_MS) == -1)
+		return cli_error(err);
+	return 0;
+}
+
+/* The pid from the answer's "pid N" line. */
+static pid_t
+cli_stop_pid(const char *text)
+{
+	const char	*p = strstr(text, "pid ");
+	long		 v = 0;
+
+	if (p == NULL)
+		return 0;
+	for (p += 4; *p >= '0' && *p <= '9' && v < 1L << 30; p++)
+		v = v * 10 + (*p - '0');
+	return (pid_t)v;
+}
+
+/*
+ * Ask the gateway to stop, then wait, bounded, for its process to be
+ * gone: once this returns 0 the spool and its ports are free.
+ */
+static int
+cli_stop(const struct cli_cmd *c, const char *spool, char **args)
+{
+	char		 err[CTL_ERROR_MAX + 256], *out = NULL;
+	size_t		 outlen = 0;
+	FILE		*mem;
+	pid_t		 pid;
+	unsigned	 waited;
+	int		 rc;
+
+	(void)c;
+	(void)args;
+	if ((mem = open_memstream(&out, &outlen)) == NULL)
+		return cli_error("out of memory");
+	rc = ctl_call(spool, "stop", mem, err, sizeof(err));
+	fclose(mem);
+	if (rc == -1) {
+		free(out);
+		return cli_error(err);
+	}
+	fputs(out, stdout);
+	pid = cli_stop_pid(out);
+	free(out);
+	for (waited = 0; pid > 0 && kill(pid, 0) == 0; waited += 50) {
+		if (waited >= CTL_STOP_WAIT_MS)
+			return cli_error("the gateway has not exited yet");
+		usleep(50000);
+	}
+	printf("stopped\n");
+	return 0;
+}
+
 /* Errors as check-config prints them: FILE:LINE: message. */
 static void
 cli_conf_err(void *arg, const char *file, unsigned line, const char *msg)
@@ -455,14 +537,21 @@ ctl_cli_main(int argc, char **argv)
 		else
 			words[n++] = argv[i];
 	}
-	if (n == 0 || (c = cli_find(words, n)) == NULL || file == NULL)
+	if (n == 0 || (c = cli_find(words, n)) == NULL)
 		return cli_usage_for(argv[0]);
+	if (file == NULL)
+		file = conf_default_path();
 	/* queue ids in any case; a word that is no id is refused later */
 	if (strcmp(c->args, "ID") == 0 &&
 	    queue_admin_canon_id(words[n - 1], qid) == 0)
 		words[n - 1] = qid;
-	if ((conf = conf_load(file, cli_conf_err, NULL)) == NULL)
+	if ((conf = conf_load(file, cli_conf_err, NULL)) == NULL) {
+		if (c->run == cli_reload)
+			fprintf(stderr, "mxgate: reload: not asked for, the "
+			    "config has errors (above); the running gateway "
+			    "keeps its configuration\n");
 		return 1;
+	}
 	rc = c->run(c, conf->spool, words + (c->verb2 ? 2 : 1));
 	conf_unref(conf);
 	return rc;

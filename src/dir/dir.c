@@ -40,6 +40,7 @@ struct dir_ops {
 			    uint64_t, dir_done_fn *, void *);
 	size_t		 (*count)(const void *);
 	void		 (*close)(void *);
+	void		 (*each)(const void *, dir_each_fn *, void *);
 };
 
 struct dir {
@@ -54,6 +55,7 @@ static enum dir_verdict dir_be_file_lookup(void *, const struct dir_key *,
 		    size_t, uint64_t, dir_done_fn *, void *);
 static size_t	 dir_be_file_count(const void *);
 static void	 dir_be_file_close(void *);
+static void	 dir_be_file_each(const void *, dir_each_fn *, void *);
 static size_t	 dir_key_make(uint8_t *, const char *, size_t, const char *,
 		    size_t, bool);
 static size_t	 dir_delim_cut(const char *, size_t, const char *);
@@ -61,7 +63,7 @@ static size_t	 dir_delim_cut(const char *, size_t, const char *);
 /* One row per enum dir_kind; LDAP and callout add theirs here. */
 static const struct dir_ops dir_backends[] = {
 	[DIR_KIND_FILE] = { "file", dir_be_file_open, dir_be_file_lookup,
-	    dir_be_file_count, dir_be_file_close },
+	    dir_be_file_count, dir_be_file_close, dir_be_file_each },
 };
 
 static const char *const dir_verdict_names[] = {
@@ -130,6 +132,79 @@ size_t
 dir_count(const struct dir *d)
 {
 	return d != NULL ? d->ops->count(d->be) : 0;
+}
+
+/* Domains of the entries that are not ours, with a count each. */
+struct dir_foreign {
+	const struct config	*cfg;
+	struct {
+		char		 first[DIR_QUERY_KEY_MAX + 1];
+		size_t		 dlen;		/* domain: the tail of first */
+		unsigned	 n;
+	}			 v[DIR_FOREIGN_MAX];
+	unsigned		 nv;
+	unsigned		 more;		/* entries of domains past nv */
+};
+
+static void
+dir_foreign_one(void *arg, const char *key, size_t len)
+{
+	struct dir_foreign	*f = arg;
+	const char		*at = memrchr(key, '@', len);
+	size_t			 dlen, i;
+
+	if (at == NULL || len > DIR_QUERY_KEY_MAX)
+		return;
+	dlen = len - (size_t)(at + 1 - key);
+	if (conf_domain(f->cfg, at + 1, dlen) != NULL)
+		return;
+	for (i = 0; i < f->nv; i++)
+		if (f->v[i].dlen == dlen && memcmp(f->v[i].first +
+		    strlen(f->v[i].first) - dlen, at + 1, dlen) == 0) {
+			f->v[i].n++;
+			return;
+		}
+	if (f->nv == DIR_FOREIGN_MAX) {
+		f->more++;
+		return;
+	}
+	memcpy(f->v[f->nv].first, key, len);
+	f->v[f->nv].first[len] = '\0';
+	f->v[f->nv].dlen = dlen;
+	f->v[f->nv++].n = 1;
+}
+
+unsigned
+dir_foreign_domains(const struct dir *d, const struct config *cfg,
+    dir_err_fn *warn, void *arg)
+{
+	struct dir_foreign	*f;
+	char			 msg[2 * DIR_QUERY_KEY_MAX + 256];
+	const char		*first;
+	unsigned		 i, n;
+
+	if (d == NULL || d->ops->each == NULL ||
+	    (f = calloc(1, sizeof(*f))) == NULL)
+		return 0;
+	f->cfg = cfg;
+	d->ops->each(d->be, dir_foreign_one, f);
+	for (i = 0; i < f->nv; i++) {
+		first = f->v[i].first;
+		snprintf(msg, sizeof(msg), "warning: %u entr%s for domain "
+		    "'%s', which is not in domains, can never match (e.g. "
+		    "%s)", f->v[i].n, f->v[i].n == 1 ? "y" : "ies",
+		    log_text(first + strlen(first) - f->v[i].dlen,
+		    f->v[i].dlen, 255), log_text(first, strlen(first), 320));
+		warn(arg, cfg->directory.path, 0, msg);
+	}
+	if (f->more > 0) {
+		snprintf(msg, sizeof(msg), "warning: %u more entries for "
+		    "other domains not in domains", f->more);
+		warn(arg, cfg->directory.path, 0, msg);
+	}
+	n = f->nv;
+	free(f);
+	return n;
 }
 
 /*
@@ -256,6 +331,12 @@ static size_t
 dir_be_file_count(const void *be)
 {
 	return dir_file_count(be);
+}
+
+static void
+dir_be_file_each(const void *be, dir_each_fn *fn, void *arg)
+{
+	dir_file_each(be, fn, arg);
 }
 
 static void

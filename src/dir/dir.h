@@ -57,4 +57,16 @@ enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg);
 const char	*dir_verdict_name(enum dir_verdict);
 
+/* One entry of a back-end that can list its entries. */
+typedef void	dir_each_fn(void *arg, const char *key, size_t len);
+/*
+ * check-config: tell warn (line 0) about each domain, DIR_FOREIGN_MAX at
+ * most, that has entries but is not in `domains` (they can never match:
+ * RCPT for such a domain is refused as relaying).  Returns how many
+ * domains were told; 0 for a back-end that cannot list its entries.
+ */
+#define DIR_FOREIGN_MAX	20
+unsigned	 dir_foreign_domains(const struct dir *, const struct config *,
+		    dir_err_fn *warn, void *arg);
+
 #endif

@@ -581,6 +581,20 @@ dir_file_has(const struct dir_file *f, const uint8_t *key, size_t len)
 	return dir_file_slot_len(s) != 0;
 }
 
+void
+dir_file_each(const struct dir_file *f, dir_each_fn *fn, void *arg)
+{
+	const struct dir_file_slot	*sl;
+	size_t				 i;
+
+	for (i = 0; f != NULL && f->slots != NULL && i <= f->mask; i++) {
+		sl = &f->slots[i];
+		if (dir_file_slot_len(sl) > 0)
+			fn(arg, (const char *)f->arena + dir_file_slot_off(sl),
+			    dir_file_slot_len(sl));
+	}
+}
+
 size_t
 dir_file_count(const struct dir_file *f)
 {

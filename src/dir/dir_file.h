@@ -71,6 +71,9 @@ size_t		 dir_file_key_utf8(const uint8_t *local, size_t llen,
 bool		 dir_file_has(const struct dir_file *, const uint8_t *key,
 		    size_t len);
 size_t		 dir_file_count(const struct dir_file *);	/* distinct */
+/* Every distinct entry (normalised "local@domain"), in no order. */
+void		 dir_file_each(const struct dir_file *, dir_each_fn *,
+		    void *arg);
 bool		 dir_file_local_case(const struct dir_file *);
 
 #endif

@@ -26,6 +26,7 @@
 #include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../lib/sdnotify.h"
 #include "../queue/queue.h"
 #include "../auth/passwd.h"
 #include "../smtp/smtp_session.h"
@@ -651,6 +652,7 @@ struct reload {
 	bool			 secure;	/* tls and pw loaded */
 	struct tls_ctx		*tls;
 	struct passwd_file	*pw;
+	char			 why[256];	/* the first error, for ctl */
 };
 
 int
@@ -678,7 +680,12 @@ worker_secure_load(const struct config *c, struct tls_ctx **tls,
 static void
 reload_conf_err(void *arg, const char *file, unsigned line, const char *msg)
 {
-	(void)arg;
+	struct reload	*r = arg;
+
+	if (r->why[0] == '\0' && line > 0)
+		snprintf(r->why, sizeof(r->why), "%s:%u: %s", file, line, msg);
+	else if (r->why[0] == '\0')
+		snprintf(r->why, sizeof(r->why), "%s: %s", file, msg);
 	log_event(LOG_LVL_WARNING, "reload", "file=%s line=%u msg=\"%s\"",
 	    log_esc(file, strlen(file), 200), line,
 	    log_text(msg, strlen(msg), 200));
@@ -689,11 +696,11 @@ reload_run(void *arg)
 {
 	struct reload	*r = arg;
 
-	if ((r->conf = conf_load(r->file, reload_conf_err, NULL)) != NULL)
-		r->dir = dir_open(r->conf, reload_conf_err, NULL);
+	if ((r->conf = conf_load(r->file, reload_conf_err, r)) != NULL)
+		r->dir = dir_open(r->conf, reload_conf_err, r);
 	if (r->dir != NULL)
 		r->secure = worker_secure_load(r->conf, &r->tls, &r->pw,
-		    reload_conf_err, NULL) == 0;
+		    reload_conf_err, r) == 0;
 }
 
 static bool
@@ -746,24 +753,126 @@ worker_restart_keys(const struct config *o, const struct config *n,
 			worker_note_key(out, len, keys[i].key);
 }
 
+/* Keys a reload changed, as "key" or "key[domain]", comma-separated. */
+struct reload_changes {
+	char	list[1024];
+};
+
+static void
+reload_note_change(void *arg, const char *key, const char *domain)
+{
+	struct reload_changes	*c = arg;
+	char			 item[320];
+
+	if (domain != NULL)
+		snprintf(item, sizeof(item), "%s[%s]", key, domain);
+	else
+		snprintf(item, sizeof(item), "%s", key);
+	worker_note_key(c->list, sizeof(c->list), item);
+}
+
+/* Is key (or key[domain]) one of the comma-separated restart keys? */
+static bool
+reload_needs_restart(const char *restart, const char *item)
+{
+	size_t		 k = strcspn(item, "[");
+	const char	*p;
+
+	for (p = restart; *p != '\0'; p += strcspn(p, ","), p += *p == ',')
+		if (strncmp(p, item, k) == 0 && (p[k] == ',' || p[k] == '\0'))
+			return true;
+	return false;
+}
+
+/*
+ * The answer to `mxgate reload`: what it did, the keys it applied and
+ * those that need a restart, the users file's size before and after.
+ */
+static void
+reload_answer(struct worker *w, struct reload *r, const char *result,
+    const char *changed, const char *restart, size_t users_before)
+{
+	struct ctl_conn	*cn;
+	char		 applied[1024] = "";
+	const char	*p;
+	char		 item[320];
+	size_t		 n;
+
+	if (w->reload_ctl == 0 || w->ctl == NULL)
+		return;		/* none waits, or the socket is closed */
+	cn = ctl_resume(w->ctl, w->reload_ctl);
+	w->reload_ctl = 0;
+	if (cn == NULL)
+		return;				/* the client left */
+	for (p = changed; *p != '\0'; p += n + (p[n] == ',')) {
+		n = strcspn(p, ",");
+		snprintf(item, sizeof(item), "%.*s", (int)n, p);
+		if (!reload_needs_restart(restart, item))
+			worker_note_key(applied, sizeof(applied), item);
+	}
+	ctl_printf(cn, "result %s", result);
+	if (strcmp(result, "dropped") == 0) {
+		ctl_error(cn, "the gateway is stopping; nothing was applied");
+		ctl_finish(cn, -1);
+		return;
+	}
+	if (strcmp(result, "kept_old") == 0) {
+		ctl_printf(cn, "reason %s", r->why[0] ? r->why :
+		    "see event=reload in the log");
+		ctl_error(cn, "reload failed; the old configuration stays");
+		ctl_log(cn, " result_reload=kept_old");
+		ctl_finish(cn, -1);
+		return;
+	}
+	ctl_printf(cn, "applied %s", applied[0] ? applied : "-");
+	ctl_printf(cn, "restart_needed %s", restart[0] ? restart : "-");
+	ctl_printf(cn, "users %zu (before %zu)", dir_count(w->dir),
+	    users_before);
+	ctl_printf(cn, "domains %zu", w->conf->ndomains);
+	ctl_log(cn, " result_reload=%s", result);
+	ctl_finish(cn, 0);
+}
+
 static void
 reload_done(void *arg)
 {
 	struct reload	*r = arg;
 	struct worker	*w = r->w;
+	size_t		 users_before = w->dir ? dir_count(w->dir) : 0;
 
 	w->reloading = false;
+	if (w->stopping) {
+		/* the new files would serve no one; what runs is being torn
+		 * down (boot_conf may be released already) */
+		log_event(LOG_LVL_INFO, "reload", "result=dropped "
+		    "reason=stopping");
+		reload_answer(w, r, "dropped", "", "", users_before);
+		tls_ctx_free(r->tls);
+		passwd_unref(r->pw);
+		if (r->dir)
+			dir_unref(r->dir);
+		if (r->conf)
+			conf_unref(r->conf);
+		free(r->file);
+		free(r);
+		return;
+	}
 	if (r->conf == NULL || r->dir == NULL || !r->secure) {
 		log_event(LOG_LVL_WARNING, "reload", "result=kept_old "
 		    "reason=%s", r->conf == NULL ? "config" : r->dir == NULL ?
 		    "directory" : "tls_or_passwd");
+		reload_answer(w, r, "kept_old", "", "", users_before);
 		if (r->dir)
 			dir_unref(r->dir);
 		if (r->conf)
 			conf_unref(r->conf);
 	} else {
 		struct guard_conf gc;
+		struct reload_changes ch;
 		char		  restart[512] = "";
+
+		ch.list[0] = '\0';
+		conf_diff(w->conf, r->conf, reload_note_change, &ch);
 
 		/* what runs was built from the first snapshot, not the last */
 		if (w->boot_conf == NULL)
@@ -794,7 +903,10 @@ reload_done(void *arg)
 			log_event(LOG_LVL_INFO, "reload", "result=ok users=%zu "
 			    "domains=%zu", dir_count(w->dir),
 			    w->conf->ndomains);
+		reload_answer(w, r, restart[0] ? "partial" : "ok", ch.list,
+		    restart, users_before);
 	}
+	(void)sdnotify("READY=1\nSTATUS=serving");
 	free(r->file);
 	free(r);
 }
@@ -816,6 +928,7 @@ worker_reload(struct worker *w)
 	}
 	r->w = w;
 	w->reloading = true;
+	(void)sdnotify("RELOADING=1\nSTATUS=reloading");
 	if (job_submit(w->misc_jobs, reload_run, reload_done, r) == -1)
 		panic("worker_reload: out of memory");
 }
@@ -837,8 +950,26 @@ worker_ctl_reload(void *arg, struct ctl_conn *cn, int argc, char **argv)
 		return -1;
 	}
 	worker_reload(w);
-	ctl_printf(cn, "reload started; event=reload in the log says how "
-	    "it ended");
+	if (!w->reloading)
+		return -1;			/* out of memory: logged */
+	w->reload_ctl = ctl_defer(cn);
+	return CTL_DEFERRED;		/* reload_answer() ends it */
+}
+
+static int
+worker_ctl_stop(void *arg, struct ctl_conn *cn, int argc, char **argv)
+{
+	struct worker	*w = arg;
+
+	(void)argv;
+	if (argc != 0) {
+		ctl_error(cn, "usage: stop");
+		return -1;
+	}
+	ctl_printf(cn, "stopping pid %ld, %zu session%s open",
+	    (long)getpid(), worker_sessions_open(w),
+	    worker_sessions_open(w) == 1 ? "" : "s");
+	worker_stop(w);
 	return 0;
 }
 
@@ -967,8 +1098,12 @@ worker_ctl_harvest_unmark(void *arg, struct ctl_conn *cn, int argc,
 void
 worker_ctl_register(struct worker *w, struct ctl *ctl)
 {
+	w->ctl = ctl;
 	if (ctl_register(ctl, "reload", NULL, worker_ctl_reload, w,
-	    "reload the config and the users file (as SIGHUP)") == -1 ||
+	    "reload the config and the users file (as SIGHUP); answers "
+	    "what was applied and what needs a restart") == -1 ||
+	    ctl_register(ctl, "stop", NULL, worker_ctl_stop, w,
+	    "stop the gateway (as SIGTERM)") == -1 ||
 	    ctl_register(ctl, "harvest", "list", worker_ctl_harvest_list, w,
 	    "clients in uniform mode or tarpitted") == -1 ||
 	    ctl_register(ctl, "harvest", "unmark", worker_ctl_harvest_unmark,
@@ -998,6 +1133,8 @@ worker_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	if (w->idx == 0)
+		(void)sdnotify("STOPPING=1");
 	log_event(LOG_LVL_INFO, "stopping", "sessions=%zu loop=%u",
 	    (size_t)w->nsessions, w->idx);
 	for (i = 0; i < w->nlisteners; i++)

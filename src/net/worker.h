@@ -94,6 +94,8 @@ struct worker {
 	bool			 mbox_stop;
 	bool			 stopping;
 	bool			 reloading;
+	struct ctl		*ctl;		/* worker 0: control socket */
+	uint64_t		 reload_ctl;	/* deferred `reload`, or 0 */
 	struct event		*sig_ev[4];
 	struct event		*stop_ev;	/* polls for the last session */
 	unsigned		 stop_ticks;

@@ -492,12 +492,13 @@ class Gateway:
         not spare/ (finished files kept for reuse hold no message) nor
         journal/ (its segment is always there, the images it holds are
         checked by recovery, not here), nor the lock (one gateway per
-        spool: always there once one has started)."""
+        spool: always there once one has started) nor the pid file."""
         out = []
         for dirpath, dirs, names in os.walk(self.spool_dir):
             if dirpath == self.spool_dir:
                 dirs[:] = [d for d in dirs if d not in ("spare", "journal")]
-                names = [n for n in names if n != "lock"]
+                names = [n for n in names if n not in ("lock",
+                                                       "mxgate.pid")]
             for n in names:
                 p = os.path.join(dirpath, n)
                 if os.path.isfile(p):

@@ -227,7 +227,7 @@ def test_delete_waits_for_the_delivery_lock(ctx):
 
 USAGE_CASES = [
     ["queue"],
-    ["queue", "list"],                          # no -c
+    ["queue", "list", "-c"],                    # -c without FILE
     ["queue", "show", "-c", "CONF"],            # no id
     ["queue", "list", "extra", "-c", "CONF"],
     ["queue", "frobnicate", "-c", "CONF"],
@@ -255,10 +255,10 @@ def test_help_lists_subcommands(ctx):
     p = ctx.run_binary(["--help"])
     check_eq(p.returncode, 0, "exit status")
     text = p.stdout.decode()
-    for words in ("queue list -c FILE", "queue show ID -c FILE",
+    for words in ("queue list [-c FILE]", "queue show ID [-c FILE]",
                   "queue delete ID", "queue hold ID", "queue release ID",
                   "queue flush", "harvest list", "harvest unmark ADDR|CIDR",
-                  "stats -c FILE"):
+                  "stats [-c FILE]", "reload [-c FILE]", "stop [-c FILE]"):
         check(f"mxgate {words}" in text, f"--help lacks 'mxgate {words}'")
 
 

@@ -20,10 +20,13 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "conf/conf_keys.h"
 
 #define DIR	"/etc/mxgate"
 #define B	"domains = example.org\ndirectory = file:users\n" /* 2 lines */
 #define ERRS_MAX 64
+#define SIZE_WANT(k)	k ": expected a size like 512K, 25M or 2G (bytes, " \
+			"or K, M, G, T: powers of 1024; no B, KB or MB), got "
 
 struct errs {
 	size_t		 n;
@@ -142,21 +145,16 @@ static const struct good_case good_cases[] = {
 	  NULL },
 	{ B "relay_networks =", C_NCIDR, CF(relay_networks), 0, NULL },
 	{ B "max_message_size = 1K", C_U64, CF(max_message_size), 1024, NULL },
-	{ B "max_message_size = 1kb", C_U64, CF(max_message_size), 1024, NULL },
 	{ B "max_message_size = 1024", C_U64, CF(max_message_size), 1024,
 	  NULL },
 	{ B "max_message_size = 10 M", C_U64, CF(max_message_size),
 	  10 << 20, NULL },
 	{ B "max_message_size = 2G", C_U64, CF(max_message_size), 2ull << 30,
 	  NULL },
-	{ B "max_message_size = 2gb", C_U64, CF(max_message_size), 2ull << 30,
-	  NULL },
-	{ B "max_message_size = 2048mB", C_U64, CF(max_message_size),
-	  2ull << 30, NULL },
 	{ B "spool_min_free = 0", C_U64, CF(spool_min_free), 0, NULL },
 	{ B "spool_min_free = 1000T", C_U64, CF(spool_min_free),
 	  1000ull << 40, NULL },
-	{ B "spool_min_free = 2tb", C_U64, CF(spool_min_free), 2ull << 40,
+	{ B "spool_min_free = 2t", C_U64, CF(spool_min_free), 2ull << 40,
 	  NULL },
 	{ B "max_recipients = 1", C_UINT, CF(max_recipients), 1, NULL },
 	{ B "max_recipients = 100000", C_UINT, CF(max_recipients), 100000,
@@ -337,6 +335,17 @@ static const struct bad_case bad_cases[] = {
 	{ B "foo = bar", 3, "unknown key 'foo'" },
 	{ "# c\n\n  # c\n" B "Max_Recipients = 5", 6,
 	  "unknown key 'Max_Recipients'; did you mean 'max_recipients'?" },
+	/* a typo: the one key close enough, never a far or tied guess */
+	{ B "unknown_recipeint = reject", 3, "unknown key "
+	  "'unknown_recipeint'; did you mean 'unknown_recipient'?" },
+	{ B "max_recipient = 5", 3,
+	  "unknown key 'max_recipient'; did you mean 'max_recipients'?" },
+	{ B "harvest_treshold = 5", 3, "unknown key 'harvest_treshold'; "
+	  "did you mean 'harvest_threshold'?" },
+	{ B "lisen = 127.0.0.1:25", 3,
+	  "unknown key 'lisen'; did you mean 'listen'?" },
+	{ B "colour = blue", 3, "unknown key 'colour'" },
+	{ B "max_size = 5", 3, "unknown key 'max_size'" },
 	{ B "max_recipients = 5 # five", 3,
 	  "max_recipients: expected a whole number, got '5 # five'" },
 	{ B "max_recipients = 5\nmax_recipients = 6", 4,
@@ -445,6 +454,15 @@ static const struct bad_case bad_cases[] = {
 	  BAD_DELIM },
 	{ B "recipient_delimiter = \xc3\xa9", 3,
 	  "recipient_delimiter: '\\xc3' " BAD_DELIM },
+	/* K, M, G, T are powers of 1024; "MB" would be misread by someone */
+	{ B "max_message_size = 50MB", 3, SIZE_WANT("max_message_size")
+	  "'50MB'" },
+	{ B "max_message_size = 1kb", 3, SIZE_WANT("max_message_size")
+	  "'1kb'" },
+	{ B "max_message_size = 2 GB", 3, SIZE_WANT("max_message_size")
+	  "'2 GB'" },
+	{ B "max_message_size = 100B", 3, SIZE_WANT("max_message_size")
+	  "'100B'" },
 	{ B "max_message_size = 512", 3,
 	  "max_message_size: '512' is below the minimum 1K" },
 	{ B "max_message_size = 3G", 3,
@@ -458,16 +476,13 @@ static const struct bad_case bad_cases[] = {
 	  "maximum 2G" },
 	{ B "max_message_size = 10T", 3,
 	  "max_message_size: '10T' is above the maximum 2G" },
-	{ B "max_message_size = 10P", 3, "max_message_size: expected a size "
-	  "like 512K, 25M or 2G, got '10P'" },
+	{ B "max_message_size = 10P", 3, SIZE_WANT("max_message_size")
+	  "'10P'" },
 	{ B "spool_min_free = 1025T", 3,
 	  "spool_min_free: '1025T' is above the maximum 1024T" },
-	{ B "spool_min_free = lots", 3, "spool_min_free: expected a size "
-	  "like 512K, 25M or 2G, got 'lots'" },
-	{ B "max_message_size = -1", 3, "max_message_size: expected a size "
-	  "like 512K, 25M or 2G, got '-1'" },
-	{ B "max_message_size = M", 3, "max_message_size: expected a size "
-	  "like 512K, 25M or 2G, got 'M'" },
+	{ B "spool_min_free = lots", 3, SIZE_WANT("spool_min_free") "'lots'" },
+	{ B "max_message_size = -1", 3, SIZE_WANT("max_message_size") "'-1'" },
+	{ B "max_message_size = M", 3, SIZE_WANT("max_message_size") "'M'" },
 	{ B "max_recipients = 0", 3,
 	  "max_recipients: '0' is below the minimum 1" },
 	{ B "max_recipients = 100001", 3,
@@ -964,6 +979,187 @@ test_conf_refcount(void **state)
 	conf_unref(NULL);
 }
 
+/* Edit distance: swaps of neighbours cost one, case is ignored. */
+static void
+test_conf_edit_distance(void **state)
+{
+	static const struct {
+		const char	*a, *b;
+		unsigned	 d;
+	} cases[] = {
+		{ "", "", 0 }, { "abc", "abc", 0 }, { "abc", "ABC", 0 },
+		{ "", "abc", 3 }, { "abc", "", 3 }, { "abc", "abd", 1 },
+		{ "abc", "acb", 1 }, { "ab", "ba", 1 }, { "abc", "ab", 1 },
+		{ "ab", "abc", 1 }, { "ca", "abc", 3 },	/* no double edit */
+		{ "kitten", "sitting", 3 },
+		{ "unknown_recipeint", "unknown_recipient", 1 },
+		{ "harvest_treshold", "harvest_threshold", 1 },
+	};
+	char	longname[CONF_SUGGEST_LEN + 2];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (conf_edit_distance(cases[i].a, cases[i].b) != cases[i].d)
+			fail_msg("distance(%s, %s) = %u, want %u", cases[i].a,
+			    cases[i].b, conf_edit_distance(cases[i].a,
+			    cases[i].b), cases[i].d);
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(conf_edit_distance(longname, "a"), UINT_MAX);
+	assert_null(conf_key_nearest(longname));
+	assert_string_equal(conf_key_nearest("MAX_RECIPIENTS"),
+	    "max_recipients");
+	assert_string_equal(conf_key_nearest("pidfile"), "pid_file");
+	assert_null(conf_key_nearest("x"));
+	assert_true(conf_key_known("pid_file"));
+	assert_false(conf_key_known("pidfile"));
+}
+
+static char *
+print_conf(const struct config *cfg, bool nondefault, char **keys,
+    size_t nkeys)
+{
+	char	*out = NULL;
+	size_t	 len = 0;
+	FILE	*fp;
+
+	assert_non_null(fp = open_memstream(&out, &len));
+	conf_print(fp, cfg, nondefault, keys, nkeys);
+	fclose(fp);
+	return out;
+}
+
+/* `mxgate config`: every key, or -n what differs, domains too. */
+static void
+test_conf_print(void **state)
+{
+	struct config	*cfg;
+	char		*out, *keys[] = { "max_recipients", "domains" };
+	char		*dom[] = { "unknown_recipient" };
+
+	(void)state;
+	cfg = load_ok("domains = example.org, b.org\ndirectory = file:users\n"
+	    "max_message_size = 10M\nmax_recipients = 100\n"
+	    "command_timeout = 300\nlisten = 127.0.0.1:2525 , [::1]:25\n"
+	    "unknown_recipient = discard\n"
+	    "[domain b.org]\nunknown_recipient = discard\n"
+	    "[domain example.org]\nunknown_recipient = reject\n");
+	out = print_conf(cfg, false, NULL, 0);
+	assert_memory_equal(out, "hostname = ", 11);
+	assert_non_null(strstr(out, "\nmax_recipients = 100\n"));
+	assert_non_null(strstr(out, "\npid_file =\n"));
+	assert_non_null(strstr(out, "\nlog_level = info\n"));
+	assert_non_null(strstr(out, "\n[domain example.org]\n"
+	    "unknown_recipient = reject\nnext_hop = maildir:var/mail\n"));
+	assert_non_null(strstr(out, "\n[domain b.org]\n"
+	    "unknown_recipient = discard\n"));
+	free(out);
+	/* -n: 100 and 300 s (5m) are the defaults; b.org's section says what
+	 * the global value says, example.org's differs from it */
+	out = print_conf(cfg, true, NULL, 0);
+	assert_string_equal(out, "listen = 127.0.0.1:2525 , [::1]:25\n"
+	    "domains = example.org, b.org\ndirectory = file:users\n"
+	    "unknown_recipient = discard\nmax_message_size = 10M\n"
+	    "\n[domain example.org]\nunknown_recipient = reject\n");
+	free(out);
+	out = print_conf(cfg, false, keys, 2);
+	assert_string_equal(out, "max_recipients = 100\n"
+	    "domains = example.org, b.org\n");
+	free(out);
+	out = print_conf(cfg, true, dom, 1);
+	assert_string_equal(out, "unknown_recipient = discard\n"
+	    "\n[domain example.org]\nunknown_recipient = reject\n");
+	free(out);
+	conf_unref(cfg);
+}
+
+struct diffs {
+	char	text[512];
+};
+
+static void
+diff_add(void *arg, const char *key, const char *domain)
+{
+	struct diffs	*d = arg;
+	size_t		 n = strlen(d->text);
+
+	(void)snprintf(d->text + n, sizeof(d->text) - n, "%s%s%s%s ", key,
+	    domain ? "[" : "", domain ? domain : "", domain ? "]" : "");
+}
+
+/* The reload report's list: values compared parsed, not as written. */
+static void
+test_conf_diff(void **state)
+{
+	struct config	*a, *b;
+	struct diffs	 d;
+
+	(void)state;
+	a = load_ok(B "max_message_size = 10M\nrelay_networks = 10.0.0.0/8,"
+	    "::1\n[domain example.org]\nunknown_recipient = bounce\n");
+	b = load_ok(B "max_message_size = 10240K\nrelay_networks = "
+	    "10.0.0.0/8 , ::1\ncommand_timeout = 1m\n");
+	memset(&d, 0, sizeof(d));
+	conf_diff(a, b, diff_add, &d);
+	assert_string_equal(d.text, "command_timeout "
+	    "unknown_recipient[example.org] ");
+	memset(&d, 0, sizeof(d));
+	conf_diff(a, a, diff_add, &d);
+	assert_string_equal(d.text, "");
+	conf_unref(a);
+	conf_unref(b);
+}
+
+/* The roff key list names every key of the table, and nothing breaks
+ * roff: no line starts with a '.' that is not one of ours. */
+static void
+test_conf_man_keys(void **state)
+{
+	char	*out = NULL, *line, want[128];
+	size_t	 len = 0, i, ntp = 0;
+	FILE	*fp;
+
+	(void)state;
+	assert_non_null(fp = open_memstream(&out, &len));
+	conf_man_keys(fp);
+	fclose(fp);
+	for (i = 0; i < CONF_NKEYS; i++) {
+		(void)snprintf(want, sizeof(want), ".TP\n.B %s\n",
+		    conf_keys[i].name);
+		if (strstr(out, want) == NULL)
+			fail_msg("man list lacks %s", conf_keys[i].name);
+	}
+	for (line = out; line != NULL && *line; line = strchr(line, '\n')) {
+		if (*line == '\n')
+			line++;
+		if (*line == '.' && strncmp(line, ".TP\n", 4) != 0 &&
+		    strncmp(line, ".B ", 3) != 0 &&
+		    strncmp(line, ".br\n", 4) != 0)
+			fail_msg("stray request: %.40s", line);
+		ntp += strncmp(line, ".TP\n", 4) == 0;
+	}
+	assert_int_equal(ntp, CONF_NKEYS);
+	assert_non_null(strstr(out, "Default: \\fB25M\\fR; global; size; "
+	    "from \\fB1K\\fR to \\fB2G\\fR.\n"));
+	assert_non_null(strstr(out, "Default: none (required); global"));
+	assert_non_null(strstr(out, "Default: \\fBreject\\fR; per domain"));
+	free(out);
+}
+
+static void
+test_conf_default_path(void **state)
+{
+	(void)state;
+	assert_int_equal(unsetenv("MXGATE_CONF"), 0);
+	assert_string_equal(conf_default_path(), "/etc/mxgate/mxgate.conf");
+	assert_int_equal(setenv("MXGATE_CONF", "", 1), 0);
+	assert_string_equal(conf_default_path(), "/etc/mxgate/mxgate.conf");
+	assert_int_equal(setenv("MXGATE_CONF", "/tmp/x.conf", 1), 0);
+	assert_string_equal(conf_default_path(), "/tmp/x.conf");
+	assert_int_equal(unsetenv("MXGATE_CONF"), 0);
+}
+
 static void
 test_conf_dump_keys(void **state)
 {
@@ -1018,6 +1214,11 @@ main(void)
 		cmocka_unit_test(test_conf_utf8_domains),
 		cmocka_unit_test(test_conf_refcount),
 		cmocka_unit_test(test_conf_dump_keys),
+		cmocka_unit_test(test_conf_edit_distance),
+		cmocka_unit_test(test_conf_print),
+		cmocka_unit_test(test_conf_diff),
+		cmocka_unit_test(test_conf_man_keys),
+		cmocka_unit_test(test_conf_default_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
