@@ -58,6 +58,7 @@ struct rate_spec {
 enum dir_kind {
 	DIR_KIND_FILE,		/* file:PATH */
 };
+#define DIR_KIND_LAST	DIR_KIND_FILE	/* obs.h: one histogram each */
 
 struct dir_spec {
 	enum dir_kind	 kind;
@@ -161,6 +162,9 @@ struct config {
 	uint64_t		 spool_min_free; /* bytes; 0: no reserve */
 
 	bool			 envelope_lenient; /* envelope_syntax */
+
+	/* metrics and the status page (issue 18, part 1 and 6) */
+	struct listen_set	 metrics_listen;	/* empty: off */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

@@ -211,6 +211,11 @@ const struct conf_key conf_keys[] = {
 	  1024 * U_K * U_K * U_K * U_K,
 	  "free space the spool's file system keeps: below it MAIL and the "
 	  "end of data get 452 4.3.1 until space returns (0: none)" },
+	/* metrics and the status page (issue 18, parts 1 and 6) */
+	{ "metrics_listen", CT_LISTENS, G(metrics_listen), 0, "", 0, 0,
+	  "addresses for GET /metrics (Prometheus text format) and GET / "
+	  "(the status page), e.g. 127.0.0.1:9125; a management address "
+	  "only: there is no authentication (empty: off)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
