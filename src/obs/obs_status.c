@@ -53,7 +53,9 @@ static const char st_style[] =
     "td.n{text-align:right;font-variant-numeric:tabular-nums}"
     ".sw{display:inline-block;width:10px;height:10px;margin-right:6px;"
     "border-radius:2px}"
-    "svg{background:#fff;border:1px solid #e0e0e0;border-radius:6px}";
+    "svg{background:#fff;border:1px solid #e0e0e0;border-radius:6px;"
+    "display:block;margin-bottom:12px}"
+    ".note{color:#616161;font-size:12px;margin:4px 0 8px}";
 
 int
 obs_html_escape(struct buf *out, const char *s)
@@ -134,8 +136,8 @@ st_cards(struct buf *o, const struct obs_status_view *v)
 	    v->marked_nets, v->hot_domains);
 	rc |= st_card(o, "Harvest: marked sources", a,
 	    v->marked_hosts + v->marked_nets > 0 ? "bad" : NULL, b);
-	snprintf(b, sizeof(b), "%s back-end, %" PRIu64 " entries",
-	    v->dir_backend, v->dir_entries);
+	snprintf(b, sizeof(b), "%s back-end, %" PRIu64 " entr%s",
+	    v->dir_backend, v->dir_entries, v->dir_entries == 1 ? "y" : "ies");
 	rc |= st_card(o, "Directory", v->dir_up ? "up" : "down",
 	    v->dir_up ? "ok" : "bad", b);
 	rc |= st_card(o, "Shared state", v->shared_configured ? "up" :
@@ -162,7 +164,7 @@ st_scale(uint64_t max)
 }
 
 static int
-st_chart_axes(struct buf *o, uint64_t top, size_t nrows)
+st_chart_axes(struct buf *o, uint64_t top)
 {
 	int	x1 = ST_CHART_X0 + ST_CHART_W, y1 = ST_CHART_Y0 + ST_CHART_H;
 
@@ -176,12 +178,12 @@ st_chart_axes(struct buf *o, uint64_t top, size_t nrows)
 	    ST_CHART_X0 - 6, ST_CHART_Y0 + 4, top,
 	    ST_CHART_X0 - 6, ST_CHART_Y0 + ST_CHART_H / 2 + 4, top / 2,
 	    ST_CHART_X0 - 6, y1 + 4) == -1 ||
-	    buf_addf(o, "<text x=\"%d\" y=\"%d\">-%zu min</text>"
+	    buf_addf(o, "<text x=\"%d\" y=\"%d\">-%d min</text>"
 	    "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">-30 min</text>"
 	    "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">now</text>"
 	    "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">RCPTs per "
 	    "minute</text></g>\n", ST_CHART_X0, y1 + 16,
-	    nrows > 0 ? nrows - 1 : 0, ST_CHART_X0 + ST_CHART_W / 2, y1 + 16,
+	    OBS_RING_MINUTES, ST_CHART_X0 + ST_CHART_W / 2, y1 + 16,
 	    x1, y1 + 16, ST_CHART_X0 + ST_CHART_W / 2, y1 + 30) == -1 ||
 	    buf_addf(o, "<g stroke=\"#e0e0e0\"><line x1=\"%d\" y1=\"%d\" "
 	    "x2=\"%d\" y2=\"%d\"/><line x1=\"%d\" y1=\"%d\" x2=\"%d\" "
@@ -207,7 +209,7 @@ st_chart(struct buf *o, const struct obs_status_view *v)
 		max = sum > max ? sum : max;
 	}
 	top = st_scale(max > 0 ? max : 1);
-	if (st_chart_axes(o, top, v->nrows) == -1)
+	if (st_chart_axes(o, top) == -1)
 		return -1;
 	for (r = 0; r < v->nrows; r++) {
 		double	x = ST_CHART_X0 + (OBS_RING_MINUTES - v->nrows + r) *
@@ -275,8 +277,11 @@ obs_status_page(struct buf *o, const struct obs_status_view *v)
 	    buf_addf(o, " &middot; read-only status; the numbers behind it are "
 	    "at <code>/metrics</code></p>\n<div class=\"cards\">\n") == -1 ||
 	    st_cards(o, v) == -1 ||
-	    buf_addf(o, "</div>\n<h2>Recipient decisions, last hour</h2>\n") ==
-	    -1 || st_chart(o, v) == -1 || st_table(o, v) == -1 ||
+	    buf_addf(o, "</div>\n<h2>Recipient decisions, last hour</h2>\n"
+	    "<p class=\"note\">Each bar is one minute of RCPT commands, "
+	    "stacked by the answer they got; the colours are those of the "
+	    "table below.</p>\n") == -1 || st_chart(o, v) == -1 ||
+	    st_table(o, v) == -1 ||
 	    buf_addf(o, "</body></html>\n") == -1)
 		return -1;
 	return 0;
