@@ -131,9 +131,11 @@ st_cards(struct buf *o, const struct obs_status_view *v)
 	rc |= st_card(o, "Oldest message", a, NULL, v->queue_has_oldest ?
 	    "waiting in the queue" : "the queue is empty");
 	snprintf(a, sizeof(a), "%" PRIu64, v->marked_hosts + v->marked_nets);
-	snprintf(b, sizeof(b), "%" PRIu64 " hosts, %" PRIu64 " networks; %"
-	    PRIu64 " domains under a distributed harvest", v->marked_hosts,
-	    v->marked_nets, v->hot_domains);
+	snprintf(b, sizeof(b), "%" PRIu64 " host%s, %" PRIu64 " network%s; %"
+	    PRIu64 " domain%s under a distributed harvest", v->marked_hosts,
+	    v->marked_hosts == 1 ? "" : "s", v->marked_nets,
+	    v->marked_nets == 1 ? "" : "s", v->hot_domains,
+	    v->hot_domains == 1 ? "" : "s");
 	rc |= st_card(o, "Harvest: marked sources", a,
 	    v->marked_hosts + v->marked_nets > 0 ? "bad" : NULL, b);
 	snprintf(b, sizeof(b), "%s back-end, %" PRIu64 " entr%s",
