@@ -27,6 +27,7 @@ import urllib.request
 import mxlib
 from ctllib import mx
 from mxlib import check, check_eq
+from test_delivery_hops import hop_config, py_sink
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -288,6 +289,100 @@ def test_reload_keeps_metrics_and_names_a_restart(gw_factory):
 def test_off_by_default(gw):
     check(not gw.events("listening", listener="metrics"),
           "a metrics listener without metrics_listen")
+
+
+def test_tarpit_counted_and_released(gw_factory):
+    gw, port = metrics_gateway(gw_factory, harvest_tarpit_after="1",
+                               harvest_tarpit_delay="200ms",
+                               harvest_tarpit_max="400ms",
+                               harvest_threshold="1000")
+    with mxlib.session(gw, bind="127.0.4.3") as c:
+        c.expect("250 2.1.0 Ok", "MAIL FROM:<h@remote.test>")
+        c.expect("550 5.1.1 *", "RCPT TO:<guess0@example.test>")
+        c.expect("550 5.1.1 *", "RCPT TO:<guess1@example.test>")
+        s = samples(scrape(port))      # the session still holds its slot
+        check_eq(value(s, "mxgate_tarpitted_sessions"), 1.0, "tarpitted")
+        check_eq(value(s, "mxgate_sessions_active"), 1.0, "open")
+        check_eq(value(s, "mxgate_rcpt_total", decision="tarpit",
+                       reason="harvest"), 1.0, "the delayed RCPT")
+        check_eq(value(s, "mxgate_rcpt_total", decision="reject",
+                       reason="unknown"), 1.0, "the first, undelayed")
+        c.expect("221 2.0.0 Bye", "QUIT")
+    gw.wait_event("disconnect")
+    s = mxlib.wait_until(
+        lambda: (x if value(x := samples(scrape(port)),
+                            "mxgate_sessions_total", result="quit") == 1
+                 else None), BOUND_S, "the session's end counted")
+    check_eq(value(s, "mxgate_tarpitted_sessions"), 0.0, "slot released")
+
+
+@mxlib.params(["null_sender", "forged_local_sender"])
+def test_ndr_suppressed_counted(gw_factory, param):
+    gw, port = metrics_gateway(gw_factory, unknown_recipient="bounce",
+                               harvest_exempt="127.0.0.0/8")
+    sender = "" if param == "null_sender" else "carol@example.test"
+    with mxlib.session(gw) as c:
+        c.expect("250 2.1.0 Ok", f"MAIL FROM:<{sender}>")
+        c.expect("250 2.1.5 Ok", "RCPT TO:<nobody@example.test>")
+        c.expect("354 *", "DATA")
+        c.send(mxlib.make_message("ndr", sender=sender or "m@x.test",
+                                  to="nobody@example.test") + b".\r\n")
+        c.expect("250 2.0.0 Ok: queued as *")
+    gw.wait_event("dsn", ndr="suppressed", reason=param)
+    s = samples(scrape(port))
+    check_eq(value(s, "mxgate_ndr_total", action="suppressed",
+                   reason=param), 1.0, "suppressed")
+    check_eq(sum(v for (n, l), v in s.items() if n == "mxgate_ndr_total"),
+             1.0, "reports counted in all")
+    check_eq(value(s, "mxgate_rcpt_total", decision="bounce",
+                   reason="unknown"), 1.0, "the bounced RCPT")
+
+
+def test_ndr_sent_and_delivery_kinds(ctx, gw_factory):
+    """A report that goes out is counted sent; its delivery to the
+    relayhost counts as smtp, the original's as maildir."""
+    with py_sink(ctx, "relay") as relay:
+        conf = hop_config("maildir:mail", relay, unknown_recipient="bounce",
+                          harvest_exempt="127.0.0.0/8")
+        gw, port = metrics_gateway(gw_factory, **conf)
+        send_traffic(gw, accepted=1, unknown=0, relay=0)
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+            c.expect("250 2.1.5 Ok", "RCPT TO:<nobody@example.test>")
+            c.expect("354 *", "DATA")
+            c.send(mxlib.make_message("ndr", to="nobody@example.test") +
+                   b".\r\n")
+            c.expect("250 2.0.0 Ok: queued as *")
+        relay.wait_messages(1)
+        mxlib.wait_until(lambda: not gw.spool_files(), BOUND_S, "empty spool")
+        s = mxlib.wait_until(
+            lambda: (x if value(x := samples(scrape(port)),
+                                "mxgate_delivery_total", hop="smtp",
+                                result="delivered") == 1 else None),
+            BOUND_S, "the report's delivery counted")
+        check_eq(value(s, "mxgate_ndr_total", action="sent",
+                       reason="failure"), 1.0, "report sent")
+        check_eq(value(s, "mxgate_delivery_total", hop="maildir",
+                       result="delivered"), 1.0, "the first message")
+
+
+def test_deferred_queue_and_oldest(ctx, gw_factory):
+    dead = mxlib.free_port()        # nothing listens there
+    conf = hop_config(f"smtp:127.0.0.1:{dead}", None, retry_min="1m",
+                      retry_max="1h")
+    gw, port = metrics_gateway(gw_factory, **conf)
+    send_traffic(gw, accepted=1, unknown=0, relay=0)
+    gw.wait_event("deferred")
+    s = mxlib.wait_until(
+        lambda: (x if value(x := samples(scrape(port)),
+                            "mxgate_queue_oldest_seconds") >= 1 else None),
+        BOUND_S, "the oldest message to age")
+    check_eq(value(s, "mxgate_queue_messages", state="deferred"), 1.0,
+             "deferred")
+    check_eq(value(s, "mxgate_delivery_total", hop="smtp",
+                   result="deferred"), 1.0, "deferred attempt")
+    check_eq(value(s, "mxgate_delivery_total", hop="smtp",
+                   result="delivered"), 0.0, "nothing delivered")
 
 
 # ------------------------------------------------------------ prometheus
