@@ -44,7 +44,7 @@ def one_run(binary: str, metrics: bool, clients: int, messages: int
             ) -> float:
     tmp = tempfile.mkdtemp(prefix="mxgate-metrics-cost-")
     conf = {"log_level": "warning", "workers": "2",
-            "harvest_exempt": "127.0.0.0/8"}
+            "harvest_exempt": "127.0.0.0/8", "spool_min_free": "0"}
     mport = mxlib.free_port()
     if metrics:
         conf["metrics_listen"] = f"127.0.0.1:{mport}"
@@ -89,6 +89,8 @@ def one_run(binary: str, metrics: bool, clients: int, messages: int
         for t in threads[:clients]:
             t.join(600)
         total = clients * messages
+        if errors:
+            raise RuntimeError("; ".join(errors[:3]))
         gw.wait_maildir("example.test", "alice", count=total, timeout_s=300)
         mxlib.wait_until(lambda: not gw.spool_files(), 120.0, "empty spool")
         used = cpu_s(gw.proc.pid) - t0
