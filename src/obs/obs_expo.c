@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lib/log.h"
@@ -120,16 +121,22 @@ obs_expo_u64(struct buf *out, const char *name, const struct obs_label *l,
 	return buf_addf(out, "%" PRIu64 "\n", v);
 }
 
-/* A float as the format spells it: Go's ParseFloat reads %.17g, and
- * NaN and the infinities have their own words. */
+/* A float as the format spells it (Go's ParseFloat reads C's %g): the
+ * shorter %.15g when it reads back as the same double, else %.17g; NaN
+ * and the infinities have their own words. */
 static int
 obs_expo_float(struct buf *out, double v)
 {
+	char	b[40];
+
 	if (isnan(v))
 		return buf_add(out, "NaN", 3);
 	if (isinf(v))
 		return v > 0 ? buf_add(out, "+Inf", 4) : buf_add(out, "-Inf", 4);
-	return buf_addf(out, "%.17g", v);
+	snprintf(b, sizeof(b), "%.15g", v);
+	if (strtod(b, NULL) != v)
+		snprintf(b, sizeof(b), "%.17g", v);
+	return buf_add(out, b, strlen(b));
 }
 
 int

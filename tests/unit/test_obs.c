@@ -82,12 +82,16 @@ test_family(void **state)
 	assert_int_equal(obs_expo_u64(&b, "x_total", l, 2, 42), 0);
 	assert_int_equal(obs_expo_u64(&b, "x_total", NULL, 0, 0), 0);
 	assert_int_equal(obs_expo_f64(&b, "x_total", l, 1, 0.5), 0);
+	assert_int_equal(obs_expo_f64(&b, "x_total", NULL, 0, 37e-6), 0);
+	assert_int_equal(obs_expo_f64(&b, "x_total", NULL, 0, 0.1 + 0.2), 0);
 	assert_string_equal(out_str(&b),
 	    "# HELP x_total help with \\\\ and\\nnewline\n"
 	    "# TYPE x_total counter\n"
 	    "x_total{decision=\"reject\",reason=\"a\\\"b\"} 42\n"
 	    "x_total 0\n"
-	    "x_total{decision=\"reject\"} 0.5\n");
+	    "x_total{decision=\"reject\"} 0.5\n"
+	    "x_total 3.7e-05\n"
+	    "x_total 0.30000000000000004\n");
 	buf_free(&b);
 }
 
