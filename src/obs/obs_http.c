@@ -95,6 +95,9 @@ obs_http_conn_gone(struct evhttp_connection *evcon, void *arg)
  * Right after evhttp set a new connection up (in the same loop pass as
  * its accept, before any of its I/O can run): its bufferevent's
  * callback argument is the connection, which gets our close callback.
+ * Known gap: should evhttp fail to allocate the connection after asking
+ * for its bufferevent (out of memory), that bufferevent is gone by now
+ * and its slot stays counted.
  */
 static void
 obs_http_adopt(evutil_socket_t fd, short what, void *arg)
