@@ -95,27 +95,36 @@ obs_http_conn_gone(struct evhttp_connection *evcon, void *arg)
  * Right after evhttp set a new connection up (in the same loop pass as
  * its accept, before any of its I/O can run): its bufferevent's
  * callback argument is the connection, which gets our close callback.
- * Known gap: should evhttp fail to allocate the connection after asking
- * for its bufferevent (out of memory), that bufferevent is gone by now
- * and its slot stays counted.
+ * We hold a reference on each bufferevent until then, so one that evhttp
+ * already let go (it could not allocate the rest of the connection) is
+ * still there to look at: freed, it has no callbacks, and its slot is
+ * given back here.
  */
 static void
 obs_http_adopt(evutil_socket_t fd, short what, void *arg)
 {
-	struct obs_http	*h = arg;
-	void		*evcon;
-	size_t		 i;
+	struct obs_http		*h = arg;
+	struct bufferevent	*bev;
+	void			*evcon;
+	size_t			 i, n = h->nfresh;
+	bool			 closing = h->closing;
 
 	(void)fd;
 	(void)what;
-	for (i = 0; i < h->nfresh; i++) {
-		evcon = NULL;
-		bufferevent_getcb(h->fresh[i], NULL, NULL, NULL, &evcon);
-		if (evcon == NULL)
-			panic("obs_http_adopt: a connection without evhttp");
-		evhttp_connection_set_closecb(evcon, obs_http_conn_gone, h);
-	}
 	h->nfresh = 0;
+	for (i = 0; i < n; i++) {
+		bev = h->fresh[i];
+		evcon = NULL;
+		bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+		if (evcon != NULL)
+			evhttp_connection_set_closecb(evcon, obs_http_conn_gone,
+			    h);
+		else if (h->nconn > 0)
+			h->nconn--;
+		bufferevent_decref(bev);
+	}
+	if (!closing && h->nconn < OBS_HTTP_CONN_MAX)
+		obs_http_pause(h, false);
 }
 
 /* evhttp's new connection: counted here, adopted just after. */
@@ -129,6 +138,7 @@ obs_http_bev(struct event_base *base, void *arg)
 		return NULL;		/* evhttp tries on its own, uncounted */
 	if (h->nfresh == OBS_HTTP_FRESH_MAX)
 		return bev;		/* accepts in one burst past the cap */
+	bufferevent_incref(bev);	/* until obs_http_adopt */
 	h->fresh[h->nfresh++] = bev;
 	event_active(h->adopt_ev, EV_READ, 0);
 	if (++h->nconn >= OBS_HTTP_CONN_MAX)
@@ -327,12 +337,15 @@ obs_http_close(struct obs_http *h)
 {
 	if (h == NULL)
 		return;
-	/* Frees the connections too; each one's close callback runs as it
-	 * goes, the last one frees h. */
 	h->closing = true;
 	obs_http_adopt(-1, 0, h);	/* none is left without its callback */
 	event_free(h->adopt_ev);
-	evhttp_free(h->http);
-	if (h->nconn == 0)
+	if (h->nconn == 0) {
+		evhttp_free(h->http);
 		free(h);
+		return;
+	}
+	/* It frees the connections too, calling each one's close callback
+	 * as it goes: the last one frees h. */
+	evhttp_free(h->http);
 }

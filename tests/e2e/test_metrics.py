@@ -276,6 +276,28 @@ def test_http_limits(gw_factory):
                      "service after the idle connections left")
 
 
+def test_stop_with_connections_open(gw_factory):
+    """A stop while scrapers are connected (idle, mid-request, kept
+    alive) ends cleanly: exit status 0, nothing from the sanitizers (the
+    runner reads both from the gateway's log)."""
+    gw, port = metrics_gateway(gw_factory)
+    idle = socket.create_connection(("127.0.0.1", port), timeout=30)
+    partial = socket.create_connection(("127.0.0.1", port), timeout=30)
+    partial.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    kept = socket.create_connection(("127.0.0.1", port), timeout=30)
+    kept.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b"mxgate_shared_state_configured 0\n" not in got:
+        chunk = kept.recv(65536)
+        check(chunk, "the kept-alive scrape was cut")
+        got += chunk
+    try:
+        check_eq(gw.stop(), 0, "exit status with scrapers connected")
+    finally:
+        for s in (idle, partial, kept):
+            s.close()
+
+
 def test_reload_keeps_metrics_and_names_a_restart(gw_factory):
     gw, port = metrics_gateway(gw_factory)
     gw.settings["metrics_listen"] = f"127.0.0.1:{mxlib.free_port()}"
