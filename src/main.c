@@ -370,6 +370,8 @@ cmd_serve(const char *file)
 		fatal("msg=\"cannot install signal handlers\"");
 	if (worker_listen(&w) == -1)
 		fatal("msg=\"cannot listen\"");
+	if (worker_obs_open(&w, err, sizeof(err)) == -1)
+		fatal("msg=\"%s\"", err);
 	drop_privileges(w.conf);
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	nloops = w.conf->workers ? w.conf->workers : ncpu > 0 ?
@@ -388,6 +390,7 @@ cmd_serve(const char *file)
 		    strerror(errno));
 	worker_run(&w);
 	worker_join_all(&w);	/* the other loops' sessions end first */
+	worker_obs_close(&w);
 	job_pool_free(w.auth_jobs);	/* answers to sessions still here */
 	ctl_close(ctl);		/* its handlers point into w */
 	w.ctl = NULL;		/* a reload finishing below answers no one */

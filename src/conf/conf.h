@@ -59,6 +59,7 @@ struct rate_spec {
 enum dir_kind {
 	DIR_KIND_FILE,		/* file:PATH */
 };
+#define DIR_KIND_LAST	DIR_KIND_FILE	/* obs.h: one histogram each */
 
 struct dir_spec {
 	enum dir_kind	 kind;
@@ -190,6 +191,8 @@ struct config {
 	 * `mxgate config` and the reload report); line 0: not in the file */
 	char			**key_text;
 	unsigned		*key_line;
+	/* metrics and the status page (issue 18, part 1 and 6) */
+	struct listen_set	 metrics_listen;	/* empty: off */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

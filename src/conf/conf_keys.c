@@ -247,6 +247,11 @@ const struct conf_key conf_keys[] = {
 	{ "pid_file", CT_OPTPATH, G(pid_file), 0, "", 0, 0,
 	  "file the running gateway writes its process id to, relative to "
 	  "the config file's folder (empty: mxgate.pid in the spool)" },
+	/* metrics and the status page (issue 18, parts 1 and 6) */
+	{ "metrics_listen", CT_LISTENS, G(metrics_listen), 0, "", 0, 0,
+	  "addresses for GET /metrics (Prometheus text format) and GET / "
+	  "(the status page), e.g. 127.0.0.1:9125; a management address "
+	  "only: there is no authentication (empty: off)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");

@@ -32,6 +32,7 @@
 #include "../lib/log.h"
 #include "../lib/utf8.h"
 #include "../net/worker.h"
+#include "../obs/obs.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
 #include "../queue/queue_admin.h"
@@ -868,6 +869,7 @@ qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
 		.envid = m->qf.dsn_envid,
 		.ret_full = full && m->qf.dsn_ret == QUEUE_DSN_RET_FULL,
 		.smtputf8 = m->qf.smtputf8,
+		.obs = &m->q->w->obs,
 	};
 	(void)qmgr_report(m->q, &rep);
 }
@@ -955,6 +957,7 @@ qmsg_report_failures(struct qmsg *m)
 			    "ndr=suppressed reason=notify", m->qid,
 			    log_esc(m->qf.rcpts[i], strlen(m->qf.rcpts[i]),
 			    256));
+			obs_ndr_note(&m->q->w->obs, false, NULL, "notify");
 			continue;
 		}
 		qreport_add(&r, m, i, "failed", m->res[i].esc, true);
@@ -1130,6 +1133,34 @@ qmsg_recorded(void *arg)
 	queue_spare_put(q->w->queue, spare);
 }
 
+/* mxgate_delivery_total: this attempt's outcome per recipient, by the
+ * kind of its next hop (worker 0's loop: the qmgr's). */
+static void
+qmsg_count(struct qmsg *m)
+{
+	struct obs_loop		*o = &m->q->w->obs;
+	const struct qgroup	*g;
+	enum obs_hop		 hop;
+	size_t			 gi, k, i;
+
+	for (gi = 0; gi < m->ngroups; gi++) {
+		g = &m->groups[gi];
+		hop = g->maildir ? OBS_HOP_MAILDIR : g->dest.lmtp ?
+		    OBS_HOP_LMTP : OBS_HOP_SMTP;
+		for (k = 0; k < g->n; k++) {
+			i = g->idx[k];
+			if (m->qf.done[i])
+				continue;
+			if (m->state[i] == QR_OK)
+				obs_add(&o->delivery[hop][OBS_DLV_DELIVERED], 1);
+			else if (m->state[i] == QR_TEMP)
+				obs_add(&o->delivery[hop][OBS_DLV_DEFERRED], 1);
+			else if (m->state[i] == QR_PERM)
+				obs_add(&o->delivery[hop][OBS_DLV_FAILED], 1);
+		}
+	}
+}
+
 static void
 qmsg_finish(struct qmsg *m)
 {
@@ -1150,6 +1181,7 @@ qmsg_finish(struct qmsg *m)
 	else
 		m->early = false;
 	m->next = now + (time_t)(next_ms / 1000);
+	qmsg_count(m);
 	for (i = 0; i < m->qf.nrcpts; i++) {
 		if (m->qf.done[i])
 			continue;
@@ -1250,6 +1282,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 			    "ndr=suppressed reason=%s", r->orig_qid,
 			    log_esc(r->rcpts[i].rcpt,
 			    strlen(r->rcpts[i].rcpt), 256), why);
+		obs_ndr_note(r->obs, false, NULL, why);
 		return -1;
 	}
 	in = (struct dsn_input){
@@ -1284,6 +1317,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 	    (qm = queue_msg_new(q->w->queue, &env)) == NULL) {
 		log_event(LOG_LVL_WARNING, "dsn", "qid=%s msg=\"cannot build "
 		    "or queue a report\"", r->orig_qid);
+		obs_ndr_note(r->obs, false, NULL, "local_error");
 		buf_free(&b);
 		return -1;
 	}
@@ -1292,10 +1326,12 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 	    strlen(r->sender), 256), r->nrcpts);
 	if (queue_msg_write(qm, b.data, b.len) == -1) {
 		queue_msg_abort(qm);
+		obs_ndr_note(r->obs, false, NULL, "local_error");
 		buf_free(&b);
 		return -1;
 	}
 	buf_free(&b);
+	obs_ndr_note(r->obs, true, r->rcpts[0].action, NULL);
 	queue_msg_commit(qm, NULL, 0, qmgr_report_committed, q);
 	return 0;
 }
@@ -1448,6 +1484,32 @@ unsigned
 qmgr_waiting(const struct qmgr *q)
 {
 	return q->nwaiting;
+}
+
+/* Keep the lower of *best and the id qid names (0: none yet). */
+static void
+qmgr_oldest_keep(uint64_t *best, const char *qid)
+{
+	uint64_t	id;
+
+	if (id_parse(qid, &id) == 0 && id != 0 && (*best == 0 || id < *best))
+		*best = id;
+}
+
+uint64_t
+qmgr_oldest_id(const struct qmgr *q)
+{
+	const struct qmsg	*m;
+	const struct qwait	*r;
+	uint64_t		 best = 0;
+	size_t			 i;
+
+	for (i = 0; i < QMGR_BUCKETS; i++)
+		for (m = q->active[i]; m != NULL; m = m->hnext)
+			qmgr_oldest_keep(&best, m->qid);
+	for (r = q->waiting; r != NULL; r = r->next)
+		qmgr_oldest_keep(&best, r->qid);
+	return best;
 }
 
 void

@@ -21,6 +21,7 @@ struct worker;
 struct qmgr;
 struct ctl;
 struct dsn_rcpt;
+struct obs_loop;
 
 struct outbound;
 /* ob: the outbound TLS context, CA stores and logins (outbound.h); the
@@ -64,6 +65,9 @@ struct qmgr_report {
 	/* the original came with SMTPUTF8: an 8-bit header section
 	 * returned in the report makes it global (RFC 6533 6) */
 	bool			 smtputf8;
+	/* the calling loop's counters: the report is counted there, sent
+	 * or suppressed (mxgate_ndr_total) */
+	struct obs_loop		*obs;
 };
 
 /*
@@ -82,5 +86,9 @@ void		 qmgr_ctl_register(struct qmgr *, struct ctl *);
 /* For stats. */
 unsigned	 qmgr_active(const struct qmgr *);
 unsigned	 qmgr_waiting(const struct qmgr *);
+/* The lowest queue id among active and waiting messages (an id is its
+ * creation time in microseconds, lib/ids.h), 0 when there is none;
+ * O(messages), on the qmgr's loop. */
+uint64_t	 qmgr_oldest_id(const struct qmgr *);
 
 #endif

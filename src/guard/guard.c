@@ -864,8 +864,8 @@ guard_get_stats(struct guard *g, struct guard_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	guard_lock(g);
-	guard_mem_stats(g->mem, &st->entries, &st->marked, &st->evicted,
-	    &st->bytes);
+	guard_mem_stats(g->mem, &st->entries, &st->marked, &st->marked_nets,
+	    &st->evicted, &st->bytes);
 	st->tarpitted = g->ntarpitted;
 	st->hot_domains = guard_dom_hot_count(g->dom);
 	guard_unlock(g);

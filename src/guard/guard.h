@@ -131,6 +131,7 @@ enum guard_signal {
 struct guard_stats {
 	size_t		 entries;	/* hosts and nets in the table */
 	size_t		 marked;	/* of those, in uniform mode */
+	size_t		 marked_nets;	/* of those, nets (/24, /48) */
 	size_t		 tarpitted;	/* sessions holding a tarpit slot */
 	size_t		 hot_domains;	/* under a distributed harvest */
 	size_t		 evicted;	/* entries dropped for max_clients */

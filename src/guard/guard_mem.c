@@ -51,6 +51,7 @@ struct guard_entry {
 struct guard_lru {
 	struct guard_entry	*head, *tail;	/* most recent first */
 	size_t			 n;
+	size_t			 nnets;		/* of n: nets, not hosts */
 };
 
 struct guard_mem {
@@ -255,6 +256,13 @@ guard_entry_counts(struct guard_mem *m, struct guard_entry *e, uint64_t now,
 	c->busy_until = e->busy_until;
 }
 
+/* A host (/32, /64) rather than its net (/24, /48). */
+static bool
+guard_entry_is_host(const struct guard_entry *e)
+{
+	return e->net.prefix == (e->net.family == AF_INET ? 32 : 64);
+}
+
 static void
 guard_lru_unlink(struct guard_lru *l, struct guard_entry *e)
 {
@@ -268,6 +276,7 @@ guard_lru_unlink(struct guard_lru *l, struct guard_entry *e)
 		l->tail = e->lprev;
 	e->lprev = e->lnext = NULL;
 	l->n--;
+	l->nnets -= !guard_entry_is_host(e);
 }
 
 static void
@@ -281,6 +290,7 @@ guard_lru_push(struct guard_lru *l, struct guard_entry *e)
 		l->tail = e;
 	l->head = e;
 	l->n++;
+	l->nnets += !guard_entry_is_host(e);
 }
 
 static struct guard_lru *
@@ -651,10 +661,11 @@ guard_mem_expire(struct guard_mem *m, uint64_t now, guard_mem_fn *fn,
 
 void
 guard_mem_stats(const struct guard_mem *m, size_t *entries, size_t *marked,
-    size_t *evicted, size_t *bytes)
+    size_t *marked_nets, size_t *evicted, size_t *bytes)
 {
 	*entries = m->n;
 	*marked = m->marked.n;
+	*marked_nets = m->marked.nnets;
 	*evicted = m->evicted;
 	*bytes = m->bytes;
 }

@@ -94,7 +94,8 @@ void	guard_mem_walk(struct guard_mem *, uint64_t now_ms, guard_mem_fn *,
 void	guard_mem_expire(struct guard_mem *, uint64_t now_ms, guard_mem_fn *,
 	    void *);
 void	guard_mem_stats(const struct guard_mem *, size_t *entries,
-	    size_t *marked, size_t *evicted, size_t *bytes);
+	    size_t *marked, size_t *marked_nets, size_t *evicted,
+	    size_t *bytes);
 
 struct guard_dom;
 typedef void	guard_dom_fn(void *arg, const char *name, size_t len,

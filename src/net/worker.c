@@ -87,7 +87,7 @@ worker_session_add(struct worker *w, struct smtp_session *s)
 	s->hnext = w->sessions[b];
 	w->sessions[b] = s;
 	w->nsessions++;
-	w->sessions_total++;
+	obs_add(&w->obs.sessions_started, 1);
 }
 
 void
@@ -175,7 +175,7 @@ worker_admit(struct worker *w, evutil_socket_t fd, struct sockaddr *sa)
 		    "per minute" : "too many connections from you");
 		(void)send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		evutil_closesocket(fd);
-		w->refused_total++;
+		obs_session_end(&w->obs, OBS_SESS_REFUSED);
 		if (sa->sa_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->
 			    sin6_addr, client, sizeof(client));
@@ -709,6 +709,20 @@ worker_str_differs(const char *a, const char *b)
 	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
+static bool
+worker_set_differs(const struct listen_set *a, const struct listen_set *b)
+{
+	size_t	i;
+
+	if (a->n != b->n)
+		return true;
+	for (i = 0; i < a->n; i++)
+		if (a->addr[i].sslen != b->addr[i].sslen ||
+		    memcmp(&a->addr[i].ss, &b->addr[i].ss, a->addr[i].sslen))
+			return true;
+	return false;
+}
+
 /*
  * The keys a reload cannot apply, because what they set was built once at
  * start: the spool and its lock, the user dropped to, the loops, and the
@@ -745,6 +759,8 @@ worker_restart_keys(const struct config *o, const struct config *n,
 		    n->null_sender_rate.window_ms },
 		{ "relayhost_auth_file", worker_str_differs(
 		    o->relayhost_auth_file, n->relayhost_auth_file) },
+		{ "metrics_listen", worker_set_differs(&o->metrics_listen,
+		    &n->metrics_listen) },
 	};
 	size_t	i;
 
@@ -978,22 +994,20 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
 	struct worker		*w = arg;
 	struct guard_stats	 st;
+	struct obs_totals	 t;
 	uint64_t		 syncs, synced, sync_msgs, sync_us;
-	uint64_t		 sessions = 0, queued = 0;
-	unsigned		 i;
 
 	(void)argc;
 	(void)argv;
 
-	for (i = 0; i < w->grp->n; i++) {
-		sessions += atomic_load(&w->grp->w[i]->sessions_total);
-		queued += atomic_load(&w->grp->w[i]->messages_queued);
-	}
+	memset(&t, 0, sizeof(t));
+	worker_obs_totals(w, &t);	/* the counters /metrics shows */
 	ctl_printf(cn, "workers %u", w->grp->n);
 	ctl_printf(cn, "sessions_open %zu", worker_sessions_open(w));
-	ctl_printf(cn, "sessions_total %llu", (unsigned long long)sessions);
+	ctl_printf(cn, "sessions_total %llu",
+	    (unsigned long long)t.sessions_started);
 	ctl_printf(cn, "messages_queued_total %llu",
-	    (unsigned long long)queued);
+	    (unsigned long long)t.messages_accepted);
 	ctl_printf(cn, "directory_entries %zu", w->dir ? dir_count(w->dir) :
 	    (size_t)0);
 	queue_sync_stats(w->queue, &syncs, &synced, &sync_msgs, &sync_us);
@@ -1179,6 +1193,7 @@ worker_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	guard_tick(w->guard, smtp_now_ms());
+	worker_obs_tick(w, smtp_now_ms());
 }
 
 int

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../obs/obs.h"
+
 struct event_base;
 struct event;
 struct config;
@@ -40,6 +42,7 @@ struct passwd_file;
 struct worker_conn;
 struct worker_listener;
 struct worker;
+struct obs_http;
 
 #define WORKER_SESSION_BUCKETS	4096	/* power of two */
 #define WORKER_MAX		256	/* event loops at most */
@@ -68,7 +71,6 @@ struct worker {
 	struct rate_table	*null_rate;	/* bounces per recipient */
 	struct guard		*guard;		/* harvest guard */
 	struct climit		*climit;	/* per-client connections */
-	uint64_t		 refused_total;	/* at connect, by limits */
 	bool			 stressed;	/* near max_connections */
 	struct event		*tick_ev;	/* once a second: guard_tick */
 	struct worker_listener	**listeners;	/* worker 0: each with its
@@ -79,8 +81,13 @@ struct worker {
 	struct job_pool		*auth_jobs;	/* crypt(3) checks */
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
 	atomic_size_t		 nsessions;	/* this loop's; owner writes */
-	_Atomic uint64_t	 sessions_total;	/* since start */
-	_Atomic uint64_t	 messages_queued;	/* since start */
+	struct obs_loop		 obs;		/* this loop's counters: only
+						 * its thread writes them */
+	/* worker 0: the metrics listener and what it keeps (worker_obs.c) */
+	struct obs_http		*obs_http;	/* NULL: metrics_listen off */
+	struct obs_ring		 obs_ring;	/* RCPTs per minute, an hour */
+	uint64_t		 obs_start_ms;	/* monotonic, at start */
+	int64_t			 obs_start_wall; /* unix time, at start */
 	/* mailbox from worker 0, guarded by mbox_mu; wake_ev reads it */
 	struct event		*wake_ev;
 	pthread_mutex_t		 mbox_mu;
@@ -149,5 +156,18 @@ int	worker_spawn(struct worker *main, unsigned idx, unsigned commit_threads,
 void	worker_join_all(struct worker *main);
 /* Sessions open on every loop. */
 size_t	worker_sessions_open(const struct worker *);
+
+/*
+ * worker_obs.c, on worker 0: the metrics listener (metrics_listen; off
+ * when empty), which sums every loop's counters and reads the guard, the
+ * spool, the delivery manager and the directory on worker 0's loop when
+ * scraped.  open: 0, or -1 with err; tick: once a second (the status
+ * page's minute ring); close: after the loops have stopped.
+ */
+int	worker_obs_open(struct worker *, char *err, size_t errlen);
+void	worker_obs_tick(struct worker *, uint64_t now_ms);
+void	worker_obs_close(struct worker *);
+/* Every loop's counters, added up (worker 0's thread). */
+void	worker_obs_totals(const struct worker *, struct obs_totals *);
 
 #endif

@@ -49,6 +49,7 @@
 #include "../lib/ids.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../obs/obs.h"
 #include "journal.h"
 #include "queue.h"
 #include "queue_rec.h"
@@ -77,6 +78,7 @@ struct queue {
 	struct journal	*j;		/* what makes a commit durable */
 	pthread_mutex_t	 batch_mu;	/* batches[], their lists, synced */
 	uint64_t	 synced;	/* stats: messages a sync covered */
+	struct obs_hist	 batch_hist;	/* messages per batch job's sync */
 	struct queue_batch batches[QUEUE_BATCHES_MAX];
 	size_t		 nbatches;
 	/* spare files (SPOOL/spare/XXXXXXXX) for reuse, under spare_mu */
@@ -782,6 +784,12 @@ queue_msg_abort(struct queue_msg *m)
 	queue_msg_free(m);
 }
 
+const struct obs_hist *
+queue_batch_hist(const struct queue *q)
+{
+	return &q->batch_hist;
+}
+
 void
 queue_sync_stats(struct queue *q, uint64_t *syncs, uint64_t *waiters,
     uint64_t *msgs, uint64_t *us)
@@ -944,6 +952,8 @@ queue_batch_job(void *arg)
 		e = journal_sync(b->q->j, pos);
 	pthread_mutex_lock(&b->q->batch_mu);
 	b->q->synced += n;
+	if (pos > 0)		/* one writer at a time: under batch_mu */
+		obs_hist_note(&b->q->batch_hist, &obs_batch_messages, n);
 	pthread_mutex_unlock(&b->q->batch_mu);
 	for (m = b->run; m != NULL; m = m->next) {
 		if (!m->ok || e == 0)

@@ -101,6 +101,13 @@ void		 queue_msg_commit(struct queue_msg *, struct job_pool *,
  */
 void		 queue_sync_stats(struct queue *, uint64_t *syncs,
 		    uint64_t *waiters, uint64_t *msgs, uint64_t *us);
+/*
+ * Messages each batch job's journal sync made durable, as a histogram
+ * (obs.h, obs_batch_messages); its counters are read with relaxed loads
+ * by any thread.
+ */
+struct obs_hist;
+const struct obs_hist *queue_batch_hist(const struct queue *);
 /* Give up on a message: remove the partial file and free it. */
 void		 queue_msg_abort(struct queue_msg *);
 

@@ -28,6 +28,7 @@
 #include "smtp_session.h"
 
 static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
+static void	rcpt_dir_time(struct smtp_session *);
 static void	rcpt_guard(struct smtp_session *);
 static void	rcpt_lookup(struct smtp_session *);
 static void	rcpt_proceed(struct smtp_session *, enum relay_verdict,
@@ -136,6 +137,24 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 	return true;
 }
 
+/*
+ * mxgate_rcpt_total and the decision time (issue 18): once per RCPT, when
+ * its answer is chosen (a tarpit's wait comes after, and is not in it).
+ * A RCPT the guard delays counts as tarpit, whatever its answer.
+ */
+static void
+rcpt_count(struct smtp_session *s, enum obs_rcpt r)
+{
+	struct obs_loop	*o = &s->w->obs;
+	uint64_t	 now = smtp_now_us();
+
+	if (s->rw.tarpit_us != 0 && r != OBS_RCPT_UNIFORM_HARVEST)
+		r = OBS_RCPT_TARPIT_HARVEST;
+	obs_rcpt(o, r);
+	obs_hist_note(&o->rcpt_seconds, &obs_rcpt_seconds,
+	    now > s->rw.arrive_us ? now - s->rw.arrive_us : 0);
+}
+
 static void
 rcpt_log(struct smtp_session *s, const char *verdict, enum rcpt_action a)
 {
@@ -151,15 +170,17 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	struct smtp_addr		 a;
 	enum relay_verdict		 rv;
 
-	if (!rcpt_syntax(s, arg, &a))
+	s->rw.arrive_us = s->read_us;
+	s->rw.tarpit_us = 0;
+	if (!rcpt_syntax(s, arg, &a)) {
+		rcpt_count(s, OBS_RCPT_REJECT_SYNTAX);
 		return;
+	}
 	rv = relay_check(s->conf, (const struct sockaddr *)&s->peer,
 	    s->auth_user[0] != '\0', (const char *)a.domain.p, a.domain.len,
 	    a.literal, &dc);
 	s->rw.dc = dc;
 	s->rw.resume = s->state;
-	s->rw.arrive_us = s->read_us;
-	s->rw.tarpit_us = 0;
 	if (rv != RELAY_LOCAL) {
 		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
@@ -202,6 +223,7 @@ static void
 rcpt_uniform(struct smtp_session *s)
 {
 	rcpt_log(s, "uniform", RCPT_UNIFORM);
+	rcpt_count(s, OBS_RCPT_UNIFORM_HARVEST);
 	rcpt_release(s, true);
 	smtp_reply_line(s, s->conf->harvest_uniform_reply);
 }
@@ -234,9 +256,22 @@ rcpt_guard(struct smtp_session *s)
 		break;
 	case GUARD_CUTOFF:
 		rcpt_log(s, "cutoff", RCPT_CUTOFF);
+		rcpt_count(s, OBS_RCPT_TEMPFAIL_HARVEST);
 		smtp_reply(s, R_HARVEST_CUTOFF, s->conf->hostname);
 		break;
 	}
+}
+
+/* mxgate_directory_lookup_seconds{backend}: this look-up's time. */
+static void
+rcpt_dir_time(struct smtp_session *s)
+{
+	unsigned	k = s->conf->directory.kind;
+	uint64_t	now = smtp_now_us();
+
+	if (k < OBS_DIR_KINDS)
+		obs_hist_note(&s->w->obs.dir_seconds[k], &obs_dir_seconds,
+		    now > s->rw.dir_us ? now - s->rw.dir_us : 0);
 }
 
 /* Step 4: the directory. */
@@ -251,12 +286,14 @@ rcpt_lookup(struct smtp_session *s)
 	};
 	enum dir_verdict		 v;
 
+	s->rw.dir_us = smtp_now_us();
 	v = dir_lookup(s->w->dir, &q, s->id, rcpt_dir_done, s->w);
 	if (v == DIR_PENDING) {
 		smtp_set_state(s, ST_WAIT);
 		bufferevent_disable(s->bev, EV_READ);
 		return;
 	}
+	rcpt_dir_time(s);
 	rcpt_proceed(s, RELAY_LOCAL, v);
 }
 
@@ -269,6 +306,7 @@ rcpt_dir_done(void *arg, uint64_t sid, enum dir_verdict v)
 	    s->state != ST_WAIT)
 		return;			/* the client left; drop it */
 	smtp_set_state(s, s->rw.resume);
+	rcpt_dir_time(s);
 	rcpt_proceed(s, RELAY_LOCAL, v);
 	if (s->state != ST_WAIT)	/* else a tarpit holds its input */
 		smtp_resume(s);
@@ -345,13 +383,13 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	const char		*verdict = rv == RELAY_LOCAL ?
 				    dir_verdict_name(v) : "remote";
 	enum rcpt_action	 a = policy_rcpt(rv, v, s->rw.dc);
-	bool			 queue, hot = false, hides;
+	bool			 queue, hot = false, hides, hot_discard;
 	enum reply_id		 r;
 
 	if (rv == RELAY_LOCAL && (v == DIR_VALID || v == DIR_UNKNOWN))
 		hot = rcpt_guard_note(s, v == DIR_UNKNOWN);
 	/* A distributed harvest: unknown names answered as under discard. */
-	if (hot && a == RCPT_REJECT)
+	if ((hot_discard = hot && a == RCPT_REJECT))
 		a = RCPT_DISCARD;
 	/* Whether an unknown name here gets a valid name's answer: then
 	 * every answer here, valid or not, waits for the floor. */
@@ -364,6 +402,9 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 
 	if (!policy_looks_valid(a)) {
 		rcpt_log(s, verdict, a);
+		rcpt_count(s, a == RCPT_DENY ? OBS_RCPT_REJECT_RELAY :
+		    a == RCPT_REJECT ? OBS_RCPT_REJECT_UNKNOWN :
+		    OBS_RCPT_TEMPFAIL_DIRECTORY);
 		rcpt_release(s, hides);
 		smtp_reply(s, a == RCPT_DENY ? R_RELAY_DENIED :
 		    a == RCPT_REJECT ? R_RCPT_UNKNOWN : R_DIR_TEMPFAIL,
@@ -376,6 +417,9 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 		    verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
 		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
 		    "null_sender_rate");
+		rcpt_count(s, r == R_TOO_MANY_RCPTS ? OBS_RCPT_TEMPFAIL_LIMIT :
+		    r == R_NULL_SENDER_MULTI ? OBS_RCPT_REJECT_NULL_SENDER :
+		    OBS_RCPT_TEMPFAIL_NULL_SENDER);
 		rcpt_release(s, hides);
 		smtp_reply(s, r, NULL);
 		return;
@@ -392,6 +436,10 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	s->tx.nbounced += a == RCPT_BOUNCE;
 	s->tx.naccepted++;
 	rcpt_log(s, verdict, a);
+	rcpt_count(s, a == RCPT_ACCEPT ? OBS_RCPT_ACCEPT_VALID :
+	    a == RCPT_RELAY ? OBS_RCPT_ACCEPT_RELAY : a == RCPT_BOUNCE ?
+	    OBS_RCPT_BOUNCE_UNKNOWN : hot_discard ? OBS_RCPT_DISCARD_HARVEST :
+	    OBS_RCPT_DISCARD_UNKNOWN);
 	smtp_set_state(s, ST_RCPT);
 	rcpt_release(s, hides);
 	smtp_reply(s, R_RCPT_OK, NULL);

@@ -90,6 +90,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	}
 	s->id = id_next();
 	s->start_ms = smtp_now_ms();
+	s->end = OBS_SESS_DISCONNECTED;		/* unless a reply closes it */
 	s->w = w;
 	s->submission = kind == SMTP_LISTENER_SUBMISSION;
 	/* the submission listener asks for AUTH, which needs TLS anyway */
@@ -192,6 +193,31 @@ smtp_set_state(struct smtp_session *s, enum smtp_state st)
 		session_timeouts(s);
 }
 
+/* mxgate_sessions_total{result}: the replies that end a session. */
+static const struct {
+	enum reply_id		id;
+	enum obs_session	result;
+} session_ends[] = {
+	{ R_QUIT, OBS_SESS_QUIT },
+	{ R_TIMEOUT, OBS_SESS_TIMEOUT },
+	{ R_TOO_MANY_ERRORS, OBS_SESS_ERRORS },
+	{ R_HARVEST_CUTOFF, OBS_SESS_HARVEST },
+	{ R_TOO_MANY_COMMANDS, OBS_SESS_COMMANDS },
+	{ R_EARLY_TALKER, OBS_SESS_EARLY_TALKER },
+	{ R_SHUTDOWN, OBS_SESS_SHUTDOWN },
+};
+
+static enum obs_session
+session_end_result(enum reply_id id)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(session_ends) / sizeof(session_ends[0]); i++)
+		if (session_ends[i].id == id)
+			return session_ends[i].result;
+	return OBS_SESS_DISCONNECTED;
+}
+
 /* Write "CODE ESC TEXT\r\n", substituting the one "%s" with arg. */
 void
 smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
@@ -219,8 +245,11 @@ smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 	memcpy(line + n, "\r\n", 2);
 	evbuffer_add(out, line, (size_t)n + 2);
 	smtp_log(s, LOG_LVL_DEBUG, "reply", "code=%u", r->code);
-	if (r->closes)
+	if (r->closes) {
+		if (s->end == OBS_SESS_DISCONNECTED)
+			s->end = session_end_result(id);
 		smtp_close(s);
+	}
 	else if (!s->in_process)
 		session_flush(s);
 }
@@ -347,6 +376,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	smtp_log(s, LOG_LVL_INFO, "disconnect", "messages=%u errors=%u",
 	    s->nmsgs, s->errors);
+	obs_session_end(&s->w->obs, s->end);
 	worker_session_del(s->w, s);
 	guard_session_end(s->w->guard, &s->gs);
 	smtp_tx_fini(s);

@@ -18,6 +18,7 @@
 #include "../guard/guard.h"
 #include "../lib/buf.h"
 #include "../lib/log.h"
+#include "../obs/obs.h"
 #include "smtp_auth.h"
 #include "smtp_data.h"
 #include "smtp_hold.h"
@@ -54,6 +55,8 @@ struct smtp_rcpt_wait {
 	const void		*dc;		/* struct domain_conf */
 	uint64_t		 arrive_us;	/* command read (the floor) */
 	uint64_t		 tarpit_us;	/* tarpit: not before; 0: none */
+	uint64_t		 dir_us;	/* directory asked (a pending
+						 * answer's time) */
 	char			 addr[SMTP_PATH_MAX + 3];	/* "<a@b>" */
 	char			 key[SMTP_PATH_MAX + 1];	/* "a@b" */
 	unsigned		 dsn_notify;	/* RFC 3461 NOTIFY, 0: none */
@@ -136,6 +139,8 @@ struct smtp_session {
 	char			 tls_cipher[64];
 	struct smtp_auth	*auth;		/* exchange in ST_AUTH */
 	char			 auth_user[SMTP_AUTH_USER_MAX + 1]; /* "": no */
+	enum obs_session	 end;		/* how it ends: the first
+						 * closing reply says */
 	/* Reply timing (issue 12): smtp_hold.c */
 	uint64_t		 read_us;	/* last input read, monotonic */
 	struct smtp_hold	*hold;		/* held replies, or NULL */

@@ -479,6 +479,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 			smtp_log(s, LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
 			    "ndr=suppressed reason=notify", qid,
 			    log_esc(p, strlen(p), 256));
+			obs_ndr_note(&s->w->obs, false, NULL, "notify");
 			continue;
 		}
 		snprintf(diag[n], sizeof(diag[n]), "%u %s <%s>: %s", r->code,
@@ -508,6 +509,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		.ret_full = s->tx.dsn_ret == QUEUE_DSN_RET_FULL,
 		.envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
 		.smtputf8 = s->tx.smtputf8,
+		.obs = &s->w->obs,
 	};
 	(void)qmgr_report(s->w->qmgr, &rep);
 	free(diag);
@@ -614,7 +616,7 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 	struct smtp_session	*s;
 
 	if (ok) {
-		w->messages_queued++;
+		obs_add(&w->obs.messages_accepted, 1);
 		qmgr_submit(w->qmgr, qid);	/* it may run on another loop */
 	}
 	if ((s = worker_session_find(w, sid)) == NULL) {

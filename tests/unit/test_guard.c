@@ -1111,6 +1111,7 @@ test_max_clients(void **state)
 	}
 	assert_true(st.evicted >= 25);
 	assert_int_equal(st.marked, 1);
+	assert_int_equal(st.marked_nets, 0);	/* the host only */
 	assert_int_equal(check_at(g, "192.0.2.1", 3000), GUARD_UNIFORM);
 	guard_free(g);
 
@@ -1119,6 +1120,7 @@ test_max_clients(void **state)
 	harvest_from(g, "198.51.100.1", 3, 1000);
 	guard_get_stats(g, &st);
 	assert_int_equal(st.marked, 4);
+	assert_int_equal(st.marked_nets, 2);	/* two hosts, their /24s */
 	cap_start(&cap);
 	harvest_from(g, "203.0.113.1", 1, 2000);
 	assert_int_equal(count_of(cap_stop(&cap), "reason=evicted"), 2);
@@ -1126,6 +1128,7 @@ test_max_clients(void **state)
 	guard_get_stats(g, &st);
 	assert_int_equal(st.entries, 4);
 	assert_int_equal(st.marked, 2);
+	assert_true(st.marked_nets <= st.marked);
 	guard_free(g);
 
 	/* a reload that shrinks the table keeps the marks too */
