@@ -78,6 +78,11 @@ struct listen_set {
 #define CONF_TLS_V1_2	0x01	/* tls_protocols: TLSv1.2 */
 #define CONF_TLS_V1_3	0x02	/* TLSv1.3 */
 
+enum { CONF_LOG_TEXT, CONF_LOG_JSON };
+/* A control rolled out in steps: enforce it, only log what it would do
+ * (shadow), or leave it off. */
+enum { CONF_CONTROL_ENFORCE, CONF_CONTROL_SHADOW, CONF_CONTROL_OFF };
+
 /* The keys a [domain NAME] section may override. */
 struct domain_conf {
 	char			*name;		/* lower case, no trailing dot */
@@ -161,6 +166,16 @@ struct config {
 	uint64_t		 spool_min_free; /* bytes; 0: no reserve */
 
 	bool			 envelope_lenient; /* envelope_syntax */
+
+	/* decision log and shadow mode (issue 18) */
+	int			 log_format;	/* CONF_LOG_* */
+	char			*log_file;	/* absolute; NULL: stderr */
+	int			 log_syslog;	/* facility; -1: none */
+	char			*log_syslog_socket;
+	int			 log_recipients; /* 1: hashed */
+	char			*log_hash_key_file; /* NULL: in the spool */
+	int			 harvest_guard;	/* CONF_CONTROL_* */
+	int			 strict_framing; /* CONF_CONTROL_* */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

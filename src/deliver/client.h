@@ -45,6 +45,7 @@ struct client_rcpt_result {
 	char		text[256];	/* the server's reply line (escaped/printable), or our reason */
 	char		mta[256];	/* the host that answered, for DSNs ("" if none) */
 	bool		hop_dsn;	/* that host offered DSN (RFC 3461): NOTIFY went with the RCPT */
+	char		relay[320];	/* for logs: "name[addr]:port" of the connection that answered, "" if none */
 };
 struct client_msg {
 	uint64_t			 id;		/* caller's id, for logs */

@@ -451,6 +451,7 @@ qmsg_result(struct qmsg *m, size_t i, unsigned code, const char *esc,
 	snprintf(r->esc, sizeof(r->esc), "%s", esc);
 	snprintf(r->text, sizeof(r->text), "%s", text);
 	snprintf(r->mta, sizeof(r->mta), "%s", mta ? mta : "");
+	snprintf(r->relay, sizeof(r->relay), "none");
 	m->state[i] = code >= 500 ? QR_PERM : code >= 400 ? QR_TEMP : QR_OK;
 }
 
@@ -499,6 +500,7 @@ qgroup_maildir(void *arg)
 		else
 			qmsg_result(m, i, 250, "2.0.0", "delivered to "
 			    "maildir", NULL);
+		snprintf(m->res[i].relay, sizeof(m->res[i].relay), "maildir");
 	}
 }
 
@@ -519,6 +521,11 @@ qgroup_sent(void *arg, struct client_msg *cm)
 		    cm->results[k].esc, cm->results[k].text,
 		    cm->results[k].mta);
 		g->m->res[g->idx[k]].hop_dsn = cm->results[k].hop_dsn;
+		/* the connection, else (none made) the destination */
+		snprintf(g->m->res[g->idx[k]].relay,
+		    sizeof(g->m->res[g->idx[k]].relay), "%s",
+		    cm->results[k].relay[0] ? cm->results[k].relay :
+		    g->dest.key);
 	}
 	qgroup_done(g);
 }
@@ -768,31 +775,44 @@ qmsg_backoff_ms(const struct qmsg *m)
 	    (unsigned)ms;
 }
 
+/*
+ * One line per recipient and attempt (issue 18): where it went (relay:
+ * "name[addr]:port", "maildir", or the destination when no connection
+ * was made), the time since arrival (delay_s), the attempts so far and
+ * the reply.  The qid ties it to the queued line.
+ */
 static void
 qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 {
 	const struct client_rcpt_result	*r = &m->res[i];
 	const char			*rcpt = m->qf.rcpts[i];
+	const char			*sender = m->qf.sender ? m->qf.sender : "";
+	time_t				 now = time(NULL);
+	long long			 delay = now > m->qf.arrival ?
+					    (long long)(now - m->qf.arrival) : 0;
+	char				 common[1024];
 
+	snprintf(common, sizeof(common), "from=<%s> relay=%s delay_s=%lld "
+	    "attempts=%u status=%s", log_esc(sender, strlen(sender), 256),
+	    log_esc(r->relay, strlen(r->relay), 200), delay,
+	    m->qf.attempts + (m->early ? 0 : 1), r->esc);
 	switch (m->state[i]) {
 	case QR_OK:
-		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> "
-		    "status=%s reply=\"%s\"", m->qid, log_esc(rcpt,
-		    strlen(rcpt), 256), r->esc, log_text(r->text,
-		    strlen(r->text), 200));
+		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> %s "
+		    "reply=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
+		    common, log_text(r->text, strlen(r->text), 200));
 		break;
 	case QR_TEMP:
-		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\" attempts=%u next_attempt_s=%u%s", m->qid,
-		    log_esc(rcpt, strlen(rcpt), 256), r->esc,
-		    log_text(r->text, strlen(r->text), 200),
-		    m->qf.attempts + (m->early ? 0 : 1), next_ms / 1000,
+		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> %s "
+		    "reply=\"%s\" next_attempt_s=%u%s", m->qid,
+		    log_esc(rcpt, strlen(rcpt), 256), common,
+		    log_text(r->text, strlen(r->text), 200), next_ms / 1000,
 		    m->early ? " early=yes" : "");
 		break;
 	case QR_PERM:
-		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
-		    r->esc, log_text(r->text, strlen(r->text), 200));
+		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> %s "
+		    "reply=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
+		    common, log_text(r->text, strlen(r->text), 200));
 		break;
 	default:
 		panic("qmsg_log: recipient %zu of %s has no result", i,

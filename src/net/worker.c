@@ -1022,9 +1022,11 @@ static void
 worker_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
+		(void)log_reopen();	/* logrotate: first, so the reload's
+					 * lines land in the new file */
 		worker_reload(arg);
-	else
+	} else
 		worker_stop(arg);
 }
 

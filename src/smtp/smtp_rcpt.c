@@ -23,6 +23,7 @@
 #include "../lib/rate.h"
 #include "../lib/utf8.h"
 #include "../net/worker.h"
+#include "../obs/log_hash.h"
 #include "../policy/policy.h"
 #include "../policy/relay.h"
 #include "smtp_session.h"
@@ -136,12 +137,64 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 	return true;
 }
 
+/*
+ * The decision line (issue 18): who asked (the prefix is the network the
+ * harvest guard counts too), the envelope, what the directory said
+ * (verdict) and what was done (action), who answered (source), how long
+ * the decision took (not counting a tarpit or the reply floor), the
+ * reply, and under a shadow control what it would have done instead.
+ */
 static void
-rcpt_log(struct smtp_session *s, const char *verdict, enum rcpt_action a)
+rcpt_log(struct smtp_session *s, const char *verdict, const char *action,
+    const char *reply)
 {
-	smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s action=%s",
-	    log_esc(s->rw.addr, strlen(s->rw.addr), 256), verdict,
-	    policy_action_name(a));
+	char		 to[OBS_HASH_TEXT];
+	uint64_t	 now = smtp_now_us();
+	const char	*rcpt = s->conf->log_recipients ? obs_hash_rcpt(
+			    s->rw.key, strlen(s->rw.key), to) :
+			    log_esc(s->rw.addr, strlen(s->rw.addr), 256);
+
+	smtp_log(s, LOG_LVL_INFO, "rcpt", "prefix=%s helo=%s from=<%s> "
+	    "to=%s verdict=%s action=%s source=%s latency_ms=%llu%s%s%s "
+	    "reply=\"%s\"", s->prefix, s->helo[0] ? log_esc(s->helo,
+	    strlen(s->helo), 64) : "-", log_esc(s->tx.sender.data,
+	    s->tx.sender.len, 256), rcpt, verdict, action,
+	    s->rw.asked ? dir_name(s->w->dir) : "none",
+	    (unsigned long long)(now > s->rw.arrive_us ?
+	    (now - s->rw.arrive_us) / 1000 : 0),
+	    s->rw.would ? " shadow=1 would=" : "",
+	    s->rw.would ? s->rw.would : "", s->rw.would_delay,
+	    log_text(reply, strlen(reply), 200));
+}
+
+/* Log a decision, then give its reply (a catalogue reply, with arg). */
+static void
+rcpt_answer(struct smtp_session *s, const char *verdict, const char *action,
+    enum reply_id r, const char *arg)
+{
+	char	line[SMTP_REPLY_MAX];
+
+	smtp_reply_fmt(r, arg, line, sizeof(line));
+	rcpt_log(s, verdict, action, line);
+	smtp_reply(s, r, arg);
+}
+
+/*
+ * Whether a control's verdict is carried out (issue 18, part 3): under
+ * enforce it is; under shadow it is not, the client sees what it would
+ * without the control, and the decision line says shadow=1 would=WHAT.
+ * A control that can be rolled out in shadow calls this once, e.g.
+ * `if (rcpt_control(s, s->conf->dnsbl_action, "reject")) ...`.
+ */
+static bool
+rcpt_control(struct smtp_session *s, int mode, const char *would)
+{
+	if (mode == CONF_CONTROL_SHADOW) {
+		if (s->rw.would == NULL)	/* the first one counts */
+			s->rw.would = would;
+		return false;
+	}
+	return mode == CONF_CONTROL_ENFORCE;
 }
 
 void
@@ -160,6 +213,9 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	s->rw.resume = s->state;
 	s->rw.arrive_us = s->read_us;
 	s->rw.tarpit_us = 0;
+	s->rw.asked = false;
+	s->rw.would = NULL;
+	s->rw.would_delay[0] = '\0';
 	if (rv != RELAY_LOCAL) {
 		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
@@ -201,25 +257,37 @@ rcpt_tarpit(struct smtp_session *s, unsigned delay)
 static void
 rcpt_uniform(struct smtp_session *s)
 {
-	rcpt_log(s, "uniform", RCPT_UNIFORM);
+	rcpt_log(s, "uniform", policy_action_name(RCPT_UNIFORM),
+	    s->conf->harvest_uniform_reply);
 	rcpt_release(s, true);
 	smtp_reply_line(s, s->conf->harvest_uniform_reply);
 }
 
 /* Step 3: the harvest guard (DESIGN 3).  Its delay runs while the
- * directory is asked, so the look-up's cost hides inside it. */
+ * directory is asked, so the look-up's cost hides inside it.  Under
+ * harvest_guard = shadow it counts as under enforce, so what it would
+ * do is what it would have done, but nothing is applied. */
 static void
 rcpt_guard(struct smtp_session *s)
 {
+	int		mode = s->conf->harvest_guard;
 	unsigned	delay = 0;
+	enum guard_verdict v;
 
 	/* DESIGN 3: authenticated users are on the allowlist. */
-	if (s->auth_user[0] != '\0') {
+	if (s->auth_user[0] != '\0' || mode == CONF_CONTROL_OFF) {
 		rcpt_lookup(s);
 		return;
 	}
-	switch (guard_rcpt_check(s->w->guard, (struct sockaddr *)&s->peer,
-	    &s->gs, smtp_now_ms(), &delay)) {
+	v = guard_rcpt_check(s->w->guard, (struct sockaddr *)&s->peer,
+	    &s->gs, smtp_now_ms(), &delay);
+	if (v != GUARD_PASS && !rcpt_control(s, mode, guard_verdict_name(v))) {
+		if (delay > 0)
+			snprintf(s->rw.would_delay, sizeof(s->rw.would_delay),
+			    " would_delay_ms=%u", delay);
+		v = GUARD_PASS;
+	}
+	switch (v) {
 	case GUARD_PASS:
 		rcpt_lookup(s);
 		break;
@@ -233,8 +301,8 @@ rcpt_guard(struct smtp_session *s)
 		rcpt_uniform(s);
 		break;
 	case GUARD_CUTOFF:
-		rcpt_log(s, "cutoff", RCPT_CUTOFF);
-		smtp_reply(s, R_HARVEST_CUTOFF, s->conf->hostname);
+		rcpt_answer(s, "cutoff", policy_action_name(RCPT_CUTOFF),
+		    R_HARVEST_CUTOFF, s->conf->hostname);
 		break;
 	}
 }
@@ -251,6 +319,7 @@ rcpt_lookup(struct smtp_session *s)
 	};
 	enum dir_verdict		 v;
 
+	s->rw.asked = true;
 	v = dir_lookup(s->w->dir, &q, s->id, rcpt_dir_done, s->w);
 	if (v == DIR_PENDING) {
 		smtp_set_state(s, ST_WAIT);
@@ -288,7 +357,8 @@ rcpt_guard_note(struct smtp_session *s, bool unknown)
 {
 	const char	*at = strrchr(s->rw.key, '@');
 
-	if (s->auth_user[0] != '\0')
+	if (s->auth_user[0] != '\0' ||
+	    s->conf->harvest_guard == CONF_CONTROL_OFF)
 		return false;		/* allowlisted: not counted */
 	return guard_rcpt_note(s->w->guard, (struct sockaddr *)&s->peer,
 	    &s->gs, unknown, s->rw.key, (size_t)(at - s->rw.key), at + 1,
@@ -351,6 +421,8 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	if (rv == RELAY_LOCAL && (v == DIR_VALID || v == DIR_UNKNOWN))
 		hot = rcpt_guard_note(s, v == DIR_UNKNOWN);
 	/* A distributed harvest: unknown names answered as under discard. */
+	if (hot && !rcpt_control(s, s->conf->harvest_guard, "discard"))
+		hot = false;		/* shadow: as if not hot */
 	if (hot && a == RCPT_REJECT)
 		a = RCPT_DISCARD;
 	/* Whether an unknown name here gets a valid name's answer: then
@@ -363,21 +435,17 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	queue = !rcpt_queued(s) && (a == RCPT_ACCEPT || a == RCPT_RELAY);
 
 	if (!policy_looks_valid(a)) {
-		rcpt_log(s, verdict, a);
 		rcpt_release(s, hides);
-		smtp_reply(s, a == RCPT_DENY ? R_RELAY_DENIED :
-		    a == RCPT_REJECT ? R_RCPT_UNKNOWN : R_DIR_TEMPFAIL,
-		    s->rw.addr);
+		rcpt_answer(s, verdict, policy_action_name(a),
+		    a == RCPT_DENY ? R_RELAY_DENIED : a == RCPT_REJECT ?
+		    R_RCPT_UNKNOWN : R_DIR_TEMPFAIL, s->rw.addr);
 		return;
 	}
 	if ((r = rcpt_limits(s)) != R_NONE) {
-		smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s "
-		    "action=%s", log_esc(s->rw.addr, strlen(s->rw.addr), 256),
-		    verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
-		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
-		    "null_sender_rate");
 		rcpt_release(s, hides);
-		smtp_reply(s, r, NULL);
+		rcpt_answer(s, verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
+		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
+		    "null_sender_rate", r, NULL);
 		return;
 	}
 	if (s->tx.sender.len == 0)
@@ -391,8 +459,7 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	s->tx.nqueued += queue;
 	s->tx.nbounced += a == RCPT_BOUNCE;
 	s->tx.naccepted++;
-	rcpt_log(s, verdict, a);
 	smtp_set_state(s, ST_RCPT);
 	rcpt_release(s, hides);
-	smtp_reply(s, R_RCPT_OK, NULL);
+	rcpt_answer(s, verdict, policy_action_name(a), R_RCPT_OK, NULL);
 }

@@ -43,16 +43,40 @@ void
 smtp_log(struct smtp_session *s, enum log_level l, const char *event,
     const char *fmt, ...)
 {
-	char	prefix[96];
+	char	prefix[96], sid[ID_STRLEN + 1];
 	va_list	ap;
 
 	if (!log_enabled(l))
 		return;
-	snprintf(prefix, sizeof(prefix), "sid=%016llx client=%s",
-	    (unsigned long long)s->id, s->client);
+	/* The queue id's alphabet (upper-case hex), so that one grep -i
+	 * or one case-sensitive search finds both kinds of id alike. */
+	id_format(s->id, sid);
+	snprintf(prefix, sizeof(prefix), "sid=%s client=%s", sid,
+	    s->client);
 	va_start(ap, fmt);
 	log_eventv(l, event, prefix, fmt, ap);
 	va_end(ap);
+}
+
+/* The client's network as the harvest guard counts it: IPv4 /24, IPv6
+ * /48 (harvest_threshold_net), for the decision line. */
+static void
+session_prefix_text(struct smtp_session *s)
+{
+	struct in6_addr	a6;
+	struct in_addr	a4;
+	char		t[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET, s->client, &a4) == 1) {
+		a4.s_addr &= htonl(0xffffff00u);
+		inet_ntop(AF_INET, &a4, t, sizeof(t));
+		snprintf(s->prefix, sizeof(s->prefix), "%s/24", t);
+	} else if (inet_pton(AF_INET6, s->client, &a6) == 1) {
+		memset(a6.s6_addr + 6, 0, 10);
+		inet_ntop(AF_INET6, &a6, t, sizeof(t));
+		snprintf(s->prefix, sizeof(s->prefix), "%s/48", t);
+	} else
+		snprintf(s->prefix, sizeof(s->prefix), "-");
 }
 
 static void
@@ -75,6 +99,7 @@ session_client_text(struct smtp_session *s)
 		    sizeof(s->client));
 	} else
 		snprintf(s->client, sizeof(s->client), "unknown");
+	session_prefix_text(s);
 }
 
 int
@@ -193,31 +218,50 @@ smtp_set_state(struct smtp_session *s, enum smtp_state st)
 }
 
 /* Write "CODE ESC TEXT\r\n", substituting the one "%s" with arg. */
+bool
+smtp_control(struct smtp_session *s, int mode, const char *event,
+    const char *would, const char *detail)
+{
+	if (mode == CONF_CONTROL_SHADOW)
+		smtp_log(s, LOG_LVL_INFO, event, "shadow=1 would=%s%s%s",
+		    would, detail && *detail ? " " : "", detail ? detail : "");
+	return mode == CONF_CONTROL_ENFORCE;
+}
+
+size_t
+smtp_reply_fmt(enum reply_id id, const char *arg, char *line, size_t cap)
+{
+	const struct smtp_reply	*r = smtp_reply_get(id);
+	const char		*pct;
+	int			 n;
+
+	if (r->esc)
+		n = snprintf(line, cap, "%u %s ", r->code, r->esc);
+	else
+		n = snprintf(line, cap, "%u ", r->code);
+	if ((pct = strstr(r->text, "%s")) != NULL)
+		n += snprintf(line + n, cap - (size_t)n, "%.*s%s%s",
+		    (int)(pct - r->text), r->text, arg ? arg : "", pct + 2);
+	else
+		n += snprintf(line + n, cap - (size_t)n, "%s", r->text);
+	if ((size_t)n > cap - 3)
+		n = (int)cap - 3;
+	return (size_t)n;
+}
+
 void
 smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 {
 	const struct smtp_reply	*r = smtp_reply_get(id);
 	struct evbuffer		*out = smtp_out(s);	/* in order */
-	const char		*pct;
-	char			 line[1024];
-	int			 n;
+	char			 line[SMTP_REPLY_MAX];
+	size_t			 n;
 
 	if (s->dead || s->state == ST_CLOSING)
 		return;
-	if (r->esc)
-		n = snprintf(line, sizeof(line), "%u %s ", r->code, r->esc);
-	else
-		n = snprintf(line, sizeof(line), "%u ", r->code);
-	if ((pct = strstr(r->text, "%s")) != NULL)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%.*s%s%s",
-		    (int)(pct - r->text), r->text, arg ? arg : "", pct + 2);
-	else
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s",
-		    r->text);
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
+	n = smtp_reply_fmt(id, arg, line, sizeof(line));
 	memcpy(line + n, "\r\n", 2);
-	evbuffer_add(out, line, (size_t)n + 2);
+	evbuffer_add(out, line, n + 2);
 	smtp_log(s, LOG_LVL_DEBUG, "reply", "code=%u", r->code);
 	if (r->closes)
 		smtp_close(s);
@@ -239,10 +283,17 @@ smtp_reply_line(struct smtp_session *s, const char *line)
 }
 
 void
+smtp_guard_signal(struct smtp_session *s, enum guard_signal sig)
+{
+	if (s->conf->harvest_guard != CONF_CONTROL_OFF)
+		guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer,
+		    &s->gs, sig, smtp_now_ms());
+}
+
+void
 smtp_error(struct smtp_session *s, enum reply_id id)
 {
-	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
-	    GUARD_SIG_PROTO, smtp_now_ms());
+	smtp_guard_signal(s, GUARD_SIG_PROTO);
 	smtp_reply(s, id, NULL);
 	if (++s->errors >= s->conf->max_errors &&
 	    s->state != ST_CLOSING) {
@@ -490,11 +541,28 @@ session_line(struct smtp_session *s, struct evbuffer *in)
 		return true;
 	}
 	evbuffer_remove(in, line, n);
-	/* Only CRLF ends a line; a bare CR or LF refuses the whole line. */
+	/* Only CRLF ends a line; a bare CR or LF refuses the whole line.
+	 * Under strict_framing = shadow the line is taken as a lenient
+	 * server takes it: a bare LF ends it, and a CR before that LF is
+	 * dropped with it; a CR inside stays for the parser to judge. */
 	if (n < 2 || line[n - 2] != '\r' || memchr(line, '\r', n - 2)) {
-		smtp_log(s, LOG_LVL_INFO, "bare_eol", "line=%s",
+		char	detail[300];
+
+		snprintf(detail, sizeof(detail), "where=command line=%s",
 		    log_esc(line, n, 64));
-		smtp_error(s, R_BARE_EOL_CMD);
+		if (smtp_control(s, s->conf->strict_framing, "bare_eol",
+		    "reject", detail)) {
+			smtp_log(s, LOG_LVL_INFO, "bare_eol", "line=%s",
+			    log_esc(line, n, 64));
+			smtp_error(s, R_BARE_EOL_CMD);
+			return true;
+		}
+		n -= n >= 2 && line[n - 2] == '\r' ? 2 : 1;
+		if (s->state != ST_AUTH && memchr(line, '\0', n) != NULL) {
+			smtp_error(s, R_NUL_CMD);
+			return true;
+		}
+		smtp_cmd_dispatch(s, line, n);
 		return true;
 	}
 	/* A NUL would cut the line short for whoever reads it as a C
