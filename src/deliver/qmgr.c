@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -33,6 +34,7 @@
 #include "../lib/ids.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../obs/log_hash.h"
 #include "../lib/utf8.h"
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
@@ -131,6 +133,9 @@ struct qmgr {
 	struct qnote		*xnotes, **xtail;	/* FIFO */
 	struct event		*xev;		/* drains xnotes on our loop */
 	pthread_mutex_t		 bs_mu;		/* the backscatter guard */
+	/* for `mxgate stats` (issue 18): per recipient and attempt */
+	_Atomic uint64_t	 n_delivered, n_deferred, n_failed;
+	_Atomic uint64_t	 n_reports_sent, n_reports_suppressed;
 };
 
 /* A committed message announced by another loop. */
@@ -787,6 +792,7 @@ qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 	const struct client_rcpt_result	*r = &m->res[i];
 	const char			*rcpt = m->qf.rcpts[i];
 	const char			*sender = m->qf.sender ? m->qf.sender : "";
+	char				 h[OBS_HASH_TEXT];
 	time_t				 now = time(NULL);
 	long long			 delay = now > m->qf.arrival ?
 					    (long long)(now - m->qf.arrival) : 0;
@@ -796,13 +802,17 @@ qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 	    "attempts=%u status=%s", log_esc(sender, strlen(sender), 256),
 	    log_esc(r->relay, strlen(r->relay), 200), delay,
 	    m->qf.attempts + (m->early ? 0 : 1), r->esc);
+	if (m->conf->log_recipients)	/* hashed, as in the RCPT line */
+		rcpt = obs_hash_rcpt(rcpt, strlen(rcpt), h);
 	switch (m->state[i]) {
 	case QR_OK:
+		m->q->n_delivered++;
 		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> %s "
 		    "reply=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
 		    common, log_text(r->text, strlen(r->text), 200));
 		break;
 	case QR_TEMP:
+		m->q->n_deferred++;
 		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> %s "
 		    "reply=\"%s\" next_attempt_s=%u%s", m->qid,
 		    log_esc(rcpt, strlen(rcpt), 256), common,
@@ -810,6 +820,7 @@ qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 		    m->early ? " early=yes" : "");
 		break;
 	case QR_PERM:
+		m->q->n_failed++;
 		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> %s "
 		    "reply=\"%s\"", m->qid, log_esc(rcpt, strlen(rcpt), 256),
 		    common, log_text(r->text, strlen(r->text), 200));
@@ -924,6 +935,7 @@ qmsg_report_failures(struct qmsg *m)
 			continue;
 		m->report[i] = true;	/* finished for good either way */
 		if (!qmsg_wants(m, i, DSN_EV_FAILURE)) {
+			qmgr_note_report(m->q, false);
 			log_event(LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
 			    "ndr=suppressed reason=notify", m->qid,
 			    log_esc(m->qf.rcpts[i], strlen(m->qf.rcpts[i]),
@@ -1214,6 +1226,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 	size_t			 i;
 
 	if ((why = qmgr_report_verdict(q, r)) != NULL) {
+		qmgr_note_report(q, false);
 		for (i = 0; i < r->nrcpts; i++)
 			log_event(LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
 			    "ndr=suppressed reason=%s", r->orig_qid,
@@ -1256,6 +1269,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		buf_free(&b);
 		return -1;
 	}
+	qmgr_note_report(q, true);
 	log_event(LOG_LVL_INFO, "dsn", "qid=%s dsn_qid=%s to=<%s> rcpts=%zu",
 	    r->orig_qid, queue_msg_id(qm), log_esc(r->sender,
 	    strlen(r->sender), 256), r->nrcpts);
@@ -1607,9 +1621,30 @@ qmgr_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
+	struct qmgr	*q = arg;
+
 	ctl_printf(cn, "queue_active %u", qmgr_active(arg));
 	ctl_printf(cn, "queue_deferred %u", qmgr_waiting(arg));
+	ctl_printf(cn, "delivered_total %llu",
+	    (unsigned long long)atomic_load(&q->n_delivered));
+	ctl_printf(cn, "deferred_total %llu",
+	    (unsigned long long)atomic_load(&q->n_deferred));
+	ctl_printf(cn, "bounced_total %llu",
+	    (unsigned long long)atomic_load(&q->n_failed));
+	ctl_printf(cn, "reports_sent_total %llu",
+	    (unsigned long long)atomic_load(&q->n_reports_sent));
+	ctl_printf(cn, "reports_suppressed_total %llu",
+	    (unsigned long long)atomic_load(&q->n_reports_suppressed));
 	return 0;
+}
+
+void
+qmgr_note_report(struct qmgr *q, bool sent)
+{
+	if (sent)
+		q->n_reports_sent++;
+	else
+		q->n_reports_suppressed++;
 }
 
 void

@@ -839,6 +839,34 @@ worker_ctl_reload(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	return 0;
 }
 
+/* The RCPT decisions, summed over the loops. */
+static void
+worker_ctl_rcpt_stats(struct worker *w, struct ctl_conn *cn)
+{
+	static const char *const	names[WORKER_RCPT_COUNT] = {
+		[WORKER_RCPT_ACCEPTED] = "rcpt_accepted_total",
+		[WORKER_RCPT_DISCARDED] = "rcpt_discarded_total",
+		[WORKER_RCPT_BOUNCED] = "rcpt_bounced_total",
+		[WORKER_RCPT_REJECTED_UNKNOWN] = "rcpt_rejected_unknown_total",
+		[WORKER_RCPT_RELAY_DENIED] = "rcpt_relay_denied_total",
+		[WORKER_RCPT_TEMPFAIL] = "rcpt_tempfail_total",
+		[WORKER_RCPT_UNIFORM] = "rcpt_uniform_total",
+		[WORKER_RCPT_CUTOFF] = "rcpt_cutoff_total",
+		[WORKER_RCPT_LIMIT] = "rcpt_limit_total",
+		[WORKER_RCPT_SHADOW] = "rcpt_shadow_total",
+	};
+	uint64_t			n;
+	unsigned			i, k;
+
+	for (k = 0; k < WORKER_RCPT_COUNT; k++) {
+		for (n = 0, i = 0; i < w->grp->n; i++)
+			n += atomic_load_explicit(
+			    &w->grp->w[i]->rcpt_counts[k],
+			    memory_order_relaxed);
+		ctl_printf(cn, "%s %llu", names[k], (unsigned long long)n);
+	}
+}
+
 static int
 worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
@@ -855,6 +883,7 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 		sessions += atomic_load(&w->grp->w[i]->sessions_total);
 		queued += atomic_load(&w->grp->w[i]->messages_queued);
 	}
+	worker_ctl_rcpt_stats(w, cn);
 	ctl_printf(cn, "workers %u", w->grp->n);
 	ctl_printf(cn, "sessions_open %zu", worker_sessions_open(w));
 	ctl_printf(cn, "sessions_total %llu", (unsigned long long)sessions);

@@ -52,6 +52,22 @@ struct worker_group {
 	unsigned		 next;		/* round-robin among equals */
 };
 
+/* What RCPT decisions are counted as (`mxgate stats`, issue 18). */
+enum worker_rcpt_counter {
+	WORKER_RCPT_ACCEPTED,		/* accept, relay: queued */
+	WORKER_RCPT_DISCARDED,		/* unknown under discard */
+	WORKER_RCPT_BOUNCED,		/* unknown under bounce */
+	WORKER_RCPT_REJECTED_UNKNOWN,	/* 550 5.1.1 */
+	WORKER_RCPT_RELAY_DENIED,	/* 554 5.7.1 */
+	WORKER_RCPT_TEMPFAIL,		/* directory could not answer */
+	WORKER_RCPT_UNIFORM,		/* harvest guard: uniform reply */
+	WORKER_RCPT_CUTOFF,		/* harvest guard: 421 */
+	WORKER_RCPT_LIMIT,		/* too many, null sender limits */
+	WORKER_RCPT_SHADOW,		/* a shadow control would have
+					 * done otherwise */
+	WORKER_RCPT_COUNT
+};
+
 struct worker {
 	unsigned		 idx;		/* 0: the main loop */
 	struct worker_group	*grp;
@@ -81,6 +97,9 @@ struct worker {
 	atomic_size_t		 nsessions;	/* this loop's; owner writes */
 	_Atomic uint64_t	 sessions_total;	/* since start */
 	_Atomic uint64_t	 messages_queued;	/* since start */
+	/* RCPT decisions since start, for `mxgate stats` (issue 18);
+	 * written by this loop only, summed when asked */
+	_Atomic uint64_t	 rcpt_counts[WORKER_RCPT_COUNT];
 	/* mailbox from worker 0, guarded by mbox_mu; wake_ev reads it */
 	struct event		*wake_ev;
 	pthread_mutex_t		 mbox_mu;

@@ -10,6 +10,7 @@
  * and (rcpt_reply_floor, issue 12) at the same time.
  * Untrusted: the RCPT argument.  RFC 5321 4.1.1.3, 3.6 (relay), 4.5.3.1.8.
  */
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -28,6 +29,7 @@
 #include "../policy/relay.h"
 #include "smtp_session.h"
 
+static void	rcpt_count(struct smtp_session *, const char *);
 static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
 static void	rcpt_guard(struct smtp_session *);
 static void	rcpt_lookup(struct smtp_session *);
@@ -165,6 +167,41 @@ rcpt_log(struct smtp_session *s, const char *verdict, const char *action,
 	    s->rw.would ? " shadow=1 would=" : "",
 	    s->rw.would ? s->rw.would : "", s->rw.would_delay,
 	    log_text(reply, strlen(reply), 200));
+	rcpt_count(s, action);
+}
+
+/* The `mxgate stats` counter of a decision (by its action's name). */
+static void
+rcpt_count(struct smtp_session *s, const char *action)
+{
+	static const struct {
+		const char			*action;
+		enum worker_rcpt_counter	 c;
+	} map[] = {
+		{ "accept", WORKER_RCPT_ACCEPTED },
+		{ "relay", WORKER_RCPT_ACCEPTED },
+		{ "discard", WORKER_RCPT_DISCARDED },
+		{ "bounce", WORKER_RCPT_BOUNCED },
+		{ "reject", WORKER_RCPT_REJECTED_UNKNOWN },
+		{ "relay_denied", WORKER_RCPT_RELAY_DENIED },
+		{ "tempfail", WORKER_RCPT_TEMPFAIL },
+		{ "uniform", WORKER_RCPT_UNIFORM },
+		{ "cutoff", WORKER_RCPT_CUTOFF },
+	};
+	enum worker_rcpt_counter	c = WORKER_RCPT_LIMIT;
+	size_t				i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].action, action) == 0) {
+			c = map[i].c;
+			break;
+		}
+	/* one writer per loop: a relaxed add is enough */
+	atomic_fetch_add_explicit(&s->w->rcpt_counts[c], 1,
+	    memory_order_relaxed);
+	if (s->rw.would != NULL)
+		atomic_fetch_add_explicit(&s->w->rcpt_counts[
+		    WORKER_RCPT_SHADOW], 1, memory_order_relaxed);
 }
 
 /* Log a decision, then give its reply (a catalogue reply, with arg). */
@@ -172,9 +209,15 @@ static void
 rcpt_answer(struct smtp_session *s, const char *verdict, const char *action,
     enum reply_id r, const char *arg)
 {
-	char	line[SMTP_REPLY_MAX];
+	char	line[SMTP_REPLY_MAX], h[OBS_HASH_TEXT], a[OBS_HASH_TEXT + 2];
 
-	smtp_reply_fmt(r, arg, line, sizeof(line));
+	/* hashed: the address the reply echoes is not logged either */
+	if (s->conf->log_recipients && arg == s->rw.addr) {
+		snprintf(a, sizeof(a), "<%s>", obs_hash_rcpt(s->rw.key,
+		    strlen(s->rw.key), h));
+		smtp_reply_fmt(r, a, line, sizeof(line));
+	} else
+		smtp_reply_fmt(r, arg, line, sizeof(line));
 	rcpt_log(s, verdict, action, line);
 	smtp_reply(s, r, arg);
 }

@@ -524,6 +524,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 	    i++, p += strlen(p) + 1, d += strlen(d) + 1) {
 		/* RFC 3461 4.1: NOTIFY=NEVER, or a list without FAILURE */
 		if (!dsn_notify_wants(tx_dsn_split(d, &orcpt), DSN_EV_FAILURE)) {
+			qmgr_note_report(s->w->qmgr, false);
 			smtp_log(s, LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
 			    "ndr=suppressed reason=notify", qid,
 			    log_esc(p, strlen(p), 256));
