@@ -906,6 +906,7 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	ctl_printf(cn, "harvest_marked %zu", st.marked);
 	ctl_printf(cn, "harvest_tarpitted %zu", st.tarpitted);
 	ctl_printf(cn, "harvest_hot_domains %zu", st.hot_domains);
+	ctl_printf(cn, "log_lines_dropped_total %lu", log_dropped_count());
 	return 0;
 }
 

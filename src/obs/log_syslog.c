@@ -58,6 +58,7 @@ obs_postfix(const char *line, size_t len, char *out, size_t cap)
 {
 	char	ev[32], client[64], action[32], reply[600], to[600];
 	char	from[600], helo[300], b1[610], b2[610], b3[310];
+	const char *text;
 	int	r = -1;
 
 	if (!obs_line_get(line, len, "event", ev, sizeof(ev)) ||
@@ -79,12 +80,13 @@ obs_postfix(const char *line, size_t len, char *out, size_t cap)
 		    sizeof(action)))
 			action[0] = '\0';
 		/* reply: "550 5.1.1 text"; Postfix puts the address
-		 * after the codes */
+		 * after the codes: ours do too, else it is added */
+		text = strlen(reply) > 10 ? reply + 10 : action;
 		r = snprintf(out, cap, "NOQUEUE: reject: RCPT from "
-		    "unknown[%s]: %.9s %s: %s; from=%s to=%s proto=ESMTP "
-		    "helo=%s", client, reply, obs_angle(b1, sizeof(b1), to),
-		    strlen(reply) > 10 ? reply + 10 : action,
-		    obs_angle(b2, sizeof(b2), from),
+		    "unknown[%s]: %.9s %s%s%s; from=%s to=%s proto=ESMTP "
+		    "helo=%s", client, reply, text[0] == '<' ? "" :
+		    obs_angle(b1, sizeof(b1), to), text[0] == '<' ? "" : ": ",
+		    text, obs_angle(b2, sizeof(b2), from),
 		    obs_angle(b1, sizeof(b1), to),
 		    obs_angle(b3, sizeof(b3), helo));
 	}

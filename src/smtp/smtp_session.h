@@ -110,7 +110,9 @@ struct smtp_tx {
 	 * start of the current header line, then its value. */
 	char			 hline[SMTP_MSGID_MAX + 16];
 	unsigned		 hline_len;
-	char			 msgid[SMTP_MSGID_MAX + 1];	/* "": none */
+	char			 msgid[SMTP_MSGID_MAX + 2];	/* "": none;
+					 * one byte more than is logged marks
+					 * a longer one ("...") */
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 };
 

@@ -422,8 +422,8 @@ tx_header_keep(struct smtp_session *s, const uint8_t *p, size_t k,
 		while (e > v && (e[-1] == '\r' || e[-1] == '\n' ||
 		    e[-1] == ' ' || e[-1] == '\t'))
 			e--;
-		if (e - v > SMTP_MSGID_MAX)
-			e = v + SMTP_MSGID_MAX;
+		if (e - v > SMTP_MSGID_MAX + 1)
+			e = v + SMTP_MSGID_MAX + 1;
 		memcpy(s->tx.msgid, v, (size_t)(e - v));
 		s->tx.msgid[e - v] = '\0';
 	}
