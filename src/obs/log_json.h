@@ -49,6 +49,10 @@ size_t	obs_kv_unescape(const char *v, size_t n, uint8_t *out, size_t cap);
 size_t	obs_log_json(const char *line, size_t len, char *out, size_t cap);
 bool	obs_json_numeric(const char *key, size_t klen);
 
+/* The Postfix form of a connect, disconnect or refused-RCPT line, for
+ * syslog; its length, or 0 when the line has none. */
+size_t	obs_log_postfix(const char *line, size_t len, char *out, size_t cap);
+
 /* Set once at start: the format of lines written, and the renderer for
  * log_set_render() that applies it (text + syslog: Postfix forms). */
 void	obs_log_setup(enum obs_log_format, bool syslog);

@@ -53,8 +53,8 @@ obs_angle(char *buf, size_t cap, const char *v)
 	return buf;
 }
 
-static size_t
-obs_postfix(const char *line, size_t len, char *out, size_t cap)
+size_t
+obs_log_postfix(const char *line, size_t len, char *out, size_t cap)
 {
 	char	ev[32], client[64], action[32], reply[600], to[600];
 	char	from[600], helo[300], b1[610], b2[610], b3[310];
@@ -104,7 +104,7 @@ obs_render(const char *line, size_t len, bool syslog, const char **prog,
 	if (syslog) {
 		if (memmem(line, len, " sid=", 5) != NULL)
 			*prog = "smtpd";
-		if ((n = obs_postfix(line, len, out, cap)) > 0)
+		if ((n = obs_log_postfix(line, len, out, cap)) > 0)
 			return n;
 	}
 	if (obs_fmt == OBS_LOG_JSON)

@@ -76,6 +76,8 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 		if (c == '\n' && d->lenient && (d->st == D_BOL ||
 		    d->st == D_BOL_DOT || d->st == D_MID)) {
 			d->bad_eol = true;	/* a bare LF, stored as CRLF */
+			if (d->st == D_BOL_DOT)	/* a line ".": kept */
+				out(arg, (const uint8_t *)".", 1);
 			run = data_fix(d, in, run, i, true, out, arg);
 			d->st = D_MID;
 			continue;
@@ -102,6 +104,8 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 				return PARSE_OK;
 			}
 			d->bad_eol = true;	/* ".<CR>x": bare CR */
+			if (d->lenient)	/* not a stuffed dot: kept */
+				out(arg, (const uint8_t *)".", 1);
 			if (i == 0)	/* the CR held back at the last chunk's end */
 				out(arg, (const uint8_t *)"\r", 1);
 			run = data_fix(d, in, run, i, false, out, arg);
@@ -150,7 +154,7 @@ smtp_data_raw(struct smtp_data *d, const uint8_t *in, size_t len,
 		if (c == '\n' && d->lenient) {
 			d->bad_eol = true;	/* a bare LF, stored as CRLF */
 			run = data_fix(d, in, run, i, true, out, arg);
-			d->st = D_MID;
+			d->st = D_BOL;	/* no dot or end mark in BDAT */
 			continue;
 		}
 		d->st = data_mid(d, c);
