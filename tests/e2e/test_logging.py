@@ -497,3 +497,29 @@ def test_readme_log_examples_match_real_lines(gw_factory):
         real = [ln for ln in gw.log_text().splitlines()
                 if ln.startswith("{") or mxlib.parse_log_line(ln)]
         check_examples(tag, real)
+
+
+# ------------------------------------------------------------ config
+
+def test_check_config_names_bad_values(ctx, gw_factory):
+    gw = gw_factory(start=False, config={
+        "log_format": "xml", "log_recipients": "sha1",
+        "log_syslog": "kern", "harvest_guard": "maybe",
+        "strict_framing": "off"})
+    gw.port = mxlib.free_port()
+    gw.write_config()
+    p = ctx.run_binary(["check-config", "-c", gw.conf_path])
+    err = p.stderr.decode()
+    check(p.returncode != 0, "check-config accepted bad values")
+    lines = open(gw.conf_path).read().splitlines()
+    for key, want in (("log_format", "expected text or json, got 'xml'"),
+                      ("log_recipients", "expected plain or hashed"),
+                      ("log_syslog", "expected mail, daemon, user, "
+                       "local0..local7 or empty, got 'kern'"),
+                      ("harvest_guard", "expected enforce, shadow or off"),
+                      ("strict_framing", "expected enforce or shadow, got "
+                       "'off'")):
+        n = next(i + 1 for i, ln in enumerate(lines)
+                 if ln.startswith(key + " "))
+        check(f"{gw.conf_path}:{n}: {key}: {want}" in err,
+              f"{key} at line {n} in: {err}")
