@@ -78,6 +78,8 @@ def test_harvest_guard_shadow(ctx, gw_factory):
     for row in ("rcpt would tarpit", "rcpt would cutoff",
                 "rcpt would uniform"):
         check(row in rep, f"{row} in the report:\n{rep}")
+    marked = rep.split("Harvest sources marked")[1].split("\n\n")[0]
+    check(f"  {src} " in marked, f"{src} among the marked sources:\n{rep}")
 
 
 def test_harvest_guard_enforce_for_comparison(gw_factory):
