@@ -6,6 +6,9 @@
  * Untrusted: the values in a line (peer bytes, escaped by log_esc()).
  * RFC 8259 (JSON), RFC 3629 (UTF-8).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/log.h"
@@ -292,4 +295,23 @@ obs_log_json(const char *line, size_t len, char *out, size_t cap)
 	if (obs_json_raw(out, cap, &o, "}", 1) == -1)
 		return 0;
 	return o;
+}
+
+void
+obs_client_prefix(const char *client, char *out, size_t cap)
+{
+	struct in6_addr	a6;
+	struct in_addr	a4;
+	char		t[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET, client, &a4) == 1) {
+		a4.s_addr &= htonl(0xffffff00u);
+		inet_ntop(AF_INET, &a4, t, sizeof(t));
+		snprintf(out, cap, "%s/24", t);
+	} else if (inet_pton(AF_INET6, client, &a6) == 1) {
+		memset(a6.s6_addr + 6, 0, 10);
+		inet_ntop(AF_INET6, &a6, t, sizeof(t));
+		snprintf(out, cap, "%s/48", t);
+	} else
+		snprintf(out, cap, "-");
 }

@@ -53,6 +53,11 @@ bool	obs_json_numeric(const char *key, size_t klen);
  * syslog; its length, or 0 when the line has none. */
 size_t	obs_log_postfix(const char *line, size_t len, char *out, size_t cap);
 
+/* The decision line's prefix= for a client address (text): its /24
+ * (IPv4) or /48 (IPv6), the network the harvest guard counts; "-" for
+ * anything else.  cap: INET6_ADDRSTRLEN + 4 is enough. */
+void	obs_client_prefix(const char *client, char *out, size_t cap);
+
 /* Set once at start: the format of lines written, and the renderer for
  * log_set_render() that applies it (text + syslog: Postfix forms). */
 void	obs_log_setup(enum obs_log_format, bool syslog);

@@ -21,6 +21,7 @@
 
 #include "../conf/conf.h"
 #include "../lib/ids.h"
+#include "../obs/log_json.h"
 #include "../net/tls.h"
 #include "../net/worker.h"
 #include "smtp_session.h"
@@ -58,27 +59,6 @@ smtp_log(struct smtp_session *s, enum log_level l, const char *event,
 	va_end(ap);
 }
 
-/* The client's network as the harvest guard counts it: IPv4 /24, IPv6
- * /48 (harvest_threshold_net), for the decision line. */
-static void
-session_prefix_text(struct smtp_session *s)
-{
-	struct in6_addr	a6;
-	struct in_addr	a4;
-	char		t[INET6_ADDRSTRLEN];
-
-	if (inet_pton(AF_INET, s->client, &a4) == 1) {
-		a4.s_addr &= htonl(0xffffff00u);
-		inet_ntop(AF_INET, &a4, t, sizeof(t));
-		snprintf(s->prefix, sizeof(s->prefix), "%s/24", t);
-	} else if (inet_pton(AF_INET6, s->client, &a6) == 1) {
-		memset(a6.s6_addr + 6, 0, 10);
-		inet_ntop(AF_INET6, &a6, t, sizeof(t));
-		snprintf(s->prefix, sizeof(s->prefix), "%s/48", t);
-	} else
-		snprintf(s->prefix, sizeof(s->prefix), "-");
-}
-
 static void
 session_client_text(struct smtp_session *s)
 {
@@ -99,7 +79,8 @@ session_client_text(struct smtp_session *s)
 		    sizeof(s->client));
 	} else
 		snprintf(s->client, sizeof(s->client), "unknown");
-	session_prefix_text(s);
+	/* the decision line's prefix= (issue 18) */
+	obs_client_prefix(s->client, s->prefix, sizeof(s->prefix));
 }
 
 int

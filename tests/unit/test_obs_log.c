@@ -2,8 +2,9 @@
  * test_obs_log.c - the log formats of src/obs/: the JSON string escaper
  * (control characters, quotes, strict UTF-8, bytes that are not UTF-8,
  * a buffer too small), the text-line tokenizer, a text line as a JSON
- * object, the Postfix-style syslog forms, the keyed recipient hash, and
- * `mxgate report`'s line parser on text and JSON lines.
+ * object, the Postfix-style syslog forms, the client's prefix, the keyed
+ * recipient hash, and `mxgate report`'s line parser on text and JSON
+ * lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -224,6 +225,30 @@ test_hash(void **state)
 }
 
 static void
+test_prefix(void **state)
+{
+	static const struct {
+		const char	*client, *want;
+	} cases[] = {
+		{ "192.0.2.7", "192.0.2.0/24" },
+		{ "10.1.2.255", "10.1.2.0/24" },
+		{ "2001:db8:1:2:3:4:5:6", "2001:db8:1::/48" },
+		{ "2001:db8:ffff:ffff::1", "2001:db8:ffff::/48" },
+		{ "::1", "::/48" },
+		{ "unknown", "-" },
+		{ "", "-" },
+	};
+	char	out[64];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		obs_client_prefix(cases[i].client, out, sizeof(out));
+		assert_string_equal(out, cases[i].want);
+	}
+}
+
+static void
 test_report_parse(void **state)
 {
 	static struct obs_rec	r;
@@ -278,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_line_json),
 		cmocka_unit_test(test_postfix),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_prefix),
 		cmocka_unit_test(test_report_parse),
 	};
 
