@@ -531,3 +531,31 @@ def test_check_config_names_bad_values(ctx, gw_factory):
                  if ln.startswith(key + " "))
         check(f"{gw.conf_path}:{n}: {key}: {want}" in err,
               f"{key} at line {n} in: {err}")
+
+
+def test_syslog_json(ctx, gw_factory):
+    """log_format = json with syslog: the Postfix forms stay, the other
+    lines are JSON objects after the syslog header."""
+    path = os.path.join(ctx.tmpdir, "devlog")
+    lst = SyslogListener(path)
+    gw = gw_factory(start=False, config={"log_syslog": "local3",
+                                         "log_syslog_socket": path,
+                                         "log_format": "json"})
+    try:
+        gw.port = mxlib.free_port()
+        gw.write_config()
+        gw._spawn()
+        lst.wait(lambda ln: '"event":"listening"' in ln and
+                 f":{gw.port}" in ln, "listening, by syslog")
+        qid = fixed_session(gw)
+        # local3 (19) * 8 + info (6) = 158
+        lst.wait(lambda ln: re.search(r"^<158>.* mxgate/smtpd\[\d+\]: "
+                                      r"connect from unknown\[127\.0\.0\.1\]$",
+                                      ln), "connect, Postfix form")
+        ln = lst.wait(lambda ln: '"event":"delivered"' in ln, "delivered")
+        o = json.loads(ln.split(": ", 1)[1])
+        check_eq((o["qid"], o["relay"], o["attempts"]),
+                 (qid, "maildir", 1), f"delivered object: {ln}")
+    finally:
+        gw.stop()
+        lst.close()
