@@ -4,7 +4,9 @@
  * same place whether the input comes whole or in two pieces, and that a
  * message with a bare CR, LF or NUL is flagged either way.  The same for
  * BDAT content (smtp_data_raw: every byte out, same flags however split)
- * and the BDAT argument parser on the input's first line.
+ * and the BDAT argument parser on the input's first line.  Lenient
+ * (strict_framing = shadow): the same end of data, and no bare CR or LF
+ * in what is stored.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -82,6 +84,57 @@ bdat_arg(const uint8_t *p, size_t len)
 		abort();
 }
 
+/* strict_framing = shadow: what is output, kept whole. */
+struct keep {
+	uint8_t	*b;
+	size_t	 n, cap;
+};
+
+static void
+keep_out(void *arg, const uint8_t *p, size_t n)
+{
+	struct keep	*k = arg;
+
+	if (k->n + n > k->cap)
+		abort();		/* more than 2 bytes out per byte in */
+	memcpy(k->b + k->n, p, n);
+	k->n += n;
+}
+
+/*
+ * Lenient: the end of data is where strict framing finds it (a bare LF
+ * never ends a message), and what is output has no bare LF and no bare
+ * CR, however the input is split; only a CR last may wait for its LF.
+ */
+static void
+lenient(const uint8_t *p, size_t len, size_t cut, size_t strict_end)
+{
+	struct smtp_data	d;
+	struct keep		k;
+	size_t			used, end = SIZE_MAX, i;
+
+	if ((k.b = malloc(2 * len + 2)) == NULL)
+		return;
+	k.n = 0;
+	k.cap = 2 * len + 2;
+	smtp_data_init(&d);
+	d.lenient = true;
+	if (cut > len)
+		cut = len;
+	if (smtp_data_scan(&d, p, cut, &used, keep_out, &k) == PARSE_OK)
+		end = used;
+	else if (smtp_data_scan(&d, p + cut, len - cut, &used, keep_out,
+	    &k) == PARSE_OK)
+		end = cut + used;
+	if (end != strict_end)
+		abort();
+	for (i = 0; i < k.n; i++)
+		if ((k.b[i] == '\n' && (i == 0 || k.b[i - 1] != '\r')) ||
+		    (k.b[i] == '\r' && i + 1 < k.n && k.b[i + 1] != '\n'))
+			abort();
+	free(k.b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 int
@@ -97,6 +150,8 @@ LLVMFuzzerTestOneInput(const uint8_t *p, size_t len)
 		abort();
 	if (ea != SIZE_MAX && a.n != b.n)
 		abort();
+	lenient(p, len, len, ea);
+	lenient(p, len, len / 2, ea);
 	if (raw(p, len, len) != raw(p, len, len / 2))
 		abort();
 	bdat_arg(p, len);

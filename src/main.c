@@ -34,6 +34,9 @@
 #include "net/climit.h"
 #include "net/tls.h"
 #include "net/worker.h"
+#include "obs/log_hash.h"
+#include "obs/log_json.h"
+#include "obs/report.h"
 #include "queue/queue.h"
 #include "queue/queue_lock.h"
 
@@ -61,7 +64,9 @@ usage(FILE *f)
 	    "       mxgate passwd USER              read a password on "
 	    "stdin (no echo on\n"
 	    "                                       a terminal), print a "
-	    "passwd_file line\n");
+	    "passwd_file line\n"
+	    "       mxgate report [LOGFILE...]      summary of text or JSON "
+	    "logs (none or -: stdin)\n");
 	ctl_cli_usage(f);
 	fprintf(f,
 	    "       mxgate --help | --version\n"
@@ -257,6 +262,8 @@ drop_privileges(const struct config *c)
 	drop_uid = pw->pw_uid;
 	drop_gid = pw->pw_gid;
 	(void)nftw(c->spool, drop_chown, 16, FTW_PHYS);
+	if (c->log_file != NULL)	/* reopened as the user on SIGHUP */
+		(void)drop_chown(c->log_file, NULL, 0, NULL);
 	for (i = 0; i < c->ndomains; i++)
 		if (c->domains[i].hop.kind == HOP_MAILDIR &&
 		    (mkdir(c->domains[i].hop.path, 0700) == 0 ||
@@ -276,6 +283,26 @@ drop_privileges(const struct config *c)
 		    strerror(errno));
 	log_event(LOG_LVL_INFO, "privileges", "user=%s uid=%u gid=%u",
 	    c->user, (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+}
+
+/*
+ * The log's destination and format (issue 18), right after the config
+ * is read: everything from here on goes there.  Syslog wins over a file.
+ */
+static void
+serve_log_setup(const struct config *c)
+{
+	char	err[512];
+
+	if (c->log_syslog >= 0) {
+		if (log_to_syslog(c->log_syslog_socket, c->log_syslog,
+		    "mxgate", err, sizeof(err)) == -1)
+			fatal("msg=\"log_syslog: %s\"", err);
+	} else if (c->log_file != NULL &&
+	    log_to_file(c->log_file, err, sizeof(err)) == -1)
+		fatal("msg=\"log_file: %s\"", err);
+	obs_log_setup(c->log_format == CONF_LOG_JSON ? OBS_LOG_JSON :
+	    OBS_LOG_TEXT, c->log_syslog >= 0);
 }
 
 static int
@@ -302,6 +329,7 @@ cmd_serve(const char *file)
 	if ((w.conf = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
 	log_set_level(w.conf->log_level);
+	serve_log_setup(w.conf);
 	/*
 	 * A users file that is missing or bad at start is fatal, told as
 	 * check-config tells it (FILE:LINE: message): a gateway that answers
@@ -329,6 +357,9 @@ cmd_serve(const char *file)
 		    log_text(pidpath, strlen(pidpath), 200), strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);	/* a file-size limit is an I/O error */
+	if (w.conf->log_recipients && obs_hash_init(w.conf->log_hash_key_file,
+	    w.conf->spool, err, sizeof(err)) == -1)
+		fatal("msg=\"log_hash_key_file: %s\"", err);
 	/* loops wake each other (event_active across threads) */
 	if (evthread_use_pthreads() == -1 ||
 	    (w.base = event_base_new()) == NULL)
@@ -459,6 +490,8 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && ctl_cli_handles(argv[1]))
 		return ctl_cli_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return obs_report_main(argc - 2, argv + 2);
 	if (argc == 3 && strcmp(argv[1], "passwd") == 0)
 		return passwd_cli_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "config") == 0 &&

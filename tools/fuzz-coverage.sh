@@ -25,7 +25,9 @@ declare -A SRC=(
 	[fuzz_dir_file]="src/dir/dir_file.c"
 	[fuzz_dns_msg]="src/deliver/dns_msg.c"
 	[fuzz_dsn]="src/deliver/dsn.c"
+	[fuzz_log_json]="src/obs/log_json.c src/obs/log_syslog.c"
 	[fuzz_queue_rec]="src/queue/queue_rec.c src/queue/queue_file.c"
+	[fuzz_report]="src/obs/report.c"
 	[fuzz_smtp_data]="src/smtp/smtp_data.c"
 	[fuzz_smtp_parse]="src/smtp/smtp_parse.c"
 )

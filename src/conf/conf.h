@@ -95,6 +95,11 @@ struct out_tls_conf {
 	struct fprint_pins	 pins;		/* n 0: none */
 };
 
+enum { CONF_LOG_TEXT, CONF_LOG_JSON };
+/* A control rolled out in steps: enforce it, only log what it would do
+ * (shadow), or leave it off. */
+enum { CONF_CONTROL_ENFORCE, CONF_CONTROL_SHADOW, CONF_CONTROL_OFF };
+
 /* The keys a [domain NAME] section may override. */
 struct domain_conf {
 	char			*name;		/* lower case, no trailing dot */
@@ -193,6 +198,16 @@ struct config {
 	unsigned		*key_line;
 	/* metrics and the status page (issue 18, part 1 and 6) */
 	struct listen_set	 metrics_listen;	/* empty: off */
+
+	/* decision log and shadow mode (issue 18) */
+	int			 log_format;	/* CONF_LOG_* */
+	char			*log_file;	/* absolute; NULL: stderr */
+	int			 log_syslog;	/* facility; -1: none */
+	char			*log_syslog_socket;
+	int			 log_recipients; /* 1: hashed */
+	char			*log_hash_key_file; /* NULL: in the spool */
+	int			 harvest_guard;	/* CONF_CONTROL_* */
+	int			 strict_framing; /* CONF_CONTROL_* */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

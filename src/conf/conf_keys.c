@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../lib/log.h"
 #include "../lib/utf8.h"
 #include "conf_keys.h"
 
@@ -252,6 +253,29 @@ const struct conf_key conf_keys[] = {
 	  "addresses for GET /metrics (Prometheus text format) and GET / "
 	  "(the status page), e.g. 127.0.0.1:9125; a management address "
 	  "only: there is no authentication (empty: off)" },
+	/* decision log and shadow mode (issue 18, parts 2 and 3) */
+	{ "log_format", CT_CHOICE, G(log_format), 0, "text", 0, 0,
+	  "log lines: text (key=value) or json (one JSON object a line)" },
+	{ "log_file", CT_OPTPATH, G(log_file), 0, "", 0, 0,
+	  "write the log to this file (reopened on SIGHUP, for logrotate) "
+	  "instead of stderr; relative to the config file's folder" },
+	{ "log_syslog", CT_CHOICE, G(log_syslog), 0, "", 0, 0,
+	  "log to syslog with this facility instead (mail, daemon, user, "
+	  "local0..local7; empty: no syslog)" },
+	{ "log_syslog_socket", CT_PATH, G(log_syslog_socket), 0, "/dev/log",
+	  0, 0, "the local syslog socket (a unix datagram socket)" },
+	{ "log_recipients", CT_CHOICE, G(log_recipients), 0, "plain", 0, 0,
+	  "recipients in RCPT lines: plain, or hashed (HMAC-SHA256 with "
+	  "log_hash_key_file's key, so lines can be matched, not read)" },
+	{ "log_hash_key_file", CT_OPTPATH, G(log_hash_key_file), 0, "", 0, 0,
+	  "the key for log_recipients = hashed (its bytes; empty: "
+	  "SPOOL/log_hash.key, made at the first start)" },
+	{ "harvest_guard", CT_CHOICE, G(harvest_guard), 0, "enforce", 0, 0,
+	  "harvest guard: enforce, shadow (log what it would do, do "
+	  "nothing) or off" },
+	{ "strict_framing", CT_CHOICE, G(strict_framing), 0, "enforce", 0, 0,
+	  "bare CR or LF in commands and data: enforce (refuse) or shadow "
+	  "(take a bare LF as CRLF, as without the control, and log it)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -297,6 +321,42 @@ static const struct conf_word conf_envsyntax_words[] = {
 static const struct conf_word conf_unknown_words[] = {
 	{ "reject", UNKNOWN_REJECT }, { "discard", UNKNOWN_DISCARD },
 	{ "bounce", UNKNOWN_BOUNCE }, { NULL, 0 }
+};
+
+/* CT_CHOICE (issue 18): a key's words, and the int each stands for. */
+static const struct conf_word conf_logfmt_words[] = {
+	{ "text", CONF_LOG_TEXT }, { "json", CONF_LOG_JSON }, { NULL, 0 }
+};
+static const struct conf_word conf_facility_words[] = {
+	{ "", -1 }, { "user", 1 }, { "mail", 2 }, { "daemon", 3 },
+	{ "local0", 16 }, { "local1", 17 }, { "local2", 18 },
+	{ "local3", 19 }, { "local4", 20 }, { "local5", 21 },
+	{ "local6", 22 }, { "local7", 23 }, { NULL, 0 }
+};
+static const struct conf_word conf_logrcpt_words[] = {
+	{ "plain", 0 }, { "hashed", 1 }, { NULL, 0 }
+};
+static const struct conf_word conf_control_words[] = {
+	{ "enforce", CONF_CONTROL_ENFORCE }, { "shadow", CONF_CONTROL_SHADOW },
+	{ "off", CONF_CONTROL_OFF }, { NULL, 0 }
+};
+static const struct conf_word conf_control2_words[] = {	/* no "off" */
+	{ "enforce", CONF_CONTROL_ENFORCE }, { "shadow", CONF_CONTROL_SHADOW },
+	{ NULL, 0 }
+};
+/* A new shadow-able control (ndr_require_auth, dnsbl_action,
+ * milter_mode) is one row here and one in conf_keys[]. */
+static const struct conf_choice {
+	const char		*key;
+	const struct conf_word	*words;
+	const char		*expect;
+} conf_choices[] = {
+	{ "log_format", conf_logfmt_words, "text or json" },
+	{ "log_syslog", conf_facility_words,
+	  "mail, daemon, user, local0..local7 or empty" },
+	{ "log_recipients", conf_logrcpt_words, "plain or hashed" },
+	{ "harvest_guard", conf_control_words, "enforce, shadow or off" },
+	{ "strict_framing", conf_control2_words, "enforce or shadow" },
 };
 
 static bool
@@ -747,6 +807,29 @@ conf_set_envsyntax(const struct conf_key *k, const char *val, void *field,
 		return -1;
 	}
 	*(bool *)field = v != 0;
+	return 0;
+}
+
+static int
+conf_set_choice(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	char	qb[CONF_QUOTE_BUF];
+	size_t	i;
+	int	v;
+
+	(void)env;
+	for (i = 0; i < sizeof(conf_choices) / sizeof(conf_choices[0]); i++)
+		if (strcmp(conf_choices[i].key, k->name) == 0)
+			break;
+	if (i == sizeof(conf_choices) / sizeof(conf_choices[0]))
+		panic("conf_set_choice: no words for %s", k->name);
+	if (conf_word_find(conf_choices[i].words, val, &v) == -1) {
+		(void)buf_addf(why, "expected %s, got %s",
+		    conf_choices[i].expect, Q(qb, val));
+		return -1;
+	}
+	*(int *)field = v;
 	return 0;
 }
 
@@ -1582,6 +1665,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_TLSLEVEL] = { "TLS level", conf_set_tlslevel, NULL },
 	[CT_OPTHOST] =	{ "host name", conf_set_opthost, conf_free_str },
 	[CT_PINS] =	{ "fingerprints", conf_set_pins, NULL },
+	[CT_CHOICE] =	{ "word", conf_set_choice, NULL },
 };
 
 void

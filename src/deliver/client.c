@@ -266,6 +266,7 @@ result_set(struct client_rcpt_result *res, unsigned code, const char *esc,
     const char *mta, const char *text, size_t len)
 {
 	res->code = code;
+	res->relay[0] = '\0';		/* conn_relay() fills it in */
 	snprintf(res->esc, sizeof(res->esc), "%s", esc);
 	snprintf(res->mta, sizeof(res->mta), "%s", mta);
 	result_text(res->text, sizeof(res->text), text, len);
@@ -848,6 +849,19 @@ conn_new(struct client_dq *dq, struct client_job *job)
 	return c;
 }
 
+/* Which connection answered, for the delivered/deferred lines. */
+static void
+conn_relay(struct client_conn *c)
+{
+	struct client_msg	*m = c->job->msg;
+	size_t			 i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->results[i].relay[0] == '\0')
+			snprintf(m->results[i].relay,
+			    sizeof(m->results[i].relay), "%s", c->peer);
+}
+
 /* Free the conn; its job, if any, must have been settled or re-queued. */
 static void
 conn_close(struct client_conn *c, const char *reason)
@@ -860,6 +874,7 @@ conn_close(struct client_conn *c, const char *reason)
 		result_fail(&r, CF_LOST, c->mta, "%s: connection closed: %s",
 		    c->peer, reason);
 		job_set_all(c->job, RS_DONE, &r);
+		conn_relay(c);
 		job_finish(dq->pool, c->job, dq->dest.key);
 	}
 	TAILQ_REMOVE(&dq->conns, c, entry);
@@ -879,6 +894,7 @@ conn_settle(struct client_conn *c)
 		for (i = 0; i < c->job->msg->nrcpts; i++)
 			c->job->msg->results[i].hop_dsn =
 			    (c->ext & CLIENT_EXT_DSN) != 0;
+		conn_relay(c);
 		job_finish(c->dq->pool, c->job, c->dq->dest.key);
 		c->job = NULL;
 	}

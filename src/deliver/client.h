@@ -72,6 +72,7 @@ struct client_rcpt_result {
 	char		mta[256];	/* the host that answered, for DSNs ("" if none) */
 	bool		hop_dsn;	/* that host offered DSN (RFC 3461): NOTIFY went with the RCPT */
 	char		tls[160];	/* "tls_required=L tls=VERSION tls_cipher=C tls_verified=V" (log words; "" over a unix socket) */
+	char		relay[320];	/* for logs: "name[addr]:port" of the connection that answered, "" if none */
 };
 struct client_msg {
 	uint64_t			 id;		/* caller's id, for logs */

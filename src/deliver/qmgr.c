@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@
 #include "../lib/ids.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../obs/log_hash.h"
 #include "../lib/utf8.h"
 #include "../net/worker.h"
 #include "../obs/obs.h"
@@ -133,6 +135,7 @@ struct qmgr {
 	struct qnote		*xnotes, **xtail;	/* FIFO */
 	struct event		*xev;		/* drains xnotes on our loop */
 	pthread_mutex_t		 bs_mu;		/* the backscatter guard */
+	/* for `mxgate stats` (issue 18): per recipient and attempt */
 };
 
 /* A committed message announced by another loop. */
@@ -454,6 +457,7 @@ qmsg_result(struct qmsg *m, size_t i, unsigned code, const char *esc,
 	snprintf(r->esc, sizeof(r->esc), "%s", esc);
 	snprintf(r->text, sizeof(r->text), "%s", text);
 	snprintf(r->mta, sizeof(r->mta), "%s", mta ? mta : "");
+	snprintf(r->relay, sizeof(r->relay), "none");
 	m->state[i] = code >= 500 ? QR_PERM : code >= 400 ? QR_TEMP : QR_OK;
 }
 
@@ -502,6 +506,7 @@ qgroup_maildir(void *arg)
 		else
 			qmsg_result(m, i, 250, "2.0.0", "delivered to "
 			    "maildir", NULL);
+		snprintf(m->res[i].relay, sizeof(m->res[i].relay), "maildir");
 	}
 }
 
@@ -524,6 +529,11 @@ qgroup_sent(void *arg, struct client_msg *cm)
 		g->m->res[g->idx[k]].hop_dsn = cm->results[k].hop_dsn;
 		memcpy(g->m->res[g->idx[k]].tls, cm->results[k].tls,
 		    sizeof(cm->results[k].tls));
+		/* the connection, else (none made) the destination */
+		snprintf(g->m->res[g->idx[k]].relay,
+		    sizeof(g->m->res[g->idx[k]].relay), "%s",
+		    cm->results[k].relay[0] ? cm->results[k].relay :
+		    g->dest.key);
 	}
 	qgroup_done(g);
 }
@@ -814,32 +824,49 @@ qmsg_backoff_ms(const struct qmsg *m)
 	    (unsigned)ms;
 }
 
+/*
+ * One line per recipient and attempt (issue 18): where it went (relay:
+ * "name[addr]:port", "maildir", or the destination when no connection
+ * was made), the time since arrival (delay_s), the attempts so far and
+ * the reply.  The qid ties it to the queued line.
+ */
 static void
 qmsg_log(struct qmsg *m, size_t i, unsigned next_ms)
 {
 	const struct client_rcpt_result	*r = &m->res[i];
 	const char			*rcpt = m->qf.rcpts[i];
+	const char			*sender = m->qf.sender ? m->qf.sender : "";
+	char				 h[OBS_HASH_TEXT];
+	time_t				 now = time(NULL);
+	long long			 delay = now > m->qf.arrival ?
+					    (long long)(now - m->qf.arrival) : 0;
+	char				 common[1024];
 
+	snprintf(common, sizeof(common), "from=<%s> relay=%s delay_s=%lld "
+	    "attempts=%u status=%s", log_esc(sender, strlen(sender), 256),
+	    log_esc(r->relay, strlen(r->relay), 200), delay,
+	    m->qf.attempts + (m->early ? 0 : 1), r->esc);
+	if (m->conf->log_recipients)	/* hashed, as in the RCPT line */
+		rcpt = obs_hash_rcpt(rcpt, strlen(rcpt), h);
 	switch (m->state[i]) {
 	case QR_OK:
-		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> "
-		    "status=%s reply=\"%s\"%s%s", m->qid, log_esc(rcpt,
-		    strlen(rcpt), 256), r->esc, log_text(r->text,
-		    strlen(r->text), 200), r->tls[0] ? " " : "", r->tls);
+		log_event(LOG_LVL_INFO, "delivered", "qid=%s to=<%s> %s "
+		    "reply=\"%s\"%s%s", m->qid, log_esc(rcpt, strlen(rcpt),
+		    256), common, log_text(r->text, strlen(r->text), 200),
+		    r->tls[0] ? " " : "", r->tls);
 		break;
 	case QR_TEMP:
-		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\" attempts=%u next_attempt_s=%u%s%s%s",
-		    m->qid, log_esc(rcpt, strlen(rcpt), 256), r->esc,
-		    log_text(r->text, strlen(r->text), 200),
-		    m->qf.attempts + (m->early ? 0 : 1), next_ms / 1000,
+		log_event(LOG_LVL_INFO, "deferred", "qid=%s to=<%s> %s "
+		    "reply=\"%s\" next_attempt_s=%u%s%s%s", m->qid,
+		    log_esc(rcpt, strlen(rcpt), 256), common,
+		    log_text(r->text, strlen(r->text), 200), next_ms / 1000,
 		    m->early ? " early=yes" : "", r->tls[0] ? " " : "",
 		    r->tls);
 		break;
 	case QR_PERM:
-		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> status=%s "
-		    "reason=\"%s\"%s%s", m->qid, log_esc(rcpt, strlen(rcpt),
-		    256), r->esc, log_text(r->text, strlen(r->text), 200),
+		log_event(LOG_LVL_INFO, "failed", "qid=%s to=<%s> %s "
+		    "reply=\"%s\"%s%s", m->qid, log_esc(rcpt, strlen(rcpt),
+		    256), common, log_text(r->text, strlen(r->text), 200),
 		    r->tls[0] ? " " : "", r->tls);
 		break;
 	default:
@@ -1694,13 +1721,36 @@ qmgr_ctl_released(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	return qmgr_ctl_done(arg, cn, argc, argv, "released", 'q');
 }
 
+/* The deliveries and reports, from the counters /metrics shows. */
 static int
 qmgr_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
+	struct qmgr		*q = arg;
+	struct obs_totals	 t;
+	uint64_t		 d[OBS_DLV_MAX] = { 0 }, sent = 0, sup = 0;
+	size_t			 h, k;
+
 	(void)argc;
 	(void)argv;
+	memset(&t, 0, sizeof(t));
+	worker_obs_totals(q->w, &t);
+	for (h = 0; h < OBS_HOP_MAX; h++)
+		for (k = 0; k < OBS_DLV_MAX; k++)
+			d[k] += t.delivery[h][k];
+	for (k = 0; k < OBS_NDR_MAX; k++)
+		*(strcmp(obs_ndr_action(k), "sent") == 0 ? &sent : &sup) +=
+		    t.ndr[k];
 	ctl_printf(cn, "queue_active %u", qmgr_active(arg));
 	ctl_printf(cn, "queue_deferred %u", qmgr_waiting(arg));
+	ctl_printf(cn, "delivered_total %llu",
+	    (unsigned long long)d[OBS_DLV_DELIVERED]);
+	ctl_printf(cn, "deferred_total %llu",
+	    (unsigned long long)d[OBS_DLV_DEFERRED]);
+	ctl_printf(cn, "bounced_total %llu",
+	    (unsigned long long)d[OBS_DLV_FAILED]);
+	ctl_printf(cn, "reports_sent_total %llu", (unsigned long long)sent);
+	ctl_printf(cn, "reports_suppressed_total %llu",
+	    (unsigned long long)sup);
 	return 0;
 }
 

@@ -291,6 +291,12 @@ dir_lookup(struct dir *d, const struct dir_query *q, uint64_t id,
 }
 
 const char *
+dir_name(const struct dir *d)
+{
+	return d != NULL ? d->ops->name : "none";
+}
+
+const char *
 dir_verdict_name(enum dir_verdict v)
 {
 	if ((unsigned)v >= sizeof(dir_verdict_names) /

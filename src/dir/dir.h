@@ -56,6 +56,8 @@ size_t		 dir_count(const struct dir *);	/* entries, for logs */
 enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg);
 const char	*dir_verdict_name(enum dir_verdict);
+/* The back-end's name for logs ("file"); "none" for a NULL dir. */
+const char	*dir_name(const struct dir *);
 
 /* One entry of a back-end that can list its entries. */
 typedef void	dir_each_fn(void *arg, const char *key, size_t len);

@@ -989,6 +989,42 @@ worker_ctl_stop(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The RCPT decisions an administrator asks for first, from the counters
+ * /metrics shows (mxgate_rcpt_total), grouped as a person reads them.
+ */
+static void
+worker_ctl_rcpt_stats(struct ctl_conn *cn, const struct obs_totals *t)
+{
+	const uint64_t	*r = t->rcpt;
+
+	ctl_printf(cn, "rcpt_accepted_total %llu", (unsigned long long)(
+	    r[OBS_RCPT_ACCEPT_VALID] + r[OBS_RCPT_ACCEPT_RELAY]));
+	ctl_printf(cn, "rcpt_discarded_total %llu", (unsigned long long)(
+	    r[OBS_RCPT_DISCARD_UNKNOWN] + r[OBS_RCPT_DISCARD_HARVEST]));
+	ctl_printf(cn, "rcpt_bounced_total %llu",
+	    (unsigned long long)r[OBS_RCPT_BOUNCE_UNKNOWN]);
+	ctl_printf(cn, "rcpt_rejected_unknown_total %llu",
+	    (unsigned long long)r[OBS_RCPT_REJECT_UNKNOWN]);
+	ctl_printf(cn, "rcpt_relay_denied_total %llu",
+	    (unsigned long long)r[OBS_RCPT_REJECT_RELAY]);
+	ctl_printf(cn, "rcpt_tempfail_total %llu",
+	    (unsigned long long)r[OBS_RCPT_TEMPFAIL_DIRECTORY]);
+	ctl_printf(cn, "rcpt_uniform_total %llu",
+	    (unsigned long long)r[OBS_RCPT_UNIFORM_HARVEST]);
+	ctl_printf(cn, "rcpt_tarpit_total %llu",
+	    (unsigned long long)r[OBS_RCPT_TARPIT_HARVEST]);
+	ctl_printf(cn, "rcpt_cutoff_total %llu",
+	    (unsigned long long)r[OBS_RCPT_TEMPFAIL_HARVEST]);
+	ctl_printf(cn, "rcpt_limit_total %llu", (unsigned long long)(
+	    r[OBS_RCPT_TEMPFAIL_LIMIT] + r[OBS_RCPT_REJECT_NULL_SENDER] +
+	    r[OBS_RCPT_TEMPFAIL_NULL_SENDER]));
+	ctl_printf(cn, "rcpt_syntax_total %llu",
+	    (unsigned long long)r[OBS_RCPT_REJECT_SYNTAX]);
+	ctl_printf(cn, "rcpt_shadow_total %llu",
+	    (unsigned long long)t->rcpt_shadow);
+}
+
 static int
 worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 {
@@ -1002,6 +1038,7 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 
 	memset(&t, 0, sizeof(t));
 	worker_obs_totals(w, &t);	/* the counters /metrics shows */
+	worker_ctl_rcpt_stats(cn, &t);
 	ctl_printf(cn, "workers %u", w->grp->n);
 	ctl_printf(cn, "sessions_open %zu", worker_sessions_open(w));
 	ctl_printf(cn, "sessions_total %llu",
@@ -1025,6 +1062,7 @@ worker_ctl_stats(void *arg, struct ctl_conn *cn, int argc, char **argv)
 	ctl_printf(cn, "harvest_marked %zu", st.marked);
 	ctl_printf(cn, "harvest_tarpitted %zu", st.tarpitted);
 	ctl_printf(cn, "harvest_hot_domains %zu", st.hot_domains);
+	ctl_printf(cn, "log_lines_dropped_total %lu", log_dropped_count());
 	return 0;
 }
 
@@ -1176,9 +1214,11 @@ static void
 worker_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
+		(void)log_reopen();	/* logrotate: first, so the reload's
+					 * lines land in the new file */
 		worker_reload(arg);
-	else
+	} else
 		worker_stop(arg);
 }
 

@@ -102,6 +102,11 @@ wobs_rcpt(struct buf *o, const struct wobs_view *v)
 		    -1)
 			return -1;
 	}
+	if (wobs_one(o, "mxgate_rcpt_shadow_total", "counter", "RCPT "
+	    "commands a control in shadow mode would have answered otherwise "
+	    "(harvest_guard = shadow; the log line says what it would have "
+	    "done)", v->t.rcpt_shadow) == -1)
+		return -1;
 	if (obs_expo_family(o, "mxgate_rcpt_decision_seconds", "histogram",
 	    "time from a RCPT command read to its answer chosen (directory "
 	    "included, the tarpit's wait not)") == -1 ||

@@ -211,6 +211,7 @@ obs_totals_add(struct obs_totals *t, const struct obs_loop *l)
 		t->sessions[i] += obs_get(&l->sessions[i]);
 	t->sessions_started += obs_get(&l->sessions_started);
 	t->messages_accepted += obs_get(&l->messages_accepted);
+	t->rcpt_shadow += obs_get(&l->rcpt_shadow);
 	for (i = 0; i < OBS_NDR_MAX; i++)
 		t->ndr[i] += obs_get(&l->ndr[i]);
 	for (i = 0; i < OBS_HOP_MAX; i++)

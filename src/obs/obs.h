@@ -133,6 +133,7 @@ void	obs_hist_sum(struct obs_hist *dst, const struct obs_hist *src);
 /* What one event loop counts.  Zeroed with its worker. */
 struct obs_loop {
 	obs_ctr		 rcpt[OBS_RCPT_MAX];
+	obs_ctr		 rcpt_shadow;	/* a shadow control would differ */
 	obs_ctr		 sessions[OBS_SESS_MAX];	/* ended */
 	obs_ctr		 sessions_started;
 	obs_ctr		 messages_accepted;	/* 250 queued: on disk */
@@ -145,6 +146,7 @@ struct obs_loop {
 /* A scrape's view: every loop added up (plain numbers). */
 struct obs_totals {
 	uint64_t	 rcpt[OBS_RCPT_MAX];
+	uint64_t	 rcpt_shadow;
 	uint64_t	 sessions[OBS_SESS_MAX];
 	uint64_t	 sessions_started;
 	uint64_t	 messages_accepted;

@@ -255,8 +255,7 @@ cmd_vrfy(struct smtp_session *s, struct span arg)
 {
 	smtp_log(s, LOG_LVL_INFO, "vrfy", "arg=%s",
 	    log_esc(arg.p, arg.len, 64));
-	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
-	    GUARD_SIG_VRFY, smtp_now_ms());
+	smtp_guard_signal(s, GUARD_SIG_VRFY);
 	smtp_reply(s, R_VRFY, NULL);
 }
 
@@ -265,7 +264,6 @@ cmd_expn(struct smtp_session *s, struct span arg)
 {
 	smtp_log(s, LOG_LVL_INFO, "expn", "arg=%s",
 	    log_esc(arg.p, arg.len, 64));
-	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
-	    GUARD_SIG_EXPN, smtp_now_ms());
+	smtp_guard_signal(s, GUARD_SIG_EXPN);
 	smtp_reply(s, R_EXPN, NULL);
 }

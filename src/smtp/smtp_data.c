@@ -19,6 +19,7 @@ smtp_data_init(struct smtp_data *d)
 	d->st = D_BOL;
 	d->bad_eol = false;
 	d->nul = false;
+	d->lenient = false;
 }
 
 static void
@@ -27,6 +28,25 @@ data_flush(const uint8_t *in, size_t from, size_t to,
 {
 	if (to > from)
 		out(arg, in + from, to - from);
+}
+
+/*
+ * Lenient (strict_framing = shadow): the bare line end at in[i] is
+ * output as CRLF, so that the spool, and so the next hop, never sees a
+ * bare CR or LF (a lenient next hop could take "<LF>.<LF>" as the end).
+ * A bare LF is replaced; a bare CR (already in the pending run) gets its
+ * LF.  It is still not a line end here: no dot is unstuffed after it and
+ * no end of data follows it.  Returns the new start of the pending run.
+ */
+static size_t
+data_fix(const struct smtp_data *d, const uint8_t *in, size_t run, size_t i,
+    bool lf, smtp_data_out_fn *out, void *arg)
+{
+	if (!d->lenient)
+		return run;
+	data_flush(in, run, i, out, arg);
+	out(arg, (const uint8_t *)(lf ? "\r\n" : "\n"), lf ? 2 : 1);
+	return lf ? i + 1 : i;
 }
 
 /* One byte in a line (not at its start). */
@@ -53,6 +73,15 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 	for (i = 0; i < len; i++) {
 		uint8_t	c = in[i];
 
+		if (c == '\n' && d->lenient && (d->st == D_BOL ||
+		    d->st == D_BOL_DOT || d->st == D_MID)) {
+			d->bad_eol = true;	/* a bare LF, stored as CRLF */
+			if (d->st == D_BOL_DOT)	/* a line ".": kept */
+				out(arg, (const uint8_t *)".", 1);
+			run = data_fix(d, in, run, i, true, out, arg);
+			d->st = D_MID;
+			continue;
+		}
 		switch (d->st) {
 		case D_BOL:
 			if (c == '.') {
@@ -75,8 +104,11 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 				return PARSE_OK;
 			}
 			d->bad_eol = true;	/* ".<CR>x": bare CR */
+			if (d->lenient)	/* not a stuffed dot: kept */
+				out(arg, (const uint8_t *)".", 1);
 			if (i == 0)	/* the CR held back at the last chunk's end */
 				out(arg, (const uint8_t *)"\r", 1);
+			run = data_fix(d, in, run, i, false, out, arg);
 			d->st = data_mid(d, c);
 			break;
 		case D_MID:
@@ -87,6 +119,7 @@ smtp_data_scan(struct smtp_data *d, const uint8_t *in, size_t len,
 				d->st = D_BOL;
 			else {
 				d->bad_eol = true;	/* bare CR */
+				run = data_fix(d, in, run, i, false, out, arg);
 				d->st = data_mid(d, c);
 			}
 			break;
@@ -105,7 +138,7 @@ void
 smtp_data_raw(struct smtp_data *d, const uint8_t *in, size_t len,
     smtp_data_out_fn *out, void *arg)
 {
-	size_t	i;
+	size_t	i, run = 0;
 
 	for (i = 0; i < len; i++) {
 		uint8_t	c = in[i];
@@ -116,10 +149,17 @@ smtp_data_raw(struct smtp_data *d, const uint8_t *in, size_t len,
 				continue;
 			}
 			d->bad_eol = true;	/* bare CR */
+			run = data_fix(d, in, run, i, false, out, arg);
+		}
+		if (c == '\n' && d->lenient) {
+			d->bad_eol = true;	/* a bare LF, stored as CRLF */
+			run = data_fix(d, in, run, i, true, out, arg);
+			d->st = D_BOL;	/* no dot or end mark in BDAT */
+			continue;
 		}
 		d->st = data_mid(d, c);
 	}
-	data_flush(in, 0, len, out, arg);
+	data_flush(in, run, len, out, arg);
 }
 
 bool

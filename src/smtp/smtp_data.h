@@ -26,12 +26,15 @@ struct smtp_data {
 	int		st;		/* private: scanner state */
 	bool		bad_eol;	/* a bare CR or LF was seen */
 	bool		nul;		/* a NUL byte was seen */
+	bool		lenient;	/* strict_framing = shadow: a bare CR
+					 * or LF is output as CRLF (it still
+					 * sets bad_eol, never ends data) */
 };
 
 /* out(arg, p, n): n message bytes at p (a run of the input). */
 typedef void	smtp_data_out_fn(void *arg, const uint8_t *p, size_t n);
 
-void		smtp_data_init(struct smtp_data *);
+void		smtp_data_init(struct smtp_data *);	/* not lenient */
 /*
  * Scan len bytes.  PARSE_OK: the end-of-data mark ended at in[*used - 1]
  * (bytes after it belong to the next command).  PARSE_MORE: all len bytes

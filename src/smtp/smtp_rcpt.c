@@ -10,6 +10,7 @@
  * and (rcpt_reply_floor, issue 12) at the same time.
  * Untrusted: the RCPT argument.  RFC 5321 4.1.1.3, 3.6 (relay), 4.5.3.1.8.
  */
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 #include "../lib/rate.h"
 #include "../lib/utf8.h"
 #include "../net/worker.h"
+#include "../obs/log_hash.h"
 #include "../policy/policy.h"
 #include "../policy/relay.h"
 #include "smtp_session.h"
@@ -140,7 +142,9 @@ rcpt_syntax(struct smtp_session *s, struct span arg, struct smtp_addr *a)
 /*
  * mxgate_rcpt_total and the decision time (issue 18): once per RCPT, when
  * its answer is chosen (a tarpit's wait comes after, and is not in it).
- * A RCPT the guard delays counts as tarpit, whatever its answer.
+ * A RCPT the guard delays counts as tarpit, whatever its answer; one a
+ * control in shadow would have answered otherwise counts as shadow too.
+ * `mxgate stats` reads the same counters.
  */
 static void
 rcpt_count(struct smtp_session *s, enum obs_rcpt r)
@@ -151,16 +155,77 @@ rcpt_count(struct smtp_session *s, enum obs_rcpt r)
 	if (s->rw.tarpit_us != 0 && r != OBS_RCPT_UNIFORM_HARVEST)
 		r = OBS_RCPT_TARPIT_HARVEST;
 	obs_rcpt(o, r);
+	if (s->rw.would != NULL)
+		obs_add(&o->rcpt_shadow, 1);
 	obs_hist_note(&o->rcpt_seconds, &obs_rcpt_seconds,
 	    now > s->rw.arrive_us ? now - s->rw.arrive_us : 0);
 }
 
+/*
+ * The decision line (issue 18): who asked (the prefix is the network the
+ * harvest guard counts too), the envelope, what the directory said
+ * (verdict) and what was done (action), who answered (source), how long
+ * the decision took (not counting a tarpit or the reply floor), the
+ * reply, and under a shadow control what it would have done instead.
+ */
 static void
-rcpt_log(struct smtp_session *s, const char *verdict, enum rcpt_action a)
+rcpt_log(struct smtp_session *s, const char *verdict, const char *action,
+    const char *reply, enum obs_rcpt m)
 {
-	smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s action=%s",
-	    log_esc(s->rw.addr, strlen(s->rw.addr), 256), verdict,
-	    policy_action_name(a));
+	char		 to[OBS_HASH_TEXT];
+	uint64_t	 now = smtp_now_us();
+	const char	*rcpt = s->conf->log_recipients ? obs_hash_rcpt(
+			    s->rw.key, strlen(s->rw.key), to) :
+			    log_esc(s->rw.addr, strlen(s->rw.addr), 256);
+
+	smtp_log(s, LOG_LVL_INFO, "rcpt", "prefix=%s helo=%s from=<%s> "
+	    "to=%s verdict=%s action=%s source=%s latency_ms=%llu%s%s%s "
+	    "reply=\"%s\"", s->prefix, s->helo[0] ? log_esc(s->helo,
+	    strlen(s->helo), 64) : "-", log_esc(s->tx.sender.data,
+	    s->tx.sender.len, 256), rcpt, verdict, action,
+	    s->rw.asked ? dir_name(s->w->dir) : "none",
+	    (unsigned long long)(now > s->rw.arrive_us ?
+	    (now - s->rw.arrive_us) / 1000 : 0),
+	    s->rw.would ? " shadow=1 would=" : "",
+	    s->rw.would ? s->rw.would : "", s->rw.would_delay,
+	    log_text(reply, strlen(reply), 200));
+	rcpt_count(s, m);
+}
+
+/* Log a decision, then give its reply (a catalogue reply, with arg). */
+static void
+rcpt_answer(struct smtp_session *s, const char *verdict, const char *action,
+    enum obs_rcpt m, enum reply_id r, const char *arg)
+{
+	char	line[SMTP_REPLY_MAX], h[OBS_HASH_TEXT], a[OBS_HASH_TEXT + 2];
+
+	/* hashed: the address the reply echoes is not logged either */
+	if (s->conf->log_recipients && arg == s->rw.addr) {
+		snprintf(a, sizeof(a), "<%s>", obs_hash_rcpt(s->rw.key,
+		    strlen(s->rw.key), h));
+		smtp_reply_fmt(r, a, line, sizeof(line));
+	} else
+		smtp_reply_fmt(r, arg, line, sizeof(line));
+	rcpt_log(s, verdict, action, line, m);
+	smtp_reply(s, r, arg);
+}
+
+/*
+ * Whether a control's verdict is carried out (issue 18, part 3): under
+ * enforce it is; under shadow it is not, the client sees what it would
+ * without the control, and the decision line says shadow=1 would=WHAT.
+ * A control that can be rolled out in shadow calls this once, e.g.
+ * `if (rcpt_control(s, s->conf->dnsbl_action, "reject")) ...`.
+ */
+static bool
+rcpt_control(struct smtp_session *s, int mode, const char *would)
+{
+	if (mode == CONF_CONTROL_SHADOW) {
+		if (s->rw.would == NULL)	/* the first one counts */
+			s->rw.would = would;
+		return false;
+	}
+	return mode == CONF_CONTROL_ENFORCE;
 }
 
 void
@@ -181,6 +246,9 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 	    a.literal, &dc);
 	s->rw.dc = dc;
 	s->rw.resume = s->state;
+	s->rw.asked = false;
+	s->rw.would = NULL;
+	s->rw.would_delay[0] = '\0';
 	if (rv != RELAY_LOCAL) {
 		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
@@ -222,26 +290,37 @@ rcpt_tarpit(struct smtp_session *s, unsigned delay)
 static void
 rcpt_uniform(struct smtp_session *s)
 {
-	rcpt_log(s, "uniform", RCPT_UNIFORM);
-	rcpt_count(s, OBS_RCPT_UNIFORM_HARVEST);
+	rcpt_log(s, "uniform", policy_action_name(RCPT_UNIFORM),
+	    s->conf->harvest_uniform_reply, OBS_RCPT_UNIFORM_HARVEST);
 	rcpt_release(s, true);
 	smtp_reply_line(s, s->conf->harvest_uniform_reply);
 }
 
 /* Step 3: the harvest guard (DESIGN 3).  Its delay runs while the
- * directory is asked, so the look-up's cost hides inside it. */
+ * directory is asked, so the look-up's cost hides inside it.  Under
+ * harvest_guard = shadow it counts as under enforce, so what it would
+ * do is what it would have done, but nothing is applied. */
 static void
 rcpt_guard(struct smtp_session *s)
 {
+	int		mode = s->conf->harvest_guard;
 	unsigned	delay = 0;
+	enum guard_verdict v;
 
 	/* DESIGN 3: authenticated users are on the allowlist. */
-	if (s->auth_user[0] != '\0') {
+	if (s->auth_user[0] != '\0' || mode == CONF_CONTROL_OFF) {
 		rcpt_lookup(s);
 		return;
 	}
-	switch (guard_rcpt_check(s->w->guard, (struct sockaddr *)&s->peer,
-	    &s->gs, smtp_now_ms(), &delay)) {
+	v = guard_rcpt_check(s->w->guard, (struct sockaddr *)&s->peer,
+	    &s->gs, smtp_now_ms(), &delay);
+	if (v != GUARD_PASS && !rcpt_control(s, mode, guard_verdict_name(v))) {
+		if (delay > 0)
+			snprintf(s->rw.would_delay, sizeof(s->rw.would_delay),
+			    " would_delay_ms=%u", delay);
+		v = GUARD_PASS;
+	}
+	switch (v) {
 	case GUARD_PASS:
 		rcpt_lookup(s);
 		break;
@@ -255,9 +334,9 @@ rcpt_guard(struct smtp_session *s)
 		rcpt_uniform(s);
 		break;
 	case GUARD_CUTOFF:
-		rcpt_log(s, "cutoff", RCPT_CUTOFF);
-		rcpt_count(s, OBS_RCPT_TEMPFAIL_HARVEST);
-		smtp_reply(s, R_HARVEST_CUTOFF, s->conf->hostname);
+		rcpt_answer(s, "cutoff", policy_action_name(RCPT_CUTOFF),
+		    OBS_RCPT_TEMPFAIL_HARVEST, R_HARVEST_CUTOFF,
+		    s->conf->hostname);
 		break;
 	}
 }
@@ -287,6 +366,7 @@ rcpt_lookup(struct smtp_session *s)
 	enum dir_verdict		 v;
 
 	s->rw.dir_us = smtp_now_us();
+	s->rw.asked = true;
 	v = dir_lookup(s->w->dir, &q, s->id, rcpt_dir_done, s->w);
 	if (v == DIR_PENDING) {
 		smtp_set_state(s, ST_WAIT);
@@ -326,7 +406,8 @@ rcpt_guard_note(struct smtp_session *s, bool unknown)
 {
 	const char	*at = strrchr(s->rw.key, '@');
 
-	if (s->auth_user[0] != '\0')
+	if (s->auth_user[0] != '\0' ||
+	    s->conf->harvest_guard == CONF_CONTROL_OFF)
 		return false;		/* allowlisted: not counted */
 	return guard_rcpt_note(s->w->guard, (struct sockaddr *)&s->peer,
 	    &s->gs, unknown, s->rw.key, (size_t)(at - s->rw.key), at + 1,
@@ -389,6 +470,8 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	if (rv == RELAY_LOCAL && (v == DIR_VALID || v == DIR_UNKNOWN))
 		hot = rcpt_guard_note(s, v == DIR_UNKNOWN);
 	/* A distributed harvest: unknown names answered as under discard. */
+	if (hot && !rcpt_control(s, s->conf->harvest_guard, "discard"))
+		hot = false;		/* shadow: as if not hot */
 	if ((hot_discard = hot && a == RCPT_REJECT))
 		a = RCPT_DISCARD;
 	/* Whether an unknown name here gets a valid name's answer: then
@@ -401,27 +484,22 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	queue = !rcpt_queued(s) && (a == RCPT_ACCEPT || a == RCPT_RELAY);
 
 	if (!policy_looks_valid(a)) {
-		rcpt_log(s, verdict, a);
-		rcpt_count(s, a == RCPT_DENY ? OBS_RCPT_REJECT_RELAY :
-		    a == RCPT_REJECT ? OBS_RCPT_REJECT_UNKNOWN :
-		    OBS_RCPT_TEMPFAIL_DIRECTORY);
 		rcpt_release(s, hides);
-		smtp_reply(s, a == RCPT_DENY ? R_RELAY_DENIED :
-		    a == RCPT_REJECT ? R_RCPT_UNKNOWN : R_DIR_TEMPFAIL,
-		    s->rw.addr);
+		rcpt_answer(s, verdict, policy_action_name(a),
+		    a == RCPT_DENY ? OBS_RCPT_REJECT_RELAY : a == RCPT_REJECT ?
+		    OBS_RCPT_REJECT_UNKNOWN : OBS_RCPT_TEMPFAIL_DIRECTORY,
+		    a == RCPT_DENY ? R_RELAY_DENIED : a == RCPT_REJECT ?
+		    R_RCPT_UNKNOWN : R_DIR_TEMPFAIL, s->rw.addr);
 		return;
 	}
 	if ((r = rcpt_limits(s)) != R_NONE) {
-		smtp_log(s, LOG_LVL_INFO, "rcpt", "to=%s verdict=%s "
-		    "action=%s", log_esc(s->rw.addr, strlen(s->rw.addr), 256),
-		    verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
-		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
-		    "null_sender_rate");
-		rcpt_count(s, r == R_TOO_MANY_RCPTS ? OBS_RCPT_TEMPFAIL_LIMIT :
-		    r == R_NULL_SENDER_MULTI ? OBS_RCPT_REJECT_NULL_SENDER :
-		    OBS_RCPT_TEMPFAIL_NULL_SENDER);
 		rcpt_release(s, hides);
-		smtp_reply(s, r, NULL);
+		rcpt_answer(s, verdict, r == R_TOO_MANY_RCPTS ? "too_many" :
+		    r == R_NULL_SENDER_MULTI ? "null_sender_multi" :
+		    "null_sender_rate", r == R_TOO_MANY_RCPTS ?
+		    OBS_RCPT_TEMPFAIL_LIMIT : r == R_NULL_SENDER_MULTI ?
+		    OBS_RCPT_REJECT_NULL_SENDER : OBS_RCPT_TEMPFAIL_NULL_SENDER,
+		    r, NULL);
 		return;
 	}
 	if (s->tx.sender.len == 0)
@@ -435,12 +513,11 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 	s->tx.nqueued += queue;
 	s->tx.nbounced += a == RCPT_BOUNCE;
 	s->tx.naccepted++;
-	rcpt_log(s, verdict, a);
-	rcpt_count(s, a == RCPT_ACCEPT ? OBS_RCPT_ACCEPT_VALID :
-	    a == RCPT_RELAY ? OBS_RCPT_ACCEPT_RELAY : a == RCPT_BOUNCE ?
-	    OBS_RCPT_BOUNCE_UNKNOWN : hot_discard ? OBS_RCPT_DISCARD_HARVEST :
-	    OBS_RCPT_DISCARD_UNKNOWN);
 	smtp_set_state(s, ST_RCPT);
 	rcpt_release(s, hides);
-	smtp_reply(s, R_RCPT_OK, NULL);
+	rcpt_answer(s, verdict, policy_action_name(a), a == RCPT_ACCEPT ?
+	    OBS_RCPT_ACCEPT_VALID : a == RCPT_RELAY ? OBS_RCPT_ACCEPT_RELAY :
+	    a == RCPT_BOUNCE ? OBS_RCPT_BOUNCE_UNKNOWN : hot_discard ?
+	    OBS_RCPT_DISCARD_HARVEST : OBS_RCPT_DISCARD_UNKNOWN, R_RCPT_OK,
+	    NULL);
 }

@@ -361,8 +361,7 @@ secure_fail(struct smtp_session *s, const char *why)
 	    "reason=%s", smtp_auth_mech_name(s->auth->mech),
 	    s->auth->ulen > 0 ? log_esc(s->auth->user, s->auth->ulen, 64) :
 	    "-", why);
-	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
-	    GUARD_SIG_AUTH, smtp_now_ms());
+	smtp_guard_signal(s, GUARD_SIG_AUTH);
 	smtp_set_state(s, ST_WAIT);
 	bufferevent_disable(s->bev, EV_READ);
 	smtp_timer(s, SECURE_FAIL_DELAY_MS, secure_fail_reply);

@@ -21,6 +21,7 @@
 
 #include "../conf/conf.h"
 #include "../lib/ids.h"
+#include "../obs/log_json.h"
 #include "../net/tls.h"
 #include "../net/worker.h"
 #include "smtp_session.h"
@@ -43,13 +44,16 @@ void
 smtp_log(struct smtp_session *s, enum log_level l, const char *event,
     const char *fmt, ...)
 {
-	char	prefix[96];
+	char	prefix[96], sid[ID_STRLEN + 1];
 	va_list	ap;
 
 	if (!log_enabled(l))
 		return;
-	snprintf(prefix, sizeof(prefix), "sid=%016llx client=%s",
-	    (unsigned long long)s->id, s->client);
+	/* The queue id's alphabet (upper-case hex), so that one grep -i
+	 * or one case-sensitive search finds both kinds of id alike. */
+	id_format(s->id, sid);
+	snprintf(prefix, sizeof(prefix), "sid=%s client=%s", sid,
+	    s->client);
 	va_start(ap, fmt);
 	log_eventv(l, event, prefix, fmt, ap);
 	va_end(ap);
@@ -75,6 +79,8 @@ session_client_text(struct smtp_session *s)
 		    sizeof(s->client));
 	} else
 		snprintf(s->client, sizeof(s->client), "unknown");
+	/* the decision line's prefix= (issue 18) */
+	obs_client_prefix(s->client, s->prefix, sizeof(s->prefix));
 }
 
 int
@@ -219,31 +225,50 @@ session_end_result(enum reply_id id)
 }
 
 /* Write "CODE ESC TEXT\r\n", substituting the one "%s" with arg. */
+bool
+smtp_control(struct smtp_session *s, int mode, const char *event,
+    const char *would, const char *detail)
+{
+	if (mode == CONF_CONTROL_SHADOW)
+		smtp_log(s, LOG_LVL_INFO, event, "shadow=1 would=%s%s%s",
+		    would, detail && *detail ? " " : "", detail ? detail : "");
+	return mode == CONF_CONTROL_ENFORCE;
+}
+
+size_t
+smtp_reply_fmt(enum reply_id id, const char *arg, char *line, size_t cap)
+{
+	const struct smtp_reply	*r = smtp_reply_get(id);
+	const char		*pct;
+	int			 n;
+
+	if (r->esc)
+		n = snprintf(line, cap, "%u %s ", r->code, r->esc);
+	else
+		n = snprintf(line, cap, "%u ", r->code);
+	if ((pct = strstr(r->text, "%s")) != NULL)
+		n += snprintf(line + n, cap - (size_t)n, "%.*s%s%s",
+		    (int)(pct - r->text), r->text, arg ? arg : "", pct + 2);
+	else
+		n += snprintf(line + n, cap - (size_t)n, "%s", r->text);
+	if ((size_t)n > cap - 3)
+		n = (int)cap - 3;
+	return (size_t)n;
+}
+
 void
 smtp_reply(struct smtp_session *s, enum reply_id id, const char *arg)
 {
 	const struct smtp_reply	*r = smtp_reply_get(id);
 	struct evbuffer		*out = smtp_out(s);	/* in order */
-	const char		*pct;
-	char			 line[1024];
-	int			 n;
+	char			 line[SMTP_REPLY_MAX];
+	size_t			 n;
 
 	if (s->dead || s->state == ST_CLOSING)
 		return;
-	if (r->esc)
-		n = snprintf(line, sizeof(line), "%u %s ", r->code, r->esc);
-	else
-		n = snprintf(line, sizeof(line), "%u ", r->code);
-	if ((pct = strstr(r->text, "%s")) != NULL)
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%.*s%s%s",
-		    (int)(pct - r->text), r->text, arg ? arg : "", pct + 2);
-	else
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s",
-		    r->text);
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
+	n = smtp_reply_fmt(id, arg, line, sizeof(line));
 	memcpy(line + n, "\r\n", 2);
-	evbuffer_add(out, line, (size_t)n + 2);
+	evbuffer_add(out, line, n + 2);
 	smtp_log(s, LOG_LVL_DEBUG, "reply", "code=%u", r->code);
 	if (r->closes) {
 		if (s->end == OBS_SESS_DISCONNECTED)
@@ -268,10 +293,17 @@ smtp_reply_line(struct smtp_session *s, const char *line)
 }
 
 void
+smtp_guard_signal(struct smtp_session *s, enum guard_signal sig)
+{
+	if (s->conf->harvest_guard != CONF_CONTROL_OFF)
+		guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer,
+		    &s->gs, sig, smtp_now_ms());
+}
+
+void
 smtp_error(struct smtp_session *s, enum reply_id id)
 {
-	guard_note_signal(s->w->guard, (struct sockaddr *)&s->peer, &s->gs,
-	    GUARD_SIG_PROTO, smtp_now_ms());
+	smtp_guard_signal(s, GUARD_SIG_PROTO);
 	smtp_reply(s, id, NULL);
 	if (++s->errors >= s->conf->max_errors &&
 	    s->state != ST_CLOSING) {
@@ -520,11 +552,28 @@ session_line(struct smtp_session *s, struct evbuffer *in)
 		return true;
 	}
 	evbuffer_remove(in, line, n);
-	/* Only CRLF ends a line; a bare CR or LF refuses the whole line. */
+	/* Only CRLF ends a line; a bare CR or LF refuses the whole line.
+	 * Under strict_framing = shadow the line is taken as a lenient
+	 * server takes it: a bare LF ends it, and a CR before that LF is
+	 * dropped with it; a CR inside stays for the parser to judge. */
 	if (n < 2 || line[n - 2] != '\r' || memchr(line, '\r', n - 2)) {
-		smtp_log(s, LOG_LVL_INFO, "bare_eol", "line=%s",
+		char	detail[300];
+
+		snprintf(detail, sizeof(detail), "where=command line=%s",
 		    log_esc(line, n, 64));
-		smtp_error(s, R_BARE_EOL_CMD);
+		if (smtp_control(s, s->conf->strict_framing, "bare_eol",
+		    "reject", detail)) {
+			smtp_log(s, LOG_LVL_INFO, "bare_eol", "line=%s",
+			    log_esc(line, n, 64));
+			smtp_error(s, R_BARE_EOL_CMD);
+			return true;
+		}
+		n -= n >= 2 && line[n - 2] == '\r' ? 2 : 1;
+		if (s->state != ST_AUTH && memchr(line, '\0', n) != NULL) {
+			smtp_error(s, R_NUL_CMD);
+			return true;
+		}
+		smtp_cmd_dispatch(s, line, n);
 		return true;
 	}
 	/* A NUL would cut the line short for whoever reads it as a C

@@ -26,6 +26,9 @@
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 
+#define SMTP_MSGID_MAX	128	/* Message-ID bytes logged; more: cut */
+#define SMTP_REPLY_MAX	1024	/* one reply line */
+
 struct worker;
 struct config;
 struct bufferevent;
@@ -61,6 +64,11 @@ struct smtp_rcpt_wait {
 	char			 key[SMTP_PATH_MAX + 1];	/* "a@b" */
 	unsigned		 dsn_notify;	/* RFC 3461 NOTIFY, 0: none */
 	char			 dsn_orcpt[SMTP_DSN_ORCPT_MAX + 1];
+	/* the decision line (issue 18) */
+	bool			 asked;		/* the directory was asked */
+	const char		*would;		/* shadow: what a control
+						 * would have done; NULL */
+	char			 would_delay[32]; /* " would_delay_ms=N" */
 };
 
 /* A BDAT chunk being read (RFC 3030 2): smtp_tx.c. */
@@ -101,6 +109,13 @@ struct smtp_tx {
 	bool			 too_big;
 	bool			 io_error;
 	bool			 bdat;		/* BDAT began: no DATA/RCPT */
+	/* The Message-ID header, for the queued line (issue 18): the
+	 * start of the current header line, then its value. */
+	char			 hline[SMTP_MSGID_MAX + 16];
+	unsigned		 hline_len;
+	char			 msgid[SMTP_MSGID_MAX + 2];	/* "": none;
+					 * one byte more than is logged marks
+					 * a longer one ("...") */
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 };
 
@@ -114,6 +129,7 @@ struct smtp_session {
 	struct event		*free_ev;	/* deferred free (R14) */
 	struct sockaddr_storage	 peer;
 	char			 client[INET6_ADDRSTRLEN];
+	char			 prefix[INET6_ADDRSTRLEN + 4];	/* its /24, /48 */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	bool			 esmtp;
 	bool			 skipping;	/* rest of an overlong line */
@@ -160,6 +176,9 @@ void	smtp_session_shutdown(struct smtp_session *);
 /* Apply the timeouts again (stress mode changed). */
 void	smtp_session_retime(struct smtp_session *);
 void	smtp_reply(struct smtp_session *, enum reply_id, const char *arg);
+/* The reply's line (no CRLF) into line; its length. */
+size_t	smtp_reply_fmt(enum reply_id, const char *arg, char *line,
+	    size_t cap);
 /* A reply configured by the administrator ("450 4.7.1 text"). */
 void	smtp_reply_line(struct smtp_session *, const char *line);
 /* The session's one timer (greeting delay, tarpit): ms from now. */
@@ -168,6 +187,9 @@ void	smtp_timer(struct smtp_session *, unsigned ms,
 uint64_t smtp_now_ms(void);	/* monotonic */
 /* A protocol error: reply, count it, close at max_errors_per_session. */
 void	smtp_error(struct smtp_session *, enum reply_id);
+/* A harvest signal (VRFY, EXPN, failed AUTH, protocol error) for the
+ * guard, unless harvest_guard = off. */
+void	smtp_guard_signal(struct smtp_session *, enum guard_signal);
 void	smtp_set_state(struct smtp_session *, enum smtp_state);
 void	smtp_resume(struct smtp_session *);
 void	smtp_close(struct smtp_session *);
@@ -175,6 +197,15 @@ void	smtp_close(struct smtp_session *);
 void	smtp_flush(struct smtp_session *);
 /* Before TLS: write what is queued, then leave writing to libevent. */
 void	smtp_direct_end(struct smtp_session *);
+/*
+ * Whether a control is carried out (issue 18, part 3): true under
+ * enforce.  Under shadow it is not: the caller goes on as without the
+ * control, and this logs "event=EVENT shadow=1 would=WOULD DETAIL".
+ * A new control in the session is one call:
+ *   if (smtp_control(s, s->conf->milter_mode, "milter", "reject", NULL))
+ */
+bool	smtp_control(struct smtp_session *, int mode, const char *event,
+	    const char *would, const char *detail);
 void	smtp_log(struct smtp_session *, enum log_level, const char *event,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

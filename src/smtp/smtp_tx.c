@@ -93,6 +93,8 @@ smtp_tx_reset(struct smtp_session *s)
 	s->tx.too_big = s->tx.io_error = false;
 	s->tx.bdat = false;
 	s->tx.smtputf8 = false;
+	s->tx.hline_len = 0;
+	s->tx.msgid[0] = '\0';
 }
 
 /*
@@ -339,6 +341,7 @@ smtp_tx_data(struct smtp_session *s)
 		return;
 	}
 	smtp_data_init(&s->tx.data);
+	s->tx.data.lenient = s->conf->strict_framing == CONF_CONTROL_SHADOW;
 	smtp_set_state(s, ST_DATA);
 	smtp_reply(s, R_DATA_GO, NULL);
 }
@@ -377,11 +380,54 @@ smtp_tx_bdat(struct smtp_session *s, struct span arg)
 		ck->refuse = R_DATA_TOO_BIG;	/* read on, store nothing */
 	if (ck->refuse == R_NONE && !s->tx.bdat) {
 		smtp_data_init(&s->tx.data);
+		s->tx.data.lenient =
+		    s->conf->strict_framing == CONF_CONTROL_SHADOW;
 		s->tx.bdat = true;
 	}
 	smtp_set_state(s, ST_DATA);
 	if (len == 0)
 		smtp_tx_end(s);
+}
+
+/*
+ * The Message-ID (RFC 5322 3.6.4) for the queued line: the first such
+ * header's value on its first line, blanks trimmed, at most
+ * SMTP_MSGID_MAX bytes (escaped when logged).  A header line is kept
+ * only up to sizeof(hline), which holds the name and the longest value
+ * logged.
+ */
+static void
+tx_header_keep(struct smtp_session *s, const uint8_t *p, size_t k,
+    bool eol)
+{
+	static const char	name[] = "message-id:";
+	const size_t		nlen = sizeof(name) - 1;
+	size_t			room = sizeof(s->tx.hline) - s->tx.hline_len;
+	const char		*v, *e;
+
+	if (s->tx.msgid[0] == '\0' && room > 0) {
+		if (k > room)
+			k = room;
+		memcpy(s->tx.hline + s->tx.hline_len, p, k);
+		s->tx.hline_len += (unsigned)k;
+	}
+	if (!eol)
+		return;
+	if (s->tx.msgid[0] == '\0' && s->tx.hline_len > nlen &&
+	    strncasecmp(s->tx.hline, name, nlen) == 0) {
+		v = s->tx.hline + nlen;
+		e = s->tx.hline + s->tx.hline_len;
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == '\r' || e[-1] == '\n' ||
+		    e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e - v > SMTP_MSGID_MAX + 1)
+			e = v + SMTP_MSGID_MAX + 1;
+		memcpy(s->tx.msgid, v, (size_t)(e - v));
+		s->tx.msgid[e - v] = '\0';
+	}
+	s->tx.hline_len = 0;
 }
 
 /*
@@ -405,6 +451,8 @@ tx_lines(struct smtp_session *s, const uint8_t *p, size_t n)
 		if (!s->tx.in_body && (s->tx.hdr_bytes += k) >
 		    s->conf->max_header_size)
 			s->tx.hdr_too_big = true;
+		if (!s->tx.in_body)
+			tx_header_keep(s, p, k, nl != NULL);
 		if (nl != NULL) {
 			if (s->tx.line_len == 2)
 				s->tx.in_body = true;
@@ -568,6 +616,9 @@ smtp_tx_end(struct smtp_session *s)
 
 	if (s->chunk.reading && !tx_chunk_end(s))
 		return;		/* not LAST, or refused */
+	if (s->tx.data.bad_eol && !smtp_control(s, s->conf->strict_framing,
+	    "bare_eol", "reject", "where=data"))
+		s->tx.data.bad_eol = false;	/* shadow: stored as CRLF */
 	if (s->tx.data.bad_eol)
 		tx_refuse(s, R_DATA_BARE_EOL, "bare_eol");
 	else if (s->tx.data.nul)
@@ -620,15 +671,20 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 		qmgr_submit(w->qmgr, qid);	/* it may run on another loop */
 	}
 	if ((s = worker_session_find(w, sid)) == NULL) {
-		log_event(LOG_LVL_INFO, "queued", "sid=%016llx qid=%s "
-		    "client=gone", (unsigned long long)sid, ok ? qid : "-");
+		char	sidtext[ID_STRLEN + 1];
+
+		id_format(sid, sidtext);
+		log_event(LOG_LVL_INFO, "queued", "sid=%s qid=%s "
+		    "client=gone", sidtext, ok ? qid : "-");
 		return;
 	}
 	if (ok) {
 		smtp_log(s, LOG_LVL_INFO, "queued", "qid=%s from=<%s> "
-		    "rcpts=%zu bytes=%" PRIu64, qid,
+		    "rcpts=%zu bytes=%" PRIu64 " msgid=%s", qid,
 		    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
-		    s->tx.nqueued, s->tx.bytes);
+		    s->tx.nqueued, s->tx.bytes, s->tx.msgid[0] ?
+		    log_esc(s->tx.msgid, strlen(s->tx.msgid), SMTP_MSGID_MAX) :
+		    "-");
 		s->nmsgs++;
 		tx_bounce(s, qid);
 	} else

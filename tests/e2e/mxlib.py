@@ -574,7 +574,10 @@ class Gateway:
             self.write_config()
             self.run_mark = self.log_mark()
             self._spawn()
-            want = re.compile(r"event=listening .*addr=127\.0\.0\.1:%d\b" % self.port)
+            # text or log_format = json
+            want = re.compile(r"event=listening .*addr=127\.0\.0\.1:%d\b|"
+                              r'"event":"listening","addr":"127\.0\.0\.1:%d"'
+                              % (self.port, self.port))
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 if want.search(self.log_text(self.run_mark)):

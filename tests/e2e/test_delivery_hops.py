@@ -384,7 +384,7 @@ def test_next_hop_down_then_up(ctx, gw_factory):
     qid = send(gw, SENDER, ["alice@example.test"],
                mxlib.make_message("down"))
     ev = gw.wait_event("deferred", qid=qid, attempts="1", timeout_s=WAIT)
-    check(re.search(r"(?i)connect|refused", quoted(ev, "reason")),
+    check(re.search(r"(?i)connect|refused", quoted(ev, "reply")),
           f"deferred reason does not name the connection failure: "
           f"{ev['line']}")
     check(gw.spool_files(), "the spool is empty while the hop is down")

@@ -275,6 +275,86 @@ test_bdat_arg(void **state)
 	}
 }
 
+/*
+ * strict_framing = shadow (issue 18): bare CR and LF are output as CRLF,
+ * still flag the message, and never end it or unstuff a dot.
+ */
+static const struct data_case lenient_cases[] = {
+	{ "a\nb\r\n.\r\n", "a\r\nb\r\n", 8, true },
+	{ "a\rb\r\n.\r\n", "a\r\nb\r\n", 8, true },
+	{ "a\n.\nMAIL\r\n.\r\n", "a\r\n.\r\nMAIL\r\n", 13, true },
+	{ "a\r\n.\nb\r\n.\r\n", "a\r\n.\r\nb\r\n", 11, true },
+	{ "a\r\n.\rb\r\n.\r\n", "a\r\n.\r\nb\r\n", 11, true },
+	{ "\n..\r\n.\r\n", "\r\n..\r\n", 8, true },
+	{ "a\r\r\n.\r\n", "a\r\n\r\n", 7, true },
+	{ "a\r\n.\r\n", "a\r\n", 6, false },
+	{ "a\n.\n", "a\r\n.\r\n", -1, true },	/* never an end */
+};
+
+static void
+run_lenient(const struct data_case *c, size_t cut)
+{
+	struct smtp_data	d;
+	struct sink		k;
+	size_t			len = strlen(c->in), off = 0, used, n;
+	int			end = -1;
+
+	buf_init(&k.b, 4096);
+	smtp_data_init(&d);
+	d.lenient = true;
+	while (off < len) {
+		n = off < cut ? cut - off : len - off;
+		if (smtp_data_scan(&d, (const uint8_t *)c->in + off, n, &used,
+		    sink_out, &k) == PARSE_OK) {
+			end = (int)(off + used);
+			break;
+		}
+		off += n;
+	}
+	assert_int_equal(end, c->end);
+	assert_int_equal(d.bad_eol, c->bad);
+	assert_int_equal(k.b.len, strlen(c->out));
+	assert_memory_equal(buf_cstr(&k.b), c->out, k.b.len);
+	buf_free(&k.b);
+}
+
+static void
+test_lenient(void **state)
+{
+	static const struct {
+		const char	*in, *out;
+	} raw[] = {
+		{ "a\nb\r\n", "a\r\nb\r\n" },
+		{ "a\rb\r\n", "a\r\nb\r\n" },
+		{ "\n.\n", "\r\n.\r\n" },
+		{ "a\r\r\n", "a\r\n\r\n" },
+	};
+	struct smtp_data	d;
+	struct sink		k;
+	size_t			i, cut, len;
+
+	(void)state;
+	for (i = 0; i < sizeof(lenient_cases) / sizeof(lenient_cases[0]); i++)
+		for (cut = 0; cut <= strlen(lenient_cases[i].in); cut++)
+			run_lenient(&lenient_cases[i], cut);
+	for (i = 0; i < sizeof(raw) / sizeof(raw[0]); i++)
+		for (cut = 0; cut <= strlen(raw[i].in); cut++) {
+			len = strlen(raw[i].in);
+			buf_init(&k.b, 4096);
+			smtp_data_init(&d);
+			d.lenient = true;
+			smtp_data_raw(&d, (const uint8_t *)raw[i].in, cut,
+			    sink_out, &k);
+			smtp_data_raw(&d, (const uint8_t *)raw[i].in + cut,
+			    len - cut, sink_out, &k);
+			assert_true(smtp_data_raw_end(&d));
+			assert_true(d.bad_eol);
+			assert_int_equal(k.b.len, strlen(raw[i].out));
+			assert_memory_equal(buf_cstr(&k.b), raw[i].out, k.b.len);
+			buf_free(&k.b);
+		}
+}
+
 int
 main(void)
 {
@@ -282,6 +362,7 @@ main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_raw),
+		cmocka_unit_test(test_lenient),
 		cmocka_unit_test(test_bdat_arg),
 	};
 
