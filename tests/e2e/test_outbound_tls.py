@@ -196,7 +196,7 @@ def test_encrypt_to_hop_without_tls_defers(ctx):
     front = front_gateway(ctx, hop.port, next_hop_tls="encrypt")
     qid = send_one(front, "encrypt, no tls")
     ev, show = deferred(ctx, front, hop, qid)
-    check("did not offer STARTTLS" in q(ev, "reason"),
+    check("did not offer STARTTLS" in q(ev, "reply"),
           f"deferral reason: {ev['line']}")
     check_eq((ev.get("tls_required"), ev.get("tls")), ("encrypt", "none"),
              f"deferred line: {ev['line']}")
@@ -247,7 +247,7 @@ def test_handshake_failure(ctx, param):
     qid = send_one(front, f"handshake {param}")
     if param == "encrypt":
         ev, show = deferred(ctx, front, hop, qid)
-        check("TLS handshake failed: " in q(ev, "reason"), ev["line"])
+        check("TLS handshake failed: " in q(ev, "reply"), ev["line"])
         check("TLS handshake failed: " in last_error(show), show)
         f = front.wait_event("client_tls_fail", action="defer")
     else:
@@ -299,7 +299,7 @@ def test_verify_bad_certificate_defers(ctx, param):
                           next_hop_tls_ca_file=trusted["cert"], **conf)
     qid = send_one(front, f"verify {param}")
     ev, show = deferred(ctx, front, hop, qid)
-    check(reason in q(ev, "reason"), f"deferral reason: {ev['line']}")
+    check(reason in q(ev, "reply"), f"deferral reason: {ev['line']}")
     check_eq((ev.get("tls_required"), ev.get("tls_verified")),
              ("verify", "fail"), f"deferred line: {ev['line']}")
     err = last_error(show)
@@ -324,7 +324,7 @@ def test_reload_names_a_new_ca_file(ctx):
     front.wait_event("reload", since=mark, result="ok")
     qid = send_one(front, "missing ca")
     ev, show = deferred(ctx, front, hop, qid)
-    check(f"CA file {missing}: cannot load the CA file" in q(ev, "reason"),
+    check(f"CA file {missing}: cannot load the CA file" in q(ev, "reply"),
           ev["line"])
     check_eq((ev.get("tls_required"), ev.get("tls")), ("verify", "none"),
              f"deferred line: {ev['line']}")
@@ -359,7 +359,7 @@ def test_other_fingerprint_defers(ctx):
                           next_hop_tls_fingerprint="sha256:" + "ab" * 32)
     qid = send_one(front, "not pinned")
     ev, show = deferred(ctx, front, hop, qid)
-    check("fingerprint not pinned" in q(ev, "reason"),
+    check("fingerprint not pinned" in q(ev, "reply"),
           f"deferral reason: {ev['line']}")
     check("fingerprint not pinned" in last_error(show), show)
 
@@ -377,7 +377,7 @@ def test_reload_to_encrypt_never_reuses_a_clear_connection(ctx):
     front.wait_event("reload", since=mark, result="ok")
     qid = send_one(front, "after reload")
     ev, _ = deferred(ctx, front, hop, qid, already=1)
-    check("did not offer STARTTLS" in q(ev, "reason"), ev["line"])
+    check("did not offer STARTTLS" in q(ev, "reply"), ev["line"])
 
 
 # ------------------------------------------------------------ a MITM
@@ -453,7 +453,7 @@ def test_starttls_stripped_by_mitm(ctx, param):
         qid = send_one(front, f"mitm {param}")
         if param == "encrypt":
             ev, show = deferred(ctx, front, hop, qid)
-            check("did not offer STARTTLS" in q(ev, "reason"),
+            check("did not offer STARTTLS" in q(ev, "reply"),
                   f"deferral reason: {ev['line']}")
             check("did not offer STARTTLS" in last_error(show), show)
         else:
@@ -637,7 +637,7 @@ def test_smarthost_auth_bad_defers_report(ctx):
     d = front.wait_event("deferred", qid=ev["dsn_qid"], timeout_s=WAIT)
     check_eq(d.get("status"), "4.7.8", f"deferred, not returned: {d['line']}")
     check("535 5.7.8 Authentication credentials invalid" in
-          q(d, "reason"), d["line"])
+          q(d, "reply"), d["line"])
     show = ctllib.wait_attempted(ctx, front, ev["dsn_qid"], timeout_s=WAIT)
     check(last_error(show).startswith("454 4.7.8 AUTH as alice at "), show)
     check(not front.events("failed", qid=ev["dsn_qid"]), "report failed")
