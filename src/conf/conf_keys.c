@@ -1782,10 +1782,12 @@ conf_canon_list(const char *s, char *out, size_t outlen)
 bool
 conf_value_same(const struct conf_key *k, const char *a, const char *b)
 {
-	/* large enough for every plain field (the longest: CT_DELIM) */
+	/* large enough for every plain field (a type without a free()):
+	 * a new plain type whose field is larger joins this union */
 	union {
-		uint64_t	u[8];
-		char		c[64];
+		uint64_t		u[8];
+		char			c[64];
+		struct fprint_pins	pins;	/* CT_PINS */
 	}		 fa, fb;
 	struct conf_env	 env = { NULL, "/" };
 	struct buf	 why;

@@ -1089,6 +1089,36 @@ diff_add(void *arg, const char *key, const char *domain)
 }
 
 /* The reload report's list: values compared parsed, not as written. */
+/*
+ * conf_value_same() parses both texts into scratch fields and compares
+ * them whole: the fingerprint list is the largest plain field, so two
+ * lists that differ only in their third pin (past the first 64 octets)
+ * must differ; and every key's default equals itself.
+ */
+static void
+test_conf_value_same_every_type(void **state)
+{
+#define PIN(c)	"sha256:" c c c c c c c c c c c c c c c c c c c c c c c c \
+		c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
+		c c c c c c c c c c
+	static const char	abc[] = PIN("a") ", " PIN("b") ", " PIN("c"),
+				abd[] = PIN("a") ", " PIN("b") ", " PIN("d");
+#undef PIN
+	int			i;
+
+	(void)state;
+	i = conf_key_find("next_hop_tls_fingerprint");
+	assert_true(i >= 0);
+	assert_true(conf_value_same(&conf_keys[i], abc, abc));
+	assert_false(conf_value_same(&conf_keys[i], abc, abd));
+	assert_false(conf_value_same(&conf_keys[i], abc, ""));
+	for (i = 0; i < CONF_NKEYS; i++) {
+		const char *d = conf_keys[i].dflt ? conf_keys[i].dflt : "";
+
+		assert_true(conf_value_same(&conf_keys[i], d, d));
+	}
+}
+
 static void
 test_conf_diff(void **state)
 {
@@ -1217,6 +1247,7 @@ main(void)
 		cmocka_unit_test(test_conf_edit_distance),
 		cmocka_unit_test(test_conf_print),
 		cmocka_unit_test(test_conf_diff),
+		cmocka_unit_test(test_conf_value_same_every_type),
 		cmocka_unit_test(test_conf_man_keys),
 		cmocka_unit_test(test_conf_default_path),
 	};
