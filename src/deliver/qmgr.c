@@ -40,7 +40,7 @@
 #include "../queue/queue_admin.h"
 #include "client.h"
 #include "deliver.h"
-#include "dns.h"
+#include "../dns/dns.h"
 #include "dsn.h"
 #include "outbound.h"
 #include "qmgr.h"

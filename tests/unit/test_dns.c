@@ -1,7 +1,7 @@
 /*
- * test_dns.c - src/deliver/dns_msg.c case tables (compression, pointer
+ * test_dns.c - src/dns/dns_msg.c case tables (compression, pointer
  * loops, truncation, bad counts, oversize names, null MX, CNAME, EDNS0)
- * and src/deliver/dns.c end to end: against a real dnsmasq started on
+ * and src/dns/dns.c end to end: against a real dnsmasq started on
  * 127.0.0.1 at a free high port (skipped, with a message, if it is not
  * installed), and against scripted UDP servers in the test's own event
  * loop (silence, retransmission, TC, SERVFAIL, spoofed datagrams, CNAME
@@ -29,8 +29,8 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "deliver/dns.h"
-#include "deliver/dns_msg.h"
+#include "dns/dns.h"
+#include "dns/dns_msg.h"
 
 #ifndef DNSMASQ
 #define DNSMASQ		"/usr/sbin/dnsmasq"

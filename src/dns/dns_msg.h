@@ -23,10 +23,13 @@
 #define DNS_MSG_QUERY_MAX	(DNS_MSG_HDR_LEN + DNS_MSG_NAME_MAX + 4 + 11)
 #define DNS_MSG_RR_MAX		32	/* answer records kept; more: dropped */
 #define DNS_MSG_JUMPS_MAX	16	/* compression pointers per name */
+#define DNS_MSG_TXT_MAX		1024	/* TXT text kept (its strings joined) */
 
 #define DNS_MSG_T_A		1
 #define DNS_MSG_T_CNAME		5
+#define DNS_MSG_T_PTR		12
 #define DNS_MSG_T_MX		15
+#define DNS_MSG_T_TXT		16
 #define DNS_MSG_T_AAAA		28
 #define DNS_MSG_T_OPT		41
 #define DNS_MSG_C_IN		1
@@ -56,8 +59,14 @@ struct dns_msg_rr {
 	uint32_t	ttl;
 	char		name[DNS_MSG_NAME_BUF];		/* owner */
 	uint16_t	pref;				/* MX */
-	char		target[DNS_MSG_NAME_BUF];	/* MX exchange, CNAME */
+	char		target[DNS_MSG_NAME_BUF];	/* MX exchange, CNAME, PTR */
 	uint8_t		addr[16];	/* A: first 4 bytes; AAAA: all 16 */
+	/* TXT: its character-strings joined (RFC 7208 3.3), any bytes, NUL
+	 * terminated after txtlen; txtlong: the text was longer than
+	 * DNS_MSG_TXT_MAX and txt holds only its start */
+	char		txt[DNS_MSG_TXT_MAX + 1];
+	size_t		txtlen;
+	bool		txtlong;
 };
 
 struct dns_msg {
