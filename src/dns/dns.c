@@ -1,6 +1,7 @@
 /*
  * dns.c - asynchronous MX and A/AAAA resolution, and single record sets
- * (A, AAAA, MX, TXT, PTR) with a small cache, over UDP on libevent.
+ * (A, AAAA, MX, TXT, PTR, TLSA; the AD bit kept) with a small cache, over
+ * UDP on libevent.
  * Owns: one UDP socket per query (random port and id), retransmission,
  * timeouts, matching answers to questions, MX order, CNAME following,
  * the record-set cache (TTL-bounded, failures never kept).
@@ -201,6 +202,7 @@ dns_type_name(uint16_t t)
 	case DNS_MSG_T_AAAA:	return "AAAA";
 	case DNS_MSG_T_TXT:	return "TXT";
 	case DNS_MSG_T_PTR:	return "PTR";
+	case DNS_MSG_T_TLSA:	return "TLSA";
 	default:		return "?";
 	}
 }
@@ -635,6 +637,7 @@ dns_req_mx_done(struct dns_req *req, struct dns_query *q,
 		dns_req_finish(req, DNS_TEMPFAIL, q->why);
 		return;
 	}
+	req->r.secure = (m->flags & DNS_MSG_F_AD) != 0;
 	nmx = dns_req_mx_pick(req, m, canon, &nnull);
 	if (nmx == 0 && nnull > 0) {
 		dns_why(req->r.why, "null MX: %s accepts no mail", canon);
@@ -1169,6 +1172,7 @@ dns_req_rr_done(struct dns_req *req, struct dns_query *q,
 		return;
 	}
 	s->n = s->total = 0;
+	s->secure = (m->flags & DNS_MSG_F_AD) != 0;
 	for (i = 0; i < m->nan; i++) {
 		t = &m->an[i];
 		if (t->type != req->rrtype || t->rclass != DNS_MSG_C_IN ||

@@ -1,8 +1,8 @@
 /*
  * dns.h - asynchronous DNS over UDP on the caller's event loop (libevent's
  * evdns has no MX nor TXT): mail routing (MX, then A/AAAA) for delivery,
- * and one record set of a name (A, AAAA, MX, TXT, PTR) for SPF and the
- * other sender checks, with a small TTL-bounded cache of those.
+ * and one record set of a name (A, AAAA, MX, TXT, PTR, TLSA) for SPF, the
+ * other sender checks and DANE, with the AD bit of the answer, with a small TTL-bounded cache of those.
  * Owns: queries, retransmission, timeouts, answer matching, MX ordering,
  * the record-set cache.
  * Never: blocks, calls back from inside a dns_resolve_* call, uses TCP.
@@ -43,6 +43,10 @@ struct dns_result {
 	enum dns_status	status;
 	struct dns_host	hosts[DNS_MX_MAX];
 	size_t		nhosts;
+	bool		secure;		/* the MX answer had the AD bit: the
+					 * server (a validating resolver we
+					 * trust, dns_server) says DNSSEC
+					 * proved it (RFC 4035 3.2.3) */
 	char		why[128];	/* human-readable reason for logs */
 };
 
@@ -96,7 +100,8 @@ struct dns_rr {
 	uint16_t	pref;				/* MX */
 	char		name[256];	/* MX exchange, PTR target: lower case */
 	uint8_t		addr[16];	/* A: first 4 bytes; AAAA: all 16 */
-	char		txt[DNS_TXT_MAX + 1];	/* TXT strings joined, NUL after */
+	char		txt[DNS_TXT_MAX + 1];	/* TXT strings joined, NUL after;
+						 * TLSA: the raw RDATA */
 	size_t		txtlen;
 	bool		txtlong;	/* text longer than DNS_TXT_MAX: cut */
 };
@@ -106,13 +111,14 @@ struct dns_rrset {
 	uint16_t	qtype;
 	size_t		n, total;
 	struct dns_rr	rr[DNS_RR_MAX];
+	bool		secure;		/* DNS_OK: the answer had the AD bit */
 	char		why[128];
 };
 
 typedef void	dns_rr_fn(void *arg, uint64_t id, const struct dns_rrset *);
 
 /*
- * Ask for the qtype (DNS_MSG_T_A, _AAAA, _MX, _TXT, _PTR) records of name;
+ * Ask for the qtype (DNS_MSG_T_A, _AAAA, _MX, _TXT, _PTR, _TLSA) records of name;
  * the callback runs once, from the event loop, never inside the call.  A
  * cached answer younger than its TTL (at most DNS_CACHE_TTL_MAX; a failure
  * is never cached) is given again without a query.
