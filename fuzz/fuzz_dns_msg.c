@@ -1,5 +1,5 @@
 /*
- * fuzz_dns_msg.c - libFuzzer target for src/deliver/dns_msg.c.
+ * fuzz_dns_msg.c - libFuzzer target for src/dns/dns_msg.c.
  * Parses every input as a DNS message and checks what the parser
  * promises: kept records within DNS_MSG_RR_MAX, names NUL-terminated,
  * at most 253 characters, lower case, of '!'..'~' without '\\'; a parsed
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/dns_msg.h"
+#include "dns/dns_msg.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

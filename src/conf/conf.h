@@ -99,6 +99,7 @@ enum { CONF_LOG_TEXT, CONF_LOG_JSON };
 /* A control rolled out in steps: enforce it, only log what it would do
  * (shadow), or leave it off. */
 enum { CONF_CONTROL_ENFORCE, CONF_CONTROL_SHADOW, CONF_CONTROL_OFF };
+enum { CONF_DANE_NO, CONF_DANE_MAY };	/* dane */
 
 /* The keys a [domain NAME] section may override. */
 struct domain_conf {
@@ -208,6 +209,8 @@ struct config {
 	char			*log_hash_key_file; /* NULL: in the spool */
 	int			 harvest_guard;	/* CONF_CONTROL_* */
 	int			 strict_framing; /* CONF_CONTROL_* */
+	/* DANE for mail sent by MX (issue 20, deliver/dane.c) */
+	int			 dane;		/* CONF_DANE_* */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

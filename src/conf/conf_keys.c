@@ -276,6 +276,12 @@ const struct conf_key conf_keys[] = {
 	{ "strict_framing", CT_CHOICE, G(strict_framing), 0, "enforce", 0, 0,
 	  "bare CR or LF in commands and data: enforce (refuse) or shadow "
 	  "(take a bare LF as CRLF, as without the control, and log it)" },
+	/* DANE for mail sent by MX (issue 20, deliver/dane.c) */
+	{ "dane", CT_CHOICE, G(dane), 0, "no", 0, 0,
+	  "DANE (RFC 7672) for mail sent by MX: no, or may (needs "
+	  "dns_server to be a local DNSSEC-validating resolver: an MX host "
+	  "with a secure TLSA RRset at _25._tcp.HOST gets TLS with a "
+	  "certificate matching it, or the mail waits with 4.7.5)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -344,6 +350,9 @@ static const struct conf_word conf_control2_words[] = {	/* no "off" */
 	{ "enforce", CONF_CONTROL_ENFORCE }, { "shadow", CONF_CONTROL_SHADOW },
 	{ NULL, 0 }
 };
+static const struct conf_word conf_dane_words[] = {
+	{ "no", CONF_DANE_NO }, { "may", CONF_DANE_MAY }, { NULL, 0 }
+};
 /* A new shadow-able control (ndr_require_auth, dnsbl_action,
  * milter_mode) is one row here and one in conf_keys[]. */
 static const struct conf_choice {
@@ -357,6 +366,7 @@ static const struct conf_choice {
 	{ "log_recipients", conf_logrcpt_words, "plain or hashed" },
 	{ "harvest_guard", conf_control_words, "enforce, shadow or off" },
 	{ "strict_framing", conf_control2_words, "enforce or shadow" },
+	{ "dane", conf_dane_words, "no or may" },
 };
 
 static bool

@@ -492,6 +492,7 @@ dq_same_policy(const struct client_tls_policy *a,
 	return a->level == b->level && strcmp(a->name, b->name) == 0 &&
 	    a->store == b->store && a->pins.n == b->pins.n &&
 	    memcmp(a->pins.d, b->pins.d, sizeof(a->pins.d)) == 0 &&
+	    dane_same(a->tlsa, a->ntlsa, b->tlsa, b->ntlsa) &&
 	    a->auth == b->auth && strcmp(a->user, b->user) == 0 &&
 	    strcmp(a->pass, b->pass) == 0;
 }
@@ -535,6 +536,8 @@ dq_get(struct client_pool *pool, const struct client_dest *dest)
 	dq->dest.tls.pass[sizeof(dq->dest.tls.pass) - 1] = '\0';
 	if (dq->dest.tls.pins.n > FPRINT_PINS_MAX)
 		dq->dest.tls.pins.n = FPRINT_PINS_MAX;
+	if (dq->dest.tls.ntlsa > DANE_TLSA_MAX)
+		dq->dest.tls.ntlsa = DANE_TLSA_MAX;
 	/* RFC 4954 4: a password goes under TLS only */
 	if (dq->dest.tls.auth && dq->dest.tls.level < CLIENT_TLS_ENCRYPT)
 		dq->dest.tls.level = CLIENT_TLS_ENCRYPT;

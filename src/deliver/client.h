@@ -19,6 +19,7 @@
 
 #include "../lib/fprint.h"
 #include "../lib/parse.h"
+#include "dane.h"
 
 struct event_base;
 
@@ -41,6 +42,9 @@ enum client_tls_level {
 	CLIENT_TLS_ENCRYPT,	/* TLS or the message is deferred (4.7.5) */
 	CLIENT_TLS_VERIFY,	/* TLS, and the certificate chains to store
 				 * and names name, or matches a pin */
+	CLIENT_TLS_DANE,	/* an MX host with a DNSSEC-secure TLSA RRset
+				 * (dane = may): TLS, and the certificate
+				 * matches one of tlsa[] (RFC 7672) */
 };
 #define CLIENT_AUTH_MAX		255	/* user, password: RFC 4616 2 */
 struct client_tls_policy {
@@ -50,6 +54,8 @@ struct client_tls_policy {
 	void			*store;		/* X509_STORE *: the CAs; NULL:
 						 * the context's (system) */
 	struct fprint_pins	 pins;
+	struct dane_tlsa	 tlsa[DANE_TLSA_MAX];	/* dane: usable records */
+	size_t			 ntlsa;
 	bool			 auth;		/* AUTH PLAIN/LOGIN, TLS only */
 	char			 user[CLIENT_AUTH_MAX + 1];
 	char			 pass[CLIENT_AUTH_MAX + 1];

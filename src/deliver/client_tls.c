@@ -4,11 +4,15 @@
  * SNI, the verification parameters (X509_VERIFY_PARAM host or IP), the
  * certificate's subject and fingerprint, and the verdict: chain and name
  * (OpenSSL's verify result, collected after the handshake so the reason
- * can be told) or a pinned sha256 fingerprint.
+ * can be told) or a pinned sha256 fingerprint; for DANE, a TLSA record
+ * that matches the leaf (DANE-EE, no name or date check: RFC 7672
+ * 3.1.1) or a certificate of the chain the leaf then chains to, with the
+ * MX host's name (DANE-TA, RFC 7672 3.1.2, 3.2).
  * Never: fails the handshake itself (SSL_VERIFY_NONE: client.c defers
  * with the reason); falls back to plaintext (client.c decides by level).
  * Untrusted: the peer's certificate (parsed by OpenSSL; its subject is
- * escaped and cut before it is logged).  RFC 3207, 6125, 8996, 7817.
+ * escaped and cut before it is logged).  RFC 3207, 6125, 8996, 7817,
+ * 7672.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +29,7 @@
 
 #include "../lib/log.h"
 #include "client_tls.h"
+#include "dane.h"
 
 const char *
 client_tls_level_name(enum client_tls_level l)
@@ -38,6 +43,8 @@ client_tls_level_name(enum client_tls_level l)
 		return "encrypt";
 	case CLIENT_TLS_VERIFY:
 		return "verify";
+	case CLIENT_TLS_DANE:
+		return "dane";
 	}
 	return "?";
 }
@@ -185,6 +192,98 @@ client_tls_subject(X509 *x, char *out, size_t len)
 	BIO_free(b);
 }
 
+/* Does t match x?  Its DER and SPKI DER are made here. */
+static bool
+client_tls_dane_match(const struct dane_tlsa *t, X509 *x)
+{
+	uint8_t	*cert = NULL, *spki = NULL;
+	int	 certlen, spkilen;
+	bool	 ok;
+
+	certlen = i2d_X509(x, &cert);
+	spkilen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+	ok = certlen > 0 && spkilen > 0 && dane_match(t, cert,
+	    (size_t)certlen, spki, (size_t)spkilen);
+	OPENSSL_free(cert);
+	OPENSSL_free(spki);
+	return ok;
+}
+
+/*
+ * DANE-TA: ta (a certificate the server sent that a usage-2 record
+ * matched) is the one trust anchor; the leaf must chain to it (the
+ * certificates between taken from what the server sent) and carry name.
+ * 0 when it does, else OpenSSL's verify error.
+ */
+static long
+client_tls_dane_ta(X509 *leaf, STACK_OF(X509) *chain, X509 *ta,
+    const char *name)
+{
+	X509_STORE		*st;
+	X509_STORE_CTX		*xc = NULL;
+	X509_VERIFY_PARAM	*vp;
+	long			 vr = X509_V_ERR_UNSPECIFIED;
+
+	if ((st = X509_STORE_new()) == NULL || X509_STORE_add_cert(st, ta)
+	    != 1 || (xc = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(xc, st, leaf, chain) != 1)
+		goto done;
+	vp = X509_STORE_CTX_get0_param(xc);
+	/* the anchor need not be self-signed (RFC 7671 5.2.2) */
+	X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_PARTIAL_CHAIN);
+	X509_VERIFY_PARAM_set_hostflags(vp,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (X509_VERIFY_PARAM_set1_host(vp, name, 0) != 1)
+		goto done;
+	vr = X509_verify_cert(xc) == 1 ? X509_V_OK :
+	    X509_STORE_CTX_get_error(xc);
+done:
+	X509_STORE_CTX_free(xc);
+	X509_STORE_free(st);
+	ERR_clear_error();
+	return vr;
+}
+
+/* The DANE verdict for leaf: "dane-ee", "dane-ta", or fail with why. */
+static bool
+client_tls_dane(SSL *ssl, X509 *leaf, const struct client_tls_policy *p,
+    const char *name, struct client_tls_info *ti)
+{
+	STACK_OF(X509)	*chain = SSL_get_peer_cert_chain(ssl);
+	X509		*x;
+	long		 vr = X509_V_OK;
+	size_t		 i;
+	int		 k;
+
+	for (i = 0; i < p->ntlsa; i++)
+		if (p->tlsa[i].usage == DANE_USAGE_DANE_EE &&
+		    client_tls_dane_match(&p->tlsa[i], leaf)) {
+			ti->verified = "dane-ee";
+			return true;
+		}
+	for (k = 0; chain != NULL && k < sk_X509_num(chain); k++) {
+		x = sk_X509_value(chain, k);
+		for (i = 0; i < p->ntlsa; i++) {
+			if (p->tlsa[i].usage != DANE_USAGE_DANE_TA ||
+			    !client_tls_dane_match(&p->tlsa[i], x))
+				continue;
+			if ((vr = client_tls_dane_ta(leaf, chain, x, name)) ==
+			    X509_V_OK) {
+				ti->verified = "dane-ta";
+				return true;
+			}
+		}
+	}
+	if (vr != X509_V_OK)
+		snprintf(ti->why, sizeof(ti->why), "DANE-TA: %s",
+		    X509_verify_cert_error_string(vr));
+	else
+		snprintf(ti->why, sizeof(ti->why), "no TLSA record of %s "
+		    "matches the certificate (%zu usable)",
+		    log_esc(name, strlen(name), 120), p->ntlsa);
+	return false;
+}
+
 bool
 client_tls_judge(void *sslp, const struct client_tls_policy *p,
     const char *dest_name, struct client_tls_info *ti)
@@ -195,6 +294,8 @@ client_tls_judge(void *sslp, const struct client_tls_policy *p,
 	unsigned	 mdlen = 0;
 	long		 vr;
 	bool		 pinned = false;
+
+	bool		 dane = false;
 
 	memset(ti, 0, sizeof(*ti));
 	snprintf(ti->version, sizeof(ti->version), "%s", SSL_get_version(ssl));
@@ -210,10 +311,22 @@ client_tls_judge(void *sslp, const struct client_tls_policy *p,
 			fprint_format(md, ti->fp);
 			pinned = fprint_match(&p->pins, md);
 		}
+		if (p->level == CLIENT_TLS_DANE)
+			dane = client_tls_dane(ssl, peer, p,
+			    client_tls_name(p, dest_name), ti);
 		X509_free(peer);
 	}
 	ERR_clear_error();
-	if (p->level != CLIENT_TLS_VERIFY)
+	if (p->level < CLIENT_TLS_VERIFY)
+		return true;
+	if (p->level == CLIENT_TLS_DANE && !dane) {
+		ti->verified = "fail";
+		if (peer == NULL)
+			snprintf(ti->why, sizeof(ti->why), "no server "
+			    "certificate");
+		return false;
+	}
+	if (dane)
 		return true;
 	ti->verified = "fail";
 	if (peer == NULL) {

@@ -8,6 +8,9 @@
  * Never: blocks the loop (files are read at start or on a job); logs or
  * copies a password anywhere but into the policy handed to client.c.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +59,20 @@ ob_check_domain(const struct config *c, const struct domain_conf *d,
 	return false;
 }
 
+bool
+outbound_dane_ok(const struct config *c)
+{
+	struct in_addr	a4;
+	struct in6_addr	a6;
+	const char	*h = c->dns_server.host;
+
+	if (h == NULL)
+		return false;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 static bool
 ob_check(const struct config *c, const struct relay_creds *creds,
     conf_err_fn *err, void *arg)
@@ -70,6 +87,12 @@ ob_check(const struct config *c, const struct relay_creds *creds,
 	    CONF_TLS_ENCRYPT) {
 		ob_err(err, arg, c, "relayhost_tls = encrypt or verify needs "
 		    "relayhost (mail by MX stays at may)");
+		ok = false;
+	}
+	if (c->dane == CONF_DANE_MAY && !outbound_dane_ok(c)) {
+		ob_err(err, arg, c, "dane = may needs dns_server on a loopback "
+		    "address (a local DNSSEC-validating resolver, such as "
+		    "unbound): the AD bit is trusted only from there");
 		ok = false;
 	}
 	if (c->relayhost.host == NULL && c->relayhost_auth_file != NULL) {

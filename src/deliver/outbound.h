@@ -2,7 +2,7 @@
  * outbound.h - what delivery needs to meet next_hop_tls, relayhost_tls
  * and relayhost_auth_file: the TLS client context, the CA stores by file,
  * the smarthost logins; and the policy of one destination from a config
- * snapshot.
+ * snapshot; whether dane = may may trust the resolver.
  * Owns: the cross-key checks of those keys (check-config tells them),
  * and the loaded objects until outbound_free.
  * Never: talks to the network; logs a password.
@@ -39,6 +39,13 @@ size_t		 outbound_logins(const struct outbound *);
 int		 outbound_policy(struct outbound *, const struct config *,
 		    const struct domain_conf *dc, bool relay,
 		    struct client_tls_policy *out, const char **ca);
+/*
+ * dane = may trusts the AD bit of dns_server's answers: only a resolver
+ * on a loopback address (127.0.0.0/8, ::1) named by dns_server will do
+ * (not resolv.conf's).  outbound_load refuses the config otherwise; a
+ * reload that makes it so leaves DANE off (qmgr.c logs it).
+ */
+bool		 outbound_dane_ok(const struct config *);
 /* Load path's CAs into the cache; 0, or -1 with why.  Blocking; any
  * thread. */
 int		 outbound_load_ca(struct outbound *, const char *path,

@@ -5,8 +5,10 @@
  * SMTP/LMTP via client.c after an async DNS look-up), then on a job thread
  * record the outcome durably: D for delivered and failed-and-reported
  * recipients, A with the next attempt time for the rest, and remove the
- * file when nothing is left.  RFC 5321 4.5.4.1 (retry), 5 (MX), RFC 7505.
- * Never: blocks the loop; removes a message before every recipient is
+ * file when nothing is left.  With dane = may, mail by MX first asks
+ * for each MX host's TLSA and picks the hosts and the TLS policy from
+ * the answers.  RFC 5321 4.5.4.1 (retry), 5 (MX), RFC 7505, RFC 7672 2.2.
+ * Never: blocks the loop; trusts a TLSA RRset without the AD bit; removes a message before every recipient is
  * finished for good; reports a failure the backscatter guard refuses.
  */
 #include <arpa/inet.h>
@@ -39,8 +41,10 @@
 #include "../queue/queue.h"
 #include "../queue/queue_admin.h"
 #include "client.h"
+#include "dane.h"
 #include "deliver.h"
-#include "dns.h"
+#include "../dns/dns.h"
+#include "../dns/dns_msg.h"
 #include "dsn.h"
 #include "outbound.h"
 #include "qmgr.h"
@@ -57,6 +61,7 @@
 enum qres { QR_PENDING, QR_OK, QR_TEMP, QR_PERM };
 
 struct qmsg;
+struct qdane;
 
 /* The recipients of one message that share a next hop. */
 struct qgroup {
@@ -76,6 +81,31 @@ struct qgroup {
 	size_t			 n;
 	struct client_msg	 cm;
 	struct client_rcpt_result *res;
+	struct qdane		*dane;		/* TLSA look-ups under way */
+};
+
+/*
+ * DANE (dane = may, RFC 7672 2.2): the TLSA look-ups of one MX group,
+ * one per MX host, all at once; the group goes on when all are back.
+ */
+enum qdane_state {
+	QD_PENDING,
+	QD_PLAIN,	/* no TLSA, or not secure: as without DANE */
+	QD_DANE,	/* a secure TLSA RRset: TLS, and the records */
+	QD_FAIL,	/* the look-up failed (a bogus answer: SERVFAIL) */
+};
+struct qdane_host {
+	struct qgroup		*g;
+	enum qdane_state	 st;
+	size_t			 usable;
+	char			 why[DNS_MSG_NAME_BUF + 64];
+};
+struct qdane {
+	struct dns_result	 r;		/* the MX answer */
+	struct qdane_host	 host[DNS_MX_MAX];
+	unsigned		 pending;
+	struct dane_tlsa	 tlsa[DANE_TLSA_MAX];	/* host[0]'s usable */
+	size_t			 ntlsa;
 };
 
 struct qmsg {
@@ -200,6 +230,7 @@ qmsg_free(struct qmsg *m)
 		free(m->groups[i].res);
 		free(m->groups[i].notify);
 		free(m->groups[i].orcpt);
+		free(m->groups[i].dane);
 	}
 	free(m->groups);
 	if (m->opened)
@@ -562,13 +593,190 @@ qgroup_send(struct qgroup *g)
 	client_send(m->q->client, &g->dest, &g->cm);
 }
 
+/* The addresses of r's first nhosts hosts, in order, for g's dest. */
+static void
+qgroup_fill(struct qgroup *g, const struct dns_result *r, size_t nhosts)
+{
+	uint16_t	 port;
+	size_t		 h, a;
+
+	port = g->dc != NULL ? g->dc->hop.port :
+	    g->m->conf->relayhost.host != NULL ?
+	    g->m->conf->relayhost.port : QMGR_SMTP_PORT;
+	snprintf(g->dest.name, sizeof(g->dest.name), "%s", r->hosts[0].name);
+	for (h = 0; h < nhosts; h++)
+		for (a = 0; a < r->hosts[h].naddrs &&
+		    g->dest.naddrs < CLIENT_ADDR_MAX; a++) {
+			struct sockaddr_storage *ss =
+			    &g->dest.addrs[g->dest.naddrs++];
+
+			*ss = r->hosts[h].addrs[a];
+			if (ss->ss_family == AF_INET)
+				((struct sockaddr_in *)ss)->sin_port =
+				    htons(port);
+			else
+				((struct sockaddr_in6 *)ss)->sin6_port =
+				    htons(port);
+		}
+}
+
+static const char *
+qdane_state_name(enum qdane_state st)
+{
+	switch (st) {
+	case QD_PENDING:
+		return "pending";
+	case QD_PLAIN:
+		return "none";
+	case QD_DANE:
+		return "dane";
+	case QD_FAIL:
+		return "fail";
+	}
+	return "?";
+}
+
+/*
+ * Every TLSA look-up is back.  The MX hosts are tried in order as long
+ * as none has DANE; the first host with a secure TLSA RRset (or whose
+ * look-up failed) ends that list, and when it is the first host the
+ * mail goes to it alone, under DANE (or waits, 4.7.5: RFC 7672 2.2).
+ * Such a host is never replaced by a later one without DANE: that
+ * would be the downgrade DANE is there to stop.
+ */
+static void
+qgroup_dane_done(struct qgroup *g)
+{
+	struct qdane	*d = g->dane;
+	char		 text[400];
+	size_t		 n, k;
+
+	for (n = 0; n < d->r.nhosts && d->host[n].st == QD_PLAIN; n++)
+		continue;
+	g->dane = NULL;
+	if (n > 0) {
+		qgroup_fill(g, &d->r, n);
+	} else if (d->host[0].st == QD_DANE) {
+		qgroup_fill(g, &d->r, 1);
+		g->dest.tls.level = d->ntlsa > 0 ? CLIENT_TLS_DANE :
+		    CLIENT_TLS_ENCRYPT;	/* RFC 7672 2.2: none usable */
+		snprintf(g->dest.tls.name, sizeof(g->dest.tls.name), "%s",
+		    d->r.hosts[0].name);
+		memcpy(g->dest.tls.tlsa, d->tlsa, sizeof(d->tlsa));
+		g->dest.tls.ntlsa = d->ntlsa;
+	} else {
+		snprintf(text, sizeof(text), "TLS required (dane): %s",
+		    d->host[0].why);
+		free(d);
+		for (k = 0; k < g->n; k++) {
+			qmsg_result(g->m, g->idx[k], 454, "4.7.5", text, NULL);
+			snprintf(g->m->res[g->idx[k]].tls,
+			    sizeof(g->m->res[0].tls),
+			    "tls_required=dane tls=none");
+		}
+		qgroup_done(g);
+		return;
+	}
+	free(d);
+	qgroup_send(g);
+}
+
+/* One MX host's TLSA RRset (RFC 7672 2.2, 3.1.3). */
+static void
+qgroup_tlsa(void *arg, uint64_t id, const struct dns_rrset *rs)
+{
+	struct qdane_host	*hh = arg;
+	struct qgroup		*g = hh->g;
+	struct qdane		*d = g->dane;
+	struct dane_tlsa	 t;
+	size_t			 h = (size_t)(hh - d->host), i, unusable = 0;
+	const char		*name = d->r.hosts[h].name;
+
+	(void)id;
+	if (rs->status == DNS_TEMPFAIL) {
+		hh->st = QD_FAIL;
+		snprintf(hh->why, sizeof(hh->why), "TLSA look-up of "
+		    "_25._tcp.%s failed: %s", name, rs->why);
+	} else if (rs->status != DNS_OK || rs->n == 0) {
+		hh->st = QD_PLAIN;
+		snprintf(hh->why, sizeof(hh->why), "no TLSA records");
+	} else if (!rs->secure) {
+		hh->st = QD_PLAIN;
+		snprintf(hh->why, sizeof(hh->why), "TLSA records not "
+		    "DNSSEC-secure (no AD bit)");
+	} else {
+		hh->st = QD_DANE;
+		for (i = 0; i < rs->n; i++) {
+			if (rs->rr[i].txtlong || dane_tlsa_parse(
+			    (const uint8_t *)rs->rr[i].txt, rs->rr[i].txtlen,
+			    &t) != PARSE_OK || !dane_usable(&t)) {
+				unusable++;
+				continue;
+			}
+			hh->usable++;
+			if (h == 0 && d->ntlsa < DANE_TLSA_MAX)
+				d->tlsa[d->ntlsa++] = t;
+		}
+		snprintf(hh->why, sizeof(hh->why), "%zu TLSA records, %zu "
+		    "usable", hh->usable + unusable + (rs->total - rs->n),
+		    hh->usable);
+	}
+	log_event(LOG_LVL_INFO, "dane", "qid=%s dest=%s host=%s state=%s "
+	    "usable=%zu reason=\"%s\"", g->m->qid, log_esc(g->dest.key,
+	    strlen(g->dest.key), 100), log_esc(name, strlen(name), 120),
+	    qdane_state_name(hh->st), hh->usable, log_text(hh->why,
+	    strlen(hh->why), 300));
+	if (--d->pending == 0)
+		qgroup_dane_done(g);
+}
+
+/* dane = may and a secure MX RRset: ask for each host's TLSA. */
+static bool
+qgroup_dane_start(struct qgroup *g, const struct dns_result *r)
+{
+	struct qdane	*d;
+	char		 qname[DNS_MSG_NAME_BUF + 16];
+	size_t		 h;
+
+	if (g->m->conf->dane != CONF_DANE_MAY || g->dc != NULL || g->relay)
+		return false;
+	if (!outbound_dane_ok(g->m->conf)) {	/* only after a reload */
+		log_event(LOG_LVL_WARNING, "dane", "qid=%s dest=%s state=off "
+		    "reason=\"dane = may needs dns_server on a loopback "
+		    "address: DANE not used\"", g->m->qid, log_esc(g->dest.key,
+		    strlen(g->dest.key), 100));
+		return false;
+	}
+	if (!r->secure) {
+		log_event(LOG_LVL_INFO, "dane", "qid=%s dest=%s host=%s "
+		    "state=none usable=0 reason=\"MX RRset not DNSSEC-secure "
+		    "(no AD bit)\"", g->m->qid, log_esc(g->dest.key,
+		    strlen(g->dest.key), 100), log_esc(r->hosts[0].name,
+		    strlen(r->hosts[0].name), 120));
+		return false;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		panic("qgroup_dane_start: out of memory");
+	d->r = *r;
+	d->pending = (unsigned)r->nhosts;
+	g->dane = d;
+	for (h = 0; h < r->nhosts; h++)
+		d->host[h].g = g;
+	/* every callback comes from the loop, never inside the call */
+	for (h = 0; h < r->nhosts; h++) {
+		snprintf(qname, sizeof(qname), "_25._tcp.%s",
+		    r->hosts[h].name);
+		dns_query_rr(g->m->q->dns, qname, DNS_MSG_T_TLSA, g->id,
+		    qgroup_tlsa, &d->host[h]);
+	}
+	return true;
+}
+
 /* DNS answered for a group: fill its destination and send. */
 static void
 qgroup_resolved(void *arg, uint64_t id, const struct dns_result *r)
 {
 	struct qgroup	*g = arg;
-	uint16_t	 port;
-	size_t		 h, a;
 
 	(void)id;
 	if (r->status == DNS_NULLMX) {
@@ -586,24 +794,9 @@ qgroup_resolved(void *arg, uint64_t id, const struct dns_result *r)
 		    "DNS look-up failed");
 		return;
 	}
-	port = g->dc != NULL ? g->dc->hop.port :
-	    g->m->conf->relayhost.host != NULL ?
-	    g->m->conf->relayhost.port : QMGR_SMTP_PORT;
-	snprintf(g->dest.name, sizeof(g->dest.name), "%s", r->hosts[0].name);
-	for (h = 0; h < r->nhosts; h++)
-		for (a = 0; a < r->hosts[h].naddrs &&
-		    g->dest.naddrs < CLIENT_ADDR_MAX; a++) {
-			struct sockaddr_storage *ss =
-			    &g->dest.addrs[g->dest.naddrs++];
-
-			*ss = r->hosts[h].addrs[a];
-			if (ss->ss_family == AF_INET)
-				((struct sockaddr_in *)ss)->sin_port =
-				    htons(port);
-			else
-				((struct sockaddr_in6 *)ss)->sin6_port =
-				    htons(port);
-		}
+	if (qgroup_dane_start(g, r))
+		return;
+	qgroup_fill(g, r, r->nhosts);
 	qgroup_send(g);
 }
 

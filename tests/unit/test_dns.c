@@ -1,7 +1,7 @@
 /*
- * test_dns.c - src/deliver/dns_msg.c case tables (compression, pointer
+ * test_dns.c - src/dns/dns_msg.c case tables (compression, pointer
  * loops, truncation, bad counts, oversize names, null MX, CNAME, EDNS0)
- * and src/deliver/dns.c end to end: against a real dnsmasq started on
+ * and src/dns/dns.c end to end: against a real dnsmasq started on
  * 127.0.0.1 at a free high port (skipped, with a message, if it is not
  * installed), and against scripted UDP servers in the test's own event
  * loop (silence, retransmission, TC, SERVFAIL, spoofed datagrams, CNAME
@@ -29,8 +29,8 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "deliver/dns.h"
-#include "deliver/dns_msg.h"
+#include "dns/dns.h"
+#include "dns/dns_msg.h"
 
 #ifndef DNSMASQ
 #define DNSMASQ		"/usr/sbin/dnsmasq"
@@ -415,6 +415,42 @@ test_parse_header(void **state)
 	free(m);
 }
 
+/* TLSA (RFC 6698): the RDATA kept as sent; AD read from the header. */
+static void
+test_parse_tlsa(void **state)
+{
+	struct dns_msg	*m = malloc(sizeof(*m));
+	struct wb	 w;
+
+	(void)state;
+	assert_non_null(m);
+	wb_hdr(&w, 7, 0x81a0, 1, 2, 0, 0);	/* QR RD RA AD */
+	wb_name(&w, "_25._tcp.mx.test");
+	wb_u16(&w, DNS_MSG_T_TLSA);
+	wb_u16(&w, DNS_MSG_C_IN);
+	wb_rr(&w, "_25._tcp.mx.test", DNS_MSG_T_TLSA, 300);
+	wb_u16(&w, 5);
+	wb_hex(&w, "030101 abcd");
+	/* a second record longer than DNS_MSG_TXT_MAX: cut and marked */
+	wb_rr(&w, "_25._tcp.mx.test", DNS_MSG_T_TLSA, 300);
+	wb_u16(&w, DNS_MSG_TXT_MAX + 10);
+	memset(w.b + w.n, 0x5a, DNS_MSG_TXT_MAX + 10);
+	w.n += DNS_MSG_TXT_MAX + 10;
+	assert_int_equal(parse_exact(&w, m), PARSE_OK);
+	assert_true(m->flags & DNS_MSG_F_AD);
+	assert_int_equal(m->nan, 2);
+	assert_int_equal(m->an[0].type, DNS_MSG_T_TLSA);
+	assert_int_equal(m->an[0].txtlen, 5);
+	assert_false(m->an[0].txtlong);
+	assert_memory_equal(m->an[0].txt, "\x03\x01\x01\xab\xcd", 5);
+	assert_int_equal(m->an[1].txtlen, DNS_MSG_TXT_MAX);
+	assert_true(m->an[1].txtlong);
+	/* an RDLENGTH past the message is malformed, as for any type */
+	w.b[w.n - DNS_MSG_TXT_MAX - 12] = 0xff;
+	assert_int_equal(parse_exact(&w, m), PARSE_BAD);
+	free(m);
+}
+
 /* A name of n wire octets (labels of 63, then the rest) at w's end. */
 static void
 wb_long_name(struct wb *w, size_t wire)
@@ -594,7 +630,7 @@ test_build_query(void **state)
 	w.n = len;
 	assert_int_equal(parse_exact(&w, m), PARSE_OK);
 	assert_int_equal(m->id, 0xabcd);
-	assert_int_equal(m->flags, DNS_MSG_F_RD);
+	assert_int_equal(m->flags, DNS_MSG_F_RD | DNS_MSG_F_AD);
 	assert_string_equal(m->qname, "mail.example.test");
 	assert_int_equal(m->qtype, DNS_MSG_T_MX);
 	assert_int_equal(m->qclass, DNS_MSG_C_IN);
@@ -1467,6 +1503,7 @@ main(void)
 	const struct CMUnitTest parser[] = {
 		cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_parse_header),
+		cmocka_unit_test(test_parse_tlsa),
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_build_table),
 		cmocka_unit_test(test_build_query),

@@ -2,7 +2,8 @@
  * dns_msg.h - DNS messages on the wire: build a query, parse an answer.
  * Owns: the RFC 1035 4.1 format, name compression, every bound below.
  * Never: I/O, allocation, globals; a name is never silently cut.
- * Untrusted: every byte of an answer.  RFC 1035, 2181, 3596, 6891, 7505.
+ * Untrusted: every byte of an answer.  RFC 1035, 2181, 3596, 6891, 7505,
+ * 6698 (TLSA), 6840 (AD).
  */
 #ifndef MXGATE_DNS_MSG_H
 #define MXGATE_DNS_MSG_H
@@ -23,12 +24,16 @@
 #define DNS_MSG_QUERY_MAX	(DNS_MSG_HDR_LEN + DNS_MSG_NAME_MAX + 4 + 11)
 #define DNS_MSG_RR_MAX		32	/* answer records kept; more: dropped */
 #define DNS_MSG_JUMPS_MAX	16	/* compression pointers per name */
+#define DNS_MSG_TXT_MAX		1024	/* TXT text kept (its strings joined) */
 
 #define DNS_MSG_T_A		1
 #define DNS_MSG_T_CNAME		5
+#define DNS_MSG_T_PTR		12
 #define DNS_MSG_T_MX		15
+#define DNS_MSG_T_TXT		16
 #define DNS_MSG_T_AAAA		28
 #define DNS_MSG_T_OPT		41
+#define DNS_MSG_T_TLSA		52	/* RFC 6698 */
 #define DNS_MSG_C_IN		1
 
 #define DNS_MSG_RCODE_NOERROR	0
@@ -43,6 +48,7 @@
 #define DNS_MSG_F_TC		0x0200
 #define DNS_MSG_F_RD		0x0100
 #define DNS_MSG_F_RA		0x0080
+#define DNS_MSG_F_AD		0x0020	/* RFC 4035 3.2.3, 6840 5.7 */
 
 /*
  * Names are in text form: labels joined by '.', lower case, no trailing
@@ -56,8 +62,15 @@ struct dns_msg_rr {
 	uint32_t	ttl;
 	char		name[DNS_MSG_NAME_BUF];		/* owner */
 	uint16_t	pref;				/* MX */
-	char		target[DNS_MSG_NAME_BUF];	/* MX exchange, CNAME */
+	char		target[DNS_MSG_NAME_BUF];	/* MX exchange, CNAME, PTR */
 	uint8_t		addr[16];	/* A: first 4 bytes; AAAA: all 16 */
+	/* TXT: its character-strings joined (RFC 7208 3.3), any bytes, NUL
+	 * terminated after txtlen; txtlong: the text was longer than
+	 * DNS_MSG_TXT_MAX and txt holds only its start.  TLSA: its RDATA as
+	 * sent (RFC 6698 2.1), in txt/txtlen the same way */
+	char		txt[DNS_MSG_TXT_MAX + 1];
+	size_t		txtlen;
+	bool		txtlong;
 };
 
 struct dns_msg {
@@ -97,7 +110,8 @@ enum parse_rc	dns_msg_name_encode(const char *, uint8_t *out, size_t outlen,
 		    size_t *len);
 
 /*
- * A standard query (RD=1, class IN) for name and qtype, with an EDNS0 OPT
+ * A standard query (RD=1, AD=1 to ask a validating resolver for the AD
+ * bit of its answer, RFC 6840 5.7; class IN) for name and qtype, with an EDNS0 OPT
  * record advertising DNS_MSG_EDNS_UDP when edns is set.  DNS_MSG_QUERY_MAX
  * bytes of out always suffice.  Return codes as dns_msg_name_encode().
  */

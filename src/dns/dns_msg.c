@@ -1,7 +1,7 @@
 /*
  * dns_msg.c - build DNS queries and parse answers, on the wire.
  * Owns: name compression and its bounds, the record formats of A, AAAA,
- * MX, CNAME and OPT.  Never: I/O, allocation, globals, trusting a count.
+ * MX, CNAME, PTR, TXT, TLSA (kept raw) and OPT.  Never: I/O, allocation, globals, trusting a count.
  * Untrusted: every byte of an answer.  RFC 1035 3-4, 2181, 3596, 6891.
  */
 #include <string.h>
@@ -16,6 +16,8 @@ static enum parse_rc dns_msg_read_name(const uint8_t *, size_t, size_t *,
 		    char *);
 static enum parse_rc dns_msg_read_question(const uint8_t *, size_t,
 		    size_t *, struct dns_msg *);
+static enum parse_rc dns_msg_read_txt(const uint8_t *, size_t, size_t,
+		    struct dns_msg_rr *);
 static enum parse_rc dns_msg_read_rdata(const uint8_t *, size_t, size_t,
 		    struct dns_msg_rr *);
 static enum parse_rc dns_msg_read_answer(const uint8_t *, size_t, size_t *,
@@ -131,6 +133,34 @@ dns_msg_read_question(const uint8_t *p, size_t len, size_t *off,
 	return PARSE_OK;
 }
 
+/*
+ * TXT RDATA: one or more <character-string>s (RFC 1035 3.3.14), each a
+ * length byte and that many bytes, filling RDATA exactly (an empty
+ * RDATA, which RFC 1035 does not allow, reads as an empty text).
+ */
+static enum parse_rc
+dns_msg_read_txt(const uint8_t *p, size_t off, size_t rdlen,
+    struct dns_msg_rr *rr)
+{
+	size_t	end = off + rdlen, l, keep;
+
+	while (off < end) {
+		l = p[off++];
+		if (l > end - off)
+			return PARSE_BAD;
+		keep = DNS_MSG_TXT_MAX - rr->txtlen;
+		if (l > keep)
+			rr->txtlong = true;
+		else
+			keep = l;
+		memcpy(rr->txt + rr->txtlen, p + off, keep);
+		rr->txtlen += keep;
+		off += l;
+	}
+	rr->txt[rr->txtlen] = '\0';
+	return PARSE_OK;
+}
+
 /* The RDATA at off (checked to lie in the message); names fill it exactly. */
 static enum parse_rc
 dns_msg_read_rdata(const uint8_t *p, size_t off, size_t rdlen,
@@ -153,11 +183,22 @@ dns_msg_read_rdata(const uint8_t *p, size_t off, size_t rdlen,
 		off += 2;
 		/* FALLTHROUGH */
 	case DNS_MSG_T_CNAME:
+	case DNS_MSG_T_PTR:
 		/* the name may not run past RDATA, even through a pointer */
 		if ((rc = dns_msg_read_name(p, end, &off, rr->target)) !=
 		    PARSE_OK)
 			return rc;
 		return off == end ? PARSE_OK : PARSE_BAD;
+	case DNS_MSG_T_TXT:
+		return dns_msg_read_txt(p, off, rdlen, rr);
+	case DNS_MSG_T_TLSA:
+		/* raw: deliver/dane.c reads it; longer than we keep: cut
+		 * and marked, never taken for the whole */
+		rr->txtlen = rdlen > DNS_MSG_TXT_MAX ? DNS_MSG_TXT_MAX : rdlen;
+		rr->txtlong = rdlen > DNS_MSG_TXT_MAX;
+		memcpy(rr->txt, p + off, rr->txtlen);
+		rr->txt[rr->txtlen] = '\0';
+		return PARSE_OK;
 	default:
 		return PARSE_OK;	/* kept by type only */
 	}
@@ -314,6 +355,7 @@ dns_msg_build_query(uint8_t *out, size_t outlen, size_t *lenp, uint16_t id,
 	out[0] = id >> 8;
 	out[1] = id & 0xff;
 	out[2] = DNS_MSG_F_RD >> 8;
+	out[3] = DNS_MSG_F_AD;		/* RFC 6840 5.7: tell us if validated */
 	out[5] = 1;			/* QDCOUNT */
 	out[11] = edns ? 1 : 0;		/* ARCOUNT */
 	rc = dns_msg_name_encode(name, out + DNS_MSG_HDR_LEN,

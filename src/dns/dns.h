@@ -1,13 +1,17 @@
 /*
- * dns.h - asynchronous DNS for outbound mail routing: MX and A/AAAA over
- * UDP on the caller's event loop (libevent's evdns has no MX).
- * Owns: queries, retransmission, timeouts, answer matching, MX ordering.
+ * dns.h - asynchronous DNS over UDP on the caller's event loop (libevent's
+ * evdns has no MX nor TXT): mail routing (MX, then A/AAAA) for delivery,
+ * and one record set of a name (A, AAAA, MX, TXT, PTR, TLSA) for SPF, the
+ * other sender checks and DANE, with the AD bit of the answer, with a small TTL-bounded cache of those.
+ * Owns: queries, retransmission, timeouts, answer matching, MX ordering,
+ * the record-set cache.
  * Never: blocks, calls back from inside a dns_resolve_* call, uses TCP.
  * Untrusted: every datagram.  RFC 1035, 2181, 3596, 5321 5.1, 7505.
  */
 #ifndef MXGATE_DNS_H
 #define MXGATE_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +43,10 @@ struct dns_result {
 	enum dns_status	status;
 	struct dns_host	hosts[DNS_MX_MAX];
 	size_t		nhosts;
+	bool		secure;		/* the MX answer had the AD bit: the
+					 * server (a validating resolver we
+					 * trust, dns_server) says DNSSEC
+					 * proved it (RFC 4035 3.2.3) */
 	char		why[128];	/* human-readable reason for logs */
 };
 
@@ -73,6 +81,50 @@ void	dns_resolve_mx(struct dns_resolver *, const char *domain, uint64_t id,
  */
 void	dns_resolve_host(struct dns_resolver *, const char *host, uint64_t id,
 	    dns_done_fn *, void *arg);
+
+/*
+ * One record set: the records of qtype at name (after the CNAME chain the
+ * answer holds, or one more query for its target).  status DNS_OK with
+ * n == 0 is "no data"; DNS_NOTFOUND is NXDOMAIN (or a name that cannot be
+ * a DNS name); DNS_TEMPFAIL as above.  Only the first DNS_RR_MAX records
+ * are kept, total counts them all.
+ */
+#define DNS_RR_MAX		16
+#define DNS_TXT_MAX		1024	/* text kept per TXT record */
+#define DNS_CACHE_MAX		64	/* record sets cached per resolver */
+#define DNS_CACHE_TTL_MAX	3600	/* seconds a record set is kept at most */
+
+struct dns_rr {
+	uint16_t	type;
+	uint32_t	ttl;
+	uint16_t	pref;				/* MX */
+	char		name[256];	/* MX exchange, PTR target: lower case */
+	uint8_t		addr[16];	/* A: first 4 bytes; AAAA: all 16 */
+	char		txt[DNS_TXT_MAX + 1];	/* TXT strings joined, NUL after;
+						 * TLSA: the raw RDATA */
+	size_t		txtlen;
+	bool		txtlong;	/* text longer than DNS_TXT_MAX: cut */
+};
+
+struct dns_rrset {
+	enum dns_status	status;
+	uint16_t	qtype;
+	size_t		n, total;
+	struct dns_rr	rr[DNS_RR_MAX];
+	bool		secure;		/* DNS_OK: the answer had the AD bit */
+	char		why[128];
+};
+
+typedef void	dns_rr_fn(void *arg, uint64_t id, const struct dns_rrset *);
+
+/*
+ * Ask for the qtype (DNS_MSG_T_A, _AAAA, _MX, _TXT, _PTR, _TLSA) records of name;
+ * the callback runs once, from the event loop, never inside the call.  A
+ * cached answer younger than its TTL (at most DNS_CACHE_TTL_MAX; a failure
+ * is never cached) is given again without a query.
+ */
+void	dns_query_rr(struct dns_resolver *, const char *name, uint16_t qtype,
+	    uint64_t id, dns_rr_fn *, void *arg);
 
 /* cancel every pending query with this id (callback not called) */
 void	dns_cancel(struct dns_resolver *, uint64_t id);

@@ -1,7 +1,10 @@
 /*
- * dns.c - asynchronous MX and A/AAAA resolution over UDP on libevent.
+ * dns.c - asynchronous MX and A/AAAA resolution, and single record sets
+ * (A, AAAA, MX, TXT, PTR, TLSA; the AD bit kept) with a small cache, over
+ * UDP on libevent.
  * Owns: one UDP socket per query (random port and id), retransmission,
- * timeouts, matching answers to questions, MX order, CNAME following.
+ * timeouts, matching answers to questions, MX order, CNAME following,
+ * the record-set cache (TTL-bounded, failures never kept).
  * Never: blocks, uses TCP, trusts a datagram before it matches the query
  * (source, id, question), calls back from inside a dns_resolve_* call.
  * Untrusted: every datagram.  RFC 1035, 2181, 3596, 5321 5.1, 5452, 7505.
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -37,7 +41,7 @@
 #define DNS_WHY_MAX		128
 #define DNS_OOM_MAX		64	/* callbacks owed after malloc failed */
 
-enum dns_kind { DNS_KIND_MX, DNS_KIND_HOST };
+enum dns_kind { DNS_KIND_MX, DNS_KIND_HOST, DNS_KIND_RR };
 
 enum dns_qres {
 	DNS_Q_IDLE,		/* slot never used */
@@ -76,8 +80,11 @@ struct dns_req {
 	enum dns_kind		 kind;
 	uint64_t		 id;
 	dns_done_fn		*cb;
+	dns_rr_fn		*rrcb;	/* DNS_KIND_RR */
 	void			*arg;
 	struct event		*now;	/* zero-delay: runs the callback */
+	struct dns_rrset	*rrs;	/* DNS_KIND_RR: the answer */
+	uint16_t		 rrtype;
 	bool			 implicit;	/* no MX: the domain itself */
 	unsigned		 npending;	/* queries in flight */
 	char			 name[DNS_MSG_NAME_BUF];
@@ -88,7 +95,15 @@ struct dns_req {
 struct dns_oom {
 	uint64_t	 id;
 	dns_done_fn	*cb;
+	dns_rr_fn	*rrcb;	/* instead of cb when set */
 	void		*arg;
+};
+
+/* One cached record set; rrs NULL: a free slot. */
+struct dns_cached {
+	struct dns_rrset	*rrs;
+	char			 name[DNS_MSG_NAME_BUF];
+	uint64_t		 expires_ms;	/* monotonic */
 };
 
 struct dns_resolver {
@@ -100,10 +115,15 @@ struct dns_resolver {
 	struct event		*oom_ev;
 	struct dns_oom		 oom[DNS_OOM_MAX];
 	size_t			 noom;
+	struct dns_cached	 cache[DNS_CACHE_MAX];
 };
 
 /* What a caller gets when not even a request could be allocated. */
 static const struct dns_result dns_oom_result = {
+	.status = DNS_TEMPFAIL,
+	.why = "out of memory",
+};
+static const struct dns_rrset dns_oom_rrset = {
 	.status = DNS_TEMPFAIL,
 	.why = "out of memory",
 };
@@ -152,6 +172,13 @@ static void	dns_oom_add(struct dns_resolver *, uint64_t, dns_done_fn *,
 		    void *);
 static void	dns_oom_run(evutil_socket_t, short, void *);
 static const char *dns_type_name(uint16_t);
+static void	dns_req_rr_done(struct dns_req *, struct dns_query *,
+		    const struct dns_msg *, const char *);
+static uint64_t	dns_now_ms(void);
+static const struct dns_rrset *dns_cache_get(struct dns_resolver *,
+		    const char *, uint16_t);
+static void	dns_cache_put(struct dns_resolver *, const char *,
+		    const struct dns_rrset *);
 
 const char *
 dns_status_name(enum dns_status s)
@@ -169,7 +196,15 @@ dns_status_name(enum dns_status s)
 static const char *
 dns_type_name(uint16_t t)
 {
-	return t == DNS_MSG_T_MX ? "MX" : t == DNS_MSG_T_A ? "A" : "AAAA";
+	switch (t) {
+	case DNS_MSG_T_MX:	return "MX";
+	case DNS_MSG_T_A:	return "A";
+	case DNS_MSG_T_AAAA:	return "AAAA";
+	case DNS_MSG_T_TXT:	return "TXT";
+	case DNS_MSG_T_PTR:	return "PTR";
+	case DNS_MSG_T_TLSA:	return "TLSA";
+	default:		return "?";
+	}
 }
 
 static void
@@ -307,11 +342,14 @@ void
 dns_resolver_free(struct dns_resolver *res)
 {
 	struct dns_req	*req;
+	size_t		 i;
 
 	if (res == NULL)
 		return;
 	while ((req = TAILQ_FIRST(&res->reqs)) != NULL)
 		dns_req_free(req);
+	for (i = 0; i < DNS_CACHE_MAX; i++)
+		free(res->cache[i].rrs);
 	event_free(res->oom_ev);
 	free(res);
 }
@@ -349,6 +387,7 @@ dns_oom_add(struct dns_resolver *res, uint64_t id, dns_done_fn *cb,
 		panic("dns_oom_add: %d callbacks owed", DNS_OOM_MAX);
 	res->oom[res->noom].id = id;
 	res->oom[res->noom].cb = cb;
+	res->oom[res->noom].rrcb = NULL;
 	res->oom[res->noom].arg = arg;
 	res->noom++;
 	evtimer_add(res->oom_ev, &zero);
@@ -368,7 +407,10 @@ dns_oom_run(evutil_socket_t fd, short ev, void *arg)
 	o = res->oom[--res->noom];
 	if (res->noom > 0)	/* the callback may free res: re-arm first */
 		evtimer_add(res->oom_ev, &zero);
-	o.cb(o.arg, o.id, &dns_oom_result);
+	if (o.rrcb != NULL)
+		o.rrcb(o.arg, o.id, &dns_oom_rrset);
+	else
+		o.cb(o.arg, o.id, &dns_oom_result);
 }
 
 /* Lower case, no trailing dot, and encodable; 0 or -1. */
@@ -462,6 +504,7 @@ dns_req_free(struct dns_req *req)
 		dns_query_close(&req->q[i]);
 	TAILQ_REMOVE(&req->res->reqs, req, entry);
 	event_free(req->now);
+	free(req->rrs);
 	free(req);
 }
 
@@ -483,6 +526,13 @@ dns_req_finish(struct dns_req *req, enum dns_status st, const char *why)
 		req->r.nhosts = 0;
 	if (why != req->r.why)
 		dns_why(req->r.why, "%s", why);
+	if (req->rrs != NULL) {
+		req->rrs->status = st;
+		if (st != DNS_OK)
+			req->rrs->n = req->rrs->total = 0;
+		if (why != req->rrs->why)
+			dns_why(req->rrs->why, "%s", why);
+	}
 	evtimer_add(req->now, &zero);
 }
 
@@ -495,7 +545,11 @@ dns_req_run(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	TAILQ_REMOVE(&req->res->reqs, req, entry);
 	event_free(req->now);
-	req->cb(req->arg, req->id, &req->r);	/* may free the resolver */
+	if (req->kind == DNS_KIND_RR)	/* may free the resolver */
+		req->rrcb(req->arg, req->id, req->rrs);
+	else
+		req->cb(req->arg, req->id, &req->r);
+	free(req->rrs);
 	free(req);
 }
 
@@ -583,6 +637,7 @@ dns_req_mx_done(struct dns_req *req, struct dns_query *q,
 		dns_req_finish(req, DNS_TEMPFAIL, q->why);
 		return;
 	}
+	req->r.secure = (m->flags & DNS_MSG_F_AD) != 0;
 	nmx = dns_req_mx_pick(req, m, canon, &nnull);
 	if (nmx == 0 && nnull > 0) {
 		dns_why(req->r.why, "null MX: %s accepts no mail", canon);
@@ -841,6 +896,10 @@ dns_query_report(struct dns_query *q, const struct dns_msg *m,
 	struct dns_req	*req = q->req;
 	size_t		 i, len;
 
+	if (req->kind == DNS_KIND_RR) {
+		dns_req_rr_done(req, q, m, canon);
+		return;
+	}
 	if (q->qtype == DNS_MSG_T_MX) {
 		dns_req_mx_done(req, q, m, canon);
 		return;
@@ -1053,4 +1112,158 @@ dns_query_answer(struct dns_query *q, const struct dns_msg *m)
 		return;
 	}
 	dns_query_end(q, DNS_Q_ANSWER, "answered", m, canon);
+}
+
+/*
+ * Record sets.
+ */
+
+void
+dns_query_rr(struct dns_resolver *res, const char *name, uint16_t qtype,
+    uint64_t id, dns_rr_fn *cb, void *arg)
+{
+	static const struct timeval	 zero = { 0, 0 };
+	struct dns_req			*req;
+	const struct dns_rrset		*hit;
+
+	req = dns_req_new(res, DNS_KIND_RR, id, NULL, arg);
+	if (req != NULL && (req->rrs = calloc(1, sizeof(*req->rrs))) == NULL) {
+		dns_req_free(req);
+		req = NULL;
+	}
+	if (req == NULL) {
+		dns_oom_add(res, id, NULL, arg);
+		res->oom[res->noom - 1].rrcb = cb;
+		return;
+	}
+	req->rrcb = cb;
+	req->rrtype = qtype;
+	req->rrs->qtype = qtype;
+	if (dns_name_norm(name, req->name) == -1) {
+		dns_req_finish(req, DNS_NOTFOUND, "not a valid DNS name");
+		return;
+	}
+	if ((hit = dns_cache_get(res, req->name, qtype)) != NULL) {
+		*req->rrs = *hit;
+		evtimer_add(req->now, &zero);
+		return;
+	}
+	if (dns_query_start(req, &req->q[0], req->name, qtype, 0) == -1)
+		dns_req_finish(req, DNS_TEMPFAIL, req->q[0].why);
+}
+
+/* The one query of a record-set request ended. */
+static void
+dns_req_rr_done(struct dns_req *req, struct dns_query *q,
+    const struct dns_msg *m, const char *canon)
+{
+	struct dns_rrset	*s = req->rrs;
+	const struct dns_msg_rr	*t;
+	struct dns_rr		*rr;
+	size_t			 i;
+
+	if (q->res == DNS_Q_NXDOMAIN) {
+		dns_req_finish(req, DNS_NOTFOUND, q->why);
+		dns_cache_put(req->res, req->name, s);
+		return;
+	}
+	if (q->res != DNS_Q_ANSWER || m == NULL) {
+		dns_req_finish(req, DNS_TEMPFAIL, q->why);
+		return;
+	}
+	s->n = s->total = 0;
+	s->secure = (m->flags & DNS_MSG_F_AD) != 0;
+	for (i = 0; i < m->nan; i++) {
+		t = &m->an[i];
+		if (t->type != req->rrtype || t->rclass != DNS_MSG_C_IN ||
+		    strcmp(t->name, canon) != 0)
+			continue;
+		s->total++;
+		if (s->n == DNS_RR_MAX)
+			continue;
+		rr = &s->rr[s->n++];
+		rr->type = t->type;
+		rr->ttl = t->ttl;
+		rr->pref = t->pref;
+		memcpy(rr->name, t->target, sizeof(rr->name));
+		memcpy(rr->addr, t->addr, sizeof(rr->addr));
+		memcpy(rr->txt, t->txt, t->txtlen + 1);
+		rr->txtlen = t->txtlen;
+		rr->txtlong = t->txtlong;
+	}
+	s->total += m->an_dropped;	/* an upper bound: type not known */
+	dns_why(s->why, "%s %s: %zu record%s", dns_type_name(req->rrtype),
+	    req->name, s->total, s->total == 1 ? "" : "s");
+	dns_req_finish(req, DNS_OK, s->why);
+	dns_cache_put(req->res, req->name, s);
+}
+
+static uint64_t
+dns_now_ms(void)
+{
+	struct timespec	ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const struct dns_rrset *
+dns_cache_get(struct dns_resolver *res, const char *name, uint16_t qtype)
+{
+	struct dns_cached	*c;
+	uint64_t		 now = dns_now_ms();
+	size_t			 i;
+
+	for (i = 0; i < DNS_CACHE_MAX; i++) {
+		c = &res->cache[i];
+		if (c->rrs == NULL || c->rrs->qtype != qtype ||
+		    strcmp(c->name, name) != 0)
+			continue;
+		if (c->expires_ms > now)
+			return c->rrs;
+		free(c->rrs);
+		c->rrs = NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Keep a final answer (DNS_OK or NXDOMAIN) for the smallest TTL of its
+ * records, capped at DNS_CACHE_TTL_MAX; NXDOMAIN and "no data" carry no
+ * TTL here (the SOA minimum is not read), so they are kept for the
+ * shortest time worth having, one second.  The slot taken is a free one,
+ * else an expired one, else the one nearest to expiry.
+ */
+static void
+dns_cache_put(struct dns_resolver *res, const char *name,
+    const struct dns_rrset *s)
+{
+	struct dns_cached	*c, *pick = NULL;
+	uint64_t		 now = dns_now_ms();
+	uint32_t		 ttl = DNS_CACHE_TTL_MAX;
+	size_t			 i;
+
+	if (s->status != DNS_OK && s->status != DNS_NOTFOUND)
+		return;
+	for (i = 0; i < s->n; i++)
+		if (s->rr[i].ttl < ttl)
+			ttl = s->rr[i].ttl;
+	if (s->n == 0)
+		ttl = 1;
+	if (ttl == 0)
+		return;
+	for (i = 0; i < DNS_CACHE_MAX; i++) {
+		c = &res->cache[i];
+		if (c->rrs == NULL || c->expires_ms <= now) {
+			pick = c;
+			break;
+		}
+		if (pick == NULL || c->expires_ms < pick->expires_ms)
+			pick = c;
+	}
+	if (pick->rrs == NULL && (pick->rrs = malloc(sizeof(*s))) == NULL)
+		return;
+	*pick->rrs = *s;
+	memcpy(pick->name, name, strlen(name) + 1);
+	pick->expires_ms = now + (uint64_t)ttl * 1000;
 }
