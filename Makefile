@@ -26,7 +26,8 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
 	     zlib1g-dev libutf8proc-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
-	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng
+	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng \
+	     python3-yaml python3-dnslib
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz \
 	fuzz-smoke fuzz-coverage fuzz-long crash-test lint clean asan bench-deliver bench-harvest valgrind bench

@@ -28,6 +28,7 @@ declare -A SRC=(
 	[fuzz_queue_rec]="src/queue/queue_rec.c src/queue/queue_file.c"
 	[fuzz_smtp_data]="src/smtp/smtp_data.c"
 	[fuzz_smtp_parse]="src/smtp/smtp_parse.c"
+	[fuzz_spf]="src/sender/spf.c src/sender/spf_macro.c"
 )
 COV=(-fprofile-instr-generate -fcoverage-mapping)
 
