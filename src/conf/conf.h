@@ -86,6 +86,9 @@ struct domain_conf {
 	char			 delim[CONF_DELIM_MAX + 1]; /* "" = none */
 };
 
+/* spf_policy */
+enum { CONF_SPF_NONE, CONF_SPF_TAG, CONF_SPF_REJECT };
+
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
 	char			*file;		/* path as given */
@@ -161,6 +164,10 @@ struct config {
 	uint64_t		 spool_min_free; /* bytes; 0: no reserve */
 
 	bool			 envelope_lenient; /* envelope_syntax */
+
+	/* SPF at MAIL FROM (issue 14, part 1) */
+	int			 spf_policy;	/* CONF_SPF_* */
+	unsigned		 spf_timeout_ms; /* one evaluation, at most */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

@@ -211,6 +211,15 @@ const struct conf_key conf_keys[] = {
 	  1024 * U_K * U_K * U_K * U_K,
 	  "free space the spool's file system keeps: below it MAIL and the "
 	  "end of data get 452 4.3.1 until space returns (0: none)" },
+	/* SPF (issue 14, part 1) */
+	{ "spf_policy", CT_SPFPOLICY, G(spf_policy), 0, "tag", 0, 0,
+	  "SPF (RFC 7208) of MAIL FROM, or of HELO for <>: none (not "
+	  "checked), tag (Received-SPF and Authentication-Results headers) "
+	  "or reject (also 550 5.7.23 to fail, 451 4.4.3 to temperror); "
+	  "never for authenticated or relay_networks clients" },
+	{ "spf_timeout", CT_MSEC, G(spf_timeout_ms), 0, "10s", 100, 60 * U_S,
+	  "longest time one SPF evaluation may take (its DNS look-ups, "
+	  "through dns_server); past it the result is temperror" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -249,6 +258,11 @@ static const struct conf_word conf_bool_words[] = {
 
 static const struct conf_word conf_envsyntax_words[] = {
 	{ "strict", 0 }, { "lenient", 1 }, { NULL, 0 }
+};
+
+static const struct conf_word conf_spfpolicy_words[] = {
+	{ "none", CONF_SPF_NONE }, { "tag", CONF_SPF_TAG },
+	{ "reject", CONF_SPF_REJECT }, { NULL, 0 }
 };
 
 static const struct conf_word conf_unknown_words[] = {
@@ -615,6 +629,24 @@ conf_set_envsyntax(const struct conf_key *k, const char *val, void *field,
 		return -1;
 	}
 	*(bool *)field = v != 0;
+	return 0;
+}
+
+static int
+conf_set_spfpolicy(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	int	v;
+	char	qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_word_find(conf_spfpolicy_words, val, &v) == -1) {
+		(void)buf_addf(why, "expected none, tag or reject, got %s",
+		    Q(qb, val));
+		return -1;
+	}
+	*(int *)field = v;
 	return 0;
 }
 
@@ -1375,6 +1407,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_TEXT] =	{ "text", conf_set_text, conf_free_str },
 	[CT_LISTENS] =	{ "addresses", conf_set_listens, conf_free_listens },
 	[CT_ENVSYNTAX] = { "strict/lenient", conf_set_envsyntax, NULL },
+	[CT_SPFPOLICY] = { "none/tag/reject", conf_set_spfpolicy, NULL },
 };
 
 void

@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	66	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	68	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -31,6 +31,7 @@ enum conf_type {
 	CT_MSEC, CT_HOSTPORT, CT_RATE, CT_REPLY, CT_USER, CT_OPTPATH,
 	CT_TLSPROTO, CT_TEXT, CT_LISTENS,
 	CT_ENVSYNTAX,
+	CT_SPFPOLICY,
 	CT_COUNT
 };
 
