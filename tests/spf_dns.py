@@ -11,9 +11,10 @@ lines are ignored.  TYPE is A, AAAA, MX (pref name), PTR, CNAME, TXT (one
 value per string) or:
   TIMEOUT   a question for a type the name has no records of gets no answer
   SERVFAIL  such a question gets SERVFAIL
+  TTL       (seconds) the TTL of the name's records, 0 when not given
 A name with no records at all is NXDOMAIN; a CNAME is followed within the
-zone, as a recursive server would.  Answers carry TTL 0 (nothing for the
-client to cache between scenarios) and are truncated (TC, no records) past
+zone, as a recursive server would.  Answers carry TTL 0 unless told (so
+nothing is cached between scenarios) and are truncated (TC, no records) past
 the payload size the question advertises.  Prints "ready" once bound;
 exits when its stdin closes or on SIGTERM.
 """
@@ -92,6 +93,7 @@ def answer(zone, data):
             name = cname[0][0].decode("latin-1").lower().rstrip(".")
             continue
         have = [(t, v) for t, v in recs if TYPES.get(t) == qtype]
+        ttl = ([int(v[0]) for t, v in recs if t == "TTL"] or [0])[0]
         if not have:
             kinds = {t for t, _ in recs}
             if "TIMEOUT" in kinds:
@@ -99,7 +101,7 @@ def answer(zone, data):
             if "SERVFAIL" in kinds:
                 r.header.rcode = RCODE.SERVFAIL
         for t, v in have:
-            r.add_answer(RR(name, qtype, ttl=0, rdata=rdata(t, v)))
+            r.add_answer(RR(name, qtype, ttl=ttl, rdata=rdata(t, v)))
         break
     limit = 512
     for ar in q.ar:

@@ -855,6 +855,105 @@ real_one(struct event_base *base, struct dns_resolver *res, char **f,
 	return ok;
 }
 
+struct rr_wait {
+	bool			called;
+	struct dns_rrset	s;
+};
+
+static void
+rr_done(void *arg, uint64_t id, const struct dns_rrset *s)
+{
+	struct rr_wait	*w = arg;
+
+	(void)id;
+	w->called = true;
+	w->s = *s;
+}
+
+static struct rr_wait *
+rr_ask(struct event_base *base, struct dns_resolver *res, const char *name,
+    uint16_t qtype)
+{
+	static struct rr_wait	w;
+
+	memset(&w, 0, sizeof(w));
+	dns_query_rr(res, name, qtype, 1, rr_done, &w);
+	assert_false(w.called);		/* never from inside the call */
+	while (!w.called)
+		event_base_loop(base, EVLOOP_ONCE);
+	return &w;
+}
+
+/*
+ * dns_query_rr: each record type from the wire; the cache answers a name
+ * again for its TTL once the server is gone; TTL 0 is not kept.
+ */
+static void
+test_resolver_rr_cache(void **state)
+{
+	static const char	zone[] =
+	    "R\tc.test\tTXT\tv=spf1%20-all\tx\n"
+	    "R\tc.test\tTTL\t60\n"
+	    "R\tc.test\tMX\t5\tmx.c.test\n"
+	    "R\tc.test\tA\t192.0.2.5\n"
+	    "R\tc.test\tAAAA\t2001:db8::5\n"
+	    "R\t5.2.0.192.in-addr.arpa\tPTR\tc.test\n"
+	    "R\tz.test\tTXT\tv=spf1\n";
+	struct event_base	*base = event_base_new();
+	struct dns_resolver	*res;
+	struct dns_server	 d;
+	struct rr_wait		*w;
+	char			 zpath[64], server[64], err[256];
+	int			 fd;
+
+	(void)state;
+	assert_non_null(base);
+	snprintf(zpath, sizeof(zpath), "/tmp/test_spf_zone.XXXXXX");
+	assert_true((fd = mkstemp(zpath)) >= 0);
+	assert_int_equal(write(fd, zone, sizeof(zone) - 1),
+	    (ssize_t)sizeof(zone) - 1);
+	close(fd);
+	dns_server_start(&d, zpath);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", d.port);
+	res = dns_resolver_new(base, server, REAL_TIMEOUT_MS, err, sizeof(err));
+	assert_non_null(res);
+	w = rr_ask(base, res, "C.TEST.", DNS_MSG_T_TXT);
+	assert_int_equal(w->s.status, DNS_OK);
+	assert_int_equal(w->s.n, 1);
+	assert_string_equal(w->s.rr[0].txt, "v=spf1 -allx");
+	assert_int_equal(w->s.rr[0].ttl, 60);
+	w = rr_ask(base, res, "c.test", DNS_MSG_T_MX);
+	assert_int_equal(w->s.n, 1);
+	assert_int_equal(w->s.rr[0].pref, 5);
+	assert_string_equal(w->s.rr[0].name, "mx.c.test");
+	w = rr_ask(base, res, "c.test", DNS_MSG_T_AAAA);
+	assert_int_equal(w->s.n, 1);
+	assert_int_equal(w->s.rr[0].addr[15], 5);
+	w = rr_ask(base, res, "5.2.0.192.in-addr.arpa", DNS_MSG_T_PTR);
+	assert_int_equal(w->s.n, 1);
+	assert_string_equal(w->s.rr[0].name, "c.test");
+	w = rr_ask(base, res, "nx.test", DNS_MSG_T_A);
+	assert_int_equal(w->s.status, DNS_NOTFOUND);
+	w = rr_ask(base, res, "c.test", DNS_MSG_T_PTR);	/* no data */
+	assert_int_equal(w->s.status, DNS_OK);
+	assert_int_equal(w->s.n, 0);
+	w = rr_ask(base, res, "z.test", DNS_MSG_T_TXT);
+	assert_int_equal(w->s.status, DNS_OK);
+	assert_int_equal(w->s.rr[0].ttl, 0);
+	w = rr_ask(base, res, "bad name.test", DNS_MSG_T_A);
+	assert_int_equal(w->s.status, DNS_NOTFOUND);
+	dns_server_stop(&d);
+	unlink(zpath);
+	/* the server is gone: the cache still knows c.test, not z.test */
+	w = rr_ask(base, res, "c.test", DNS_MSG_T_TXT);
+	assert_int_equal(w->s.status, DNS_OK);
+	assert_string_equal(w->s.rr[0].txt, "v=spf1 -allx");
+	w = rr_ask(base, res, "z.test", DNS_MSG_T_TXT);
+	assert_int_equal(w->s.status, DNS_TEMPFAIL);
+	dns_resolver_free(res);
+	event_base_free(base);
+}
+
 static void
 test_rfc7208_suite_real_dns(void **state)
 {
@@ -946,6 +1045,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_expire_cancel),
 		cmocka_unit_test(test_rfc7208_suite),
+		cmocka_unit_test(test_resolver_rr_cache),
 		cmocka_unit_test(test_rfc7208_suite_real_dns),
 	};
 
