@@ -2,7 +2,8 @@
  * smtp_session.h - one inbound SMTP session (see smtp_session.c).
  * The struct is shared by the files of src/smtp/ only: smtp_session.c
  * (lifecycle, input, replies), smtp_cmd.c (the command table),
- * smtp_rcpt.c (the RCPT pipeline) and smtp_tx.c (MAIL..DATA..queued).
+ * smtp_rcpt.c (the RCPT pipeline), smtp_tx.c (MAIL..DATA..queued) and
+ * smtp_spf.c (SPF at MAIL FROM).
  */
 #ifndef MXGATE_SMTP_SESSION_H
 #define MXGATE_SMTP_SESSION_H
