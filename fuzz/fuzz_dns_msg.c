@@ -2,7 +2,8 @@
  * fuzz_dns_msg.c - libFuzzer target for src/dns/dns_msg.c.
  * Parses every input as a DNS message and checks what the parser
  * promises: kept records within DNS_MSG_RR_MAX, names NUL-terminated,
- * at most 253 characters, lower case, of '!'..'~' without '\\'; a parsed
+ * at most 253 characters, lower case, of '!'..'~' without '\\'; TXT text
+ * within DNS_MSG_TXT_MAX and terminated; a parsed
  * question survives a build/parse round trip.  Then the input as a text
  * name goes through dns_msg_build_query and back.  Untrusted: all of it.
  */
@@ -70,6 +71,11 @@ LLVMFuzzerTestOneInput(const uint8_t *p, size_t len)
 		for (i = 0; i < m.nan; i++) {
 			fz_name(m.an[i].name);
 			fz_name(m.an[i].target);
+			/* TXT: within its bound, terminated after txtlen */
+			fz_require(m.an[i].txtlen <= DNS_MSG_TXT_MAX &&
+			    m.an[i].txt[m.an[i].txtlen] == '\0');
+			fz_require(!m.an[i].txtlong ||
+			    m.an[i].txtlen == DNS_MSG_TXT_MAX);
 		}
 		if (m.has_question && m.qname[0] != '\0') {
 			memcpy(want, m.qname, sizeof(m.qname));

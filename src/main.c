@@ -26,6 +26,7 @@
 #include "deliver/outbound.h"
 #include "deliver/qmgr.h"
 #include "dir/dir.h"
+#include "dns/dns.h"
 #include "guard/guard.h"
 #include "lib/job.h"
 #include "lib/log.h"
@@ -443,6 +444,7 @@ cmd_serve(const char *file)
 	tls_ctx_free(w.tls);
 	passwd_unref(w.passwd);
 	conf_unref(w.conf);
+	dns_resolver_free(w.dns);
 	event_base_free(w.base);
 	pthread_mutex_destroy(&w.mbox_mu);
 	log_event(LOG_LVL_INFO, "stopped", NULL);

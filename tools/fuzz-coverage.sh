@@ -30,6 +30,7 @@ declare -A SRC=(
 	[fuzz_report]="src/obs/report.c"
 	[fuzz_smtp_data]="src/smtp/smtp_data.c"
 	[fuzz_smtp_parse]="src/smtp/smtp_parse.c"
+	[fuzz_spf]="src/sender/spf.c src/sender/spf_macro.c"
 )
 COV=(-fprofile-instr-generate -fcoverage-mapping)
 

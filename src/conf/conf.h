@@ -113,6 +113,9 @@ struct domain_conf {
 	unsigned		*key_line;	/* 0: not set in its section */
 };
 
+/* spf_policy */
+enum { CONF_SPF_NONE, CONF_SPF_TAG, CONF_SPF_REJECT };
+
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
 	char			*file;		/* path as given */
@@ -211,6 +214,10 @@ struct config {
 	int			 strict_framing; /* CONF_CONTROL_* */
 	/* DANE for mail sent by MX (issue 20, deliver/dane.c) */
 	int			 dane;		/* CONF_DANE_* */
+
+	/* SPF at MAIL FROM (issue 14, part 1) */
+	int			 spf_policy;	/* CONF_SPF_* */
+	unsigned		 spf_timeout_ms; /* one evaluation, at most */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

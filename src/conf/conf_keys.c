@@ -282,6 +282,15 @@ const struct conf_key conf_keys[] = {
 	  "dns_server to be a local DNSSEC-validating resolver: an MX host "
 	  "with a secure TLSA RRset at _25._tcp.HOST gets TLS with a "
 	  "certificate matching it, or the mail waits with 4.7.5)" },
+	/* SPF (issue 14, part 1) */
+	{ "spf_policy", CT_CHOICE, G(spf_policy), 0, "tag", 0, 0,
+	  "SPF (RFC 7208) of MAIL FROM, or of HELO for <>: none (not "
+	  "checked), tag (Received-SPF and Authentication-Results headers) "
+	  "or reject (also 550 5.7.23 to fail, 451 4.4.3 to temperror); "
+	  "never for authenticated or relay_networks clients" },
+	{ "spf_timeout", CT_MSEC, G(spf_timeout_ms), 0, "10s", 100, 60 * U_S,
+	  "longest time one SPF evaluation may take (its DNS look-ups, "
+	  "through dns_server); past it the result is temperror" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -322,6 +331,11 @@ static const struct conf_word conf_bool_words[] = {
 
 static const struct conf_word conf_envsyntax_words[] = {
 	{ "strict", 0 }, { "lenient", 1 }, { NULL, 0 }
+};
+
+static const struct conf_word conf_spfpolicy_words[] = {
+	{ "none", CONF_SPF_NONE }, { "tag", CONF_SPF_TAG },
+	{ "reject", CONF_SPF_REJECT }, { NULL, 0 }
 };
 
 static const struct conf_word conf_unknown_words[] = {
@@ -367,6 +381,7 @@ static const struct conf_choice {
 	{ "harvest_guard", conf_control_words, "enforce, shadow or off" },
 	{ "strict_framing", conf_control2_words, "enforce or shadow" },
 	{ "dane", conf_dane_words, "no or may" },
+	{ "spf_policy", conf_spfpolicy_words, "none, tag or reject" },
 };
 
 static bool

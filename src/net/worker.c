@@ -23,6 +23,7 @@
 #include "../ctl/ctl.h"
 #include "../deliver/qmgr.h"
 #include "../dir/dir.h"
+#include "../dns/dns.h"
 #include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
@@ -1351,6 +1352,7 @@ worker_join_all(struct worker *w0)
 		/* closes what is left in the inbox, takes any snapshot */
 		worker_wake(-1, 0, w);
 		event_free(w->wake_ev);
+		dns_resolver_free(w->dns);
 		event_base_free(w->base);
 		worker_snap_drop(w->conf, w->dir, w->tls, w->passwd);
 		pthread_mutex_destroy(&w->mbox_mu);

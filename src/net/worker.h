@@ -39,6 +39,7 @@ struct climit;
 struct ctl;
 struct tls_ctx;
 struct passwd_file;
+struct dns_resolver;
 struct worker_conn;
 struct worker_listener;
 struct worker;
@@ -79,6 +80,9 @@ struct worker {
 	struct tls_ctx		*tls;		/* NULL: no STARTTLS */
 	struct passwd_file	*passwd;	/* AUTH users (ref held) */
 	struct job_pool		*auth_jobs;	/* crypt(3) checks */
+	struct dns_resolver	*dns;		/* sender checks (smtp_spf.c
+						 * creates it at first use) */
+	bool			 dns_failed;	/* creating it failed */
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
 	atomic_size_t		 nsessions;	/* this loop's; owner writes */
 	struct obs_loop		 obs;		/* this loop's counters: only

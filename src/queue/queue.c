@@ -683,7 +683,10 @@ queue_msg_envelope(struct queue_msg *m, const struct queue_env *env)
 	    queue_msg_rec(m, QUEUE_REC_T_SENDER, sender, strlen(sender)) == -1 ||
 	    queue_msg_dsn_msg(m, env) == -1 ||	/* M right after S */
 	    (env->smtputf8 &&
-	    queue_msg_rec(m, QUEUE_REC_T_SMTPUTF8, "", 0) == -1))
+	    queue_msg_rec(m, QUEUE_REC_T_SMTPUTF8, "", 0) == -1) ||
+	    (env->proof != NULL && (!queue_rec_proof_valid((const uint8_t *)
+	    env->proof, strlen(env->proof)) || queue_msg_rec(m,
+	    QUEUE_REC_T_PROOF, env->proof, strlen(env->proof)) == -1)))
 		return -1;
 	for (i = 0; i < env->nrcpts; i++)
 		if (queue_msg_rec(m, QUEUE_REC_T_RCPT, env->rcpts[i],

@@ -49,6 +49,8 @@ struct queue_env {
 	const char	*dsn_envid;	/* xtext as received, or NULL */
 	const unsigned	*dsn_notify;	/* per rcpt, or NULL */
 	const char *const *dsn_orcpt;	/* per rcpt (NULL or ""), or NULL */
+	const char	*proof;		/* P record payload (queue_rec.h), or
+					 * NULL: nothing proven or checked */
 };
 
 typedef void	queue_done_fn(void *arg, uint64_t sid, bool ok,
@@ -131,6 +133,9 @@ struct queue_file {
 	unsigned	*dsn_notify;	/* per rcpt, 0: unset */
 	char	       **dsn_orcpt;	/* per rcpt, NULL: none */
 	bool		 delay_warned;	/* a W record: warned once already */
+	/* proofs about the sender (P record); "" in files without one */
+	char		 spf[16];	/* SPF result: "pass", "fail", ... */
+	bool		 spf_helo;	/* it was for the HELO identity */
 	char		*last_error;	/* last delivery error; NULL none */
 	time_t		 last_error_time;
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */

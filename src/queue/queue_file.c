@@ -125,6 +125,24 @@ queue_file_fill_dsn_msg(struct queue_file *qf, const struct queue_rec_file *f)
 	return 0;
 }
 
+/* The P record, if any (validated by the parser). */
+static void
+queue_file_fill_proof(struct queue_file *qf, const struct queue_rec_file *f)
+{
+	const uint8_t	*v;
+	size_t		 n;
+
+	qf->spf[0] = '\0';
+	qf->spf_helo = false;
+	if ((v = queue_rec_proof_get(&f->proof, "spf", &n)) != NULL &&
+	    n < sizeof(qf->spf)) {
+		memcpy(qf->spf, v, n);
+		qf->spf[n] = '\0';
+	}
+	v = queue_rec_proof_get(&f->proof, "spf.identity", &n);
+	qf->spf_helo = v != NULL && n == 4 && memcmp(v, "helo", 4) == 0;
+}
+
 static int
 queue_file_fill(struct queue_file *qf, const char *path,
     const struct queue_rec_file *f)
@@ -133,6 +151,7 @@ queue_file_fill(struct queue_file *qf, const char *path,
 	qf->qid[ID_STRLEN] = '\0';
 	qf->arrival = f->arrival;
 	qf->smtputf8 = f->smtputf8;
+	queue_file_fill_proof(qf, f);
 	qf->body = f->body.payload;
 	qf->bodylen = f->body.len;
 	qf->endoff = f->validlen;

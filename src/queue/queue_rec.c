@@ -43,7 +43,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L", c, 16) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L" "P", c, 17) != NULL;
 }
 
 enum parse_rc
@@ -295,6 +295,52 @@ queue_rec_dsn_rcpt(const struct queue_rec *r, struct queue_rec_dsn *d)
 	return xtext_valid(d->text, d->textlen) ? 0 : -1;
 }
 
+bool
+queue_rec_proof_valid(const uint8_t *p, size_t len)
+{
+	size_t	i;
+	bool	eq = false;
+
+	if (len == 0 || len > QUEUE_REC_PROOF_MAX || p[0] == ' ' ||
+	    p[len - 1] == ' ')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (p[i] == ' ') {
+			if (!eq || p[i - 1] == ' ')
+				return false;
+			eq = false;
+			continue;
+		}
+		if (p[i] == '=')
+			eq = true;
+		else if (!((p[i] >= 'a' && p[i] <= 'z') ||
+		    (p[i] >= '0' && p[i] <= '9') || p[i] == '.' ||
+		    p[i] == '_' || p[i] == '-'))
+			return false;
+	}
+	return eq;
+}
+
+const uint8_t *
+queue_rec_proof_get(const struct queue_rec *r, const char *key, size_t *vlen)
+{
+	const uint8_t	*p = r->payload, *end = r->payload + r->len, *w, *e;
+	size_t		 klen = strlen(key);
+
+	if (r->type != QUEUE_REC_T_PROOF || p == NULL)
+		return NULL;
+	for (w = p; w < end; w = e + 1) {
+		if ((e = memchr(w, ' ', (size_t)(end - w))) == NULL)
+			e = end;
+		if ((size_t)(e - w) > klen && memcmp(w, key, klen) == 0 &&
+		    w[klen] == '=') {
+			*vlen = (size_t)(e - w) - klen - 1;
+			return w + klen + 1;
+		}
+	}
+	return NULL;
+}
+
 /* Take one complete record at offset off; -1 if it is out of place. */
 static int
 queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
@@ -317,6 +363,13 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 		if (r->type == QUEUE_REC_T_SMTPUTF8 && r->len == 0 &&
 		    f->nrcpts == 0 && !f->smtputf8) {
 			f->smtputf8 = true;	/* RFC 6531: see queue_rec.h */
+			return 0;
+		}
+		if (r->type == QUEUE_REC_T_PROOF) {	/* once, before R */
+			if (f->nrcpts != 0 || f->proof.payload != NULL ||
+			    !queue_rec_proof_valid(r->payload, r->len))
+				return -1;
+			f->proof = *r;
 			return 0;
 		}
 		if (r->type == QUEUE_REC_T_DSN_MSG) {

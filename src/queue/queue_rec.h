@@ -1,8 +1,9 @@
 /*
  * queue_rec.h - the queue file record format and its pure parsers.
  * A record is: type byte, 16 lowercase hex digits of payload length, ':',
- * the payload, '\n'.  A file is V I T C H S [M] (R [N])... B E, then D, A
- * and W records (M, N and W: the DSN extension; older files lack them).
+ * the payload, '\n'.  A file is V I T C H S [M] [U] [P] (R [N])... B E,
+ * then D, A and W records (M, N and W: the DSN extension; P: proofs about
+ * the sender; older files lack them).
  * Owns: the format, its limits, the order of records.  Never: I/O,
  * allocation, globals.  Untrusted: every byte of a file on disk.
  */
@@ -47,6 +48,15 @@
 					 * error (for the operator); last
 					 * wins */
 #define QUEUE_REC_LASTERR_MAX	512	/* TEXT of an L record we write */
+/*
+ * Proofs about the sender, found at receipt (issue 14), optional: at most
+ * once, after S and before R.  Words "KEY=VALUE" separated by one space,
+ * each of [a-z0-9.=_-]; a reader takes the keys it knows and skips the
+ * others, so later proofs (DKIM, BATV) add keys, not records.  Keys:
+ * spf=RESULT (RFC 7208 2.6 name), spf.identity=mailfrom|helo.
+ */
+#define QUEUE_REC_T_PROOF	'P'
+#define QUEUE_REC_PROOF_MAX	512
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -71,6 +81,7 @@ struct queue_rec_file {
 	struct queue_rec dsn_msg;	/* M record; len 0 if none */
 	bool		 warned;	/* a W record is there */
 	struct queue_rec lasterr;	/* the last L record (len 0: none) */
+	struct queue_rec proof;		/* the P record (len 0: none) */
 	time_t		 lasterr_time;
 	const uint8_t	*lasterr_text;	/* into lasterr's payload */
 	size_t		 lasterr_len;
@@ -112,6 +123,13 @@ int		queue_rec_dsn_rcpt(const struct queue_rec *,
  * malformed (TEXT empty or holding a NUL or a line break). */
 int		queue_rec_lasterr(const struct queue_rec *, time_t *when,
 		    const uint8_t **text, size_t *textlen);
+/*
+ * The value of KEY in a P record's payload: a span of it, or NULL when
+ * the key is not there.  queue_rec_proof_valid(): the payload's form.
+ */
+const uint8_t	*queue_rec_proof_get(const struct queue_rec *, const char *key,
+		    size_t *vlen);
+bool		queue_rec_proof_valid(const uint8_t *, size_t);
 /* Writes the 18-byte header (no NUL) for a record. */
 void		queue_rec_header(char out[QUEUE_REC_HDRLEN], int type,
 		    uint64_t len);

@@ -124,6 +124,10 @@ static const struct smtp_reply replies[R_MAX] = {
 	[R_UTF8_BAD]	= { 553, "5.6.7", "Address is not valid UTF-8", false },
 	[R_UTF8_NEEDED]	= { 553, "5.6.7",
 	    "Non-ASCII address needs MAIL FROM with SMTPUTF8", false },
+	/* RFC 7208 8.4 and RFC 7372 3.2; 8.6: temperror is 451 4.4.3 */
+	[R_SPF_FAIL]	= { 550, "5.7.23", "SPF validation failed: %s", false },
+	[R_SPF_TEMP]	= { 451, "4.4.3",
+	    "SPF check of %s failed temporarily, try again later", false },
 };
 
 const struct smtp_reply *

@@ -86,6 +86,8 @@ enum reply_id {
 	R_BDAT_SEQ,		/* 503 5.5.1: DATA or RCPT after BDAT */
 	R_UTF8_BAD,		/* 553 5.6.7: 8-bit path, not UTF-8 */
 	R_UTF8_NEEDED,		/* 553 5.6.7: UTF-8 path, no SMTPUTF8 */
+	R_SPF_FAIL,		/* 550 5.7.23 %s: explanation (RFC 7372) */
+	R_SPF_TEMP,		/* 451 4.4.3 %s: the domain */
 	R_MAX
 };
 

@@ -2,7 +2,8 @@
  * smtp_session.h - one inbound SMTP session (see smtp_session.c).
  * The struct is shared by the files of src/smtp/ only: smtp_session.c
  * (lifecycle, input, replies), smtp_cmd.c (the command table),
- * smtp_rcpt.c (the RCPT pipeline) and smtp_tx.c (MAIL..DATA..queued).
+ * smtp_rcpt.c (the RCPT pipeline), smtp_tx.c (MAIL..DATA..queued) and
+ * smtp_spf.c (SPF at MAIL FROM).
  */
 #ifndef MXGATE_SMTP_SESSION_H
 #define MXGATE_SMTP_SESSION_H
@@ -19,6 +20,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../obs/obs.h"
+#include "../sender/spf.h"
 #include "smtp_auth.h"
 #include "smtp_data.h"
 #include "smtp_hold.h"
@@ -81,6 +83,14 @@ struct smtp_chunk {
 	enum smtp_state		 resume;	/* the state after a 503 */
 };
 
+/* SPF of the transaction's sender: smtp_spf.c. */
+struct smtp_spf {
+	struct spf_eval		*ev;		/* running, or NULL */
+	bool			 checked;	/* out holds a result */
+	uint64_t		 start_ms;
+	struct spf_outcome	 out;
+};
+
 /* One message transaction, MAIL to the end of DATA. */
 struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
@@ -117,6 +127,7 @@ struct smtp_tx {
 					 * one byte more than is logged marks
 					 * a longer one ("...") */
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
+	struct smtp_spf		 spf;
 };
 
 struct smtp_session {
@@ -236,9 +247,27 @@ void	smtp_secure_free(struct smtp_session *);
 /* smtp_rcpt.c */
 void	smtp_rcpt(struct smtp_session *, struct span arg);
 
+/* smtp_spf.c: SPF at MAIL FROM */
+/* true: the session waits (ST_WAIT) and smtp_tx_mail_end() follows */
+bool	smtp_spf_start(struct smtp_session *);
+void	smtp_spf_stop(struct smtp_session *);	/* cancel, no callback */
+void	smtp_spf_reset(struct smtp_session *);	/* stop, forget the result */
+/* The MAIL reply spf_policy asks for (arg filled), or R_NONE. */
+enum reply_id smtp_spf_verdict(const struct smtp_session *, char *arg,
+	    size_t);
+/* Authentication-Results and Received-SPF: bytes written, 0 (not
+ * checked), or -1 (did not fit). */
+int	smtp_spf_headers(const struct smtp_session *, char *, size_t);
+/* The queue's P record payload, or NULL (not checked). */
+const char *smtp_spf_proof(const struct smtp_session *, char *, size_t);
+/* " spf=... " for the MAIL log line, or "". */
+const char *smtp_spf_log(const struct smtp_session *, char *, size_t);
+
 /* smtp_tx.c */
 void	smtp_tx_reset(struct smtp_session *);
 void	smtp_tx_mail(struct smtp_session *, struct span arg);
+/* MAIL's checks are done (SPF may have waited): reply to it. */
+void	smtp_tx_mail_end(struct smtp_session *);
 void	smtp_tx_data(struct smtp_session *);
 /* BDAT n [LAST]: read the chunk (in ST_DATA), whatever the state. */
 void	smtp_tx_bdat(struct smtp_session *, struct span arg);

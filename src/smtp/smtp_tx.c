@@ -41,6 +41,7 @@ static void	tx_committed(void *, uint64_t, bool, const char *);
 void
 smtp_tx_free(struct smtp_session *s)
 {
+	smtp_spf_stop(s);
 	if (s->tx.msg != NULL) {
 		queue_msg_abort(s->tx.msg);
 		s->tx.msg = NULL;
@@ -95,6 +96,7 @@ smtp_tx_reset(struct smtp_session *s)
 	s->tx.smtputf8 = false;
 	s->tx.hline_len = 0;
 	s->tx.msgid[0] = '\0';
+	smtp_spf_reset(s);
 }
 
 /*
@@ -248,10 +250,31 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 			return;
 		}
 	}
+	/* SPF (smtp_spf.c) may wait for DNS; it calls smtp_tx_mail_end */
+	if (smtp_spf_start(s))
+		return;
+	smtp_tx_mail_end(s);
+}
+
+void
+smtp_tx_mail_end(struct smtp_session *s)
+{
+	enum reply_id	r;
+	char		arg[SPF_EXPL_MAX + 64], spf[256];
+
+	r = smtp_spf_verdict(s, arg, sizeof(arg));
+	smtp_spf_log(s, spf, sizeof(spf));
+	if (r != R_NONE) {
+		smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> result=spf%s",
+		    log_esc(s->tx.sender.data, s->tx.sender.len, 256), spf);
+		smtp_tx_reset(s);
+		smtp_reply(s, r, arg);
+		return;
+	}
 	smtp_set_state(s, ST_MAIL);
-	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64 "%s",
+	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64 "%s%s",
 	    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
-	    s->tx.size_declared, s->tx.smtputf8 ? " smtputf8=yes" : "");
+	    s->tx.size_declared, s->tx.smtputf8 ? " smtputf8=yes" : "", spf);
 	smtp_reply(s, R_MAIL_OK, NULL);
 }
 
@@ -259,12 +282,16 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 static int
 tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 {
-	char		date[64], hdr[2048], with[512];
+	char		date[64], hdr[4096], with[512];
 	const char	*w = smtp_secure_with(s, with, sizeof(with));
 	struct tm	tm;
 	time_t		now = time(NULL);
 	int		n;
 
+	/* RFC 7208 9.1, RFC 8601 5: above the Received field we add */
+	if ((n = smtp_spf_headers(s, hdr, sizeof(hdr))) == -1 ||
+	    (n > 0 && queue_msg_write(s->tx.msg, hdr, (size_t)n) == -1))
+		return -1;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	n = snprintf(hdr, sizeof(hdr),
@@ -288,6 +315,7 @@ tx_open(struct smtp_session *s)
 	const char		**rcpts, **orcpt;
 	unsigned		*notify;
 	const char		*p, *d;
+	char			 proof[128];
 	size_t			 i;
 	int			 rc;
 
@@ -318,6 +346,7 @@ tx_open(struct smtp_session *s)
 		.dsn_envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
 		.dsn_notify = notify,
 		.dsn_orcpt = orcpt,
+		.proof = smtp_spf_proof(s, proof, sizeof(proof)),
 	};
 	s->tx.msg = queue_msg_new(s->w->queue, &env);
 	rc = s->tx.msg == NULL ? -1 :

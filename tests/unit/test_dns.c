@@ -469,6 +469,68 @@ wb_long_name(struct wb *w, size_t wire)
 	wb_u8(w, 0);
 }
 
+/* TXT (strings joined, the DNS_MSG_TXT_MAX bound) and PTR records. */
+static void
+test_parse_txt_ptr(void **state)
+{
+	struct dns_msg	*m = malloc(sizeof(*m));
+	struct wb	 w;
+	size_t		 i;
+
+	(void)state;
+	assert_non_null(m);
+	/* two strings, joined without a blank (RFC 7208 3.3); an empty one */
+	wb_hdr(&w, 1, 0x8180, 1, 2, 0, 0);
+	wb_name(&w, "d.test");
+	wb_u16(&w, DNS_MSG_T_TXT);
+	wb_u16(&w, 1);
+	wb_rr(&w, "d.test", DNS_MSG_T_TXT, 30);
+	wb_hex(&w, "000d 06 763d73706631 05 206d78202d");
+	wb_rr(&w, "d.test", DNS_MSG_T_TXT, 30);
+	wb_hex(&w, "0001 00");
+	assert_int_equal(parse_exact(&w, m), PARSE_OK);
+	assert_int_equal(m->nan, 2);
+	assert_int_equal(m->an[0].txtlen, 11);
+	assert_string_equal(m->an[0].txt, "v=spf1 mx -");
+	assert_false(m->an[0].txtlong);
+	assert_int_equal(m->an[0].ttl, 30);
+	assert_int_equal(m->an[1].txtlen, 0);
+	/* a string running past RDATA */
+	wb_hdr(&w, 1, 0x8180, 1, 1, 0, 0);
+	wb_name(&w, "d.test");
+	wb_u16(&w, DNS_MSG_T_TXT);
+	wb_u16(&w, 1);
+	wb_rr(&w, "d.test", DNS_MSG_T_TXT, 30);
+	wb_hex(&w, "0003 05 6162");
+	assert_int_equal(parse_exact(&w, m), PARSE_BAD);
+	/* 6 strings of 255: kept up to DNS_MSG_TXT_MAX, marked long */
+	wb_hdr(&w, 1, 0x8180, 1, 1, 0, 0);
+	wb_name(&w, "d.test");
+	wb_u16(&w, DNS_MSG_T_TXT);
+	wb_u16(&w, 1);
+	wb_rr(&w, "d.test", DNS_MSG_T_TXT, 30);
+	wb_u16(&w, 6 * 256);
+	for (i = 0; i < 6; i++) {
+		wb_u8(&w, 255);
+		memset(w.b + w.n, 'a' + (int)i, 255);
+		w.n += 255;
+	}
+	assert_int_equal(parse_exact(&w, m), PARSE_OK);
+	assert_int_equal(m->an[0].txtlen, DNS_MSG_TXT_MAX);
+	assert_true(m->an[0].txtlong);
+	assert_int_equal(m->an[0].txt[DNS_MSG_TXT_MAX], '\0');
+	/* PTR with a compressed target */
+	wb_hdr(&w, 1, 0x8180, 1, 1, 0, 0);
+	wb_name(&w, "1.2.0.192.in-addr.arpa");
+	wb_u16(&w, DNS_MSG_T_PTR);
+	wb_u16(&w, 1);
+	wb_hex(&w, "c00c 000c 0001 0000003c 0005 026d78 c00c");
+	assert_int_equal(parse_exact(&w, m), PARSE_OK);
+	assert_int_equal(m->an[0].type, DNS_MSG_T_PTR);
+	assert_string_equal(m->an[0].target, "mx.1.2.0.192.in-addr.arpa");
+	free(m);
+}
+
 static void
 test_parse_limits(void **state)
 {
@@ -1505,6 +1567,7 @@ main(void)
 		cmocka_unit_test(test_parse_header),
 		cmocka_unit_test(test_parse_tlsa),
 		cmocka_unit_test(test_parse_limits),
+		cmocka_unit_test(test_parse_txt_ptr),
 		cmocka_unit_test(test_build_table),
 		cmocka_unit_test(test_build_query),
 		cmocka_unit_test(test_resolver_new),

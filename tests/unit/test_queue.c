@@ -269,6 +269,41 @@ test_commit_reopen(void **state)
 	free(body);
 }
 
+/* The sender's proofs go into a P record and come back; none: "". */
+static void
+test_commit_proof(void **state)
+{
+	struct fx		*fx = *state;
+	struct queue_env	 env;
+	struct queue_msg	*m;
+	struct commit_res	 r;
+	struct queue_file	 qf;
+	char			 qid[ID_STRLEN + 1], *path;
+	int			 k;
+
+	for (k = 0; k < 3; k++) {
+		env_init(&env, 1);
+		env.proof = k == 0 ? "spf=pass spf.identity=mailfrom" :
+		    k == 1 ? "spf=none spf.identity=helo" : NULL;
+		assert_non_null(m = queue_msg_new(fx->q, &env));
+		snprintf(qid, sizeof(qid), "%s", queue_msg_id(m));
+		assert_int_equal(queue_msg_write(m, "x\r\n", 3), 0);
+		commit_wait(fx->base, m, 7, &r);
+		assert_true(r.ok);
+		path = qpath(fx, qid);
+		assert_int_equal(queue_file_open(path, &qf), 0);
+		assert_string_equal(qf.spf, k == 0 ? "pass" : k == 1 ? "none" :
+		    "");
+		assert_int_equal(qf.spf_helo, k == 1);
+		queue_file_close(&qf);
+		free(path);
+	}
+	/* a payload the parser would refuse is never written */
+	env_init(&env, 1);
+	env.proof = "spf=PASS";
+	assert_null(queue_msg_new(fx->q, &env));
+}
+
 static void
 file_write(const char *path, const void *p, size_t len, int flags)
 {
@@ -842,6 +877,19 @@ static const struct {
 	{ HEAD "U:|B:b|E:", "", PARSE_BAD, 0, 0 },
 	{ "V:mxgate-queue 1|I:0123456789ABCDEF|T:1|C:c|H:h|U:|S:|R:x|B:|E:",
 	    "", PARSE_BAD, 0, 0 },
+	/* P (proofs about the sender): once, after S, before R, key=value */
+	{ HEAD "P:spf=pass spf.identity=mailfrom|R:x@y|B:b|E:", "", PARSE_OK,
+	    1, 0 },
+	{ HEAD "U:|P:spf=fail future.key=x_1|R:x@y|B:b|E:", "", PARSE_OK,
+	    1, 0 },
+	{ HEAD "P:|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "P:spf|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "P:spf=pass  x=y|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "P:spf=Pass|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "P:spf=pass |R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "P:spf=pass|P:spf=pass|R:x@y|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "R:x@y|P:spf=pass|B:b|E:", "", PARSE_BAD, 0, 0 },
+	{ HEAD "R:x@y|B:b|E:|P:spf=pass", "", PARSE_BAD, 0, 0 },
 #undef HEAD
 };
 
@@ -894,6 +942,34 @@ test_file_parse(void **state)
 		}
 		buf_free(&b);
 	}
+}
+
+/* The P record's keys: found by name, unknown ones skipped. */
+static void
+test_proof_get(void **state)
+{
+	static const char	pl[] = "spf.identity=helo spf=softfail x=";
+	struct queue_rec	r = { QUEUE_REC_T_PROOF, (const uint8_t *)pl,
+				    sizeof(pl) - 1, 0 };
+	const uint8_t		*v;
+	size_t			 n;
+
+	(void)state;
+	assert_true(queue_rec_proof_valid(r.payload, r.len));
+	v = queue_rec_proof_get(&r, "spf", &n);
+	assert_non_null(v);
+	assert_int_equal(n, 8);
+	assert_memory_equal(v, "softfail", 8);
+	v = queue_rec_proof_get(&r, "spf.identity", &n);
+	assert_non_null(v);
+	assert_memory_equal(v, "helo", n);
+	v = queue_rec_proof_get(&r, "x", &n);
+	assert_non_null(v);
+	assert_int_equal(n, 0);
+	assert_null(queue_rec_proof_get(&r, "dkim", &n));
+	assert_null(queue_rec_proof_get(&r, "sp", &n));
+	r.type = QUEUE_REC_T_SENDER;
+	assert_null(queue_rec_proof_get(&r, "spf", &n));
 }
 
 /* The header bounds: exactly QUEUE_REC_META_MAX passes, one more not. */
@@ -1128,6 +1204,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commit_reopen, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_proof, fx_setup,
+		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_spare_reuse, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_torn, fx_setup,
@@ -1155,6 +1233,7 @@ main(void)
 		cmocka_unit_test(test_rec_parse),
 		cmocka_unit_test(test_rec_header),
 		cmocka_unit_test(test_file_parse),
+		cmocka_unit_test(test_proof_get),
 		cmocka_unit_test(test_file_bounds),
 		cmocka_unit_test_setup_teardown(test_dsn_records, fx_setup,
 		    fx_teardown),
