@@ -80,6 +80,22 @@ def test_man_conf_names_every_key():
                     r"domain; policy\.", text), "unknown_recipient's entry")
 
 
+
+def test_readme_key_list_is_the_table(binary):
+    """README's list of every key is what `mxgate --help` prints from the
+    table, so it cannot drift from the keys the gateway reads."""
+    p = run([os.path.abspath(binary), "--help"])
+    helptext = p.stdout + p.stderr
+    keys = helptext[helptext.index("keys marked per-domain):\n") +
+                    len("keys marked per-domain):\n"):]
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    start = readme.index("prints the same):\n\n```\n") + \
+        len("prints the same):\n\n```\n")
+    block = readme[start:readme.index("```\n", start)]
+    check_eq(block.splitlines(), keys.splitlines(),
+             "README's key list (regenerate it from mxgate --help)")
+
 @mxlib.params(["mxgate.8", "mxgate.conf.5"])
 def test_man_pages_render_without_warnings(param):
     page = built_man_pages()[param]
