@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "../lib/log.h"
+#include "../net/tls.h"
 #include "client_tls.h"
 #include "dane.h"
 
@@ -49,21 +50,6 @@ client_tls_level_name(enum client_tls_level l)
 	return "?";
 }
 
-static void
-client_tls_why(char *why, size_t len, const char *what)
-{
-	unsigned long	e = ERR_get_error();
-	char		eb[200];
-
-	if (e == 0)
-		snprintf(why, len, "%s", what);
-	else {
-		ERR_error_string_n(e, eb, sizeof(eb));
-		snprintf(why, len, "%s: %s", what, eb);
-	}
-	ERR_clear_error();
-}
-
 void *
 client_tls_ctx_new(bool tls12, bool tls13, const char *ciphers, char *why,
     size_t whylen)
@@ -71,18 +57,18 @@ client_tls_ctx_new(bool tls12, bool tls13, const char *ciphers, char *why,
 	SSL_CTX	*ctx;
 
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
-		client_tls_why(why, whylen, "cannot create a TLS context");
+		(void)tls_err_text(why, whylen, "cannot create a TLS context");
 		return NULL;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, tls12 ? TLS1_2_VERSION :
 	    TLS1_3_VERSION) != 1 || SSL_CTX_set_max_proto_version(ctx,
 	    tls13 ? TLS1_3_VERSION : TLS1_2_VERSION) != 1) {
-		client_tls_why(why, whylen, "tls_protocols");
+		(void)tls_err_text(why, whylen, "tls_protocols");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (ciphers != NULL && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
-		client_tls_why(why, whylen, "tls_ciphers: no usable cipher");
+		(void)tls_err_text(why, whylen, "tls_ciphers: no usable cipher");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -114,7 +100,7 @@ client_tls_store_load(const char *path, char *why, size_t whylen)
 		return NULL;
 	}
 	if (X509_STORE_load_file(st, path) != 1) {
-		client_tls_why(why, whylen, "cannot load the CA file");
+		(void)tls_err_text(why, whylen, "cannot load the CA file");
 		X509_STORE_free(st);
 		return NULL;
 	}

@@ -9,18 +9,6 @@
 
 #include "fprint.h"
 
-static int
-fprint_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 fprint_blank(char c)
 {
@@ -40,8 +28,8 @@ fprint_one(const char *p, size_t len, size_t *i, uint8_t d[FPRINT_SHA256_LEN])
 	while (n < FPRINT_SHA256_LEN) {
 		if (n > 0 && k < len && p[k] == ':')
 			k++;		/* AB:CD:... */
-		if (len - k < 2 || (hi = fprint_hex(p[k])) < 0 ||
-		    (lo = fprint_hex(p[k + 1])) < 0) {
+		if (len - k < 2 || (hi = parse_hex_digit(p[k])) < 0 ||
+		    (lo = parse_hex_digit(p[k + 1])) < 0) {
 			*i = k;
 			return -1;
 		}

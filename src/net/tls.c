@@ -38,7 +38,7 @@ struct tls_linger {
 
 static void	tls_linger_end(struct tls_linger *);
 
-static const char *
+const char *
 tls_err_text(char *why, size_t len, const char *what)
 {
 	unsigned long	e = ERR_get_error();

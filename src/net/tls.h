@@ -25,6 +25,9 @@ struct tls_ctx;
  */
 int	tls_ctx_load(const struct config *, struct tls_ctx **out, char *why,
 	    size_t whylen);
+/* "WHAT: OpenSSL's first queued error" (or WHAT) into why; the queue is
+ * emptied.  For the server and the outbound client alike. */
+const char *tls_err_text(char *why, size_t len, const char *what);
 /* Reference counted (each event loop holds one); free drops one. */
 struct tls_ctx *tls_ctx_ref(struct tls_ctx *);	/* NULL stays NULL */
 void	tls_ctx_free(struct tls_ctx *);

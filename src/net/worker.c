@@ -27,6 +27,7 @@
 #include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
+#include "../lib/sock_listen.h"
 #include "../lib/sdnotify.h"
 #include "../queue/queue.h"
 #include "../auth/passwd.h"
@@ -360,25 +361,8 @@ worker_accept(struct evconnlistener *l, evutil_socket_t fd,
 static int
 worker_bind(const struct listen_addr *la)
 {
-	int	fd, on = 1;
-
-	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (la->ss.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
-		    sizeof(on));
-	if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1 ||
-	    listen(fd, WORKER_BACKLOG) == -1) {
-		int	e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return sock_listen((const struct sockaddr *)&la->ss, la->sslen,
+	    WORKER_BACKLOG);
 }
 
 /* The addresses of one kind in a config. */

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "../lib/parse.h"
 #include "log_json.h"
-
 
 /* Length of a valid UTF-8 sequence at p (RFC 3629 4), or 0. */
 static size_t
@@ -151,18 +151,6 @@ obs_kv_next(const char **pp, const char *end, struct obs_kv *kv)
 	return true;
 }
 
-static int
-obs_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 size_t
 obs_kv_unescape(const char *v, size_t n, uint8_t *out, size_t cap)
 {
@@ -171,8 +159,8 @@ obs_kv_unescape(const char *v, size_t n, uint8_t *out, size_t cap)
 
 	while (i < n && o < cap) {
 		if (v[i] == '\\' && i + 3 < n && v[i + 1] == 'x' &&
-		    (h = obs_hexval(v[i + 2])) >= 0 &&
-		    (l = obs_hexval(v[i + 3])) >= 0) {
+		    (h = parse_hex_digit(v[i + 2])) >= 0 &&
+		    (l = parse_hex_digit(v[i + 3])) >= 0) {
 			out[o++] = (uint8_t)(h << 4 | l);
 			i += 4;
 		} else

@@ -24,6 +24,7 @@
 #include <event2/listener.h>
 
 #include "../lib/log.h"
+#include "../lib/sock_listen.h"
 #include "obs_http.h"
 
 #define OBS_HTTP_BACKLOG	64
@@ -249,24 +250,8 @@ obs_http_request(struct evhttp_request *req, void *arg)
 static int
 obs_http_bind(const struct listen_addr *la)
 {
-	int	fd, on = 1, e;
-
-	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (la->ss.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
-		    sizeof(on));
-	if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1 ||
-	    listen(fd, OBS_HTTP_BACKLOG) == -1) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return sock_listen((const struct sockaddr *)&la->ss, la->sslen,
+	    OBS_HTTP_BACKLOG);
 }
 
 struct obs_http *
