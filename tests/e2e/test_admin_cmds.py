@@ -119,7 +119,8 @@ def test_config_n_keys_and_errors(ctx):
     want = {"hostname": mxlib.HOSTNAME, "listen": f"127.0.0.1:{gw.port}",
             "spool": "spool", "domains": "example.test, other.test",
             "directory": "file:users", "next_hop": "maildir:mail",
-            "log_level": "debug", "max_message_size": "10M"}
+            "log_level": "debug", "max_message_size": "10M",
+            "spf_policy": "none"}               # mxlib's base config
     check_eq(glob, want, "config -n: what differs from the defaults")
     check_eq(sections, {"other.test": {"unknown_recipient": "discard"}},
              "config -n: sections, only what differs from the global value")

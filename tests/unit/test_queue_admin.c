@@ -487,11 +487,18 @@ test_any_case(void **state)
 	char		 a[ID_STRLEN + 1], low[ID_STRLEN + 1], canon[ID_STRLEN + 1];
 	char		 qp[256], hp[256], *got;
 	size_t		 i;
+	int		 tries;
 
-	msg_add(fx, "s@x.example", rcpts3, 1, "a\r\n", 3, a);
-	for (i = 0; i <= ID_STRLEN; i++)
-		low[i] = (char)tolower((unsigned char)a[i]);
-	assert_string_not_equal(low, a);	/* ids hold hex letters */
+	/* an id may be all digits (its high part is the time): take the
+	 * first message whose id holds a hex letter, the others stay */
+	for (tries = 0; tries < 64; tries++) {
+		msg_add(fx, "s@x.example", rcpts3, 1, "a\r\n", 3, a);
+		for (i = 0; i <= ID_STRLEN; i++)
+			low[i] = (char)tolower((unsigned char)a[i]);
+		if (strcmp(low, a) != 0)
+			break;
+	}
+	assert_string_not_equal(low, a);	/* one had a letter */
 	assert_int_equal(queue_admin_canon_id(low, canon), 0);
 	assert_string_equal(canon, a);
 	assert_int_equal(queue_admin_canon_id("0123456789abcdeg", canon), -1);
