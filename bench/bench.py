@@ -28,6 +28,9 @@ Sections (BENCH_SKIP, comma-separated, leaves any of them out):
             BENCH_USERS (10,000,000) names (kept in build/bench/).
   verdict   RCPT verdict latency p50/p99 inside the process
             (tests/bench/rcpt_verdict.c) with 100,000 and BENCH_USERS.
+  metrics   what metrics_listen costs: CPU per message with it off and on
+            (scraped once a second), BENCH_RUNS runs each, interleaved
+            (bench/metrics_cost.py; skip: "metrics").
 
 Environment: BENCH_RUNS (5), BENCH_SCALE (1: messages per run times this),
 BENCH_CONCS ("1,10,50"), BENCH_BUDGET (seconds for the grid, 600: runs
@@ -81,7 +84,7 @@ WORKLOADS = (("1k", "1 KB, 1 rcpt", 1024, 1, 2000),
              ("1k10r", "1 KB, 10 rcpts", 1024, 10, 1000))
 SINK_SCALE = 3                   # the ceiling is fast: more messages
 SECTIONS = ("grid", "ceiling", "postfix", "workers", "idle", "users10m",
-            "verdict")
+            "verdict", "metrics")
 
 
 def log(msg: str) -> None:
@@ -1052,6 +1055,17 @@ def parse_args():
     return args
 
 
+def run_metrics_cost(args, results: dict) -> None:
+    """bench/metrics_cost.py's lines: the same binary with metrics_listen
+    off and on, its own gateways (bounded runs, stopped by PID)."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench",
+                                                     "metrics_cost.py"),
+                        "--binary", args.binary, "--runs", str(args.runs)],
+                       capture_output=True, text=True, timeout=3600)
+    results["metrics_cost"] = p.stdout if p.returncode == 0 else (
+        f"failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+
+
 def print_summary(args, results: dict) -> None:
     m = results["machine"]
     log("")
@@ -1085,6 +1099,8 @@ def print_summary(args, results: dict) -> None:
         log(f"users load: {users_line(r)}")
     for kv in results.get("verdict", []):
         log(f"RCPT verdict: {verdict_line(kv)}")
+    for ln in results.get("metrics_cost", "").splitlines():
+        log(f"metrics cost: {ln.strip()}")
     log(f"total {results['seconds']:.0f} s; raw results: "
         f"{os.path.relpath(results['json'], ROOT)}")
 
@@ -1135,6 +1151,9 @@ def main() -> int:
         if "verdict" not in args.skip:
             log("== RCPT verdict latency")
             run_verdict(args, users, results)
+        if "metrics" not in args.skip:
+            log("== metrics_listen off and on: CPU per message")
+            run_metrics_cost(args, results)
     finally:
         results["seconds"] = time.monotonic() - t0
         results["loadavg_end"] = loadavg()
