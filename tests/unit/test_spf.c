@@ -2,7 +2,7 @@
  * test_spf.c - src/sender/spf.c and spf_macro.c: macro expansion (the RFC
  * 7208 7.4 examples, transformers, escaping, bounds), record parsing and
  * the lookup budget on small zones, and the RFC 7208 test suite
- * (../shared/data/spf/rfc7208-tests.yml, read through tests/spf_suite.py
+ * (tests/data/spf/rfc7208-tests.yml, read through tests/spf_suite.py
  * with Debian's python3-yaml) fed to the evaluator through its resolver
  * table, no sockets: every scenario is run and the count that passes is
  * printed, with a line per failure.  Then the suite again through the
@@ -35,7 +35,7 @@
 #include "dns/dns_msg.h"
 #include "sender/spf.h"
 
-#define SUITE_YML	"../shared/data/spf/rfc7208-tests.yml"
+#define SUITE_YML	"tests/data/spf/rfc7208-tests.yml"
 #define SUITE_CONV	"/usr/bin/python3 tests/spf_suite.py " SUITE_YML
 #define SUITE_PASS_MIN	203	/* every scenario of the 2014.04 release */
 #define SUITE_DNS	"tests/spf_dns.py"
