@@ -9,8 +9,9 @@ with SPF -all, a domain without SPF and a ~all softfail get no report
 (logged ndr=suppressed reason=unauthenticated_sender with the envelope,
 counted in mxgate_ndr_total and `mxgate stats`); an honest sender whose
 SPF passes gets its report; a relay_networks client's report is sent;
-shadow sends it and logs shadow=1 would=suppress; and a delivery failure
-(the proof read back from the queue file) follows the same rule.
+shadow sends it and logs shadow=1 would=suppress; a delivery failure
+(the proof read back from the queue file) follows the same rule, and an
+authenticated client's auth=1 there is a proof.
 """
 
 from __future__ import annotations
@@ -193,3 +194,50 @@ def test_bad_value_is_config_error(ctx):
     err = p.stderr.decode() + p.stdout.decode()
     check(":4:" in err and "ndr_require_auth" in err and
           "expected yes, shadow or no" in err, err)
+
+
+def test_authenticated_sender_gets_failure_report(ctx, gw_factory):
+    """AUTH is a proof (auth=1 in the queue file): a hop refuses the
+    recipient later, and the report still goes to the authenticated
+    sender, whose SPF would fail; a stranger with the same sender gets
+    none."""
+    with dsn.py_sink(ctx, "hop") as hop, dsn.py_sink(ctx, "relay") as relay:
+        hop.rcpt_reply = lambda a: ("550 5.1.1 No such user" if
+                                    a.startswith("alice") else
+                                    "250 2.1.5 Ok")
+        dns = spf.DnsServer(ctx.tmpdir, ZONE)
+        try:
+            conf = dsn.hop_config(f"smtp:127.0.0.1:{hop.port}", relay,
+                                  spf_policy="tag", auth_on_smtp="yes",
+                                  dns_server=f"127.0.0.1:{dns.port}",
+                                  ndr_require_auth="yes")
+            gw = spf.tls.tls_gateway(gw_factory, submission=False, **conf)
+            ids = []
+            for auth in (True, False):
+                with spf.tls.raw(gw, tls=True) as c:
+                    if auth:
+                        c.expect(spf.tls.AUTH_OK, "AUTH PLAIN " +
+                                 spf.tls.plain(spf.tls.USER,
+                                               spf.tls.PASSWORD))
+                    c.expect("250 2.1.0 Ok", "MAIL FROM:<joe@fail.test>")
+                    c.expect("250 2.1.5 Ok", "RCPT TO:<alice@example.test>")
+                    c.expect("354 *", "DATA")
+                    c.send(mxlib.make_message("auth", sender="joe@fail.test")
+                           + b".\r\n")
+                    text = c.reply(WAIT).text
+                m = dsn.QID.match(text)
+                check(m, f"not queued: {text!r}")
+                ids.append(m.group(1))
+            ev = gw.wait_event("dsn", qid=ids[0], timeout_s=WAIT)
+            check("dsn_qid" in ev, ev["line"])
+            ev = gw.wait_event("dsn", qid=ids[1], ndr="suppressed",
+                               timeout_s=WAIT)
+            check_eq(ev.get("reason"), "unauthenticated_sender", ev["line"])
+            rec = relay.wait_messages(1, WAIT)[0]
+            check(ids[0] in rec.data.decode("latin-1"),
+                  "the report is not about the authenticated message")
+            dsn.stays_false(lambda: len(relay.received()) > 1 and
+                            [r.rcpts for r in relay.received()], 1.0,
+                            "a report about the stranger's message")
+        finally:
+            dns.stop()
