@@ -218,6 +218,8 @@ struct config {
 	/* SPF at MAIL FROM (issue 14, part 1) */
 	int			 spf_policy;	/* CONF_SPF_* */
 	unsigned		 spf_timeout_ms; /* one evaluation, at most */
+	/* reports only to proven senders (issue 14, part 3) */
+	int			 ndr_require_auth; /* CONF_CONTROL_* */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

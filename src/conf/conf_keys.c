@@ -291,6 +291,12 @@ const struct conf_key conf_keys[] = {
 	{ "spf_timeout", CT_MSEC, G(spf_timeout_ms), 0, "10s", 100, 60 * U_S,
 	  "longest time one SPF evaluation may take (its DNS look-ups, "
 	  "through dns_server); past it the result is temperror" },
+	/* reports only to proven senders (issue 14, part 3) */
+	{ "ndr_require_auth", CT_CHOICE, G(ndr_require_auth), 0, "yes", 0, 0,
+	  "an NDR or DSN is sent only with a proof, found at receipt, that "
+	  "its sender is real (SPF pass for MAIL FROM, authenticated, or "
+	  "relay_networks): yes, shadow (send it and log would=suppress) "
+	  "or no" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -367,6 +373,10 @@ static const struct conf_word conf_control2_words[] = {	/* no "off" */
 static const struct conf_word conf_dane_words[] = {
 	{ "no", CONF_DANE_NO }, { "may", CONF_DANE_MAY }, { NULL, 0 }
 };
+static const struct conf_word conf_ndrauth_words[] = {
+	{ "yes", CONF_CONTROL_ENFORCE }, { "shadow", CONF_CONTROL_SHADOW },
+	{ "no", CONF_CONTROL_OFF }, { NULL, 0 }
+};
 /* A new shadow-able control (ndr_require_auth, dnsbl_action,
  * milter_mode) is one row here and one in conf_keys[]. */
 static const struct conf_choice {
@@ -382,6 +392,7 @@ static const struct conf_choice {
 	{ "strict_framing", conf_control2_words, "enforce or shadow" },
 	{ "dane", conf_dane_words, "no or may" },
 	{ "spf_policy", conf_spfpolicy_words, "none, tag or reject" },
+	{ "ndr_require_auth", conf_ndrauth_words, "yes, shadow or no" },
 };
 
 static bool

@@ -1079,7 +1079,12 @@ qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
 	rep = (struct qmgr_report){
 		.orig_qid = m->qid,
 		.sender = m->qf.sender,
-		.client_trusted = qmgr_client_trusted(m->conf, m->qf.client),
+		.client_trusted = m->qf.auth ||
+		    qmgr_client_trusted(m->conf, m->qf.client),
+		/* RFC 7208 2.4: only the MAIL FROM identity vouches for the
+		 * reverse-path; a HELO pass says nothing about it */
+		.proofs = strcmp(m->qf.spf, "pass") == 0 && !m->qf.spf_helo ?
+		    NDR_PROOF_SPF : 0,
 		.msg = m->qf.body,
 		.msglen = m->qf.bodylen,
 		.arrival = m->qf.arrival,
@@ -1447,8 +1452,10 @@ qmgr_report_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 		    "report\"");
 }
 
+/* NULL: send (*shadow: the rule that would have refused it, or NULL). */
 static const char *
-qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
+qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r,
+    const char **shadow)
 {
 	const struct config	*c = r->conf;
 	const char		*at = strrchr(r->sender, '@'), *why = NULL;
@@ -1459,6 +1466,10 @@ qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 		.client_trusted = r->client_trusted,
 		.about_dsn = r->sender[0] == '\0' ||
 		    dsn_is_report(r->msg, r->msglen),
+		.proofs = r->proofs,
+		.require = c->ndr_require_auth == CONF_CONTROL_ENFORCE ?
+		    NDR_REQUIRE_YES : c->ndr_require_auth ==
+		    CONF_CONTROL_SHADOW ? NDR_REQUIRE_SHADOW : NDR_REQUIRE_NO,
 	};
 	struct timespec		 ts;
 
@@ -1467,7 +1478,7 @@ qmgr_report_verdict(struct qmgr *q, const struct qmgr_report *r)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	pthread_mutex_lock(&q->bs_mu);
 	v = backscatter_check(q->bs, &nq, (uint64_t)ts.tv_sec * 1000 +
-	    (uint64_t)ts.tv_nsec / 1000000, &why);
+	    (uint64_t)ts.tv_nsec / 1000000, &why, shadow);
 	pthread_mutex_unlock(&q->bs_mu);
 	if (v == NDR_SEND)
 		return NULL;
@@ -1489,19 +1500,20 @@ int
 qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 {
 	const struct config	*c = r->conf;
-	const char		*why, *rcpts[1];
+	const char		*why, *shadow = NULL, *rcpts[1];
 	struct queue_msg	*qm;
 	struct queue_env	 env;
 	struct dsn_input	 in;
 	struct buf		 b;
 	size_t			 i;
 
-	if ((why = qmgr_report_verdict(q, r)) != NULL) {
+	if ((why = qmgr_report_verdict(q, r, &shadow)) != NULL) {
 		for (i = 0; i < r->nrcpts; i++)
 			log_event(LOG_LVL_INFO, "dsn", "qid=%s to=<%s> "
-			    "ndr=suppressed reason=%s", r->orig_qid,
+			    "from=<%s> ndr=suppressed reason=%s", r->orig_qid,
 			    log_esc(r->rcpts[i].rcpt,
-			    strlen(r->rcpts[i].rcpt), 256), why);
+			    strlen(r->rcpts[i].rcpt), 256),
+			    log_esc(r->sender, strlen(r->sender), 256), why);
 		obs_ndr_note(r->obs, false, NULL, why);
 		return -1;
 	}
@@ -1541,9 +1553,10 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		buf_free(&b);
 		return -1;
 	}
-	log_event(LOG_LVL_INFO, "dsn", "qid=%s dsn_qid=%s to=<%s> rcpts=%zu",
+	log_event(LOG_LVL_INFO, "dsn", "qid=%s dsn_qid=%s to=<%s> rcpts=%zu%s%s",
 	    r->orig_qid, queue_msg_id(qm), log_esc(r->sender,
-	    strlen(r->sender), 256), r->nrcpts);
+	    strlen(r->sender), 256), r->nrcpts, shadow ?
+	    " shadow=1 would=suppress reason=" : "", shadow ? shadow : "");
 	if (queue_msg_write(qm, b.data, b.len) == -1) {
 		queue_msg_abort(qm);
 		obs_ndr_note(r->obs, false, NULL, "local_error");

@@ -52,6 +52,7 @@ struct qmgr_report {
 	const char		*orig_qid;	/* for logs; may be "" */
 	const char		*sender;	/* the report goes here */
 	bool			 client_trusted; /* relay_networks or auth */
+	unsigned		 proofs;	/* more NDR_PROOF_* bits */
 	const uint8_t		*msg;		/* original (headers suffice) */
 	size_t			 msglen;
 	time_t			 arrival;

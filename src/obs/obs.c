@@ -86,6 +86,8 @@ static const struct {
 	[OBS_NDR_SUP_RATE_DOMAIN] = { "suppressed", "rate_domain",
 	    "rate_domain" },
 	[OBS_NDR_SUP_NOTIFY] = { "suppressed", "notify", "notify" },
+	[OBS_NDR_SUP_UNAUTH] = { "suppressed", "unauthenticated_sender",
+	    "unauthenticated_sender" },
 	[OBS_NDR_SUP_OTHER] = { "suppressed", "other", NULL },
 	[OBS_NDR_SUP_LOCAL_ERROR] = { "suppressed", "local_error",
 	    "local_error" },

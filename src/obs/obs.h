@@ -91,6 +91,7 @@ enum obs_ndr {
 	OBS_NDR_SUP_RATE_SENDER,	/* ndr_rate_per_sender */
 	OBS_NDR_SUP_RATE_DOMAIN,	/* ndr_rate_per_domain */
 	OBS_NDR_SUP_NOTIFY,		/* the recipient's NOTIFY said no */
+	OBS_NDR_SUP_UNAUTH,		/* no proof the sender is real */
 	OBS_NDR_SUP_OTHER,		/* another guard reason */
 	OBS_NDR_SUP_LOCAL_ERROR,	/* could not build or queue it */
 	OBS_NDR_MAX

@@ -1,6 +1,7 @@
 /*
  * backscatter.c - NDR allow/deny (see backscatter.h): null sender, loops,
- * forged local senders, then per-sender and per-domain rates.
+ * forged local senders, a proof that the sender is real, then
+ * per-sender and per-domain rates.
  * Never: counts a suppressed NDR; trusts the sender's case.
  * Untrusted: the envelope sender (compared and counted in lower case).
  */
@@ -89,10 +90,13 @@ backscatter_rate(struct backscatter *b, const char *sender, uint64_t now,
 
 enum ndr_verdict
 backscatter_check(struct backscatter *b, const struct ndr_query *q,
-    uint64_t now_ms, const char **reason)
+    uint64_t now_ms, const char **reason, const char **shadow)
 {
 	const char	*sender = q->sender != NULL ? q->sender : "";
+	unsigned	 proofs = q->proofs |
+			    (q->client_trusted ? NDR_PROOF_TRUSTED : 0);
 
+	*shadow = NULL;
 	/* RFC 5321 4.5.5: never a report about a report. */
 	if (*sender == '\0') {
 		*reason = "null_sender";
@@ -110,12 +114,17 @@ backscatter_check(struct backscatter *b, const struct ndr_query *q,
 		return NDR_SUPPRESS;
 	}
 	/*
-	 * HERE, and only here, go the checks that ask whether the sender's
-	 * domain vouches for the client (DESIGN 4): SPF (RFC 7208; anything
-	 * but "pass" suppresses with reason "spf_fail" where SPF is enabled),
-	 * DKIM alignment and BATV-signed return paths.  They need the client
-	 * address and HELO in struct ndr_query and must come before the
-	 * rates, so that a refused NDR never counts against a real sender.
+	 * A claim is not a proof: a report goes only to a sender shown to
+	 * be real at receipt (NDR_PROOF_*: SPF pass for MAIL FROM, never for
+	 * HELO; authenticated or relay_networks; later DKIM, BATV).  Before
+	 * the rates, so that a refused NDR never counts against a sender.
 	 */
+	if (proofs == 0 && q->require != NDR_REQUIRE_NO) {
+		if (q->require == NDR_REQUIRE_YES) {
+			*reason = "unauthenticated_sender";
+			return NDR_SUPPRESS;
+		}
+		*shadow = "unauthenticated_sender";
+	}
 	return backscatter_rate(b, sender, now_ms, reason);
 }

@@ -17,6 +17,19 @@
 
 enum ndr_verdict { NDR_SEND, NDR_SUPPRESS };
 
+/*
+ * Proofs that the reverse-path is real, recorded with the message at
+ * receipt (the queue file's P record; issue 14 part 3).  One is enough.
+ * A later proof (DKIM pass aligned with MAIL FROM, a valid BATV tag) is
+ * one more bit here, set by the caller from its P record key; the rule
+ * below does not change.
+ */
+#define NDR_PROOF_SPF		0x1u	/* SPF pass for the MAIL FROM identity */
+#define NDR_PROOF_TRUSTED	0x2u	/* authenticated, or relay_networks */
+
+/* ndr_require_auth: suppress without a proof, only say so, or neither */
+enum ndr_require { NDR_REQUIRE_YES, NDR_REQUIRE_SHADOW, NDR_REQUIRE_NO };
+
 struct backscatter;	/* owns two rate tables */
 
 /*
@@ -36,16 +49,23 @@ struct ndr_query {
 	/* the original is itself a DSN/NDR (null sender, or Auto-Submitted
 	 * or multipart/report: dsn_is_report()) */
 	bool		 about_dsn;
+	/* NDR_PROOF_* bits (client_trusted implies NDR_PROOF_TRUSTED) */
+	unsigned	 proofs;
+	enum ndr_require require;
 };
 
 /*
  * NDR_SEND counts against both rate limits (NDR_SUPPRESS counts nothing);
  * *reason is a short static token for logs: "null_sender", "dsn_loop",
  * "forged_local_sender", "bad_sender" (longer than BACKSCATTER_SENDER_MAX),
- * "rate_sender", "rate_domain" (later "spf_fail"), or "ok" with NDR_SEND.
+ * "unauthenticated_sender" (no proof, require = NDR_REQUIRE_YES),
+ * "rate_sender", "rate_domain", or "ok" with NDR_SEND.  *shadow is set to
+ * "unauthenticated_sender" when require = NDR_REQUIRE_SHADOW and that rule
+ * would have suppressed the report (which then goes on to the rates),
+ * else to NULL.
  */
 enum ndr_verdict backscatter_check(struct backscatter *,
 		    const struct ndr_query *, uint64_t now_ms,
-		    const char **reason);
+		    const char **reason, const char **shadow);
 
 #endif

@@ -53,7 +53,8 @@
  * once, after S and before R.  Words "KEY=VALUE" separated by one space,
  * each of [a-z0-9.=_-]; a reader takes the keys it knows and skips the
  * others, so later proofs (DKIM, BATV) add keys, not records.  Keys:
- * spf=RESULT (RFC 7208 2.6 name), spf.identity=mailfrom|helo.
+ * spf=RESULT (RFC 7208 2.6 name), spf.identity=mailfrom|helo, auth=1
+ * (the client had authenticated; absent: it had not).
  */
 #define QUEUE_REC_T_PROOF	'P'
 #define QUEUE_REC_PROOF_MAX	512

@@ -260,6 +260,8 @@ enum reply_id smtp_spf_verdict(const struct smtp_session *, char *arg,
 int	smtp_spf_headers(const struct smtp_session *, char *, size_t);
 /* The queue's P record payload, or NULL (not checked). */
 const char *smtp_spf_proof(const struct smtp_session *, char *, size_t);
+/* SPF said pass for the MAIL FROM identity (a proof for reports) */
+bool	smtp_spf_passed(const struct smtp_session *);
 /* " spf=... " for the MAIL log line, or "". */
 const char *smtp_spf_log(const struct smtp_session *, char *, size_t);
 

@@ -269,6 +269,13 @@ smtp_spf_proof(const struct smtp_session *s, char *out, size_t len)
 	return out;
 }
 
+bool
+smtp_spf_passed(const struct smtp_session *s)
+{
+	return s->tx.spf.checked && s->tx.spf.out.result == SPF_PASS &&
+	    !s->tx.spf.out.helo_identity;
+}
+
 enum reply_id
 smtp_spf_verdict(const struct smtp_session *s, char *arg, size_t len)
 {

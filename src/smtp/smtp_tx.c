@@ -23,6 +23,7 @@
 #include "../deliver/qmgr.h"
 #include "../lib/ids.h"
 #include "../net/worker.h"
+#include "../policy/backscatter.h"
 #include "../queue/queue.h"
 #include "smtp_session.h"
 
@@ -308,6 +309,24 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 	return queue_msg_write(s->tx.msg, hdr, (size_t)n);
 }
 
+/*
+ * The P record: SPF's words, and auth=1 for an authenticated client (a
+ * proof for reports, backscatter.h); NULL when there is nothing to say.
+ */
+static const char *
+tx_proof(const struct smtp_session *s, char *out, size_t len)
+{
+	char		 spf[96];
+	const char	*p = smtp_spf_proof(s, spf, sizeof(spf));
+	bool		 auth = s->auth_user[0] != '\0';
+
+	if (p == NULL && !auth)
+		return NULL;
+	snprintf(out, len, "%s%s%s", p ? p : "", p && auth ? " " : "",
+	    auth ? "auth=1" : "");
+	return out;
+}
+
 static int
 tx_open(struct smtp_session *s)
 {
@@ -346,7 +365,7 @@ tx_open(struct smtp_session *s)
 		.dsn_envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
 		.dsn_notify = notify,
 		.dsn_orcpt = orcpt,
-		.proof = smtp_spf_proof(s, proof, sizeof(proof)),
+		.proof = tx_proof(s, proof, sizeof(proof)),
 	};
 	s->tx.msg = queue_msg_new(s->w->queue, &env);
 	rc = s->tx.msg == NULL ? -1 :
@@ -577,6 +596,7 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		.client_trusted = s->auth_user[0] != '\0' ||
 		    cidr_list_match(&s->conf->relay_networks,
 		    (const struct sockaddr *)&s->peer),
+		.proofs = smtp_spf_passed(s) ? NDR_PROOF_SPF : 0,
 		.msg = s->tx.head.data,
 		.msglen = s->tx.head.len,
 		.arrival = time(NULL),

@@ -41,6 +41,10 @@ BASE_CONFIG: dict[str, str] = {
     # SPF (default tag) would ask DNS about every sender and add headers
     # above Received; tests/e2e/test_spf.py turns it on with its own DNS.
     "spf_policy": "none",
+    # Reports need a proof the sender is real (ndr_require_auth = yes);
+    # without SPF there is none, so tests of reports turn it off and
+    # tests/e2e/test_proven_sender.py turns it on.
+    "ndr_require_auth": "no",
 }
 
 # MXGATE_WRAPPER: shell words the server command is run under, e.g.

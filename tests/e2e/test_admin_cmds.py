@@ -120,7 +120,8 @@ def test_config_n_keys_and_errors(ctx):
             "spool": "spool", "domains": "example.test, other.test",
             "directory": "file:users", "next_hop": "maildir:mail",
             "log_level": "debug", "max_message_size": "10M",
-            "spf_policy": "none"}               # mxlib's base config
+            "spf_policy": "none",               # mxlib's base config
+            "ndr_require_auth": "no"}
     check_eq(glob, want, "config -n: what differs from the defaults")
     check_eq(sections, {"other.test": {"unknown_recipient": "discard"}},
              "config -n: sections, only what differs from the global value")

@@ -1,8 +1,10 @@
 /*
  * test_backscatter.c - src/policy/backscatter.c by script: every rule,
  * their order (the first matching rule names the reason), the per-sender
- * and per-domain hourly rates (lower-cased keys, the window sliding), and
- * that only NDR_SEND counts against the rates.
+ * and per-domain hourly rates (lower-cased keys, the window sliding),
+ * that only NDR_SEND counts against the rates, and the proof rule
+ * (ndr_require_auth: yes, shadow, no; scripts without REQ or SHADOW run
+ * with "no", so they test the rules around it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,9 @@
 #define OURS	0x1
 #define TRUSTED	0x2
 #define DSN	0x4
+#define SPF	0x8	/* NDR_PROOF_SPF */
+#define REQ	0x10	/* NDR_REQUIRE_YES */
+#define SHADOW	0x20	/* NDR_REQUIRE_SHADOW */
 
 struct step {
 	const char		*sender;	/* NULL ends the script */
@@ -90,6 +95,31 @@ static const struct script scripts[] = {
 		DENY("a@x.test", 0, 0, "rate_sender"),
 		DENY("a@x.test", TRUSTED, 0, "rate_sender"),
 		{ NULL, 0, 0, 0, NULL } } },
+	{ "a proof is required", 10, 10, {
+		DENY("a@x.test", REQ, 0, "unauthenticated_sender"),
+		SEND("a@x.test", REQ | SPF, 0),
+		SEND("a@x.test", REQ | TRUSTED, 0),
+		/* TRUSTED is a proof; a local sender still needs it */
+		DENY("boss@ours.test", REQ | OURS | SPF, 0,
+		    "forged_local_sender"),
+		SEND("boss@ours.test", REQ | OURS | TRUSTED, 0),
+		/* the earlier rules name the reason first */
+		DENY("", REQ, 0, "null_sender"),
+		DENY("a@x.test", REQ | DSN | SPF, 0, "dsn_loop"),
+		{ NULL, 0, 0, 0, NULL } } },
+	{ "an unproven report counts nothing", 1, 1, {
+		DENY("a@x.test", REQ, 0, "unauthenticated_sender"),
+		DENY("a@x.test", REQ, 0, "unauthenticated_sender"),
+		SEND("a@x.test", REQ | SPF, 0),
+		/* rates stay on top of proofs */
+		DENY("a@x.test", REQ | SPF, 0, "rate_sender"),
+		DENY("b@x.test", REQ | TRUSTED, 0, "rate_domain"),
+		{ NULL, 0, 0, 0, NULL } } },
+	{ "shadow sends, then the rates", 1, 10, {
+		SEND("a@x.test", SHADOW, 0),
+		SEND("b@x.test", SHADOW | SPF, 0),
+		DENY("a@x.test", SHADOW, 0, "rate_sender"),
+		{ NULL, 0, 0, 0, NULL } } },
 	{ "no @: one shared empty domain", 10, 1, {
 		SEND("postmaster", 0, 0),
 		DENY("abuse", 0, 0, "rate_domain"),
@@ -103,7 +133,7 @@ test_scripts(void **state)
 	const struct step	*st;
 	struct backscatter	*b;
 	struct ndr_query	 q;
-	const char		*reason;
+	const char		*reason, *shadow, *want_shadow;
 	enum ndr_verdict	 v;
 	size_t			 i, j;
 
@@ -118,14 +148,30 @@ test_scripts(void **state)
 			q.sender_is_ours = (st->flags & OURS) != 0;
 			q.client_trusted = (st->flags & TRUSTED) != 0;
 			q.about_dsn = (st->flags & DSN) != 0;
+			q.proofs = (st->flags & SPF) ? NDR_PROOF_SPF : 0;
+			q.require = (st->flags & REQ) ? NDR_REQUIRE_YES :
+			    (st->flags & SHADOW) ? NDR_REQUIRE_SHADOW :
+			    NDR_REQUIRE_NO;
 			reason = NULL;
-			v = backscatter_check(b, &q, st->now, &reason);
+			shadow = "unset";
+			v = backscatter_check(b, &q, st->now, &reason, &shadow);
 			if (v != st->want || reason == NULL ||
 			    strcmp(reason, st->reason) != 0)
 				fail_msg("%s: step %zu (%s): got %d %s, want "
 				    "%d %s", sc->name, j, st->sender, (int)v,
 				    reason ? reason : "(null)", (int)st->want,
 				    st->reason);
+			/* shadow: said exactly when the proof rule was
+			 * reached with no proof */
+			want_shadow = (st->flags & SHADOW) && !(st->flags &
+			    (SPF | TRUSTED)) && st->sender[0] != '\0' &&
+			    !(st->flags & DSN) ? "unauthenticated_sender" :
+			    NULL;
+			if ((shadow == NULL) != (want_shadow == NULL) ||
+			    (shadow != NULL && strcmp(shadow, want_shadow)))
+				fail_msg("%s: step %zu: shadow %s, want %s",
+				    sc->name, j, shadow ? shadow : "(null)",
+				    want_shadow ? want_shadow : "(null)");
 		}
 		backscatter_free(b);
 	}
@@ -135,22 +181,26 @@ static void
 test_odd_senders(void **state)
 {
 	struct backscatter	*b;
-	struct ndr_query	 q = { NULL, false, false, false };
+	struct ndr_query	 q = { .sender = NULL,
+				    .proofs = NDR_PROOF_SPF };
 	char			 longs[BACKSCATTER_SENDER_MAX + 2];
-	const char		*reason;
+	const char		*reason, *shadow;
 
 	(void)state;
 	assert_non_null(b = backscatter_new(5, 5));
-	assert_int_equal(backscatter_check(b, &q, 0, &reason), NDR_SUPPRESS);
+	assert_int_equal(backscatter_check(b, &q, 0, &reason,
+	    &shadow), NDR_SUPPRESS);
 	assert_string_equal(reason, "null_sender");
 	memset(longs, 'a', sizeof(longs) - 1);
 	longs[sizeof(longs) - 1] = '\0';
 	longs[10] = '@';
 	q.sender = longs;
-	assert_int_equal(backscatter_check(b, &q, 0, &reason), NDR_SUPPRESS);
+	assert_int_equal(backscatter_check(b, &q, 0, &reason,
+	    &shadow), NDR_SUPPRESS);
 	assert_string_equal(reason, "bad_sender");
 	longs[sizeof(longs) - 2] = '\0';	/* exactly the maximum */
-	assert_int_equal(backscatter_check(b, &q, 0, &reason), NDR_SEND);
+	assert_int_equal(backscatter_check(b, &q, 0, &reason,
+	    &shadow), NDR_SEND);
 	assert_string_equal(reason, "ok");
 	backscatter_free(b);
 	backscatter_free(NULL);

@@ -269,7 +269,8 @@ test_commit_reopen(void **state)
 	free(body);
 }
 
-/* The sender's proofs go into a P record and come back; none: "". */
+/* The sender's proofs go into a P record and come back; none: "".
+ * auth=1 (issue 14 part 3) alone or after SPF; absent or other: false. */
 static void
 test_commit_proof(void **state)
 {
@@ -281,10 +282,15 @@ test_commit_proof(void **state)
 	char			 qid[ID_STRLEN + 1], *path;
 	int			 k;
 
-	for (k = 0; k < 3; k++) {
+	static const char *const proofs[] = {
+		"spf=pass spf.identity=mailfrom", "spf=none spf.identity=helo",
+		NULL, "auth=1", "spf=pass spf.identity=mailfrom auth=1",
+		"auth=0",
+	};
+
+	for (k = 0; k < 6; k++) {
 		env_init(&env, 1);
-		env.proof = k == 0 ? "spf=pass spf.identity=mailfrom" :
-		    k == 1 ? "spf=none spf.identity=helo" : NULL;
+		env.proof = proofs[k];
 		assert_non_null(m = queue_msg_new(fx->q, &env));
 		snprintf(qid, sizeof(qid), "%s", queue_msg_id(m));
 		assert_int_equal(queue_msg_write(m, "x\r\n", 3), 0);
@@ -292,9 +298,10 @@ test_commit_proof(void **state)
 		assert_true(r.ok);
 		path = qpath(fx, qid);
 		assert_int_equal(queue_file_open(path, &qf), 0);
-		assert_string_equal(qf.spf, k == 0 ? "pass" : k == 1 ? "none" :
-		    "");
+		assert_string_equal(qf.spf, k == 0 || k == 4 ? "pass" :
+		    k == 1 ? "none" : "");
 		assert_int_equal(qf.spf_helo, k == 1);
+		assert_int_equal(qf.auth, k == 3 || k == 4);
 		queue_file_close(&qf);
 		free(path);
 	}
