@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "passwd.h"
+#include "sender_map.h"
 
 /* For an empty file: a setting that costs what a SHA-512-crypt does. */
 #define PASSWD_DUMMY	"$6$mxgateDummySalt"
@@ -31,6 +32,7 @@ struct passwd_file {
 	struct passwd_ent	*v;		/* sorted by user */
 	size_t			 n;
 	const char		*dummy;		/* setting for unknown users */
+	struct sender_map	*senders;	/* sender_login_map; or NULL */
 };
 
 struct passwd_ld {
@@ -290,7 +292,21 @@ passwd_unref(struct passwd_file *pf)
 		explicit_bzero(pf->text, strlen(pf->text));
 	free(pf->text);
 	free(pf->v);
+	sender_map_free(pf->senders);
 	free(pf);
+}
+
+void
+passwd_set_senders(struct passwd_file *pf, struct sender_map *m)
+{
+	sender_map_free(pf->senders);
+	pf->senders = m;
+}
+
+const struct sender_map *
+passwd_senders(const struct passwd_file *pf)
+{
+	return pf != NULL ? pf->senders : NULL;
 }
 
 size_t

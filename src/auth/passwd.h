@@ -56,6 +56,12 @@ struct passwd_file *passwd_ref(struct passwd_file *);
 void		passwd_unref(struct passwd_file *);
 size_t		passwd_count(const struct passwd_file *);
 
+/* The sender login map loaded with this file (sender_map.h), so a
+ * reload swaps both at once; the file takes it and frees it last. */
+struct sender_map;
+void		passwd_set_senders(struct passwd_file *, struct sender_map *);
+const struct sender_map *passwd_senders(const struct passwd_file *);
+
 /* Blocking (crypt_r, tens of ms): call on a job thread.  NUL-ended. */
 bool		passwd_verify(const struct passwd_file *, const char *user,
 		    const char *pass);

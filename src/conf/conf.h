@@ -188,6 +188,7 @@ struct config {
 	struct listen_set	 tls_listen;	/* tls_required_listen */
 	bool			 auth_on_smtp;	/* AUTH on `listen` too */
 	char			*passwd_file;	/* absolute; NULL: none */
+	char			*sender_login_map; /* absolute; NULL: none */
 	uint64_t		 spool_min_free; /* bytes; 0: no reserve */
 
 	bool			 envelope_lenient; /* envelope_syntax */

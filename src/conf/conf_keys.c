@@ -297,6 +297,12 @@ const struct conf_key conf_keys[] = {
 	  "its sender is real (SPF pass for MAIL FROM, authenticated, or "
 	  "relay_networks): yes, shadow (send it and log would=suppress) "
 	  "or no" },
+	/* authenticated senders (issue 14, part 6, auth/sender_map.c) */
+	{ "sender_login_map", CT_FILEMAP, G(sender_login_map), 0, "", 0, 0,
+	  "more MAIL FROM addresses an AUTH user may use: file:PATH, lines "
+	  "\"address user[,user...]\" (relative to the config file's "
+	  "folder); without it a user owns its own address (an AUTH name "
+	  "with '@') or user@ each of domains" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -1375,6 +1381,27 @@ conf_set_optpath(const struct conf_key *k, const char *val, void *field,
 	return conf_set_path(k, val, field, env, why);
 }
 
+/* "file:PATH" (relative to the config's folder), or "": NULL. */
+static int
+conf_set_filemap(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	const char	*rest;
+	char		 qb[CONF_QUOTE_BUF], *p;
+
+	(void)k;
+	if (conf_is_empty(val))
+		return 0;
+	if ((rest = conf_scheme(val, "file")) == NULL || *rest == '\0') {
+		(void)buf_addf(why, "expected file:PATH, got %s", Q(qb, val));
+		return -1;
+	}
+	if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
+		return -1;
+	*(char **)field = p;
+	return 0;
+}
+
 static const struct conf_word conf_tls_words[] = {
 	{ "TLSv1.2", CONF_TLS_V1_2 }, { "TLSv1.3", CONF_TLS_V1_3 },
 	{ NULL, 0 }
@@ -1702,6 +1729,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_OPTHOST] =	{ "host name", conf_set_opthost, conf_free_str },
 	[CT_PINS] =	{ "fingerprints", conf_set_pins, NULL },
 	[CT_CHOICE] =	{ "word", conf_set_choice, NULL },
+	[CT_FILEMAP] =	{ "map", conf_set_filemap, conf_free_str },
 };
 
 void

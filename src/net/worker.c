@@ -31,6 +31,7 @@
 #include "../lib/sdnotify.h"
 #include "../queue/queue.h"
 #include "../auth/passwd.h"
+#include "../auth/sender_map.h"
 #include "../smtp/smtp_session.h"
 #include "climit.h"
 #include "tls.h"
@@ -658,6 +659,24 @@ worker_secure_load(const struct config *c, struct tls_ctx **tls,
 		tls_ctx_free(*tls);
 		*tls = NULL;
 		return -1;
+	}
+	/* the sender login map rides with the AUTH users it speaks of;
+	 * without passwd_file it is still checked, then dropped */
+	if (c->sender_login_map != NULL) {
+		struct sender_map	*m;
+
+		if ((m = sender_map_load(c->sender_login_map,
+		    c->localpart_case_sensitive, err, arg)) == NULL) {
+			passwd_unref(*pw);
+			*pw = NULL;
+			tls_ctx_free(*tls);
+			*tls = NULL;
+			return -1;
+		}
+		if (*pw != NULL)
+			passwd_set_senders(*pw, m);
+		else
+			sender_map_free(m);
 	}
 	return 0;
 }

@@ -128,6 +128,10 @@ static const struct smtp_reply replies[R_MAX] = {
 	[R_SPF_FAIL]	= { 550, "5.7.23", "SPF validation failed: %s", false },
 	[R_SPF_TEMP]	= { 451, "4.4.3",
 	    "SPF check of %s failed temporarily, try again later", false },
+	/* sender_login_map (issue 14, part 6): the arg is the address and
+	 * the user, both checked, in Postfix's reject_sender_login_mismatch
+	 * wording "<addr>: Sender address rejected: not owned by user U" */
+	[R_SENDER_LOGIN] = { 553, "5.7.1", "%s", false },
 };
 
 const struct smtp_reply *

@@ -88,6 +88,7 @@ enum reply_id {
 	R_UTF8_NEEDED,		/* 553 5.6.7: UTF-8 path, no SMTPUTF8 */
 	R_SPF_FAIL,		/* 550 5.7.23 %s: explanation (RFC 7372) */
 	R_SPF_TEMP,		/* 451 4.4.3 %s: the domain */
+	R_SENDER_LOGIN,		/* 553 5.7.1 %s: "<addr>: ... user U" */
 	R_MAX
 };
 

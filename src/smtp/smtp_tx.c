@@ -18,6 +18,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "../auth/passwd.h"
+#include "../auth/sender_map.h"
 #include "../conf/conf.h"
 #include "../deliver/dsn.h"
 #include "../deliver/qmgr.h"
@@ -202,6 +204,45 @@ tx_dsn_split(const char *rec, const char **orcpt)
 	return v;
 }
 
+/*
+ * An authenticated client may only be itself (issue 14, part 6): the
+ * address, its recipient_delimiter extension cut, must be the AUTH name
+ * (if that is an address), USER@ one of our domains, or given to USER by
+ * sender_login_map.  The null sender is let through, as Postfix does:
+ * bounces and vacation replies from a submitting client carry <>, and
+ * it impersonates nobody.  Address literals never belong to a user.
+ */
+static bool
+tx_mail_owned(struct smtp_session *s, const struct smtp_addr *a)
+{
+	const struct domain_conf	*dc;
+	char				 local[SMTP_LOCAL_MAX + 1];
+	char				 arg[SMTP_LOCAL_MAX + 256 +
+					     SMTP_AUTH_USER_MAX + 64];
+	const char			*dom;
+	int				 llen;
+
+	if (s->auth_user[0] == '\0' || a->null)
+		return true;
+	dom = (const char *)a->domain.p;
+	dc = conf_domain(s->conf, dom, a->domain.len);
+	llen = smtp_local_canon(a, local, sizeof(local));
+	if (llen > 0 && !a->literal && sender_owns(passwd_senders(
+	    s->w->passwd), s->auth_user, local, (size_t)llen, dom,
+	    a->domain.len, dc != NULL, s->conf->localpart_case_sensitive,
+	    dc != NULL ? dc->delim : s->conf->dflt.delim))
+		return true;
+	smtp_log(s, LOG_LVL_WARNING, "sender_login", "from=<%s@%s> user=%s "
+	    "result=not_owned", log_esc(a->local.p, a->local.len, 128),
+	    log_esc(a->domain.p, a->domain.len, 256),
+	    log_esc(s->auth_user, strlen(s->auth_user), 256));
+	snprintf(arg, sizeof(arg), "<%.*s@%.*s>: Sender address rejected: "
+	    "not owned by user %s", (int)a->local.len, (const char *)a->local.p,
+	    (int)a->domain.len, dom, s->auth_user);
+	smtp_reply(s, R_SENDER_LOGIN, arg);
+	return false;
+}
+
 void
 smtp_tx_mail(struct smtp_session *s, struct span arg)
 {
@@ -233,6 +274,10 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 		    log_esc(arg.p, arg.len, 64));
 		smtp_tx_reset(s);
 		smtp_error(s, R_UTF8_NEEDED);
+		return;
+	}
+	if (!tx_mail_owned(s, &pa.addr)) {
+		smtp_tx_reset(s);
 		return;
 	}
 	/* spool_min_free: the queue logs it, once a minute, not per MAIL */

@@ -266,9 +266,12 @@ def test_spf_not_for_relay_networks(ctx, gw_factory):
 def test_spf_not_for_authenticated(ctx, gw_factory):
     dns = DnsServer(ctx.tmpdir)
     try:
+        # the map lets alice send as x@fail.test (sender_login_map)
         gw = tls.tls_gateway(gw_factory, submission=False,
                              auth_on_smtp="yes", spf_policy="reject",
-                             dns_server=f"127.0.0.1:{dns.port}")
+                             dns_server=f"127.0.0.1:{dns.port}",
+                             sender_login_map="file:senders",
+                             files={"senders": f"x@fail.test {tls.USER}\n"})
         with tls.raw(gw, tls=True) as c:
             c.expect(tls.AUTH_OK, "AUTH PLAIN " + tls.plain(tls.USER,
                                                             tls.PASSWORD))

@@ -69,9 +69,11 @@ def hash_line(binary: str, user: str, password: str) -> str:
 
 
 def tls_gateway(gw_factory, submission: bool = True, users_file: bool = True,
+                files: dict[str, str] | None = None,
                 **conf: str) -> mxlib.Gateway:
     """A gateway with a certificate, a passwd file (alice, bob@...) and,
-    unless told otherwise, a submission listener (gw.sub_port)."""
+    unless told otherwise, a submission listener (gw.sub_port); files:
+    more files (name: text) written in its folder before it starts."""
     settings = {"tls_cert": "cert.pem", "tls_key": "key.pem"}
     sub_port = mxlib.free_port() if submission else None
     if submission:
@@ -86,6 +88,9 @@ def tls_gateway(gw_factory, submission: bool = True, users_file: bool = True,
         with open(os.path.join(gw.dir, "passwd"), "w") as f:
             f.write("# AUTH users\n" + hash_line(gw.binary, USER, PASSWORD)
                     + hash_line(gw.binary, USER2, PASSWORD2))
+    for name, text in (files or {}).items():
+        with open(os.path.join(gw.dir, name), "w") as f:
+            f.write(text)
     gw.start()
     if submission:
         gw.wait_log(r"event=listening addr=127\.0\.0\.1:%d listener="
