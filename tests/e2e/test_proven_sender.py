@@ -211,7 +211,11 @@ def test_authenticated_sender_gets_failure_report(ctx, gw_factory):
                                   spf_policy="tag", auth_on_smtp="yes",
                                   dns_server=f"127.0.0.1:{dns.port}",
                                   ndr_require_auth="yes")
-            gw = spf.tls.tls_gateway(gw_factory, submission=False, **conf)
+            # the map lets alice send as joe@fail.test (sender_login_map)
+            gw = spf.tls.tls_gateway(
+                gw_factory, submission=False,
+                sender_login_map="file:senders",
+                files={"senders": f"joe@fail.test {spf.tls.USER}\n"}, **conf)
             ids = []
             for auth in (True, False):
                 with spf.tls.raw(gw, tls=True) as c:
