@@ -27,7 +27,6 @@ struct sender_map {
 	struct sender_pair	*v;	/* sorted by (addr, user) */
 	size_t			 n;
 	size_t			 lines;	/* lines with an entry */
-	bool			 local_case;
 };
 
 struct sender_ld {
@@ -202,7 +201,6 @@ sender_map_load_mem(const char *text, size_t len, const char *name,
 		sender_err(&ld, 0, "out of memory");
 		return NULL;
 	}
-	m->local_case = local_case;
 	memcpy(m->text, text, len);
 	m->text[len] = '\0';
 	end = m->text + len;

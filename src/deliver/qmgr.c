@@ -13,7 +13,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -168,7 +167,6 @@ struct qmgr {
 	struct qnote		*xnotes, **xtail;	/* FIFO */
 	struct event		*xev;		/* drains xnotes on our loop */
 	pthread_mutex_t		 bs_mu;		/* the backscatter guard */
-	/* for `mxgate stats` (issue 18): per recipient and attempt */
 };
 
 /* A committed message announced by another loop. */
@@ -1785,8 +1783,6 @@ qmgr_free(struct qmgr *q)
 		}
 	if (q->bs)
 		backscatter_free(q->bs);
-#ifdef MXGATE_TLS
-#endif
 	if (q->xev != NULL) {
 		event_free(q->xev);
 		qmgr_drain(-1, 0, q);	/* stopping: frees the notes */
