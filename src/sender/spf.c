@@ -75,7 +75,8 @@ struct spf_eval {
 	char			 local[SPF_SENDER_MAX], sdomain[256];
 	char			 helo[256], receiver[256];
 	time_t			 now;
-	struct spf_frame	 f[SPF_FRAMES_MAX];
+	/* frames made as includes nest: most records need one */
+	struct spf_frame	*f[SPF_FRAMES_MAX];
 	size_t			 depth;		/* f[depth - 1] runs */
 	char			 target[SPF_DOMAIN_MAX + 1];
 	char			 names[SPF_NAMES_MAX][256];
@@ -520,7 +521,9 @@ spf_eval_start(const struct spf_resolver *r, const struct spf_request *req,
 		    "not a domain SPF can check");
 		return NULL;
 	}
-	if ((ev = calloc(1, sizeof(*ev))) == NULL) {
+	if ((ev = calloc(1, sizeof(*ev))) == NULL ||
+	    (ev->f[0] = calloc(1, sizeof(*ev->f[0]))) == NULL) {
+		free(ev);
 		out->result = SPF_TEMPERROR;
 		snprintf(out->why, sizeof(out->why), "out of memory");
 		return NULL;
@@ -552,13 +555,23 @@ spf_eval_start(const struct spf_resolver *r, const struct spf_request *req,
 	return ev;
 }
 
+static void
+spf_eval_free(struct spf_eval *ev)
+{
+	size_t	i;
+
+	for (i = 0; i < SPF_FRAMES_MAX && ev->f[i] != NULL; i++)
+		free(ev->f[i]);
+	free(ev);
+}
+
 void
 spf_eval_cancel(struct spf_eval *ev)
 {
 	if (ev == NULL)
 		return;
 	ev->r.cancel(ev->r.ctx, ev->id);
-	free(ev);
+	spf_eval_free(ev);
 }
 
 void
@@ -581,7 +594,7 @@ spf_finish(struct spf_eval *ev, enum spf_result res, const char *fmt, ...)
 		va_end(ap);
 	}
 	ev->done(ev->arg, &ev->out);
-	free(ev);
+	spf_eval_free(ev);
 }
 
 static void
@@ -596,7 +609,7 @@ static void
 spf_answer(void *arg, uint64_t id, const struct dns_rrset *s)
 {
 	struct spf_eval		*ev = arg;
-	struct spf_frame	*f = &ev->f[ev->depth - 1];
+	struct spf_frame	*f = ev->f[ev->depth - 1];
 	struct spf_term		*t = &f->t[f->next];
 	size_t			 i;
 
@@ -706,9 +719,15 @@ spf_fetch(struct spf_eval *ev, const char *domain, bool include,
 {
 	struct spf_frame	*f;
 
-	if (!redirect)
+	if (!redirect) {
+		if (ev->f[ev->depth] == NULL && (ev->f[ev->depth] =
+		    calloc(1, sizeof(*f))) == NULL) {
+			spf_finish(ev, SPF_TEMPERROR, "out of memory");
+			return;
+		}
 		ev->depth++;
-	f = &ev->f[ev->depth - 1];
+	}
+	f = ev->f[ev->depth - 1];
 	snprintf(f->domain, sizeof(f->domain), "%s", domain);
 	if (!redirect)
 		f->include = include;
@@ -721,7 +740,7 @@ spf_fetch(struct spf_eval *ev, const char *domain, bool include,
 static void
 spf_record(struct spf_eval *ev, const struct dns_rrset *s)
 {
-	struct spf_frame	*f = &ev->f[ev->depth - 1];
+	struct spf_frame	*f = ev->f[ev->depth - 1];
 	const struct dns_rr	*pick = NULL;
 	size_t			 i, n = 0;
 	char			 why[128];
@@ -779,7 +798,7 @@ spf_macro_ctx(const struct spf_eval *ev, struct spf_macro_ctx *c)
 	c->sender = ev->out.sender;
 	c->local = ev->local;
 	c->sdomain = ev->sdomain;
-	c->domain = ev->f[ev->depth - 1].domain;
+	c->domain = ev->f[ev->depth - 1]->domain;
 	c->helo = ev->helo;
 	c->pname = ev->have_p ? ev->pname : NULL;
 	c->receiver = ev->receiver;
@@ -853,7 +872,7 @@ spf_run(struct spf_eval *ev)
 	bool			 hit;
 
 	for (;;) {
-		f = &ev->f[ev->depth - 1];
+		f = ev->f[ev->depth - 1];
 		while (f->next < f->nt && f->t[f->next].kind >= T_REDIRECT)
 			f->next++;	/* modifiers do not run in order */
 		if (f->next == f->nt) {
@@ -988,7 +1007,7 @@ spf_is_sub(const char *a, const char *b)
 static void
 spf_ptr_end(struct spf_eval *ev)
 {
-	struct spf_frame	*f = &ev->f[ev->depth - 1];
+	struct spf_frame	*f = ev->f[ev->depth - 1];
 	const char		*pick = NULL;
 	size_t			 i;
 
@@ -1068,7 +1087,7 @@ spf_addr_match(const struct spf_eval *ev, const struct dns_rrset *s,
 static void
 spf_next(struct spf_eval *ev)
 {
-	struct spf_frame	*f = &ev->f[ev->depth - 1];
+	struct spf_frame	*f = ev->f[ev->depth - 1];
 
 	f->next++;
 	f->counted = false;
@@ -1078,7 +1097,7 @@ spf_next(struct spf_eval *ev)
 static void
 spf_match(struct spf_eval *ev, const struct spf_term *t)
 {
-	struct spf_frame	*f = &ev->f[ev->depth - 1];
+	struct spf_frame	*f = ev->f[ev->depth - 1];
 	enum spf_result		 r;
 
 	switch (t->qual) {
@@ -1102,16 +1121,16 @@ spf_frame_done(struct spf_eval *ev, enum spf_result r)
 	if (ev->depth == 1) {
 		if (ev->out.mech[0] == '\0')
 			snprintf(ev->out.mech, sizeof(ev->out.mech), "default");
-		if (r == SPF_FAIL && ev->f[0].exp != -1) {
+		if (r == SPF_FAIL && ev->f[0]->exp != -1) {
 			spf_exp_start(ev);
 			return;
 		}
-		spf_finish(ev, r, "%s: %s", ev->f[0].domain,
+		spf_finish(ev, r, "%s: %s", ev->f[0]->domain,
 		    spf_result_name(r));
 		return;
 	}
 	ev->depth--;
-	f = &ev->f[ev->depth - 1];
+	f = ev->f[ev->depth - 1];
 	switch (r) {
 	case SPF_PASS:
 		spf_match(ev, &f->t[f->next]);
@@ -1131,10 +1150,12 @@ spf_frame_done(struct spf_eval *ev, enum spf_result r)
 static void
 spf_exp_start(struct spf_eval *ev)
 {
-	struct spf_frame	*f = &ev->f[0];
+	struct spf_frame	*f = ev->f[0];
 	int			 rc;
 
-	snprintf(ev->out.why, sizeof(ev->out.why), "%s: fail", f->domain);
+	if (snprintf(ev->out.why, sizeof(ev->out.why), "%s: fail",
+	    f->domain) >= (int)sizeof(ev->out.why))
+		ev->out.why[sizeof(ev->out.why) - 1] = '\0';	/* cut: a log */
 	rc = spf_target(ev, f, &f->t[f->exp], R_EXP_DOMAIN);
 	if (rc == 1)
 		return;
