@@ -162,10 +162,11 @@ batv_verify(const struct keyring *ring, const char *local, size_t llen,
 	if (batv_mac(k, tag->day, tag->local, tag->llen, domain, dlen,
 	    mac) == -1 || CRYPTO_memcmp(mac, tag->mac, sizeof(mac)) != 0)
 		return BATV_BADSIG;
-	/* days from today to the expiry day, mod 1000: 0..7 is valid; a
-	 * past expiry wraps to 993..999, anything else was never ours */
+	/* days from today to the expiry day, mod 1000: 0..7 is valid, and
+	 * 8 for a gateway whose clock is behind the signer's across a
+	 * midnight; a past expiry wraps to 992..999 */
 	ahead = (tag->day + BATV_DAYS_MOD - batv_today(now)) % BATV_DAYS_MOD;
-	if (ahead > BATV_VALID_DAYS)
+	if (ahead > BATV_VALID_DAYS + BATV_SKEW_DAYS)
 		return BATV_EXPIRED;
 	return BATV_PASS;
 }

@@ -7,7 +7,8 @@
  * + BATV_VALID_DAYS), SSSSSS the first 3 bytes, in hex, of HMAC-SHA1
  * with key K over "KDDD" followed by the original address LOCAL@DOMAIN
  * in ASCII lower case.  The tag verifies through the end of its expiry
- * day, so a tag made today is good for 7 days and the rest of today.
+ * day, so a tag made today is good for 7 days and the rest of today
+ * (and, for a verifier whose clock is behind, from the day before).
  * Owns: the tag's syntax, signing, verifying, stripping.
  * Never: I/O, allocation, globals; decides nothing about mail (smtp/ and
  * deliver/ do).  Untrusted: every local part given to it.
@@ -27,6 +28,7 @@
 #define BATV_PREFIX_LEN		5
 #define BATV_TAG_LEN		10	/* KDDDSSSSSS */
 #define BATV_VALID_DAYS		7
+#define BATV_SKEW_DAYS		1	/* a verifier's clock may be behind */
 #define BATV_TAGGED_MAX		64	/* RFC 5321 4.5.3.1.1: a local part */
 #define BATV_LOCAL_MAX		(BATV_TAGGED_MAX - BATV_PREFIX_LEN - \
 				    BATV_TAG_LEN - 1)	/* the original: 48 */
