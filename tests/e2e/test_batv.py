@@ -11,7 +11,9 @@ grace, whose start is kept in the spool across a restart; mail with a
 sender to a tagged address is delivered to the plain address; a MAIL
 FROM with our valid tag is a proof for reports (batv=pass in the queue
 file's P record), so a report to it is sent where an untagged one at
-our domain is suppressed; check-config names the line of each error.
+our domain is suppressed; key rotation through reloads (the first line
+signs, every line verifies, a readable key file keeps the old config);
+check-config names the line of each error.
 """
 
 from __future__ import annotations
@@ -265,6 +267,45 @@ def test_report_to_tagged_sender_has_batv_proof(ctx, gw_factory):
                  "both reports to the plain address")
         check(qid in reports[1].data.decode("latin-1"),
               "the second report is not about the failed delivery")
+
+
+def reload(gw) -> dict[str, str]:
+    mark = gw.reload()
+    ev = gw.wait_log(r"^.*event=reload result=(ok|partial|kept_old)\b.*$",
+                     since=mark)
+    return mxlib.parse_log_line(ev.group(0))
+
+
+def test_key_rotation_by_reload(ctx, gw_factory):
+    """README: the new key goes first (it signs), the old one stays (its
+    tags still verify); once it is removed, its tags are refused; a key
+    file made world-readable at a reload keeps the old configuration."""
+    new = "new-key-secret-9876543210"
+    with dsn.py_sink(ctx, "relay") as relay, dsn.py_sink(ctx, "hop") as hop:
+        gw = batv_gateway(gw_factory, hop, relay,
+                          relay_networks="127.0.0.2/32")
+        old_tag = tag("alice@example.test")
+        write_keys(gw, f"2 {new}\n{KEY_ID} {SECRET}\n")
+        check_eq(reload(gw).get("result"), "ok", "reload with two keys")
+        with mxlib.session(gw, bind="127.0.0.2") as c:
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<alice@example.test>")
+            c.expect("250 2.1.5 Ok", "RCPT TO:<friend@remote.test>")
+            c.expect("354 *", "DATA")
+            c.send(mxlib.make_message("rot", sender="alice@example.test")
+                   + b".\r\n")
+            c.expect("250 2.0.0 Ok: queued as *")
+        rec = relay.wait_messages(1, WAIT)[0]
+        check_eq(rec.mail_from, tag("alice@example.test", key=2,
+                                    secret=new), "signed with the new key")
+        bounce(gw, old_tag, "250 2.1.5 Ok")
+        bounce(gw, rec.mail_from, "250 2.1.5 Ok")
+        write_keys(gw, f"2 {new}\n")
+        check_eq(reload(gw).get("result"), "ok", "reload, old key gone")
+        bounce(gw, old_tag, "553 5.7.1")
+        bounce(gw, rec.mail_from, "250 2.1.5 Ok")
+        write_keys(gw, f"2 {new}\n", mode=0o644)
+        check_eq(reload(gw).get("result"), "kept_old", "a readable key file")
+        bounce(gw, rec.mail_from, "250 2.1.5 Ok")
 
 
 def test_check_config_errors(ctx):
