@@ -260,13 +260,16 @@ rcpt_batv(struct smtp_session *s)
 		return true;			/* nothing to say */
 	grace = c->batv_since == 0 ||
 	    now < c->batv_since + (time_t)(c->batv_grace_ms / 1000);
-	action = !bounce ? "strip" : r == BATV_PASS ? "accept" : grace ?
-	    "accept_grace" : "reject";
+	/* a malformed tag is left in place: the directory decides */
+	action = !bounce ? (r == BATV_MALFORMED ? "keep" : "strip") :
+	    r == BATV_PASS ? "accept" : grace ? "accept_grace" : "reject";
 	smtp_log(s, LOG_LVL_INFO, "batv", "to=%s bounce=%s result=%s "
 	    "action=%s", log_esc(s->rw.addr, strlen(s->rw.addr), 256),
 	    bounce ? "yes" : "no", batv_result_name(r), action);
-	obs_batv(&s->w->obs, bounce ? (r == BATV_PASS ? OBS_BATV_PASS :
-	    grace ? OBS_BATV_GRACE : OBS_BATV_REJECT) : OBS_BATV_STRIP);
+	if (bounce || r != BATV_MALFORMED)
+		obs_batv(&s->w->obs, bounce ? (r == BATV_PASS ?
+		    OBS_BATV_PASS : grace ? OBS_BATV_GRACE :
+		    OBS_BATV_REJECT) : OBS_BATV_STRIP);
 	if (bounce && r != BATV_PASS && !grace) {
 		rcpt_answer(s, "batv", "reject", OBS_RCPT_REJECT_BATV,
 		    R_BATV_REFUSED, s->rw.addr);
