@@ -1,7 +1,8 @@
 /*
  * test_batv.c - BATV (sender/batv.c) and its key file (lib/keyring.c):
  * sign/verify round trip, expiry, wrong key, rotation, malformed tags,
- * the prvs prefix in any case, the key file's lines and mode check.
+ * the prvs prefix in any case, the key file's lines and mode check, the
+ * switch-on time in the spool.
  */
 #include <sys/stat.h>
 
@@ -18,6 +19,7 @@
 
 #include "lib/keyring.h"
 #include "sender/batv.h"
+#include "sender/batv_since.h"
 
 #define DAY	86400
 #define T0	((time_t)1765000000)	/* a fixed "now" */
@@ -318,6 +320,42 @@ test_key_file(void **state)
 	assert_non_null(strstr(e.msg, "cannot open"));
 }
 
+/* SPOOL/batv.since: written once, read back, rewritten if junk, removed
+ * when BATV is off */
+static void
+test_since(void **state)
+{
+	char	 dir[] = "/tmp/test_batv_spoolXXXXXX", path[256], why[256];
+	time_t	 since;
+	FILE	*f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, BATV_SINCE_FILE);
+	assert_int_equal(batv_since_load(dir, true, T0, &since, why,
+	    sizeof(why)), 0);
+	assert_int_equal(since, T0);
+	assert_int_equal(batv_since_load(dir, true, T0 + DAY, &since, why,
+	    sizeof(why)), 0);
+	assert_int_equal(since, T0);		/* a restart keeps it */
+	assert_non_null(f = fopen(path, "w"));
+	fputs("junk\n", f);
+	fclose(f);
+	assert_int_equal(batv_since_load(dir, true, T0 + 2 * DAY, &since,
+	    why, sizeof(why)), 0);
+	assert_int_equal(since, T0 + 2 * DAY);
+	assert_int_equal(batv_since_load(dir, false, T0, &since, why,
+	    sizeof(why)), 0);
+	assert_int_equal(since, 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(batv_since_load(dir, false, T0, &since, why,
+	    sizeof(why)), 0);			/* already gone: fine */
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(batv_since_load(dir, true, T0, &since, why,
+	    sizeof(why)), -1);			/* no spool folder */
+	assert_non_null(strstr(why, "cannot write"));
+}
+
 int
 main(void)
 {
@@ -328,6 +366,7 @@ main(void)
 		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_key_file),
+		cmocka_unit_test(test_since),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
