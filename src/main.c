@@ -388,6 +388,7 @@ cmd_serve(const char *file)
 	if ((w.queue = queue_open(w.conf->spool, w.commit_jobs, err,
 	    sizeof(err))) == NULL)
 		fatal("msg=\"spool: %s\"", err);
+	worker_batv_since(w.conf);
 	if ((ob = outbound_load(w.conf, print_err, &nerr)) == NULL)
 		fatal("msg=\"outbound TLS or relayhost login settings: see "
 		    "above\"");

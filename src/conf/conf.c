@@ -496,6 +496,19 @@ conf_build_domains(struct conf_ld *ld)
 	}
 }
 
+/* BATV signs with a key: batv_domains without batv_key_file is an
+ * error on batv_domains' line. */
+static void
+conf_check_batv(struct conf_ld *ld)
+{
+	int	i = conf_key_find("batv_domains");
+
+	if (ld->cfg->batv_ndomains > 0 && ld->cfg->batv_key_file == NULL &&
+	    i >= 0)
+		conf_msg(ld, ld->cfg->key_line[i], "batv_domains: needs "
+		    "batv_key_file (the keys tags are signed with)");
+}
+
 static void
 conf_build(struct conf_ld *ld)
 {
@@ -507,6 +520,7 @@ conf_build(struct conf_ld *ld)
 	}
 	conf_build_sections(ld);
 	conf_build_domains(ld);
+	conf_check_batv(ld);
 }
 
 static struct config *
@@ -650,6 +664,13 @@ conf_load(const char *path, conf_err_fn *err, void *arg)
 	else {
 		cfg = conf_load_mem(buf_cstr(&b), b.len, path, dir, err, arg);
 		free(dir);
+		/* the BATV keys ride with the snapshot that names them */
+		if (cfg != NULL && cfg->batv_key_file != NULL &&
+		    (cfg->batv_keys = keyring_load(cfg->batv_key_file,
+		    "batv_key_file", err, arg)) == NULL) {
+			conf_unref(cfg);
+			cfg = NULL;
+		}
 	}
 	fclose(fp);
 	buf_free(&b);
@@ -696,6 +717,7 @@ conf_free(struct config *cfg)
 		if (!(k->flags & CK_DOMAIN) && conf_types[k->type].free != NULL)
 			conf_types[k->type].free(cfg, conf_field(cfg, NULL, k));
 	}
+	keyring_free(cfg->batv_keys);
 	free(cfg->file);
 	free(cfg->dirname);
 	free(cfg);

@@ -13,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <sys/socket.h>
 
 #include "../lib/cidr.h"
 #include "../lib/fprint.h"
+#include "../lib/keyring.h"
 #include "../lib/log.h"
 
 #define CONF_LINE_MAX		4096	/* longer config lines are errors */
@@ -108,6 +110,7 @@ struct domain_conf {
 	struct next_hop		 hop;
 	char			 delim[CONF_DELIM_MAX + 1]; /* "" = none */
 	struct out_tls_conf	 tls;		/* next_hop_tls* */
+	bool			 batv;		/* listed in batv_domains */
 	/* [CONF_NKEYS], per-domain keys: own, global or default text */
 	char			**key_text;
 	unsigned		*key_line;	/* 0: not set in its section */
@@ -221,6 +224,15 @@ struct config {
 	unsigned		 spf_timeout_ms; /* one evaluation, at most */
 	/* reports only to proven senders (issue 14, part 3) */
 	int			 ndr_require_auth; /* CONF_CONTROL_* */
+	/* BATV (issue 14, part 5; sender/batv.h): off while
+	 * batv_ndomains is 0 */
+	char			*batv_key_file;	/* absolute; NULL: none */
+	unsigned		 batv_ndomains;	/* domains with .batv set */
+	unsigned		 batv_grace_ms;
+	struct keyring		*batv_keys;	/* conf_load reads the file */
+	time_t			 batv_since;	/* switched on; 0: unknown
+						 * (set by the serving side,
+						 * batv_since_load()) */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

@@ -303,6 +303,20 @@ const struct conf_key conf_keys[] = {
 	  "\"address user[,user...]\" (relative to the config file's "
 	  "folder); without it a user owns its own address (an AUTH name "
 	  "with '@') or user@ each of domains" },
+	/* BATV (issue 14, part 5, sender/batv.h) */
+	{ "batv_domains", CT_BATVDOMS, G(batv_ndomains), 0, "", 0, 0,
+	  "BATV: our domains whose users' envelope senders are signed "
+	  "(prvs=) on mail relayed out for them, and whose bounces must then "
+	  "carry a valid tag; each one of domains; needs batv_key_file "
+	  "(empty: off; it breaks some mailing lists)" },
+	{ "batv_key_file", CT_OPTPATH, G(batv_key_file), 0, "", 0, 0,
+	  "BATV keys: lines \"N SECRET\" (N 0..9, SECRET 16..256 "
+	  "characters); the first line signs, every line verifies; mode "
+	  "600 (not readable by group or others)" },
+	{ "batv_grace", CT_MSEC, G(batv_grace_ms), 0, "7d", 0, 30 * U_D,
+	  "BATV: for this long after batv_domains was first set (the time "
+	  "is kept in the spool), a bounce without a valid tag is still "
+	  "taken and logged" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -1565,6 +1579,67 @@ conf_set_domains(const struct conf_key *k, const char *val, void *field,
 	return 0;
 }
 
+/*
+ * batv_domains: each must be one of domains (set before it: the table's
+ * order); marks those domains (domain_conf.batv), counts them in field.
+ */
+static int
+conf_set_batvdoms(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct config	*c = env->cfg;
+	char		 norm[CONF_NAME_MAX + 1], qb[CONF_QUOTE_BUF];
+	const char	*sp = val, *item;
+	size_t		 len, i, pass;
+	unsigned	 n = 0;
+
+	(void)k;
+	if (conf_is_empty(val))
+		return 0;
+	if (c == NULL || c->ndomains == 0) {
+		(void)buf_addf(why, "set domains first");
+		return -1;
+	}
+	/* pass 0 checks every item, pass 1 marks: field untouched on error */
+	for (pass = 0; pass < 2; pass++)
+		for (sp = val, n = 0; sp != NULL; n++) {
+			conf_item_next(&sp, &item, &len);
+			if (conf_udomain_norm(item, len, norm) == -1) {
+				(void)buf_addf(why, "%s is not a valid domain "
+				    "name", conf_quote(qb, sizeof(qb), item,
+				    len));
+				return -1;
+			}
+			for (i = 0; i < c->ndomains &&
+			    strcmp(c->domains[i].name, norm) != 0; i++)
+				continue;
+			if (i == c->ndomains) {
+				(void)buf_addf(why, "%s is not listed in "
+				    "domains", conf_quote(qb, sizeof(qb), item,
+				    len));
+				return -1;
+			}
+			if (pass == 1 && c->domains[i].batv) {
+				(void)buf_addf(why, "%s is listed twice",
+				    conf_quote(qb, sizeof(qb), item, len));
+				for (i = 0; i < c->ndomains; i++)
+					c->domains[i].batv = false;
+				return -1;
+			}
+			if (pass == 1)
+				c->domains[i].batv = true;
+		}
+	*(unsigned *)field = n;
+	return 0;
+}
+
+static void
+conf_free_batvdoms(struct config *cfg, void *field)
+{
+	(void)cfg;
+	*(unsigned *)field = 0;
+}
+
 static void
 conf_free_str(struct config *cfg, void *field)
 {
@@ -1730,6 +1805,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_PINS] =	{ "fingerprints", conf_set_pins, NULL },
 	[CT_CHOICE] =	{ "word", conf_set_choice, NULL },
 	[CT_FILEMAP] =	{ "map", conf_set_filemap, conf_free_str },
+	[CT_BATVDOMS] = { "domains", conf_set_batvdoms, conf_free_batvdoms },
 };
 
 void

@@ -39,6 +39,7 @@
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
 #include "../queue/queue_admin.h"
+#include "../sender/batv.h"
 #include "client.h"
 #include "dane.h"
 #include "deliver.h"
@@ -81,6 +82,7 @@ struct qgroup {
 	struct client_msg	 cm;
 	struct client_rcpt_result *res;
 	struct qdane		*dane;		/* TLSA look-ups under way */
+	char			 batv_sender[BATV_ADDR_MAX + 1]; /* signed */
 };
 
 /*
@@ -178,6 +180,7 @@ struct qnote {
 static void	qmsg_loaded(void *);
 static void	qmsg_finish(struct qmsg *);
 static void	qgroup_done(struct qgroup *);
+static bool	qmgr_client_trusted(const struct config *, const char *);
 static void	qmgr_wait(struct qmgr *, const char *qid, unsigned ms);
 static void	qmgr_unwait(struct qmgr *, const char *qid);
 
@@ -571,6 +574,41 @@ qgroup_sent(void *arg, struct client_msg *cm)
 	qgroup_done(g);
 }
 
+/*
+ * BATV (issue 14, part 5): the envelope sender of mail relayed outward
+ * (to a domain not ours) for our own user -- one of batv_domains, and
+ * the mail came from an authenticated client or relay_networks -- goes
+ * out tagged (prvs=), so that a bounce to it can be told from
+ * backscatter.  Any other sender goes out as it came.
+ */
+static const char *
+qgroup_sender(struct qgroup *g)
+{
+	struct qmsg			*m = g->m;
+	const struct config		*c = m->conf;
+	const char			*snd = m->qf.sender;
+	const char			*at = strrchr(snd, '@');
+	const struct domain_conf	*sd;
+
+	if (g->dc != NULL || c->batv_keys == NULL || c->batv_ndomains == 0 ||
+	    at == NULL || (sd = conf_domain(c, at + 1, strlen(at + 1))) ==
+	    NULL || !sd->batv || !(m->qf.auth ||
+	    qmgr_client_trusted(c, m->qf.client)))
+		return snd;
+	if (batv_sign(c->batv_keys, snd, time(NULL), g->batv_sender,
+	    sizeof(g->batv_sender)) == -1) {
+		log_event(LOG_LVL_INFO, "batv", "qid=%s from=<%s> "
+		    "action=unsigned reason=cannot_sign", m->qid,
+		    log_esc(snd, strlen(snd), 256));
+		return snd;
+	}
+	log_event(LOG_LVL_INFO, "batv", "qid=%s from=<%s> action=sign "
+	    "mail_from=<%s>", m->qid, log_esc(snd, strlen(snd), 256),
+	    log_esc(g->batv_sender, strlen(g->batv_sender), 256));
+	obs_batv(&m->q->w->obs, OBS_BATV_SIGNED);
+	return g->batv_sender;
+}
+
 static void
 qgroup_send(struct qgroup *g)
 {
@@ -578,7 +616,7 @@ qgroup_send(struct qgroup *g)
 
 	g->cm = (struct client_msg){
 		.id = g->id,
-		.sender = m->qf.sender,
+		.sender = qgroup_sender(g),
 		.rcpts = g->rcpts,
 		.nrcpts = g->n,
 		.smtputf8 = m->qf.smtputf8,
@@ -1085,8 +1123,9 @@ qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
 		    qmgr_client_trusted(m->conf, m->qf.client),
 		/* RFC 7208 2.4: only the MAIL FROM identity vouches for the
 		 * reverse-path; a HELO pass says nothing about it */
-		.proofs = strcmp(m->qf.spf, "pass") == 0 && !m->qf.spf_helo ?
-		    NDR_PROOF_SPF : 0,
+		.proofs = (strcmp(m->qf.spf, "pass") == 0 &&
+		    !m->qf.spf_helo ? NDR_PROOF_SPF : 0) |
+		    (m->qf.batv ? NDR_PROOF_BATV : 0),
 		.msg = m->qf.body,
 		.msglen = m->qf.bodylen,
 		.arrival = m->qf.arrival,
@@ -1498,11 +1537,33 @@ qmgr_report_all_failed(const struct qmgr_report *r)
 	return true;
 }
 
+/*
+ * Where a report to sender is queued: a sender at one of batv_domains
+ * with a tag loses it (the report goes to our user's plain address, as
+ * a bounce through RCPT would).
+ */
+static const char *
+qmgr_report_rcpt(const struct config *c, const char *sender, char *plain,
+    size_t len)
+{
+	const char			*at = strrchr(sender, '@');
+	const struct domain_conf	*dc;
+	struct batv_tag			 tag;
+
+	if (at == NULL || (dc = conf_domain(c, at + 1, strlen(at + 1))) ==
+	    NULL || !dc->batv || batv_parse(sender, (size_t)(at - sender),
+	    &tag) != PARSE_OK)
+		return sender;
+	snprintf(plain, len, "%.*s%s", (int)tag.llen, tag.local, at);
+	return plain;
+}
+
 int
 qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 {
 	const struct config	*c = r->conf;
 	const char		*why, *shadow = NULL, *rcpts[1];
+	char			 plain[BATV_ADDR_MAX + 1];
 	struct queue_msg	*qm;
 	struct queue_env	 env;
 	struct dsn_input	 in;
@@ -1539,7 +1600,7 @@ qmgr_report(struct qmgr *q, const struct qmgr_report *r)
 		    qmgr_report_all_failed(r),
 	};
 	buf_init(&b, QMGR_DSN_MAX);
-	rcpts[0] = r->sender;
+	rcpts[0] = qmgr_report_rcpt(c, r->sender, plain, sizeof(plain));
 	env = (struct queue_env){
 		.client = "127.0.0.1", .helo = c->hostname, .sender = "",
 		.rcpts = rcpts, .nrcpts = 1, .arrival = time(NULL),

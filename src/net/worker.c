@@ -31,6 +31,7 @@
 #include "../lib/sdnotify.h"
 #include "../queue/queue.h"
 #include "../auth/passwd.h"
+#include "../sender/batv_since.h"
 #include "../auth/sender_map.h"
 #include "../smtp/smtp_session.h"
 #include "climit.h"
@@ -681,6 +682,26 @@ worker_secure_load(const struct config *c, struct tls_ctx **tls,
 	return 0;
 }
 
+void
+worker_batv_since(struct config *c)
+{
+	char	why[512];
+	bool	on = c->batv_ndomains > 0;
+
+	if (batv_since_load(c->spool, on, time(NULL), &c->batv_since, why,
+	    sizeof(why)) == -1) {
+		/* unknown: bounces are taken as during the grace */
+		log_event(LOG_LVL_WARNING, "batv", "msg=\"%s\"",
+		    log_text(why, strlen(why), 300));
+		return;
+	}
+	if (on)
+		log_event(LOG_LVL_INFO, "batv", "state=on domains=%u "
+		    "since=%lld grace_ends=%lld", c->batv_ndomains,
+		    (long long)c->batv_since, (long long)c->batv_since +
+		    (long long)(c->batv_grace_ms / 1000));
+}
+
 static void
 reload_conf_err(void *arg, const char *file, unsigned line, const char *msg)
 {
@@ -705,6 +726,8 @@ reload_run(void *arg)
 	if (r->dir != NULL)
 		r->secure = worker_secure_load(r->conf, &r->tls, &r->pw,
 		    reload_conf_err, r) == 0;
+	if (r->secure)
+		worker_batv_since(r->conf);
 }
 
 static bool

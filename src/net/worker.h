@@ -129,6 +129,9 @@ int	worker_secure_load(const struct config *, struct tls_ctx **,
 	    struct passwd_file **, void (*err)(void *arg, const char *file,
 	    unsigned line, const char *msg), void *arg);
 
+/* BATV's switch-on time (SPOOL/batv.since) into c->batv_since, logged;
+ * blocking; before c is handed to the loops. */
+void	worker_batv_since(struct config *);
 /* The harvest guard's settings from a config snapshot. */
 void	worker_guard_conf(const struct config *, struct guard_conf *);
 

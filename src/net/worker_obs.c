@@ -107,6 +107,17 @@ wobs_rcpt(struct buf *o, const struct wobs_view *v)
 	    "(harvest_guard = shadow; the log line says what it would have "
 	    "done)", v->t.rcpt_shadow) == -1)
 		return -1;
+	if (obs_expo_family(o, "mxgate_batv_total", "counter", "BATV "
+	    "(batv_domains): bounces taken with a valid tag (pass), without "
+	    "one in the grace (grace) or refused (reject), tags removed from "
+	    "mail with a sender (strip), senders signed (signed)") == -1)
+		return -1;
+	for (i = 0; i < OBS_BATV_MAX; i++) {
+		l[0] = (struct obs_label){ "result", obs_batv_name(i) };
+		if (obs_expo_u64(o, "mxgate_batv_total", l, 1, v->t.batv[i]) ==
+		    -1)
+			return -1;
+	}
 	if (obs_expo_family(o, "mxgate_rcpt_decision_seconds", "histogram",
 	    "time from a RCPT command read to its answer chosen (directory "
 	    "included, the tarpit's wait not)") == -1 ||

@@ -53,6 +53,7 @@ static const struct {
 	[OBS_RCPT_BOUNCE_UNKNOWN] = { "bounce", "unknown" },
 	[OBS_RCPT_UNIFORM_HARVEST] = { "uniform", "harvest" },
 	[OBS_RCPT_TARPIT_HARVEST] = { "tarpit", "harvest" },
+	[OBS_RCPT_REJECT_BATV] = { "reject", "batv" },
 };
 
 static const char *const obs_session_names[OBS_SESS_MAX] = {
@@ -149,6 +150,18 @@ obs_dlv_name(enum obs_dlv d)
 	return obs_dlv_names[d];
 }
 
+static const char *const obs_batv_names[OBS_BATV_MAX] = {
+	[OBS_BATV_PASS] = "pass", [OBS_BATV_GRACE] = "grace",
+	[OBS_BATV_REJECT] = "reject", [OBS_BATV_STRIP] = "strip",
+	[OBS_BATV_SIGNED] = "signed",
+};
+
+const char *
+obs_batv_name(enum obs_batv b)
+{
+	return obs_batv_names[b];
+}
+
 const char *
 obs_dir_kind_name(unsigned kind)
 {
@@ -214,6 +227,8 @@ obs_totals_add(struct obs_totals *t, const struct obs_loop *l)
 	t->sessions_started += obs_get(&l->sessions_started);
 	t->messages_accepted += obs_get(&l->messages_accepted);
 	t->rcpt_shadow += obs_get(&l->rcpt_shadow);
+	for (i = 0; i < OBS_BATV_MAX; i++)
+		t->batv[i] += obs_get(&l->batv[i]);
 	for (i = 0; i < OBS_NDR_MAX; i++)
 		t->ndr[i] += obs_get(&l->ndr[i]);
 	for (i = 0; i < OBS_HOP_MAX; i++)

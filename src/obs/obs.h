@@ -62,10 +62,21 @@ enum obs_rcpt {
 	OBS_RCPT_BOUNCE_UNKNOWN,	/* unknown_recipient = bounce */
 	OBS_RCPT_UNIFORM_HARVEST,	/* a marked client: the one reply */
 	OBS_RCPT_TARPIT_HARVEST,	/* answered after the guard's delay */
+	OBS_RCPT_REJECT_BATV,		/* 553 5.7.1: a bounce, no valid tag */
 	OBS_RCPT_MAX
 };
 
 /* mxgate_sessions_total{result}: how each SMTP connection ended. */
+/* BATV decisions (issue 14, part 5): mxgate_batv_total{result} */
+enum obs_batv {
+	OBS_BATV_PASS,		/* a bounce with a valid tag: taken */
+	OBS_BATV_GRACE,		/* a bounce without one, in the grace */
+	OBS_BATV_REJECT,	/* a bounce without one: 553 5.7.1 */
+	OBS_BATV_STRIP,		/* mail with a sender to a tagged address */
+	OBS_BATV_SIGNED,	/* an envelope sender signed on the way out */
+	OBS_BATV_MAX
+};
+
 enum obs_session {
 	OBS_SESS_QUIT,			/* 221 after QUIT */
 	OBS_SESS_DISCONNECTED,		/* the client went without QUIT */
@@ -135,6 +146,7 @@ void	obs_hist_sum(struct obs_hist *dst, const struct obs_hist *src);
 struct obs_loop {
 	obs_ctr		 rcpt[OBS_RCPT_MAX];
 	obs_ctr		 rcpt_shadow;	/* a shadow control would differ */
+	obs_ctr		 batv[OBS_BATV_MAX];
 	obs_ctr		 sessions[OBS_SESS_MAX];	/* ended */
 	obs_ctr		 sessions_started;
 	obs_ctr		 messages_accepted;	/* 250 queued: on disk */
@@ -148,6 +160,7 @@ struct obs_loop {
 struct obs_totals {
 	uint64_t	 rcpt[OBS_RCPT_MAX];
 	uint64_t	 rcpt_shadow;
+	uint64_t	 batv[OBS_BATV_MAX];
 	uint64_t	 sessions[OBS_SESS_MAX];
 	uint64_t	 sessions_started;
 	uint64_t	 messages_accepted;
@@ -165,6 +178,12 @@ static inline void
 obs_rcpt(struct obs_loop *o, enum obs_rcpt r)
 {
 	obs_add(&o->rcpt[r], 1);
+}
+
+static inline void
+obs_batv(struct obs_loop *o, enum obs_batv r)
+{
+	obs_add(&o->batv[r], 1);
 }
 
 static inline void
@@ -186,6 +205,7 @@ const char *obs_ndr_action(enum obs_ndr);
 const char *obs_ndr_reason(enum obs_ndr);
 const char *obs_hop_name(enum obs_hop);
 const char *obs_dlv_name(enum obs_dlv);
+const char *obs_batv_name(enum obs_batv);
 const char *obs_dir_kind_name(unsigned kind);
 
 /*

@@ -32,6 +32,7 @@ static const char *const st_colour[OBS_RCPT_MAX] = {
 	[OBS_RCPT_BOUNCE_UNKNOWN] = "#7b1fa2",
 	[OBS_RCPT_UNIFORM_HARVEST] = "#1565c0",
 	[OBS_RCPT_TARPIT_HARVEST] = "#64b5f6",
+	[OBS_RCPT_REJECT_BATV] = "#6a1b9a",
 };
 
 static const char st_style[] =

@@ -108,8 +108,11 @@ backscatter_check(struct backscatter *b, const struct ndr_query *q,
 		return NDR_SUPPRESS;
 	}
 	/* Our own users come in trusted; a stranger using our domain in
-	 * MAIL FROM is forging it, and the NDR would land on our user. */
-	if (q->sender_is_ours && !q->client_trusted) {
+	 * MAIL FROM is forging it, and the NDR would land on our user --
+	 * unless the address carries our own valid BATV tag: then it is
+	 * our user's mail coming back (a forwarder), not a forgery. */
+	if (q->sender_is_ours && !q->client_trusted &&
+	    !(q->proofs & NDR_PROOF_BATV)) {
 		*reason = "forged_local_sender";
 		return NDR_SUPPRESS;
 	}

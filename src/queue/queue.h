@@ -137,6 +137,7 @@ struct queue_file {
 	char		 spf[16];	/* SPF result: "pass", "fail", ... */
 	bool		 spf_helo;	/* it was for the HELO identity */
 	bool		 auth;		/* came by authenticated submission */
+	bool		 batv;		/* MAIL FROM had our valid BATV tag */
 	char		*last_error;	/* last delivery error; NULL none */
 	time_t		 last_error_time;
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */

@@ -143,6 +143,8 @@ queue_file_fill_proof(struct queue_file *qf, const struct queue_rec_file *f)
 	qf->spf_helo = v != NULL && n == 4 && memcmp(v, "helo", 4) == 0;
 	v = queue_rec_proof_get(&f->proof, "auth", &n);
 	qf->auth = v != NULL && n == 1 && *v == '1';
+	v = queue_rec_proof_get(&f->proof, "batv", &n);
+	qf->batv = v != NULL && n == 4 && memcmp(v, "pass", 4) == 0;
 }
 
 static int

@@ -54,7 +54,8 @@
  * each of [a-z0-9.=_-]; a reader takes the keys it knows and skips the
  * others, so later proofs (DKIM, BATV) add keys, not records.  Keys:
  * spf=RESULT (RFC 7208 2.6 name), spf.identity=mailfrom|helo, auth=1
- * (the client had authenticated; absent: it had not).
+ * (the client had authenticated; absent: it had not), batv=pass (MAIL
+ * FROM carried a valid prvs= tag made with our key).
  */
 #define QUEUE_REC_T_PROOF	'P'
 #define QUEUE_REC_PROOF_MAX	512

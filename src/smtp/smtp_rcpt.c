@@ -27,8 +27,10 @@
 #include "../obs/log_hash.h"
 #include "../policy/policy.h"
 #include "../policy/relay.h"
+#include "../sender/batv.h"
 #include "smtp_session.h"
 
+static bool	rcpt_batv(struct smtp_session *);
 static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
 static void	rcpt_dir_time(struct smtp_session *);
 static void	rcpt_guard(struct smtp_session *);
@@ -228,6 +230,60 @@ rcpt_control(struct smtp_session *s, int mode, const char *would)
 	return mode == CONF_CONTROL_ENFORCE;
 }
 
+/*
+ * Step 2b, BATV (issue 14, part 5), for a domain in batv_domains: a
+ * tagged recipient loses its tag here, before the directory, the guard
+ * and the queue see it (the delivered copy's recipient is the plain
+ * address).  A bounce (null sender) must carry a valid tag once
+ * batv_grace has run since BATV was switched on (c->batv_since); during
+ * the grace one without is taken, and logged.  Mail with a sender is
+ * not a bounce: its tag, if well formed, is only removed.  The answer
+ * is the same for every name, so it tells a harvester nothing.
+ */
+static bool
+rcpt_batv(struct smtp_session *s)
+{
+	const struct config	*c = s->conf;
+	const char		*at = strrchr(s->rw.key, '@');
+	char			 plain[sizeof(s->rw.key)];
+	struct batv_tag		 tag;
+	enum batv_result	 r;
+	time_t			 now = time(NULL);
+	bool			 bounce = s->tx.sender.len == 0, grace;
+	const char		*action;
+
+	if (c->batv_keys == NULL || at == NULL)
+		return true;
+	r = batv_verify(c->batv_keys, s->rw.key, (size_t)(at - s->rw.key),
+	    at + 1, strlen(at + 1), now, &tag);
+	if (r == BATV_NONE && !bounce)
+		return true;			/* nothing to say */
+	grace = c->batv_since == 0 ||
+	    now < c->batv_since + (time_t)(c->batv_grace_ms / 1000);
+	/* a malformed tag is left in place: the directory decides */
+	action = !bounce ? (r == BATV_MALFORMED ? "keep" : "strip") :
+	    r == BATV_PASS ? "accept" : grace ? "accept_grace" : "reject";
+	smtp_log(s, LOG_LVL_INFO, "batv", "to=%s bounce=%s result=%s "
+	    "action=%s", log_esc(s->rw.addr, strlen(s->rw.addr), 256),
+	    bounce ? "yes" : "no", batv_result_name(r), action);
+	if (bounce || r != BATV_MALFORMED)
+		obs_batv(&s->w->obs, bounce ? (r == BATV_PASS ?
+		    OBS_BATV_PASS : grace ? OBS_BATV_GRACE :
+		    OBS_BATV_REJECT) : OBS_BATV_STRIP);
+	if (bounce && r != BATV_PASS && !grace) {
+		rcpt_answer(s, "batv", "reject", OBS_RCPT_REJECT_BATV,
+		    R_BATV_REFUSED, s->rw.addr);
+		return false;
+	}
+	if (r != BATV_NONE && r != BATV_MALFORMED) {
+		snprintf(plain, sizeof(plain), "%.*s@%s", (int)tag.llen,
+		    tag.local, at + 1);
+		memcpy(s->rw.key, plain, strlen(plain) + 1);
+		snprintf(s->rw.addr, sizeof(s->rw.addr), "<%s>", plain);
+	}
+	return true;
+}
+
 void
 smtp_rcpt(struct smtp_session *s, struct span arg)
 {
@@ -253,6 +309,8 @@ smtp_rcpt(struct smtp_session *s, struct span arg)
 		rcpt_proceed(s, rv, DIR_UNKNOWN);	/* not ours to look up */
 		return;
 	}
+	if (dc->batv && !rcpt_batv(s))
+		return;
 	rcpt_guard(s);
 }
 

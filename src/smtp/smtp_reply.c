@@ -132,6 +132,11 @@ static const struct smtp_reply replies[R_MAX] = {
 	 * the user, both checked, in Postfix's reject_sender_login_mismatch
 	 * wording "<addr>: Sender address rejected: not owned by user U" */
 	[R_SENDER_LOGIN] = { 553, "5.7.1", "%s", false },
+	/* BATV (issue 14, part 5): a bounce to a signed address whose tag
+	 * is missing, bad or expired is not a reply to our mail */
+	[R_BATV_REFUSED] = { 553, "5.7.1", "%s: Bounce rejected: the "
+	    "address carries no valid BATV tag, so this is not a reply to "
+	    "mail it sent", false },
 };
 
 const struct smtp_reply *

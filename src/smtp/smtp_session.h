@@ -127,6 +127,7 @@ struct smtp_tx {
 					 * one byte more than is logged marks
 					 * a longer one ("...") */
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
+	bool			 batv_pass;	/* MAIL FROM: our valid tag */
 	struct smtp_spf		 spf;
 };
 

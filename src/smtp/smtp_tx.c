@@ -27,6 +27,7 @@
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
+#include "../sender/batv.h"
 #include "smtp_session.h"
 
 #define SMTP_SIZE_DIGITS	20	/* RFC 1870: size-value is 1*20DIGIT */
@@ -40,6 +41,7 @@ _Static_assert(SMTP_DSN_NOTIFY_NEVER == QUEUE_NOTIFY_NEVER &&
     (int)SMTP_DSN_RET_HDRS == QUEUE_DSN_RET_HDRS, "DSN values differ");
 
 static void	tx_committed(void *, uint64_t, bool, const char *);
+static void	tx_mail_batv(struct smtp_session *);
 
 void
 smtp_tx_free(struct smtp_session *s)
@@ -97,6 +99,7 @@ smtp_tx_reset(struct smtp_session *s)
 	s->tx.too_big = s->tx.io_error = false;
 	s->tx.bdat = false;
 	s->tx.smtputf8 = false;
+	s->tx.batv_pass = false;
 	s->tx.hline_len = 0;
 	s->tx.msgid[0] = '\0';
 	smtp_spf_reset(s);
@@ -296,6 +299,7 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 			return;
 		}
 	}
+	tx_mail_batv(s);
 	/* SPF (smtp_spf.c) may wait for DNS; it calls smtp_tx_mail_end */
 	if (smtp_spf_start(s))
 		return;
@@ -355,8 +359,9 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 }
 
 /*
- * The P record: SPF's words, and auth=1 for an authenticated client (a
- * proof for reports, backscatter.h); NULL when there is nothing to say.
+ * The P record: SPF's words, auth=1 for an authenticated client and
+ * batv=pass for a sender tagged with our key (proofs for reports,
+ * backscatter.h); NULL when there is nothing to say.
  */
 static const char *
 tx_proof(const struct smtp_session *s, char *out, size_t len)
@@ -364,12 +369,39 @@ tx_proof(const struct smtp_session *s, char *out, size_t len)
 	char		 spf[96];
 	const char	*p = smtp_spf_proof(s, spf, sizeof(spf));
 	bool		 auth = s->auth_user[0] != '\0';
+	bool		 batv = s->tx.batv_pass;
 
-	if (p == NULL && !auth)
+	if (p == NULL && !auth && !batv)
 		return NULL;
-	snprintf(out, len, "%s%s%s", p ? p : "", p && auth ? " " : "",
-	    auth ? "auth=1" : "");
+	snprintf(out, len, "%s%s%s%s%s", p ? p : "", p && auth ? " " : "",
+	    auth ? "auth=1" : "", (p || auth) && batv ? " " : "",
+	    batv ? "batv=pass" : "");
 	return out;
+}
+
+/*
+ * A proof for reports (issue 14, part 3): MAIL FROM carries a valid
+ * prvs= tag made with our key, so we sent mail from this address in the
+ * last 7 days and a report to it reaches someone real.  Only while BATV
+ * is on (batv_domains).
+ */
+static void
+tx_mail_batv(struct smtp_session *s)
+{
+	const char		*snd = buf_cstr(&s->tx.sender);
+	const char		*at = strrchr(snd, '@');
+	struct batv_tag		 tag;
+	enum batv_result	 r;
+
+	if (s->conf->batv_keys == NULL || s->conf->batv_ndomains == 0 ||
+	    at == NULL || !batv_tagged(snd, (size_t)(at - snd)))
+		return;
+	r = batv_verify(s->conf->batv_keys, snd, (size_t)(at - snd), at + 1,
+	    strlen(at + 1), time(NULL), &tag);
+	s->tx.batv_pass = r == BATV_PASS;
+	smtp_log(s, LOG_LVL_INFO, "batv", "from=<%s> result=%s proof=%s",
+	    log_esc(snd, strlen(snd), 256), batv_result_name(r),
+	    r == BATV_PASS ? "yes" : "no");
 }
 
 static int
@@ -641,7 +673,8 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		.client_trusted = s->auth_user[0] != '\0' ||
 		    cidr_list_match(&s->conf->relay_networks,
 		    (const struct sockaddr *)&s->peer),
-		.proofs = smtp_spf_passed(s) ? NDR_PROOF_SPF : 0,
+		.proofs = (smtp_spf_passed(s) ? NDR_PROOF_SPF : 0) |
+		    (s->tx.batv_pass ? NDR_PROOF_BATV : 0),
 		.msg = s->tx.head.data,
 		.msglen = s->tx.head.len,
 		.arrival = time(NULL),

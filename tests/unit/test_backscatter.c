@@ -26,6 +26,7 @@
 #define SPF	0x8	/* NDR_PROOF_SPF */
 #define REQ	0x10	/* NDR_REQUIRE_YES */
 #define SHADOW	0x20	/* NDR_REQUIRE_SHADOW */
+#define BATV	0x40	/* NDR_PROOF_BATV */
 
 struct step {
 	const char		*sender;	/* NULL ends the script */
@@ -59,6 +60,14 @@ static const struct script scripts[] = {
 		DENY("boss@ours.test", OURS, 0, "forged_local_sender"),
 		SEND("boss@ours.test", OURS | TRUSTED, 0),
 		SEND("boss@x.test", TRUSTED, 0), { NULL, 0, 0, 0, NULL } } },
+	/* our own valid BATV tag: our user's mail coming back, a proof */
+	{ "batv tag vouches for a local sender", 10, 10, {
+		SEND("prvs=1234abcdef=boss@ours.test", OURS | BATV | REQ, 0),
+		DENY("boss@ours.test", OURS | SPF | REQ, 0,
+		    "forged_local_sender"),
+		SEND("prvs=1234abcdef=a@x.test", BATV | REQ, 0),
+		DENY("a@x.test", REQ, 0, "unauthenticated_sender"),
+		{ NULL, 0, 0, 0, NULL } } },
 	{ "per-sender rate, any case", 2, 100, {
 		SEND("a@x.test", 0, 0), SEND("A@X.TEST", 0, 10),
 		DENY("a@x.Test", 0, 20, "rate_sender"),
@@ -148,7 +157,8 @@ test_scripts(void **state)
 			q.sender_is_ours = (st->flags & OURS) != 0;
 			q.client_trusted = (st->flags & TRUSTED) != 0;
 			q.about_dsn = (st->flags & DSN) != 0;
-			q.proofs = (st->flags & SPF) ? NDR_PROOF_SPF : 0;
+			q.proofs = ((st->flags & SPF) ? NDR_PROOF_SPF : 0) |
+			    ((st->flags & BATV) ? NDR_PROOF_BATV : 0);
 			q.require = (st->flags & REQ) ? NDR_REQUIRE_YES :
 			    (st->flags & SHADOW) ? NDR_REQUIRE_SHADOW :
 			    NDR_REQUIRE_NO;
