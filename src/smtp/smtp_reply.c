@@ -132,6 +132,10 @@ static const struct smtp_reply replies[R_MAX] = {
 	 * the user, both checked, in Postfix's reject_sender_login_mismatch
 	 * wording "<addr>: Sender address rejected: not owned by user U" */
 	[R_SENDER_LOGIN] = { 553, "5.7.1", "%s", false },
+	/* DNSBL at connect (issue 14, part 4), Postfix's reject_rbl_client
+	 * wording; the session closes after it */
+	[R_DNSBL_REJECT] = { 554, "5.7.1", "Service unavailable; Client host "
+	    "%s", true },
 };
 
 const struct smtp_reply *

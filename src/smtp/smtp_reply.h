@@ -89,6 +89,7 @@ enum reply_id {
 	R_SPF_FAIL,		/* 550 5.7.23 %s: explanation (RFC 7372) */
 	R_SPF_TEMP,		/* 451 4.4.3 %s: the domain */
 	R_SENDER_LOGIN,		/* 553 5.7.1 %s: "<addr>: ... user U" */
+	R_DNSBL_REJECT,		/* 554 5.7.1 %s: "[ip] blocked using L" */
 	R_MAX
 };
 
