@@ -58,6 +58,7 @@ struct dnsbl_check {
 	struct dnsbl_zanswer	 za[DNSBL_SITES_MAX];
 	struct dnsbl_wait	 w[DNSBL_SITES_MAX];
 	size_t			 npending;
+	unsigned		 asked, shared, cached;
 };
 
 static void	dnsbl_err(char *, size_t, const char *, ...)
@@ -630,11 +631,12 @@ dnsbl_cache_answer(void *arg, uint64_t id, const struct dns_rrset *rs)
 
 /*
  * The entry for (ip, zone): a fresh answer (E_DONE), one in flight
- * (E_PENDING), or a new one just asked; NULL if its set is all in flight.
+ * (E_PENDING), or a new one just asked (*fresh); NULL if its set is all
+ * in flight.
  */
 static struct dnsbl_entry *
 dnsbl_cache_get(struct dnsbl_cache *c, int family, const uint8_t ip[16],
-    const char *zone, const char *qname)
+    const char *zone, const char *qname, bool *fresh)
 {
 	struct dnsbl_entry	*set, *e, *pick = NULL;
 	uint64_t		 zkey = dnsbl_hash(zone, strlen(zone),
@@ -643,6 +645,7 @@ dnsbl_cache_get(struct dnsbl_cache *c, int family, const uint8_t ip[16],
 	uint64_t		 now = dnsbl_now_ms();
 	size_t			 i;
 
+	*fresh = false;
 	set = &c->e[(h % c->nsets) * DNSBL_CACHE_WAYS];
 	for (i = 0; i < DNSBL_CACHE_WAYS; i++) {
 		e = &set[i];
@@ -667,6 +670,7 @@ dnsbl_cache_get(struct dnsbl_cache *c, int family, const uint8_t ip[16],
 	pick->family = family;
 	pick->zkey = zkey;
 	pick->state = E_PENDING;
+	*fresh = true;
 	pick->qid = DNSBL_QID_TOP | (++c->seq << 24) | (uint64_t)(pick - c->e);
 	c->r.query(c->r.ctx, qname, DNS_MSG_T_A, pick->qid, dnsbl_cache_answer,
 	    c);
@@ -683,6 +687,9 @@ dnsbl_check_finish(struct dnsbl_check *k)
 	for (i = 0; i < k->l->nzones; i++)
 		dnsbl_wait_unlink(&k->w[i]);
 	dnsbl_score(k->l, k->za, k->out);
+	k->out->asked = k->asked;
+	k->out->shared = k->shared;
+	k->out->cached = k->cached;
 	k->done(k->arg, k->out);
 	free(k);
 }
@@ -706,6 +713,7 @@ dnsbl_check_start(struct dnsbl_cache *c, const struct dnsbl_list *l,
 	char			 qname[DNSBL_QNAME_MAX + 1];
 	uint8_t			 key[16] = { 0 };
 	size_t			 zi;
+	bool			 fresh;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		static const struct dnsbl_zanswer	err[DNSBL_SITES_MAX] = {
@@ -725,12 +733,17 @@ dnsbl_check_start(struct dnsbl_cache *c, const struct dnsbl_list *l,
 		if (c == NULL || dnsbl_query_name(family, key, l->zones[zi],
 		    qname, sizeof(qname)) == -1 ||
 		    (e = dnsbl_cache_get(c, family, key, l->zones[zi],
-		    qname)) == NULL)
+		    qname, &fresh)) == NULL)
 			continue;
 		if (e->state == E_DONE) {
 			k->za[zi] = e->ans;
+			k->cached++;
 			continue;
 		}
+		if (fresh)
+			k->asked++;
+		else
+			k->shared++;	/* asked before this check */
 		k->za[zi].res = DNSBL_Z_PENDING;
 		k->w[zi].c = k;
 		k->w[zi].zi = zi;
@@ -740,6 +753,7 @@ dnsbl_check_start(struct dnsbl_cache *c, const struct dnsbl_list *l,
 	if (k->npending > 0)
 		return k;
 	dnsbl_score(l, k->za, out);
+	out->cached = k->cached;
 	free(k);
 	return NULL;
 }

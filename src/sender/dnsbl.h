@@ -117,11 +117,15 @@ struct dnsbl_outcome {
 	char		 skipped[DNSBL_TEXT_OUT]; /* "zone:timeout,..." */
 	char		 alert[DNSBL_TEXT_OUT];	/* "zone=127.255.255.254,..."
 					 * error or bogus codes seen */
+	unsigned	 asked;		/* zones this check sent a query for */
+	unsigned	 shared;	/* joined a query in flight */
+	unsigned	 cached;	/* answered from the cache */
 	enum dnsbl_zverdict zv[DNSBL_SITES_MAX];	/* per zones[] */
 	struct dnsbl_zanswer za[DNSBL_SITES_MAX];
 };
 
-/* The score from each zone's answer (za[] per zones[]); pure. */
+/* The score from each zone's answer (za[] per zones[]); pure (the
+ * asked, shared, cached counts are the check's, left 0). */
 void	dnsbl_score(const struct dnsbl_list *, const struct dnsbl_zanswer *,
 	    struct dnsbl_outcome *);
 

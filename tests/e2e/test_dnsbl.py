@@ -149,6 +149,43 @@ def test_dnsbl_silent_list_skipped_within_bound(ctx, gw_factory):
         dns.stop()
 
 
+def test_dnsbl_inflight_shared_and_leaving_client(ctx, gw_factory):
+    # one loop: the cache and the questions in flight are per loop
+    gw, dns = dnsbl_gateway(ctx, gw_factory, workers="1",
+                            sites=SITES + ", slow.test", dnsbl_timeout="1s")
+    try:
+        # a client that leaves while its lists are pending
+        with mxlib.Client(gw.port, bind=SLOW):
+            gw.wait_event("connect", client=SLOW)
+        gw.wait_event("disconnect", client=SLOW)
+        mark = gw.log_mark()
+        # two more clients of that address: they join the question still
+        # in flight (slow.test never answers; the first client's going
+        # did not drop it) and take the cached answers of the others
+        c1 = mxlib.Client(gw.port, bind=SLOW)
+        try:
+            gw.wait_event("connect", since=mark, client=SLOW)
+            with mxlib.Client(gw.port, bind=SLOW) as c2:
+                c1.greet()
+                c2.greet()
+                mail_ok(c2, "second")
+            mail_ok(c1, "first")
+        finally:
+            c1.close()
+        evs = gw.events("dnsbl", since=mark, client=SLOW)
+        check_eq(len(evs), 2, "decision lines")
+        for ev in evs:
+            check_eq(ev["skipped"], "slow.test:timeout", "skipped")
+        n = [(int(e["asked"]), int(e["shared"]), int(e["cached"]))
+             for e in evs]
+        check(all(a == 0 and sh >= 1 and a + sh + ca == 3
+                  for a, sh, ca in n),
+              f"asked/shared/cached per session: {n}")
+        gw.wait_maildir("example.test", "alice", 2)
+    finally:
+        dns.stop()
+
+
 class Client6(mxlib.Client):
     """The raw client over IPv6 loopback (mxlib's speaks IPv4 only)."""
 
