@@ -9,7 +9,7 @@ answered 221; an unlisted client is accepted; a list that never answers
 is skipped within dnsbl_timeout and mail is accepted; an IPv6 client
 (::1) is asked in nibble form; an allowlist weight cancels a listing;
 127.255.255.254 (a list error code) is not a listing and logs an alert;
-dnsbl_action = tag adds X-DNSBL; harvest_exempt_dnswl exempts from the
+dnsbl_action = tag adds X-DNSBL, shadow too with a would=reject line; harvest_exempt_dnswl exempts from the
 tarpit (and without it the same client is tarpitted); the metrics per
 list; a bad dnsbl_sites is a config error naming its line.
 """
@@ -270,6 +270,23 @@ def test_dnsbl_tag_adds_header(ctx, gw_factory):
         files = gw.wait_maildir("example.test", "alice", 2)
         with open(sorted(files, key=os.path.getmtime)[-1], "rb") as f:
             check(b"X-DNSBL" not in f.read(), "X-DNSBL on clean mail")
+    finally:
+        dns.stop()
+
+
+def test_dnsbl_shadow_tags_and_logs(ctx, gw_factory):
+    gw, dns = dnsbl_gateway(ctx, gw_factory, dnsbl_action="shadow")
+    try:
+        with mxlib.Client(gw.port, bind=LISTED) as c:
+            c.greet()
+            mail_ok(c, "shadow")
+        msg = test_spf.delivered(gw)
+        check(msg["X-DNSBL"] is not None, "no X-DNSBL under shadow")
+        ev = gw.wait_event("dnsbl", client=LISTED, shadow="1")
+        check_eq((ev["would"], ev["sites"]), ("reject", "bl.test"),
+                 "the shadow line")
+        ev = gw.wait_event("dnsbl", client=LISTED, verdict="listed")
+        check_eq(ev["action"], "tag", "the decision line's action")
     finally:
         dns.stop()
 
