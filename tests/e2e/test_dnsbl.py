@@ -140,8 +140,12 @@ def test_dnsbl_silent_list_skipped_within_bound(ctx, gw_factory):
         ev = gw.wait_event("dnsbl", client=SLOW)
         check_eq((ev["verdict"], ev["skipped"]), ("clean", "slow.test:timeout"),
                  "the decision line")
+        # decided by our bound: "timeout" (the resolver's own failure,
+        # seconds later, would say "error"); the clock only from below,
+        # with room for libevent's timers, which count from the loop's
+        # cached time (taken when the accept woke it)
         ms = int(ev["ms"])
-        check(300 <= ms < 1000, f"decided after {ms} ms, not at the bound")
+        check(ms >= 250, f"decided after {ms} ms, well before the bound")
         gw.wait_event("dnsbl_skip", client=SLOW, site="slow.test",
                       why="timeout")
         gw.wait_maildir("example.test", "alice", 1)
