@@ -641,7 +641,8 @@ dnsbl_cache_get(struct dnsbl_cache *c, int family, const uint8_t ip[16],
 	struct dnsbl_entry	*set, *e, *pick = NULL;
 	uint64_t		 zkey = dnsbl_hash(zone, strlen(zone),
 				    0xcbf29ce484222325ull);
-	uint64_t		 h = dnsbl_hash(ip, 16, zkey ^ (uint64_t)family);
+	uint64_t		 h = dnsbl_hash(ip, 16,
+				    zkey ^ (uint64_t)family);
 	uint64_t		 now = dnsbl_now_ms();
 	size_t			 i;
 
@@ -716,9 +717,11 @@ dnsbl_check_start(struct dnsbl_cache *c, const struct dnsbl_list *l,
 	bool			 fresh;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		static const struct dnsbl_zanswer	err[DNSBL_SITES_MAX] = {
-			[0 ... DNSBL_SITES_MAX - 1] = { .res = DNSBL_Z_ERROR } };
+		struct dnsbl_zanswer	err[DNSBL_SITES_MAX];
 
+		memset(err, 0, sizeof(err));
+		for (zi = 0; zi < DNSBL_SITES_MAX; zi++)
+			err[zi].res = DNSBL_Z_ERROR;	/* every list skipped */
 		dnsbl_score(l, err, out);
 		return NULL;
 	}

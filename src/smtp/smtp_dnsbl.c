@@ -161,7 +161,8 @@ dnsbl_done(void *arg, const struct dnsbl_outcome *o)
 	    verdict, action, o->score, s->conf->dnsbl_threshold,
 	    o->listed[0] ? o->listed : "-", o->allow[0] ? o->allow : "-",
 	    o->detail[0] ? o->detail : "-", o->skipped[0] ? o->skipped : "-",
-	    o->asked, o->shared, o->cached, (unsigned long long)(smtp_now_ms() - d->start_ms),
+	    o->asked, o->shared, o->cached,
+	    (unsigned long long)(smtp_now_ms() - d->start_ms),
 	    d->exempt ? " harvest_exempt=1" : "");
 	if (d->greet_due && !s->dead) {
 		d->greet_due = false;

@@ -95,7 +95,8 @@ test_dnsbl_parse_table(void **state)
 			fail_msg("\"%s\": %zu entries %zu zones", c->text, l.n,
 			    l.nzones);
 		if (l.n > 0 && l.site[0].weight != c->w0)
-			fail_msg("\"%s\": weight %d", c->text, l.site[0].weight);
+			fail_msg("\"%s\": weight %d", c->text,
+			    l.site[0].weight);
 	}
 	assert_int_equal(dnsbl_list_parse("ZEN.Example.", 12, &l, NULL, 0), 0);
 	assert_string_equal(l.site[0].zone, "zen.example");
@@ -221,7 +222,8 @@ za_of(const char *a1, const char *a2)
 static void
 test_dnsbl_score(void **state)
 {
-	const char		*txt = "zen.example*2, bl.example=127.0.0.[2..11], "
+	const char		*txt = "zen.example*2, "
+				    "bl.example=127.0.0.[2..11], "
 				    "wl.example=127.0.[0..255].[1..255]*-2, "
 				    "zen.example=127.0.0.10*1";
 	struct dnsbl_list	 l;
