@@ -11,7 +11,8 @@ is skipped within dnsbl_timeout and mail is accepted; an IPv6 client
 127.255.255.254 (a list error code) is not a listing and logs an alert;
 dnsbl_action = tag adds X-DNSBL, shadow too with a would=reject line; harvest_exempt_dnswl exempts from the
 tarpit (and without it the same client is tarpitted); the metrics per
-list; a bad dnsbl_sites is a config error naming its line.
+list; a reload turns the lists on; a bad dnsbl_sites is a config error
+naming its line.
 """
 
 from __future__ import annotations
@@ -355,6 +356,25 @@ def test_dnsbl_empty_asks_nothing(ctx, gw_factory):
         c.greet()
         mail_ok(c, "no lists")
     check(not gw.events("dnsbl"), "a dnsbl line with dnsbl_sites empty")
+
+
+def test_dnsbl_reload_turns_lists_on(ctx, gw_factory):
+    gw, dns = dnsbl_gateway(ctx, gw_factory, sites="", workers="1")
+    try:
+        with mxlib.Client(gw.port, bind=LISTED) as c:
+            c.greet()
+            mail_ok(c, "before")
+        check(not gw.events("dnsbl"), "a dnsbl line before the reload")
+        gw.settings["dnsbl_sites"] = SITES
+        gw.write_config()
+        gw.wait_event("reload", since=gw.reload(), result="ok")
+        with mxlib.Client(gw.port, bind=LISTED) as c:
+            c.greet()
+            check_eq(c.cmd("EHLO client.test").text,
+                     blocked_text(LISTED, "bl.test"), "after the reload")
+            c.expect_close()
+    finally:
+        dns.stop()
 
 
 def test_dnsbl_sites_config_error(ctx):
