@@ -27,6 +27,7 @@
 #include "deliver/qmgr.h"
 #include "dir/dir.h"
 #include "dns/dns.h"
+#include "sender/dnsbl.h"
 #include "guard/guard.h"
 #include "lib/job.h"
 #include "lib/log.h"
@@ -445,6 +446,7 @@ cmd_serve(const char *file)
 	tls_ctx_free(w.tls);
 	passwd_unref(w.passwd);
 	conf_unref(w.conf);
+	dnsbl_cache_free(w.dnsbl);	/* cancels on w.dns first */
 	dns_resolver_free(w.dns);
 	event_base_free(w.base);
 	pthread_mutex_destroy(&w.mbox_mu);

@@ -118,6 +118,9 @@ struct domain_conf {
 
 /* spf_policy */
 enum { CONF_SPF_NONE, CONF_SPF_TAG, CONF_SPF_REJECT };
+/* dnsbl_action (issue 14, part 4) */
+enum { CONF_DNSBL_REJECT, CONF_DNSBL_TAG, CONF_DNSBL_SHADOW };
+struct dnsbl_list;
 
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
@@ -233,6 +236,12 @@ struct config {
 	time_t			 batv_since;	/* switched on; 0: unknown
 						 * (set by the serving side,
 						 * batv_since_load()) */
+	/* DNSBL and DNSWL at connect (issue 14, part 4) */
+	struct dnsbl_list	*dnsbl_sites;	/* NULL: off */
+	unsigned		 dnsbl_threshold;
+	int			 dnsbl_action;	/* CONF_DNSBL_* */
+	unsigned		 dnsbl_timeout_ms;
+	bool			 harvest_exempt_dnswl;
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

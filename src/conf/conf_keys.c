@@ -17,6 +17,7 @@
 
 #include "../lib/log.h"
 #include "../lib/utf8.h"
+#include "../sender/dnsbl.h"	/* a pure parser, like lib/cidr */
 #include "conf_keys.h"
 
 #define CONF_LISTEN_TEXT_MAX	(INET6_ADDRSTRLEN + 8) /* "[v6]:65535" */
@@ -317,6 +318,25 @@ const struct conf_key conf_keys[] = {
 	  "BATV: for this long after batv_domains was first set (the time "
 	  "is kept in the spool), a bounce without a valid tag is still "
 	  "taken and logged" },
+	/* DNSBL and DNSWL at connect (issue 14, part 4, sender/dnsbl.c) */
+	{ "dnsbl_sites", CT_DNSBL, G(dnsbl_sites), 0, "", 0, 0,
+	  "DNS lists asked about each client at connect, postscreen's "
+	  "syntax: zone[=filter][*weight], e.g. zen.example*2, "
+	  "bl.example=127.0.0.[2..11], wl.example*-2 (a negative weight: "
+	  "an allowlist); at most 16 (empty: off)" },
+	{ "dnsbl_threshold", CT_UINT, G(dnsbl_threshold), 0, "1", 1, 1000,
+	  "a client whose dnsbl_sites weights add up to this is listed" },
+	{ "dnsbl_action", CT_CHOICE, G(dnsbl_action), 0, "reject", 0, 0,
+	  "a listed client: reject (554 5.7.1 naming the lists to its first "
+	  "command but QUIT), tag (an X-DNSBL header on its mail) or shadow "
+	  "(tag, and log would=reject)" },
+	{ "dnsbl_timeout", CT_MSEC, G(dnsbl_timeout_ms), 0, "1s", 10, U_S,
+	  "how long the greeting waits for the lists' answers at most; a "
+	  "list that has not answered by then is skipped" },
+	{ "harvest_exempt_dnswl", CT_BOOL, G(harvest_exempt_dnswl), 0, "no",
+	  0, 0, "a client a negative-weight dnsbl_sites entry lists (or "
+	  "whose total is negative) is exempt from the harvest guard (its "
+	  "tarpit), as harvest_exempt networks are" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -393,6 +413,10 @@ static const struct conf_word conf_control2_words[] = {	/* no "off" */
 static const struct conf_word conf_dane_words[] = {
 	{ "no", CONF_DANE_NO }, { "may", CONF_DANE_MAY }, { NULL, 0 }
 };
+static const struct conf_word conf_dnsbl_words[] = {
+	{ "reject", CONF_DNSBL_REJECT }, { "tag", CONF_DNSBL_TAG },
+	{ "shadow", CONF_DNSBL_SHADOW }, { NULL, 0 }
+};
 static const struct conf_word conf_ndrauth_words[] = {
 	{ "yes", CONF_CONTROL_ENFORCE }, { "shadow", CONF_CONTROL_SHADOW },
 	{ "no", CONF_CONTROL_OFF }, { NULL, 0 }
@@ -413,6 +437,7 @@ static const struct conf_choice {
 	{ "dane", conf_dane_words, "no or may" },
 	{ "spf_policy", conf_spfpolicy_words, "none, tag or reject" },
 	{ "ndr_require_auth", conf_ndrauth_words, "yes, shadow or no" },
+	{ "dnsbl_action", conf_dnsbl_words, "reject, tag or shadow" },
 };
 
 static bool
@@ -1416,6 +1441,44 @@ conf_set_filemap(const struct conf_key *k, const char *val, void *field,
 	return 0;
 }
 
+/* dnsbl_sites: NULL when empty, so "off" costs one test at connect. */
+static int
+conf_set_dnsbl(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct dnsbl_list	*l;
+	char			 msg[256], *p;
+
+	(void)k;
+	(void)env;
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		(void)buf_addf(why, "out of memory");
+		return -1;
+	}
+	if (dnsbl_list_parse(val, strlen(val), l, msg, sizeof(msg)) == -1) {
+		for (p = msg; *p != '\0'; p++)	/* the message quotes val */
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		(void)buf_addf(why, "%s", msg);
+		free(l);
+		return -1;
+	}
+	if (l->n == 0) {
+		free(l);
+		l = NULL;
+	}
+	*(struct dnsbl_list **)field = l;
+	return 0;
+}
+
+static void
+conf_free_dnsbl(struct config *cfg, void *field)
+{
+	(void)cfg;
+	free(*(struct dnsbl_list **)field);
+	*(struct dnsbl_list **)field = NULL;
+}
+
 static const struct conf_word conf_tls_words[] = {
 	{ "TLSv1.2", CONF_TLS_V1_2 }, { "TLSv1.3", CONF_TLS_V1_3 },
 	{ NULL, 0 }
@@ -1806,6 +1869,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_CHOICE] =	{ "word", conf_set_choice, NULL },
 	[CT_FILEMAP] =	{ "map", conf_set_filemap, conf_free_str },
 	[CT_BATVDOMS] = { "domains", conf_set_batvdoms, conf_free_batvdoms },
+	[CT_DNSBL] =	{ "lists", conf_set_dnsbl, conf_free_dnsbl },
 };
 
 void

@@ -1378,6 +1378,7 @@ worker_join_all(struct worker *w0)
 		/* closes what is left in the inbox, takes any snapshot */
 		worker_wake(-1, 0, w);
 		event_free(w->wake_ev);
+		dnsbl_cache_free(w->dnsbl);	/* cancels on w->dns first */
 		dns_resolver_free(w->dns);
 		event_base_free(w->base);
 		worker_snap_drop(w->conf, w->dir, w->tls, w->passwd);

@@ -40,6 +40,7 @@ struct ctl;
 struct tls_ctx;
 struct passwd_file;
 struct dns_resolver;
+struct dnsbl_cache;
 struct worker_conn;
 struct worker_listener;
 struct worker;
@@ -84,6 +85,8 @@ struct worker {
 						 * creates it at first use) */
 	uint64_t		 dns_failed_ms;	/* when creating it last
 						 * failed (0: never) */
+	struct dnsbl_cache	*dnsbl;		/* DNS list answers (smtp_dnsbl.c
+						 * creates it at first use) */
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
 	atomic_size_t		 nsessions;	/* this loop's; owner writes */
 	struct obs_loop		 obs;		/* this loop's counters: only

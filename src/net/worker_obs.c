@@ -260,6 +260,36 @@ wobs_queue(struct buf *o, struct worker *w, const struct wobs_view *v)
 	return 0;
 }
 
+/*
+ * mxgate_dnsbl_total{site,result}: one sample per zone of the current
+ * dnsbl_sites and result; none when it is empty.  The counters are kept
+ * by the zone's place in the list, so a reload that reorders the list
+ * goes on counting under the new names.
+ */
+static int
+wobs_dnsbl(struct buf *o, struct worker *w, const struct wobs_view *v)
+{
+	const struct dnsbl_list	*dl = w->conf->dnsbl_sites;
+	struct obs_label	 l[2];
+	size_t			 zi, r;
+
+	if (obs_expo_family(o, "mxgate_dnsbl_total", "counter", "DNS list "
+	    "answers about connecting clients, per list of dnsbl_sites: "
+	    "listed, unlisted, timeout (skipped past dnsbl_timeout) or "
+	    "error (failure, or a list error code)") == -1)
+		return -1;
+	for (zi = 0; dl != NULL && zi < dl->nzones; zi++)
+		for (r = 0; r < DNSBL_V_MAX; r++) {
+			l[0] = (struct obs_label){ "site", dl->zones[zi] };
+			l[1] = (struct obs_label){ "result",
+			    dnsbl_zverdict_name(r) };
+			if (obs_expo_u64(o, "mxgate_dnsbl_total", l, 2,
+			    v->t.dnsbl[zi][r]) == -1)
+				return -1;
+		}
+	return 0;
+}
+
 static int
 wobs_metrics(void *arg, struct buf *o)
 {
@@ -278,6 +308,7 @@ wobs_metrics(void *arg, struct buf *o)
 	    wobs_rcpt(o, &v) == -1 || wobs_directory(o, w, &v) == -1 ||
 	    wobs_sessions(o, w, &v) == -1 || wobs_harvest(o, &v) == -1 ||
 	    wobs_ndr(o, &v) == -1 || wobs_queue(o, w, &v) == -1 ||
+	    wobs_dnsbl(o, w, &v) == -1 ||
 	    wobs_one(o, "mxgate_shared_state_configured", "gauge", "1 when "
 	    "harvest and rate counters are shared with other gateways; this "
 	    "version keeps them in this process (0)", 0) == -1)

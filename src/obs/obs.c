@@ -66,6 +66,7 @@ static const char *const obs_session_names[OBS_SESS_MAX] = {
 	[OBS_SESS_EARLY_TALKER] = "early_talker",
 	[OBS_SESS_SHUTDOWN] = "shutdown",
 	[OBS_SESS_REFUSED] = "refused",
+	[OBS_SESS_DNSBL] = "dnsbl",
 };
 
 /* token: the backscatter guard's reason (backscatter.h), or NULL. */
@@ -237,6 +238,9 @@ obs_totals_add(struct obs_totals *t, const struct obs_loop *l)
 	obs_hist_sum(&t->rcpt_seconds, &l->rcpt_seconds);
 	for (i = 0; i < OBS_DIR_KINDS; i++)
 		obs_hist_sum(&t->dir_seconds[i], &l->dir_seconds[i]);
+	for (i = 0; i < OBS_DNSBL_ZONES; i++)
+		for (j = 0; j < OBS_DNSBL_RESULTS; j++)
+			t->dnsbl[i][j] += obs_get(&l->dnsbl[i][j]);
 }
 
 bool

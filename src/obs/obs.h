@@ -87,6 +87,7 @@ enum obs_session {
 	OBS_SESS_EARLY_TALKER,		/* talked before the greeting */
 	OBS_SESS_SHUTDOWN,		/* 421 4.3.2: the gateway stopped */
 	OBS_SESS_REFUSED,		/* at connect: connection limits */
+	OBS_SESS_DNSBL,			/* 554 5.7.1: listed (dnsbl_sites) */
 	OBS_SESS_MAX
 };
 
@@ -142,6 +143,12 @@ void	obs_hist_sum(struct obs_hist *dst, const struct obs_hist *src);
 
 #define OBS_DIR_KINDS	(DIR_KIND_LAST + 1)	/* one histogram each */
 
+/* mxgate_dnsbl_total{site,result}: per zone of dnsbl_sites (by its
+ * place in the list; the label is its name in the current config) and
+ * per check: listed, unlisted, timeout, error (sender/dnsbl.h). */
+#define OBS_DNSBL_ZONES		16
+#define OBS_DNSBL_RESULTS	4
+
 /* What one event loop counts.  Zeroed with its worker. */
 struct obs_loop {
 	obs_ctr		 rcpt[OBS_RCPT_MAX];
@@ -154,6 +161,7 @@ struct obs_loop {
 	obs_ctr		 delivery[OBS_HOP_MAX][OBS_DLV_MAX];
 	struct obs_hist	 rcpt_seconds;
 	struct obs_hist	 dir_seconds[OBS_DIR_KINDS];
+	obs_ctr		 dnsbl[OBS_DNSBL_ZONES][OBS_DNSBL_RESULTS];
 };
 
 /* A scrape's view: every loop added up (plain numbers). */
@@ -168,6 +176,7 @@ struct obs_totals {
 	uint64_t	 delivery[OBS_HOP_MAX][OBS_DLV_MAX];
 	struct obs_hist	 rcpt_seconds;
 	struct obs_hist	 dir_seconds[OBS_DIR_KINDS];
+	uint64_t	 dnsbl[OBS_DNSBL_ZONES][OBS_DNSBL_RESULTS];
 };
 
 /* totals += what loop l holds now (relaxed loads; any thread). */

@@ -85,6 +85,7 @@ smtp_cmd_dispatch(struct smtp_session *s, const uint8_t *line, size_t len)
 {
 	const struct smtp_cmd	*c;
 	struct smtp_cmdline	 cl;
+	enum parse_rc		 rc;
 
 	if (s->state == ST_AUTH) {	/* a response to 334, no command */
 		smtp_secure_line(s, line, len);
@@ -96,7 +97,12 @@ smtp_cmd_dispatch(struct smtp_session *s, const uint8_t *line, size_t len)
 		smtp_reply(s, R_TOO_MANY_COMMANDS, s->conf->hostname);
 		return;
 	}
-	if (smtp_parse_cmdline(line, len, &cl) != PARSE_OK) {
+	rc = smtp_parse_cmdline(line, len, &cl);
+	/* a listed client's first command but QUIT: 554 (smtp_dnsbl.c) */
+	if (smtp_dnsbl_refuse(s, rc == PARSE_OK ? cl.verb :
+	    (struct span){ NULL, 0 }))
+		return;
+	if (rc != PARSE_OK) {
 		smtp_log(s, LOG_LVL_INFO, "bad_command", "line=%s",
 		    log_esc(line, len, 64));
 		smtp_error(s, R_BAD_CMD_SYNTAX);

@@ -365,8 +365,10 @@ rcpt_guard(struct smtp_session *s)
 	unsigned	delay = 0;
 	enum guard_verdict v;
 
-	/* DESIGN 3: authenticated users are on the allowlist. */
-	if (s->auth_user[0] != '\0' || mode == CONF_CONTROL_OFF) {
+	/* DESIGN 3: authenticated users are on the allowlist; so is a
+	 * client a DNSWL lists, under harvest_exempt_dnswl. */
+	if (s->auth_user[0] != '\0' || mode == CONF_CONTROL_OFF ||
+	    smtp_dnsbl_exempt(s)) {
 		rcpt_lookup(s);
 		return;
 	}

@@ -137,6 +137,10 @@ static const struct smtp_reply replies[R_MAX] = {
 	[R_BATV_REFUSED] = { 553, "5.7.1", "%s: Bounce rejected: the "
 	    "address carries no valid BATV tag, so this is not a reply to "
 	    "mail it sent", false },
+	/* DNSBL at connect (issue 14, part 4), Postfix's reject_rbl_client
+	 * wording; the session closes after it */
+	[R_DNSBL_REJECT] = { 554, "5.7.1", "Service unavailable; Client host "
+	    "%s", true },
 };
 
 const struct smtp_reply *

@@ -90,6 +90,7 @@ enum reply_id {
 	R_SPF_TEMP,		/* 451 4.4.3 %s: the domain */
 	R_SENDER_LOGIN,		/* 553 5.7.1 %s: "<addr>: ... user U" */
 	R_BATV_REFUSED,		/* 553 5.7.1 %s: the address */
+	R_DNSBL_REJECT,		/* 554 5.7.1 %s: "[ip] blocked using L" */
 	R_MAX
 };
 

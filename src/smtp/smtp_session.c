@@ -122,6 +122,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	s->state = ST_PREGREET;
 	session_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ);
+	smtp_dnsbl_start(s);	/* runs during the greeting delay */
 	if (s->conf->greeting_delay_ms > 0)
 		smtp_timer(s, s->conf->greeting_delay_ms, session_greet);
 	else
@@ -136,7 +137,15 @@ session_greet(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->dead)
+	if (s->dead || smtp_dnsbl_hold_greeting(s))
+		return;
+	smtp_greet(s);
+}
+
+void
+smtp_greet(struct smtp_session *s)
+{
+	if (s->dead || s->state != ST_PREGREET)
 		return;
 	smtp_set_state(s, ST_CONNECTED);
 	smtp_reply(s, R_GREETING, s->conf->hostname);
@@ -211,6 +220,7 @@ static const struct {
 	{ R_TOO_MANY_COMMANDS, OBS_SESS_COMMANDS },
 	{ R_EARLY_TALKER, OBS_SESS_EARLY_TALKER },
 	{ R_SHUTDOWN, OBS_SESS_SHUTDOWN },
+	{ R_DNSBL_REJECT, OBS_SESS_DNSBL },
 };
 
 static enum obs_session
@@ -413,6 +423,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	guard_session_end(s->w->guard, &s->gs);
 	smtp_tx_fini(s);
 	smtp_hold_free(s);
+	smtp_dnsbl_free(s);
 	if (s->timer)
 		event_free(s->timer);
 	event_free(s->free_ev);

@@ -2,8 +2,8 @@
  * smtp_session.h - one inbound SMTP session (see smtp_session.c).
  * The struct is shared by the files of src/smtp/ only: smtp_session.c
  * (lifecycle, input, replies), smtp_cmd.c (the command table),
- * smtp_rcpt.c (the RCPT pipeline), smtp_tx.c (MAIL..DATA..queued) and
- * smtp_spf.c (SPF at MAIL FROM).
+ * smtp_rcpt.c (the RCPT pipeline), smtp_tx.c (MAIL..DATA..queued),
+ * smtp_spf.c (SPF at MAIL FROM) and smtp_dnsbl.c (DNS lists at connect).
  */
 #ifndef MXGATE_SMTP_SESSION_H
 #define MXGATE_SMTP_SESSION_H
@@ -20,6 +20,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../obs/obs.h"
+#include "../sender/dnsbl.h"
 #include "../sender/spf.h"
 #include "smtp_auth.h"
 #include "smtp_data.h"
@@ -91,6 +92,19 @@ struct smtp_spf {
 	struct spf_outcome	 out;
 };
 
+/* DNS lists about the client, at connect: smtp_dnsbl.c. */
+struct smtp_dnsbl {
+	struct dnsbl_check	*ck;		/* running, or NULL */
+	struct event		*timer;		/* dnsbl_timeout */
+	struct dnsbl_outcome	*out;		/* NULL: not asked */
+	uint64_t		 start_ms;
+	bool			 checked;	/* out holds the result */
+	bool			 greet_due;	/* the greeting waits for it */
+	bool			 listed;	/* score >= dnsbl_threshold */
+	bool			 refuse;	/* 554 to the first command */
+	bool			 exempt;	/* harvest_exempt_dnswl */
+};
+
 /* One message transaction, MAIL to the end of DATA. */
 struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
@@ -158,6 +172,7 @@ struct smtp_session {
 	struct smtp_chunk	 chunk;		/* BDAT */
 	struct smtp_rcpt_wait	 rw;		/* RCPT waiting in ST_WAIT */
 	struct guard_session	 gs;		/* harvest guard's view */
+	struct smtp_dnsbl	 dnsbl;		/* DNS lists, at connect */
 	/* STARTTLS and AUTH: smtp_secure.c */
 	bool			 submission;	/* on submission_listen */
 	bool			 tls_required;	/* MAIL needs STARTTLS first */
@@ -203,6 +218,8 @@ void	smtp_error(struct smtp_session *, enum reply_id);
  * guard, unless harvest_guard = off. */
 void	smtp_guard_signal(struct smtp_session *, enum guard_signal);
 void	smtp_set_state(struct smtp_session *, enum smtp_state);
+/* Send the 220 greeting now (the greeting delay and DNSBL are done). */
+void	smtp_greet(struct smtp_session *);
 void	smtp_resume(struct smtp_session *);
 void	smtp_close(struct smtp_session *);
 /* Write what the bufferevent's output holds (plain sessions). */
@@ -265,6 +282,23 @@ const char *smtp_spf_proof(const struct smtp_session *, char *, size_t);
 bool	smtp_spf_passed(const struct smtp_session *);
 /* " spf=... " for the MAIL log line, or "". */
 const char *smtp_spf_log(const struct smtp_session *, char *, size_t);
+
+/* The loop's resolver for sender checks (dns_server, else resolv.conf),
+ * made at first use; NULL if it cannot be (logged once per loop). */
+struct dns_resolver *smtp_spf_resolver(struct smtp_session *);
+
+/* smtp_dnsbl.c: DNSBL and DNSWL at connect (issue 14, part 4) */
+void	smtp_dnsbl_start(struct smtp_session *);	/* at accept */
+/* true: the answers are pending; smtp_greet() follows them */
+bool	smtp_dnsbl_hold_greeting(struct smtp_session *);
+/* true: the command got 554 5.7.1 (listed, reject) and the session
+ * closes; verb: the command's (QUIT is never refused) */
+bool	smtp_dnsbl_refuse(struct smtp_session *, struct span verb);
+/* harvest_exempt_dnswl: an allowlist listed this client */
+bool	smtp_dnsbl_exempt(const struct smtp_session *);
+/* X-DNSBL for a tagged client: bytes written, 0 (none), -1 (no room) */
+int	smtp_dnsbl_header(const struct smtp_session *, char *, size_t);
+void	smtp_dnsbl_free(struct smtp_session *);
 
 /* smtp_tx.c */
 void	smtp_tx_reset(struct smtp_session *);

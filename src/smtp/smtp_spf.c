@@ -67,6 +67,13 @@ spf_resolver(struct smtp_session *s)
 	return s->w->dns;
 }
 
+/* The same resolver for the other sender checks (smtp_dnsbl.c). */
+struct dns_resolver *
+smtp_spf_resolver(struct smtp_session *s)
+{
+	return spf_resolver(s);
+}
+
 bool
 smtp_spf_start(struct smtp_session *s)
 {

@@ -342,6 +342,10 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 	if ((n = smtp_spf_headers(s, hdr, sizeof(hdr))) == -1 ||
 	    (n > 0 && queue_msg_write(s->tx.msg, hdr, (size_t)n) == -1))
 		return -1;
+	/* dnsbl_action = tag: the lists' verdict for the next filter */
+	if ((n = smtp_dnsbl_header(s, hdr, sizeof(hdr))) == -1 ||
+	    (n > 0 && queue_msg_write(s->tx.msg, hdr, (size_t)n) == -1))
+		return -1;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	n = snprintf(hdr, sizeof(hdr),
