@@ -1083,8 +1083,9 @@ qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
 		    qmgr_client_trusted(m->conf, m->qf.client),
 		/* RFC 7208 2.4: only the MAIL FROM identity vouches for the
 		 * reverse-path; a HELO pass says nothing about it */
-		.proofs = strcmp(m->qf.spf, "pass") == 0 && !m->qf.spf_helo ?
-		    NDR_PROOF_SPF : 0,
+		.proofs = (strcmp(m->qf.spf, "pass") == 0 && !m->qf.spf_helo ?
+		    NDR_PROOF_SPF : 0) | (m->qf.dkim_aligned ? NDR_PROOF_DKIM :
+		    0),
 		.msg = m->qf.body,
 		.msglen = m->qf.bodylen,
 		.arrival = m->qf.arrival,

@@ -26,6 +26,10 @@ enum ndr_verdict { NDR_SEND, NDR_SUPPRESS };
  */
 #define NDR_PROOF_SPF		0x1u	/* SPF pass for the MAIL FROM identity */
 #define NDR_PROOF_TRUSTED	0x2u	/* authenticated, or relay_networks */
+#define NDR_PROOF_DKIM		0x4u	/* a DKIM pass (whole body, not t=y)
+					 * whose d= has the organizational
+					 * domain of MAIL FROM (P record
+					 * dkim.aligned=1) */
 
 /* ndr_require_auth: suppress without a proof, only say so, or neither */
 enum ndr_require { NDR_REQUIRE_YES, NDR_REQUIRE_SHADOW, NDR_REQUIRE_NO };

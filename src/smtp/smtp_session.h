@@ -3,7 +3,7 @@
  * The struct is shared by the files of src/smtp/ only: smtp_session.c
  * (lifecycle, input, replies), smtp_cmd.c (the command table),
  * smtp_rcpt.c (the RCPT pipeline), smtp_tx.c (MAIL..DATA..queued) and
- * smtp_spf.c (SPF at MAIL FROM).
+ * smtp_spf.c (SPF at MAIL FROM), smtp_dkim.c (DKIM at end of data).
  */
 #ifndef MXGATE_SMTP_SESSION_H
 #define MXGATE_SMTP_SESSION_H
@@ -20,6 +20,7 @@
 #include "../lib/buf.h"
 #include "../lib/log.h"
 #include "../obs/obs.h"
+#include "../sender/dkim.h"
 #include "../sender/spf.h"
 #include "smtp_auth.h"
 #include "smtp_data.h"
@@ -91,6 +92,15 @@ struct smtp_spf {
 	struct spf_outcome	 out;
 };
 
+/* DKIM of the transaction's message: smtp_dkim.c. */
+struct smtp_dkim {
+	struct dkim_msg		*m;		/* fed during DATA, or NULL */
+	bool			 checked;	/* verified at the end */
+	bool			 waiting;	/* ST_WAIT for its keys */
+	bool			 sync;		/* no resolver: decided now */
+	uint64_t		 start_ms;
+};
+
 /* One message transaction, MAIL to the end of DATA. */
 struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
@@ -128,6 +138,7 @@ struct smtp_tx {
 					 * a longer one ("...") */
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 	struct smtp_spf		 spf;
+	struct smtp_dkim	 dkim;
 };
 
 struct smtp_session {
@@ -255,15 +266,35 @@ void	smtp_spf_reset(struct smtp_session *);	/* stop, forget the result */
 /* The MAIL reply spf_policy asks for (arg filled), or R_NONE. */
 enum reply_id smtp_spf_verdict(const struct smtp_session *, char *arg,
 	    size_t);
-/* Authentication-Results and Received-SPF: bytes written, 0 (not
- * checked), or -1 (did not fit). */
-int	smtp_spf_headers(const struct smtp_session *, char *, size_t);
+/* Authentication-Results (SPF's result, then dkim's resinfo when not
+ * "") and Received-SPF: bytes written, 0 (neither checked), or -1 (did
+ * not fit). */
+int	smtp_spf_headers(const struct smtp_session *, const char *dkim,
+	    char *, size_t);
+/* The loop's resolver for sender checks (NULL: it cannot be made). */
+struct dns_resolver *smtp_sender_resolver(struct smtp_session *);
 /* The queue's P record payload, or NULL (not checked). */
 const char *smtp_spf_proof(const struct smtp_session *, char *, size_t);
 /* SPF said pass for the MAIL FROM identity (a proof for reports) */
 bool	smtp_spf_passed(const struct smtp_session *);
 /* " spf=... " for the MAIL log line, or "". */
 const char *smtp_spf_log(const struct smtp_session *, char *, size_t);
+
+/* smtp_dkim.c: DKIM at end of data */
+void	smtp_dkim_begin(struct smtp_session *);	/* at DATA, first BDAT */
+void	smtp_dkim_feed(struct smtp_session *, const uint8_t *, size_t);
+/* true: the session waits (ST_WAIT) and smtp_tx_end_go() follows */
+bool	smtp_dkim_start(struct smtp_session *);
+void	smtp_dkim_free(struct smtp_session *);	/* cancel, forget */
+/* dkim=... resinfo for Authentication-Results: bytes, 0 (not checked),
+ * -1 (did not fit) */
+int	smtp_dkim_resinfo(const struct smtp_session *, char *, size_t);
+/* The P record's dkim words, or NULL (not checked). */
+const char *smtp_dkim_proof(const struct smtp_session *, char *, size_t);
+/* a trusted pass aligned with MAIL FROM (a proof for reports) */
+bool	smtp_dkim_aligned(const struct smtp_session *);
+/* " dkim=..." for the message's log line, or "". */
+const char *smtp_dkim_log(const struct smtp_session *, char *, size_t);
 
 /* smtp_tx.c */
 void	smtp_tx_reset(struct smtp_session *);
@@ -279,6 +310,8 @@ bool	smtp_tx_feed(struct smtp_session *, const uint8_t *, size_t,
 	    size_t *used);
 /* After the end-of-data mark: reply now, or commit and reply later. */
 void	smtp_tx_end(struct smtp_session *);
+/* The end of data once DKIM is done: commit (or discard) and reply. */
+void	smtp_tx_end_go(struct smtp_session *);
 void	smtp_tx_free(struct smtp_session *);
 void	smtp_tx_init(struct smtp_session *);
 void	smtp_tx_fini(struct smtp_session *);
