@@ -43,7 +43,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L" "P", c, 17) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L" "P" "F", c, 18) != NULL;
 }
 
 enum parse_rc

@@ -53,6 +53,7 @@ struct dkim_msg {
 	size_t			 headlen, headcap, headmax;
 	bool			 head_over;	/* more than headmax */
 	bool			 in_body;
+	bool			 ended;		/* dkim_msg_end() ran */
 	unsigned		 lpos;		/* bytes of the line so far */
 	uint8_t			 prev;
 	struct dkim_field	*f;
@@ -209,6 +210,8 @@ dkim_msg_feed(struct dkim_msg *m, const uint8_t *p, size_t n)
 {
 	size_t	i, start = 0;
 
+	if (m->ended)
+		return;
 	if (m->in_body) {
 		dkim_body_feed(m, p, n);
 		return;
@@ -547,16 +550,15 @@ dkim_precheck(struct dkim_msg *m, struct dkim_one *o, time_t now)
 	return true;
 }
 
-bool
-dkim_verify_start(struct dkim_msg *m, const struct dkim_resolver *r,
-    uint64_t id, time_t now, dkim_done_fn *done, void *arg)
+size_t
+dkim_msg_end(struct dkim_msg *m)
 {
-	char		 name[DNS_MSG_NAME_BUF];
-	struct dkim_one	*o;
 	size_t		 i;
 	unsigned	 dl;
-	int		 n;
 
+	if (m->ended)
+		return m->nsig;
+	m->ended = true;
 	if (!m->in_body) {	/* no empty line: all header, no body */
 		m->in_body = true;
 		dkim_headers_end(m);
@@ -568,6 +570,19 @@ dkim_verify_start(struct dkim_msg *m, const struct dkim_resolver *r,
 		    m->bh[i].digest, &dl) != 1 || dl != 32))
 			m->bh[i].failed = true;
 	}
+	return m->nsig;
+}
+
+bool
+dkim_verify_start(struct dkim_msg *m, const struct dkim_resolver *r,
+    uint64_t id, time_t now, dkim_done_fn *done, void *arg)
+{
+	char		 name[DNS_MSG_NAME_BUF];
+	struct dkim_one	*o;
+	size_t		 i;
+	int		 n;
+
+	dkim_msg_end(m);
 	m->r = *r;
 	m->id = id;
 	m->done = done;

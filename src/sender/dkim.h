@@ -165,8 +165,10 @@ struct dkim_msg *dkim_msg_new(size_t head_max);
 void	dkim_msg_free(struct dkim_msg *);	/* cancels a verification */
 /* Message bytes as stored (CRLF lines, dot-unstuffed), any chunking. */
 void	dkim_msg_feed(struct dkim_msg *, const uint8_t *, size_t);
+/* The message ended: finish the body hashes; the signatures evaluated. */
+size_t	dkim_msg_end(struct dkim_msg *);
 /*
- * The message ended: finish the body hashes, then ask for the key of each
+ * The message ended (dkim_msg_end, if not yet): ask for the key of each
  * signature still undecided.  false: all decided now (done not called);
  * true: done(arg) runs once from a resolver callback, unless
  * dkim_verify_cancel() or dkim_msg_free() comes first.

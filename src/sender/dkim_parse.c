@@ -475,7 +475,7 @@ dkim_canon_header(enum dkim_canon c, const uint8_t *f, size_t len,
 {
 	const uint8_t	*colon;
 	size_t		 i, n = 0, nend;
-	bool		 sp = false;
+	bool		 sp = false, started = false;
 
 	if (c == DKIM_SIMPLE) {
 		if (len > outlen)
@@ -499,9 +499,10 @@ dkim_canon_header(enum dkim_canon c, const uint8_t *f, size_t len,
 			sp = true;
 			continue;
 		}
-		if (sp && out[n - 1] != ':')
+		if (sp && started)	/* none after the colon */
 			out[n++] = ' ';
 		sp = false;
+		started = true;
 		out[n++] = f[i];
 	}
 	out[n++] = '\r';

@@ -74,6 +74,8 @@ smtp_dkim_start(struct smtp_session *s)
 		return false;
 	dk->checked = true;
 	dk->start_ms = smtp_now_ms();
+	if (dkim_msg_end(dk->m) == 0)
+		return false;		/* no signature: no look-up */
 	if ((res = smtp_sender_resolver(s)) != NULL)
 		dkim_resolver_dns(&r, res);
 	dk->sync = res == NULL;
@@ -196,10 +198,8 @@ smtp_dkim_resinfo(const struct smtp_session *s, char *out, size_t len)
 	if (!dk->checked)
 		return 0;
 	out[0] = '\0';
-	if ((n = dkim_msg_nsigs(dk->m, NULL)) == 0) {
-		w = snprintf(out, len, "dkim=none");
-		return w < 0 || (size_t)w >= len ? -1 : w;
-	}
+	if ((n = dkim_msg_nsigs(dk->m, NULL)) == 0)
+		return 0;	/* no signature: nothing said (not dkim=none) */
 	for (i = 0; i < n; i++) {
 		o = dkim_msg_outcome(dk->m, i);
 		dkim_hb(o->b8, hb, sizeof(hb));
