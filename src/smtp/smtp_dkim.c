@@ -204,8 +204,10 @@ smtp_dkim_resinfo(const struct smtp_session *s, char *out, size_t len)
 		o = dkim_msg_outcome(dk->m, i);
 		dkim_hb(o->b8, hb, sizeof(hb));
 		/* the reason: static text, no ( ) \ in it */
-		snprintf(why, sizeof(why), o->result == DKIM_PASS ? "" :
-		    " (%s)", o->why ? o->why : "");
+		why[0] = '\0';
+		if (o->result != DKIM_PASS)
+			snprintf(why, sizeof(why), " (%s)", o->why ? o->why :
+			    "");
 		if (o->d[0] != '\0')
 			w = snprintf(out + k, len - k, "%sdkim=%s%s header.d=%s "
 			    "header.s=%s header.b=%s", i ? ";\r\n\t" : "",
