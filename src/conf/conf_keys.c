@@ -307,9 +307,9 @@ const struct conf_key conf_keys[] = {
 	/* reports only to proven senders (issue 14, part 3) */
 	{ "ndr_require_auth", CT_CHOICE, G(ndr_require_auth), 0, "yes", 0, 0,
 	  "an NDR or DSN is sent only with a proof, found at receipt, that "
-	  "its sender is real (SPF pass for MAIL FROM, authenticated, or "
-	  "relay_networks): yes, shadow (send it and log would=suppress) "
-	  "or no" },
+	  "its sender is real (SPF pass for MAIL FROM, a DKIM pass aligned "
+	  "with it, authenticated, or relay_networks): yes, shadow (send it "
+	  "and log would=suppress) or no" },
 	/* authenticated senders (issue 14, part 6, auth/sender_map.c) */
 	{ "sender_login_map", CT_FILEMAP, G(sender_login_map), 0, "", 0, 0,
 	  "more MAIL FROM addresses an AUTH user may use: file:PATH, lines "
