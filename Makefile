@@ -224,7 +224,7 @@ bench-timing: deps-test
 # smtp-sink ceiling and (BENCH_POSTFIX=1) Postfix, one table; idle
 # connections, 10M users, RCPT verdict latency.  BENCH_RUNS, BENCH_SCALE,
 # BENCH_SKIP (e.g. idle,users10m,postfix) make a quick run.
-DEPS_BENCH = $(DEPS_BUILD) postfix python3
+DEPS_BENCH = $(DEPS_BUILD) postfix python3 python3-dnslib python3-dkim
 $(B)/bench/rcpt_verdict: tests/bench/rcpt_verdict.c $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(OBJS) $(LDLIBS)
