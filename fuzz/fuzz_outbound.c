@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/relay_cred.h"
 #include "lib/fprint.h"
@@ -68,6 +69,34 @@ fuzz_cred_lines(const char *p, size_t len)
 	}
 }
 
+/* Every line of a file that loaded is found again by its host and port. */
+static void
+fuzz_cred_find(const struct relay_creds *t, const char *p, size_t len)
+{
+	struct relay_cred_line	 l;
+	const struct relay_cred	*c;
+	const char		*nl, *end = p + len, *why;
+	char			 host[RELAY_CRED_HOST_MAX + 1];
+	size_t			 n;
+
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (relay_cred_parse_line(p, n, &l, &why) == PARSE_OK &&
+		    l.hlen > 0 && memchr(l.host, '\0', l.hlen) == NULL) {
+			memcpy(host, l.host, l.hlen);
+			host[l.hlen] = '\0';
+			c = relay_creds_find(t, host, l.port);
+			if (c == NULL || c->port != l.port ||
+			    strcasecmp(c->host, host) != 0 ||
+			    memchr(c->user, '\0', sizeof(c->user)) == NULL ||
+			    memchr(c->pass, '\0', sizeof(c->pass)) == NULL)
+				abort();
+		}
+		p += n + (nl != NULL);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
@@ -79,6 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if ((t = relay_creds_load_mem(p, len, "fuzz", NULL, NULL)) != NULL) {
 		if (relay_creds_count(t) > RELAY_CRED_MAX)
 			abort();
+		fuzz_cred_find(t, p, len);
 		relay_creds_free(t);
 	}
 	return 0;

@@ -27,7 +27,6 @@ struct sender_map {
 	struct sender_pair	*v;	/* sorted by (addr, user) */
 	size_t			 n;
 	size_t			 lines;	/* lines with an entry */
-	bool			 local_case;
 };
 
 struct sender_ld {
@@ -202,7 +201,6 @@ sender_map_load_mem(const char *text, size_t len, const char *name,
 		sender_err(&ld, 0, "out of memory");
 		return NULL;
 	}
-	m->local_case = local_case;
 	memcpy(m->text, text, len);
 	m->text[len] = '\0';
 	end = m->text + len;
@@ -311,23 +309,18 @@ sender_map_count(const struct sender_map *m)
 	return m != NULL ? m->lines : 0;
 }
 
-bool
-sender_owns(const struct sender_map *m, const char *user, const char *local,
-    size_t llen, const char *domain, size_t dlen, bool ours,
-    bool local_case, const char *delim)
+/* sender_owns() for one form of the local part. */
+static bool
+sender_owns_as(const struct sender_map *m, const char *user,
+    const char *local, size_t llen, const char *domain, size_t dlen,
+    bool ours, bool local_case)
 {
 	char			 key[SENDER_MAP_ADDR_MAX + 1];
 	char			 own[SENDER_MAP_ADDR_MAX + 1];
 	const char		*at;
 	struct sender_pair	 q;
-	size_t			 i, ul;
+	size_t			 ul;
 
-	if (delim != NULL && *delim != '\0')
-		for (i = 0; i < llen; i++)
-			if (strchr(delim, local[i]) != NULL) {
-				llen = i;
-				break;
-			}
 	if (llen == 0 || llen > SENDER_MAP_LOCAL_MAX || dlen == 0 ||
 	    dlen > SENDER_MAP_DOMAIN_MAX)
 		return false;
@@ -351,4 +344,25 @@ sender_owns(const struct sender_map *m, const char *user, const char *local,
 	q.addr = key;
 	q.user = user;
 	return bsearch(&q, m->v, m->n, sizeof(*m->v), sender_pair_cmp) != NULL;
+}
+
+bool
+sender_owns(const struct sender_map *m, const char *user, const char *local,
+    size_t llen, const char *domain, size_t dlen, bool ours,
+    bool local_case, const char *delim)
+{
+	size_t	i, cut = llen;
+
+	/* the address as written first: "a+b" may be a user's own name */
+	if (sender_owns_as(m, user, local, llen, domain, dlen, ours,
+	    local_case))
+		return true;
+	if (delim != NULL && *delim != '\0')
+		for (i = 0; i < llen; i++)
+			if (strchr(delim, local[i]) != NULL) {
+				cut = i;
+				break;
+			}
+	return cut < llen && sender_owns_as(m, user, local, cut, domain, dlen,
+	    ours, local_case);
 }

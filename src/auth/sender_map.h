@@ -53,8 +53,9 @@ size_t		sender_map_count(const struct sender_map *);	/* lines */
 
 /*
  * May user (the AUTH name, NUL-ended) send as local@domain?  Yes when
- * the address, its recipient_delimiter extension cut (first character of
- * delim found in the local part; delim "" or NULL: none), equals:
+ * the address as written, or else with its recipient_delimiter extension
+ * cut (first character of delim found in the local part; delim "" or
+ * NULL: none), equals:
  * the AUTH name itself when it holds an '@'; else user@D when ours
  * says domain is one of ours (the caller knows `domains`); or an address
  * the map (may be NULL) gives to user.  Domains compare without case,

@@ -13,7 +13,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -152,6 +151,9 @@ struct qmgr {
 						 * a queue of deliveries */
 	struct client_pool	*client;
 	struct dns_resolver	*dns;
+	/* dns's server is on loopback, so its AD bit may be trusted; fixed
+	 * with dns at start (a reload does not move the resolver) */
+	bool			 dane_ok;
 	struct backscatter	*bs;
 	struct outbound		*ob;		/* TLS context, CAs, logins */
 	struct qmsg		*active[QMGR_BUCKETS];
@@ -165,7 +167,6 @@ struct qmgr {
 	struct qnote		*xnotes, **xtail;	/* FIFO */
 	struct event		*xev;		/* drains xnotes on our loop */
 	pthread_mutex_t		 bs_mu;		/* the backscatter guard */
-	/* for `mxgate stats` (issue 18): per recipient and attempt */
 };
 
 /* A committed message announced by another loop. */
@@ -295,6 +296,7 @@ qmgr_new(struct worker *w, struct outbound *ob, unsigned nthreads, char *err,
 	}
 	q->dns = dns_resolver_new(w->base, c->dns_server.host ? server : NULL,
 	    5000, err, errlen);
+	q->dane_ok = q->dns != NULL && outbound_dane_ok(c);
 	if (q->dns == NULL)
 		log_event(LOG_LVL_WARNING, "dns", "msg=\"%s; mail to other "
 		    "domains waits in the queue\"", log_text(err, strlen(err),
@@ -740,7 +742,7 @@ qgroup_dane_start(struct qgroup *g, const struct dns_result *r)
 
 	if (g->m->conf->dane != CONF_DANE_MAY || g->dc != NULL || g->relay)
 		return false;
-	if (!outbound_dane_ok(g->m->conf)) {	/* only after a reload */
+	if (!g->m->q->dane_ok) {	/* only after a reload */
 		log_event(LOG_LVL_WARNING, "dane", "qid=%s dest=%s state=off "
 		    "reason=\"dane = may needs dns_server on a loopback "
 		    "address: DANE not used\"", g->m->qid, log_esc(g->dest.key,
@@ -1782,8 +1784,6 @@ qmgr_free(struct qmgr *q)
 		}
 	if (q->bs)
 		backscatter_free(q->bs);
-#ifdef MXGATE_TLS
-#endif
 	if (q->xev != NULL) {
 		event_free(q->xev);
 		qmgr_drain(-1, 0, q);	/* stopping: frees the notes */

@@ -80,7 +80,6 @@ struct qmgr_report {
  * was queued (committed later), -1 if suppressed or on a local error.
  */
 int		 qmgr_report(struct qmgr *, const struct qmgr_report *);
-/* Count a report sent or suppressed (`mxgate stats`); any thread. */
 
 /* "queue flush", "queue schedule QID" and the queue's "stats" lines. */
 void		 qmgr_ctl_register(struct qmgr *, struct ctl *);

@@ -84,7 +84,8 @@ struct worker {
 	struct job_pool		*auth_jobs;	/* crypt(3) checks */
 	struct dns_resolver	*dns;		/* sender checks (smtp_spf.c
 						 * creates it at first use) */
-	bool			 dns_failed;	/* creating it failed */
+	uint64_t		 dns_failed_ms;	/* when creating it last
+						 * failed (0: never) */
 	struct smtp_session	*sessions[WORKER_SESSION_BUCKETS];
 	atomic_size_t		 nsessions;	/* this loop's; owner writes */
 	struct obs_loop		 obs;		/* this loop's counters: only

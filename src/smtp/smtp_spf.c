@@ -34,14 +34,23 @@ static void	spf_safe(char *, size_t, const char *, bool);
 static const char *spf_comment(const struct smtp_session *, char *,
 		    size_t);
 
-/* The loop's resolver for sender checks (dns_server, else resolv.conf). */
+/*
+ * The loop's resolver for sender checks (SPF, DKIM; dns_server, else
+ * resolv.conf).  A failure to make it (resolv.conf without a nameserver
+ * yet, at boot) is tried again SPF_RESOLVER_RETRY_MS later, not kept
+ * until a restart.
+ */
+#define SPF_RESOLVER_RETRY_MS	10000
+
 struct dns_resolver *
 smtp_sender_resolver(struct smtp_session *s)
 {
 	const struct config	*c = s->conf;
 	char			 server[300], err[256];
+	uint64_t		 now = smtp_now_ms();
 
-	if (s->w->dns != NULL || s->w->dns_failed)
+	if (s->w->dns != NULL || (s->w->dns_failed_ms != 0 &&
+	    now - s->w->dns_failed_ms < SPF_RESOLVER_RETRY_MS))
 		return s->w->dns;
 	if (c->dns_server.host)
 		snprintf(server, sizeof(server), strchr(c->dns_server.host,
@@ -50,9 +59,10 @@ smtp_sender_resolver(struct smtp_session *s)
 	s->w->dns = dns_resolver_new(s->w->base, c->dns_server.host ? server :
 	    NULL, 0, err, sizeof(err));
 	if (s->w->dns == NULL) {
-		s->w->dns_failed = true;	/* logged once per loop */
+		s->w->dns_failed_ms = now != 0 ? now : 1;
 		log_event(LOG_LVL_WARNING, "dns", "msg=\"%s; SPF and DKIM "
-		    "results are temperror\"", log_text(err, strlen(err), 200));
+		    "results are temperror, tried again in %u s\"", log_text(err,
+		    strlen(err), 200), SPF_RESOLVER_RETRY_MS / 1000);
 	}
 	return s->w->dns;
 }

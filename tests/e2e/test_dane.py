@@ -459,3 +459,29 @@ def test_check_config_dane(ctx, param):
     elif rc == 1:
         check("dane = may needs dns_server on a loopback address" in err,
               f"check-config: {err!r}")
+
+
+def test_reload_to_dane_keeps_the_running_resolver(ctx):
+    """A reload may turn dane = may on and name a loopback dns_server,
+    but dns_server needs a restart: the resolver in use is still the one
+    of the start, whose AD bit is not trusted (here a v4-mapped address,
+    which the loopback rule refuses).  Until the restart, DANE stays off
+    and says so; it never trusts the old resolver's AD bit."""
+    ub, hop, front = world(ctx, dane="no")
+    try:
+        front.stop()
+        front.settings["dns_server"] = f"[::ffff:127.0.0.1]:{ub.port}"
+        front.start()
+        from test_admin import reload_with
+        _, ev = reload_with(front, dane="may",
+                            dns_server=f"127.0.0.1:{ub.port}")
+        check("dns_server" in ev.get("restart_needed", ev["line"]),
+              f"reload: {ev['line']}")
+        _, rq = report_to(front, "bad")  # its TLSA matches nothing
+        hop.wait_maildir(f"bad.{ZONE}", "x", timeout_s=WAIT)
+        d = front.wait_event("delivered", qid=rq, timeout_s=WAIT)
+        check_eq(d.get("tls_required"), "may", f"delivered: {d['line']}")
+        e = front.wait_event("dane", timeout_s=WAIT, qid=rq)
+        check_eq(e.get("state"), "off", e["line"])
+    finally:
+        ub.stop()

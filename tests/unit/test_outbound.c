@@ -276,7 +276,7 @@ test_outbound_policy(void **state)
 	    "domains = a.test, b.test, c.test\n"
 	    "directory = file:users\n"
 	    "relayhost = Relay.Example.NET:587\n"
-	    "relayhost_tls = may\n"
+	    "relayhost_tls = encrypt\n"
 	    "next_hop = smtp:mx.a.test:25\n"
 	    "[domain b.test]\n"
 	    "next_hop = smtp:10.0.0.5:2525\n"
@@ -309,7 +309,7 @@ test_outbound_policy(void **state)
 	assert_null(p.store);		/* no CA file: the system's */
 	/* the relayhost, no auth file: its own level */
 	assert_int_equal(outbound_policy(ob, c, NULL, true, &p, &ca), 0);
-	assert_int_equal(p.level, CLIENT_TLS_MAY);
+	assert_int_equal(p.level, CLIENT_TLS_ENCRYPT);
 	assert_string_equal(p.name, "Relay.Example.NET");
 	/* MX: may, whatever relayhost_tls says */
 	assert_int_equal(outbound_policy(ob, c, NULL, false, &p, &ca), 0);

@@ -166,7 +166,8 @@ test_owns(void **state)
 {
 	static const char	 text[] = "CEO@Example.Test anna\n"
 				    "team@example.test anna,bob@example.test\n"
-				    "Case@example.test Carl\n";
+				    "Case@example.test Carl\n"
+				    "lists+news@example.test Dora\n";
 	struct errs		 e = { 0 };
 	struct sender_map	*m, *mc;
 
@@ -174,7 +175,7 @@ test_owns(void **state)
 	m = sender_map_load_mem(text, sizeof(text) - 1, "m", false, collect,
 	    &e);
 	assert_non_null(m);
-	assert_int_equal(sender_map_count(m), 3);
+	assert_int_equal(sender_map_count(m), 4);
 	/* default: user@ours */
 	assert_true(owns(NULL, "anna", "anna@example.test", false, "+"));
 	assert_true(owns(NULL, "anna", "ANNA@EXAMPLE.TEST", false, "+"));
@@ -196,6 +197,14 @@ test_owns(void **state)
 	    "+"));
 	assert_false(owns(NULL, "bob@bank.test", "bob@example.test", false,
 	    "+"));
+	/* a name holding the delimiter owns itself, and its extensions */
+	assert_true(owns(NULL, "a+b@bank.test", "a+b@bank.test", false, "+"));
+	assert_true(owns(NULL, "a+b", "a+b@example.test", false, "+"));
+	assert_false(owns(NULL, "a+b@bank.test", "a+x@bank.test", false,
+	    "+"));
+	assert_true(owns(NULL, "a", "a+b@example.test", false, "+"));
+	assert_false(owns(NULL, "a+b", "a@example.test", false, "+"));
+	assert_false(owns(NULL, "a+b", "a+c@example.test", false, "+"));
 	/* the map widens */
 	assert_false(owns(NULL, "anna", "ceo@example.test", false, "+"));
 	assert_true(owns(m, "anna", "ceo@example.test", false, "+"));
@@ -209,6 +218,8 @@ test_owns(void **state)
 	assert_false(owns(m, "Anna", "ceo@example.test", false, "+"));
 	assert_false(owns(m, "anna", "spoof@bank.test", false, "+"));
 	assert_true(owns(m, "Carl", "CASE@example.test", false, "+"));
+	assert_true(owns(m, "Dora", "lists+news@example.test", false, "+"));
+	assert_false(owns(m, "Dora", "lists@example.test", false, "+"));
 	/* localpart_case_sensitive: the map keeps the local part's case */
 	mc = sender_map_load_mem(text, sizeof(text) - 1, "m", true, collect,
 	    &e);
