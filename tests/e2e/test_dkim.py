@@ -13,7 +13,10 @@ no key record is permerror; an l= signature is not a pass (policy); two
 signatures give two results; the DNS server down gives temperror with the
 message still taken and tagged; a key server that never answers is
 temperror once dkim_timeout passes; dkim_verify = no: no result, no
-look-up; a bad dkim_verify value is a config error with its line.
+look-up; a bad dkim_verify value is a config error with its line;
+without the Public Suffix List (public_suffix_file missing: a warning at
+start) only d= equal to the MAIL FROM domain aligns, with it a subdomain
+of d= does too.
 """
 
 from __future__ import annotations
@@ -263,3 +266,35 @@ def test_dkim_verify_bad_value(ctx):
     err = p.stderr.decode() + p.stdout.decode()
     check(":4:" in err and "dkim_verify" in err and
           "expected yes or no" in err, err)
+
+
+def test_dkim_alignment_without_suffix_list(ctx, gw_factory):
+    """public_suffix_file missing: said at start, and only d= equal to the
+    MAIL FROM domain aligns; with the list, a subdomain aligns too."""
+    keys = Keys(ctx.tmpdir)
+    gw, dns = dkim_gateway(ctx, gw_factory, keys,
+                           public_suffix_file=os.path.join(ctx.tmpdir,
+                                                           "none.dat"))
+    try:
+        ev = gw.wait_event("public_suffix")
+        check("level=warning" in ev["line"] and "none.dat" in ev["line"],
+              ev["line"])
+        for sender, want in (("joe@mail.signed.test", "no"),
+                             ("joe@signed.test", "yes")):
+            qid = send(gw, keys.sign(message("strict", sender=sender)),
+                       sender=sender)
+            ev = gw.wait_event("queued", qid=qid)
+            check_eq((ev.get("dkim"), ev.get("dkim_aligned")),
+                     ("pass", want), ev["line"])
+        gw.stop()
+        del gw.settings["public_suffix_file"]
+        gw.start()
+        ev = gw.wait_event("public_suffix", since=gw.run_mark)
+        check(int(ev.get("rules", "0")) > 5000, ev["line"])
+        qid = send(gw, keys.sign(message("relaxed",
+                                         sender="joe@mail.signed.test")),
+                   sender="joe@mail.signed.test")
+        ev = gw.wait_event("queued", qid=qid, since=gw.run_mark)
+        check_eq(ev.get("dkim_aligned"), "yes", ev["line"])
+    finally:
+        dns.stop()
