@@ -458,6 +458,24 @@ test_verify(void **st)
 	assert_string_equal(why, "signature expired");
 	assert_int_equal(s.n, 0);
 	free(m);
+	/* a testing key (t=y): the result is pass, marked as testing */
+	{
+		struct dkim_msg		*tm = dkim_msg_new(65536);
+		struct dkim_resolver	 r = { stub_query, stub_cancel, &s };
+
+		s = (struct stub){ .txt = "v=DKIM1; k=ed25519; t=y; "
+		    "p=jXmeapWPKNyDl/4uALK6pyn/DgLylRZoj314dMHApOs=",
+		    .status = DNS_OK };
+		dkim_msg_feed(tm, (const uint8_t *)signed_msg,
+		    strlen(signed_msg));
+		assert_true(dkim_verify_start(tm, &r, 1, signed_at, stub_done,
+		    &s));
+		stub_answer(&s);
+		assert_int_equal(dkim_msg_outcome(tm, 0)->result, DKIM_PASS);
+		assert_true(dkim_msg_outcome(tm, 0)->testing);
+		assert_false(dkim_msg_outcome(tm, 0)->partial);
+		dkim_msg_free(tm);
+	}
 	/* no signature at all */
 	s = (struct stub){ .txt = ed_key, .status = DNS_OK };
 	m = replace(signed_msg, "DKIM-Signature:", "X-Old-Signature:");
