@@ -30,7 +30,8 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang 
 	     groff man-db systemd debhelper build-essential adduser fail2ban \
 	     prometheus chromium unbound ldnsutils \
 	     python3-yaml python3-dnslib \
-	     rspamd opendkim opendkim-tools python3-milter python3-dkim
+	     rspamd opendkim opendkim-tools python3-milter python3-dkim \
+	     python3-nacl publicsuffix
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz man install deb \
 	fuzz-smoke fuzz-coverage fuzz-long crash-test lint clean asan bench-deliver bench-harvest valgrind bench
@@ -225,7 +226,7 @@ bench-timing: deps-test
 # smtp-sink ceiling and (BENCH_POSTFIX=1) Postfix, one table; idle
 # connections, 10M users, RCPT verdict latency.  BENCH_RUNS, BENCH_SCALE,
 # BENCH_SKIP (e.g. idle,users10m,postfix) make a quick run.
-DEPS_BENCH = $(DEPS_BUILD) postfix python3
+DEPS_BENCH = $(DEPS_BUILD) postfix python3 python3-dnslib python3-dkim
 $(B)/bench/rcpt_verdict: tests/bench/rcpt_verdict.c $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(OBJS) $(LDLIBS)

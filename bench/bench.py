@@ -31,6 +31,9 @@ Sections (BENCH_SKIP, comma-separated, leaves any of them out):
   metrics   what metrics_listen costs: CPU per message with it off and on
             (scraped once a second), BENCH_RUNS runs each, interleaved
             (bench/metrics_cost.py; skip: "metrics").
+  senderauth  SPF and DKIM on vs off: MAIL and end-of-data latency, 1 KB
+            c=50 throughput, as ratios, answers from a DNS server on
+            loopback (bench/sender_auth.py; skip: "senderauth").
 
 Environment: BENCH_RUNS (5), BENCH_SCALE (1: messages per run times this),
 BENCH_CONCS ("1,10,50"), BENCH_BUDGET (seconds for the grid, 600: runs
@@ -84,7 +87,7 @@ WORKLOADS = (("1k", "1 KB, 1 rcpt", 1024, 1, 2000),
              ("1k10r", "1 KB, 10 rcpts", 1024, 10, 1000))
 SINK_SCALE = 3                   # the ceiling is fast: more messages
 SECTIONS = ("grid", "ceiling", "postfix", "workers", "idle", "users10m",
-            "verdict", "metrics")
+            "verdict", "metrics", "senderauth")
 
 
 def log(msg: str) -> None:
@@ -1066,6 +1069,18 @@ def run_metrics_cost(args, results: dict) -> None:
         f"failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
 
 
+def run_sender_auth(args, results: dict) -> None:
+    """bench/sender_auth.py's lines: SPF and DKIM on and off (its own
+    gateways and DNS server, bounded runs, stopped by PID)."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench",
+                                                     "sender_auth.py"),
+                        "--binary", args.binary,
+                        "--runs", str(min(args.runs, 3))],
+                       capture_output=True, text=True, timeout=3600)
+    results["sender_auth"] = p.stdout if p.returncode == 0 else (
+        f"failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+
+
 def print_summary(args, results: dict) -> None:
     m = results["machine"]
     log("")
@@ -1101,6 +1116,8 @@ def print_summary(args, results: dict) -> None:
         log(f"RCPT verdict: {verdict_line(kv)}")
     for ln in results.get("metrics_cost", "").splitlines():
         log(f"metrics cost: {ln.strip()}")
+    for ln in results.get("sender_auth", "").splitlines():
+        log(f"SPF+DKIM: {ln.strip()}")
     log(f"total {results['seconds']:.0f} s; raw results: "
         f"{os.path.relpath(results['json'], ROOT)}")
 
@@ -1154,6 +1171,9 @@ def main() -> int:
         if "metrics" not in args.skip:
             log("== metrics_listen off and on: CPU per message")
             run_metrics_cost(args, results)
+        if "senderauth" not in args.skip:
+            log("== SPF and DKIM on and off: latency, throughput")
+            run_sender_auth(args, results)
     finally:
         results["seconds"] = time.monotonic() - t0
         results["loadavg_end"] = loadavg()

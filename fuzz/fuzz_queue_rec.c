@@ -74,8 +74,12 @@ fz_file(const uint8_t *p, size_t len, const struct queue_rec_file *f,
 	fz_require((queue_file_open(path, &qf) == 0) == ok);
 	if (ok) {
 		fz_require(qf.nrcpts == f->nrcpts);
-		fz_require(qf.bodylen == f->body.len);
-		fz_require(memcmp(qf.body, f->body.payload, qf.bodylen) == 0);
+		/* the F record's header fields, then B's bytes */
+		fz_require(qf.bodylen == f->prefix.len + f->body.len);
+		fz_require(f->prefix.len == 0 || memcmp(qf.body,
+		    f->prefix.payload, f->prefix.len) == 0);
+		fz_require(memcmp(qf.body + f->prefix.len, f->body.payload,
+		    f->body.len) == 0);
 		fz_require((qf.last_error != NULL) == (f->lasterr_len > 0));
 		fz_require(qf.last_error == NULL ||
 		    (strlen(qf.last_error) == f->lasterr_len &&

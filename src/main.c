@@ -41,6 +41,7 @@
 #include "obs/report.h"
 #include "queue/queue.h"
 #include "queue/queue_lock.h"
+#include "sender/psl.h"
 
 #ifndef MXGATE_VERSION
 #define MXGATE_VERSION "dev"
@@ -312,6 +313,7 @@ cmd_serve(const char *file)
 {
 	struct worker	 w;
 	struct worker_group grp;
+	struct psl	*psl = NULL;
 	struct guard_conf gc;
 	struct ctl	*ctl;
 	struct outbound	*ob;
@@ -347,6 +349,16 @@ cmd_serve(const char *file)
 		return 1;
 	}
 	log_event(LOG_LVL_INFO, "directory", "entries=%zu", dir_count(w.dir));
+	/* read once: loops share it, a reload does not read it again */
+	if (w.conf->public_suffix_file != NULL && (psl = psl_load(
+	    w.conf->public_suffix_file, err, sizeof(err))) == NULL)
+		log_event(LOG_LVL_WARNING, "public_suffix", "msg=\"%s; DKIM "
+		    "aligns only when d= is the MAIL FROM domain itself\"",
+		    log_text(err, strlen(err), 300));
+	else if (psl != NULL)
+		log_event(LOG_LVL_INFO, "public_suffix", "rules=%zu",
+		    psl_count(psl));
+	grp.psl = psl;
 	/* Before anything reads or changes the spool: one gateway per spool
 	 * (a second one's clean-up would delete what the first receives). */
 	if ((spool_lock = queue_lock_take(w.conf->spool, &holder, err,
@@ -448,6 +460,7 @@ cmd_serve(const char *file)
 	conf_unref(w.conf);
 	dnsbl_cache_free(w.dnsbl);	/* cancels on w.dns first */
 	dns_resolver_free(w.dns);
+	psl_free(psl);
 	event_base_free(w.base);
 	pthread_mutex_destroy(&w.mbox_mu);
 	log_event(LOG_LVL_INFO, "stopped", NULL);

@@ -225,6 +225,10 @@ struct config {
 	/* SPF at MAIL FROM (issue 14, part 1) */
 	int			 spf_policy;	/* CONF_SPF_* */
 	unsigned		 spf_timeout_ms; /* one evaluation, at most */
+	/* DKIM at end of data (issue 14, part 2) */
+	bool			 dkim_verify;
+	unsigned		 dkim_timeout_ms; /* key look-ups, at most */
+	char			*public_suffix_file; /* NULL: none */
 	/* reports only to proven senders (issue 14, part 3) */
 	int			 ndr_require_auth; /* CONF_CONTROL_* */
 	/* BATV (issue 14, part 5; sender/batv.h): off while

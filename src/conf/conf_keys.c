@@ -292,12 +292,25 @@ const struct conf_key conf_keys[] = {
 	{ "spf_timeout", CT_MSEC, G(spf_timeout_ms), 0, "10s", 100, 60 * U_S,
 	  "longest time one SPF evaluation may take (its DNS look-ups, "
 	  "through dns_server); past it the result is temperror" },
+	/* DKIM (issue 14, part 2; sender/dkim.c, smtp/smtp_dkim.c) */
+	{ "dkim_verify", CT_BOOL, G(dkim_verify), 0, "yes", 0, 0,
+	  "verify DKIM signatures (RFC 6376; rsa-sha256, ed25519-sha256) "
+	  "at the end of data, before the 250: results in "
+	  "Authentication-Results, an aligned pass is a proof for reports" },
+	{ "dkim_timeout", CT_MSEC, G(dkim_timeout_ms), 0, "5s", 100,
+	  60 * U_S, "longest time the key look-ups of one message may take "
+	  "(through dns_server); past it those signatures are temperror" },
+	{ "public_suffix_file", CT_OPTPATH, G(public_suffix_file), 0,
+	  "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0,
+	  "the Public Suffix List (Debian: publicsuffix), read at start, "
+	  "for DKIM alignment (same organizational domain); missing or "
+	  "empty: d= must equal the MAIL FROM domain" },
 	/* reports only to proven senders (issue 14, part 3) */
 	{ "ndr_require_auth", CT_CHOICE, G(ndr_require_auth), 0, "yes", 0, 0,
 	  "an NDR or DSN is sent only with a proof, found at receipt, that "
-	  "its sender is real (SPF pass for MAIL FROM, authenticated, or "
-	  "relay_networks): yes, shadow (send it and log would=suppress) "
-	  "or no" },
+	  "its sender is real (SPF pass for MAIL FROM, a DKIM pass aligned "
+	  "with it, authenticated, or relay_networks): yes, shadow (send it "
+	  "and log would=suppress) or no" },
 	/* authenticated senders (issue 14, part 6, auth/sender_map.c) */
 	{ "sender_login_map", CT_FILEMAP, G(sender_login_map), 0, "", 0, 0,
 	  "more MAIL FROM addresses an AUTH user may use: file:PATH, lines "

@@ -1125,6 +1125,7 @@ qmsg_report(struct qmsg *m, const struct dsn_rcpt *dr, size_t n, bool full)
 		 * reverse-path; a HELO pass says nothing about it */
 		.proofs = (strcmp(m->qf.spf, "pass") == 0 &&
 		    !m->qf.spf_helo ? NDR_PROOF_SPF : 0) |
+		    (m->qf.dkim_aligned ? NDR_PROOF_DKIM : 0) |
 		    (m->qf.batv ? NDR_PROOF_BATV : 0),
 		.msg = m->qf.body,
 		.msglen = m->qf.bodylen,

@@ -55,6 +55,8 @@ struct worker_group {
 	unsigned		 n;
 	atomic_size_t		 nsessions;	/* admitted, all loops */
 	unsigned		 next;		/* round-robin among equals */
+	const struct psl	*psl;		/* read at start, never after;
+						 * NULL: none (sender/psl.h) */
 };
 
 struct worker {

@@ -26,7 +26,10 @@ enum ndr_verdict { NDR_SEND, NDR_SUPPRESS };
  */
 #define NDR_PROOF_SPF		0x1u	/* SPF pass for the MAIL FROM identity */
 #define NDR_PROOF_TRUSTED	0x2u	/* authenticated, or relay_networks */
-/* 0x4u: NDR_PROOF_DKIM (issue 14, part 2, built in parallel) */
+#define NDR_PROOF_DKIM		0x4u	/* a DKIM pass (whole body, not t=y)
+					 * whose d= has the organizational
+					 * domain of MAIL FROM (P record
+					 * dkim.aligned=1) */
 #define NDR_PROOF_BATV		0x8u	/* MAIL FROM had our valid prvs= tag;
 					 * also vouches for a sender at one
 					 * of our domains (we signed it) */

@@ -119,6 +119,9 @@ struct queue_msg {
 	bool		 reused;	/* a spare file: cut it at commit */
 	bool		 late_put;	/* its image goes to the journal on
 					   the batch job (larger than buf) */
+	uint8_t		*late_hdr;	/* the F record (queue_msg_late) */
+	size_t		 late_hdrlen;
+	char		*late_proof;	/* the P record after B */
 	size_t		 buflen;
 	uint8_t		 buf[QUEUE_WBUF_SIZE];
 };
@@ -764,9 +767,33 @@ queue_msg_write(struct queue_msg *m, const void *p, size_t len)
 	return queue_msg_put(m, p, len);
 }
 
+int
+queue_msg_late(struct queue_msg *m, const void *hdr, size_t hdrlen,
+    const char *proof)
+{
+	if (hdrlen > QUEUE_REC_PREFIX_MAX || (hdrlen > 0 &&
+	    ((const uint8_t *)hdr)[hdrlen - 1] != '\n') || (proof != NULL &&
+	    !queue_rec_proof_valid((const uint8_t *)proof, strlen(proof))))
+		return -1;
+	free(m->late_hdr);
+	free(m->late_proof);
+	m->late_hdr = NULL;
+	m->late_proof = NULL;
+	m->late_hdrlen = 0;
+	if ((hdrlen > 0 && (m->late_hdr = malloc(hdrlen)) == NULL) ||
+	    (proof != NULL && (m->late_proof = strdup(proof)) == NULL))
+		return -1;
+	if (hdrlen > 0)
+		memcpy(m->late_hdr, hdr, hdrlen);
+	m->late_hdrlen = hdrlen;
+	return 0;
+}
+
 static void
 queue_msg_free(struct queue_msg *m)
 {
+	free(m->late_hdr);
+	free(m->late_proof);
 	if (m->fd != -1)
 		close(m->fd);
 	free(m->inpath);
@@ -826,6 +853,10 @@ queue_msg_prepare(struct queue_msg *m)
 	bool		inbuf;
 
 	if (m->err != 0 || queue_msg_put(m, "\n", 1) == -1 ||
+	    (m->late_hdrlen > 0 && queue_msg_rec(m, QUEUE_REC_T_PREFIX,
+	    m->late_hdr, m->late_hdrlen) == -1) ||
+	    (m->late_proof != NULL && queue_msg_rec(m, QUEUE_REC_T_PROOF,
+	    m->late_proof, strlen(m->late_proof)) == -1) ||
 	    queue_msg_rec(m, QUEUE_REC_T_END, "", 0) == -1)
 		return m->err ? m->err : EIO;
 	queue_rec_header(hdr, QUEUE_REC_T_BODY, m->bodylen);

@@ -110,6 +110,15 @@ void		 queue_sync_stats(struct queue *, uint64_t *syncs,
  */
 struct obs_hist;
 const struct obs_hist *queue_batch_hist(const struct queue *);
+/*
+ * What only the end of data knows, written at commit after the body (the
+ * F and P records, queue_rec.h): header fields the message is delivered
+ * with before its bytes (hdr, hdrlen; 0: none) and the proofs (NULL:
+ * none; env->proof must then be NULL).  Copied.  0, or -1 (too long,
+ * a bad proof, no memory): nothing kept.
+ */
+int		 queue_msg_late(struct queue_msg *, const void *hdr,
+		    size_t hdrlen, const char *proof);
 /* Give up on a message: remove the partial file and free it. */
 void		 queue_msg_abort(struct queue_msg *);
 
@@ -138,6 +147,8 @@ struct queue_file {
 	bool		 spf_helo;	/* it was for the HELO identity */
 	bool		 auth;		/* came by authenticated submission */
 	bool		 batv;		/* MAIL FROM had our valid BATV tag */
+	bool		 dkim_aligned;	/* a DKIM pass aligned with MAIL FROM */
+	uint8_t		*joined;	/* F then B, when F is there */
 	char		*last_error;	/* last delivery error; NULL none */
 	time_t		 last_error_time;
 	const uint8_t	*body;		/* CRLF lines, dot-unstuffed */

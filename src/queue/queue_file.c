@@ -145,6 +145,8 @@ queue_file_fill_proof(struct queue_file *qf, const struct queue_rec_file *f)
 	qf->auth = v != NULL && n == 1 && *v == '1';
 	v = queue_rec_proof_get(&f->proof, "batv", &n);
 	qf->batv = v != NULL && n == 4 && memcmp(v, "pass", 4) == 0;
+	v = queue_rec_proof_get(&f->proof, "dkim.aligned", &n);
+	qf->dkim_aligned = v != NULL && n == 1 && *v == '1';
 }
 
 static int
@@ -159,6 +161,16 @@ queue_file_fill(struct queue_file *qf, const char *path,
 	qf->body = f->body.payload;
 	qf->bodylen = f->body.len;
 	qf->endoff = f->validlen;
+	if (f->prefix.len > 0) {	/* F's header fields, then B */
+		if ((qf->joined = malloc(f->prefix.len + f->body.len)) ==
+		    NULL)
+			return -1;
+		memcpy(qf->joined, f->prefix.payload, f->prefix.len);
+		memcpy(qf->joined + f->prefix.len, f->body.payload,
+		    f->body.len);
+		qf->body = qf->joined;
+		qf->bodylen = f->prefix.len + f->body.len;
+	}
 	if ((qf->path = strdup(path)) == NULL ||
 	    (qf->client = queue_file_strdup(&f->client)) == NULL ||
 	    (qf->helo = queue_file_strdup(&f->helo)) == NULL ||
@@ -281,6 +293,7 @@ queue_file_close(struct queue_file *qf)
 	free(qf->helo);
 	free(qf->sender);
 	free(qf->last_error);
+	free(qf->joined);
 	memset(qf, 0, sizeof(*qf));
 	qf->fd = -1;
 }

@@ -43,7 +43,7 @@ queue_rec_hexval(uint8_t c)
 static bool
 queue_rec_type_known(uint8_t c)
 {
-	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L" "P", c, 17) != NULL;
+	return c != '\0' && memchr("VITCHSRBEDAU" "MNW" "L" "P" "F", c, 18) != NULL;
 }
 
 enum parse_rc
@@ -386,6 +386,22 @@ queue_rec_take(struct queue_rec_file *f, struct queue_rec_cursor *c,
 		c->stage = QUEUE_REC_ST_END;
 		return 0;
 	case QUEUE_REC_ST_END:
+		if (r->type == QUEUE_REC_T_PREFIX) {	/* once, then P or E */
+			if (f->prefix.payload != NULL || c->last !=
+			    QUEUE_REC_T_BODY || r->len == 0 ||
+			    r->len > QUEUE_REC_PREFIX_MAX ||
+			    r->payload[r->len - 1] != '\n')
+				return -1;
+			f->prefix = *r;
+			return 0;
+		}
+		if (r->type == QUEUE_REC_T_PROOF) {	/* once, after B */
+			if (f->proof.payload != NULL ||
+			    !queue_rec_proof_valid(r->payload, r->len))
+				return -1;
+			f->proof = *r;
+			return 0;
+		}
 		if (r->type != QUEUE_REC_T_END || r->len != 0)
 			return -1;
 		f->done_off = off + r->size;

@@ -1,9 +1,10 @@
 /*
  * queue_rec.h - the queue file record format and its pure parsers.
  * A record is: type byte, 16 lowercase hex digits of payload length, ':',
- * the payload, '\n'.  A file is V I T C H S [M] [U] [P] (R [N])... B E,
- * then D, A and W records (M, N and W: the DSN extension; P: proofs about
- * the sender; older files lack them).
+ * the payload, '\n'.  A file is V I T C H S [M] [U] [P] (R [N])... B [F]
+ * [P] E, then D, A and W records (M, N and W: the DSN extension; P:
+ * proofs about the sender, once, before R or after B; F: header fields
+ * known only at the end of data; older files lack them).
  * Owns: the format, its limits, the order of records.  Never: I/O,
  * allocation, globals.  Untrusted: every byte of a file on disk.
  */
@@ -59,6 +60,14 @@
  */
 #define QUEUE_REC_T_PROOF	'P'
 #define QUEUE_REC_PROOF_MAX	512
+/*
+ * Header fields found at the end of data (Authentication-Results with
+ * the DKIM results, Received-SPF), optional, at most once, after B: the
+ * message as delivered is F's bytes then B's (queue_file_open joins
+ * them).  Whole CRLF-ended lines, at most QUEUE_REC_PREFIX_MAX bytes.
+ */
+#define QUEUE_REC_T_PREFIX	'F'
+#define QUEUE_REC_PREFIX_MAX	16384
 
 struct queue_rec {
 	int		 type;		/* one of QUEUE_REC_T_* */
@@ -84,6 +93,7 @@ struct queue_rec_file {
 	bool		 warned;	/* a W record is there */
 	struct queue_rec lasterr;	/* the last L record (len 0: none) */
 	struct queue_rec proof;		/* the P record (len 0: none) */
+	struct queue_rec prefix;	/* the F record (len 0: none) */
 	time_t		 lasterr_time;
 	const uint8_t	*lasterr_text;	/* into lasterr's payload */
 	size_t		 lasterr_len;

@@ -41,7 +41,7 @@ dnsbl_cache(struct smtp_session *s)
 
 	if (s->w->dnsbl != NULL)
 		return s->w->dnsbl;
-	if ((res = smtp_spf_resolver(s)) == NULL)
+	if ((res = smtp_sender_resolver(s)) == NULL)
 		return NULL;
 	dnsbl_resolver_dns(&r, res);
 	if ((s->w->dnsbl = dnsbl_cache_new(&r, DNSBL_CACHE_DEFAULT)) == NULL)

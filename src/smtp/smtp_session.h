@@ -3,7 +3,8 @@
  * The struct is shared by the files of src/smtp/ only: smtp_session.c
  * (lifecycle, input, replies), smtp_cmd.c (the command table),
  * smtp_rcpt.c (the RCPT pipeline), smtp_tx.c (MAIL..DATA..queued),
- * smtp_spf.c (SPF at MAIL FROM) and smtp_dnsbl.c (DNS lists at connect).
+ * smtp_spf.c (SPF at MAIL FROM), smtp_dkim.c (DKIM at end of data) and
+ * smtp_dnsbl.c (DNS lists at connect).
  */
 #ifndef MXGATE_SMTP_SESSION_H
 #define MXGATE_SMTP_SESSION_H
@@ -21,6 +22,7 @@
 #include "../lib/log.h"
 #include "../obs/obs.h"
 #include "../sender/dnsbl.h"
+#include "../sender/dkim.h"
 #include "../sender/spf.h"
 #include "smtp_auth.h"
 #include "smtp_data.h"
@@ -105,6 +107,15 @@ struct smtp_dnsbl {
 	bool			 exempt;	/* harvest_exempt_dnswl */
 };
 
+/* DKIM of the transaction's message: smtp_dkim.c. */
+struct smtp_dkim {
+	struct dkim_msg		*m;		/* fed during DATA, or NULL */
+	bool			 checked;	/* verified at the end */
+	bool			 waiting;	/* ST_WAIT for its keys */
+	bool			 sync;		/* no resolver: decided now */
+	uint64_t		 start_ms;
+};
+
 /* One message transaction, MAIL to the end of DATA. */
 struct smtp_tx {
 	struct buf		 sender;	/* "" for <> */
@@ -143,6 +154,7 @@ struct smtp_tx {
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 	bool			 batv_pass;	/* MAIL FROM: our valid tag */
 	struct smtp_spf		 spf;
+	struct smtp_dkim	 dkim;
 };
 
 struct smtp_session {
@@ -273,9 +285,13 @@ void	smtp_spf_reset(struct smtp_session *);	/* stop, forget the result */
 /* The MAIL reply spf_policy asks for (arg filled), or R_NONE. */
 enum reply_id smtp_spf_verdict(const struct smtp_session *, char *arg,
 	    size_t);
-/* Authentication-Results and Received-SPF: bytes written, 0 (not
- * checked), or -1 (did not fit). */
-int	smtp_spf_headers(const struct smtp_session *, char *, size_t);
+/* Authentication-Results (SPF's result, then dkim's resinfo when not
+ * "") and Received-SPF: bytes written, 0 (neither checked), or -1 (did
+ * not fit). */
+int	smtp_spf_headers(const struct smtp_session *, const char *dkim,
+	    char *, size_t);
+/* The loop's resolver for sender checks (NULL: it cannot be made). */
+struct dns_resolver *smtp_sender_resolver(struct smtp_session *);
 /* The queue's P record payload, or NULL (not checked). */
 const char *smtp_spf_proof(const struct smtp_session *, char *, size_t);
 /* SPF said pass for the MAIL FROM identity (a proof for reports) */
@@ -283,9 +299,6 @@ bool	smtp_spf_passed(const struct smtp_session *);
 /* " spf=... " for the MAIL log line, or "". */
 const char *smtp_spf_log(const struct smtp_session *, char *, size_t);
 
-/* The loop's resolver for sender checks (dns_server, else resolv.conf),
- * made at first use; NULL if it cannot be (logged once per loop). */
-struct dns_resolver *smtp_spf_resolver(struct smtp_session *);
 
 /* smtp_dnsbl.c: DNSBL and DNSWL at connect (issue 14, part 4) */
 void	smtp_dnsbl_start(struct smtp_session *);	/* at accept */
@@ -299,6 +312,22 @@ bool	smtp_dnsbl_exempt(const struct smtp_session *);
 /* X-DNSBL for a tagged client: bytes written, 0 (none), -1 (no room) */
 int	smtp_dnsbl_header(const struct smtp_session *, char *, size_t);
 void	smtp_dnsbl_free(struct smtp_session *);
+
+/* smtp_dkim.c: DKIM at end of data */
+void	smtp_dkim_begin(struct smtp_session *);	/* at DATA, first BDAT */
+void	smtp_dkim_feed(struct smtp_session *, const uint8_t *, size_t);
+/* true: the session waits (ST_WAIT) and smtp_tx_end_go() follows */
+bool	smtp_dkim_start(struct smtp_session *);
+void	smtp_dkim_free(struct smtp_session *);	/* cancel, forget */
+/* dkim=... resinfo for Authentication-Results: bytes, 0 (not checked),
+ * -1 (did not fit) */
+int	smtp_dkim_resinfo(const struct smtp_session *, char *, size_t);
+/* The P record's dkim words, or NULL (not checked). */
+const char *smtp_dkim_proof(const struct smtp_session *, char *, size_t);
+/* a trusted pass aligned with MAIL FROM (a proof for reports) */
+bool	smtp_dkim_aligned(const struct smtp_session *);
+/* " dkim=..." for the message's log line, or "". */
+const char *smtp_dkim_log(const struct smtp_session *, char *, size_t);
 
 /* smtp_tx.c */
 void	smtp_tx_reset(struct smtp_session *);
@@ -314,6 +343,8 @@ bool	smtp_tx_feed(struct smtp_session *, const uint8_t *, size_t,
 	    size_t *used);
 /* After the end-of-data mark: reply now, or commit and reply later. */
 void	smtp_tx_end(struct smtp_session *);
+/* The end of data once DKIM is done: commit (or discard) and reply. */
+void	smtp_tx_end_go(struct smtp_session *);
 void	smtp_tx_free(struct smtp_session *);
 void	smtp_tx_init(struct smtp_session *);
 void	smtp_tx_fini(struct smtp_session *);

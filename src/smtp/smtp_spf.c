@@ -28,7 +28,6 @@
 #include "../net/worker.h"
 #include "smtp_session.h"
 
-static struct dns_resolver *spf_resolver(struct smtp_session *);
 static void	spf_done(void *, const struct spf_outcome *);
 static void	spf_deadline(evutil_socket_t, short, void *);
 static void	spf_safe(char *, size_t, const char *, bool);
@@ -36,14 +35,15 @@ static const char *spf_comment(const struct smtp_session *, char *,
 		    size_t);
 
 /*
- * The loop's resolver for sender checks (dns_server, else resolv.conf).
- * A failure to make it (resolv.conf without a nameserver yet, at boot) is
- * tried again SPF_RESOLVER_RETRY_MS later, not kept until a restart.
+ * The loop's resolver for sender checks (SPF, DKIM; dns_server, else
+ * resolv.conf).  A failure to make it (resolv.conf without a nameserver
+ * yet, at boot) is tried again SPF_RESOLVER_RETRY_MS later, not kept
+ * until a restart.
  */
 #define SPF_RESOLVER_RETRY_MS	10000
 
-static struct dns_resolver *
-spf_resolver(struct smtp_session *s)
+struct dns_resolver *
+smtp_sender_resolver(struct smtp_session *s)
 {
 	const struct config	*c = s->conf;
 	char			 server[300], err[256];
@@ -60,18 +60,11 @@ spf_resolver(struct smtp_session *s)
 	    NULL, 0, err, sizeof(err));
 	if (s->w->dns == NULL) {
 		s->w->dns_failed_ms = now != 0 ? now : 1;
-		log_event(LOG_LVL_WARNING, "dns", "msg=\"%s; SPF results are "
-		    "temperror, tried again in %u s\"", log_text(err,
+		log_event(LOG_LVL_WARNING, "dns", "msg=\"%s; SPF and DKIM "
+		    "results are temperror (DNS lists skipped), tried again in %u s\"", log_text(err,
 		    strlen(err), 200), SPF_RESOLVER_RETRY_MS / 1000);
 	}
 	return s->w->dns;
-}
-
-/* The same resolver for the other sender checks (smtp_dnsbl.c). */
-struct dns_resolver *
-smtp_spf_resolver(struct smtp_session *s)
-{
-	return spf_resolver(s);
 }
 
 bool
@@ -105,7 +98,7 @@ smtp_spf_start(struct smtp_session *s)
 	req.receiver = s->conf->hostname;
 	req.now = time(NULL);
 	sp->start_ms = smtp_now_ms();
-	if ((res = spf_resolver(s)) == NULL) {
+	if ((res = smtp_sender_resolver(s)) == NULL) {
 		memset(&sp->out, 0, sizeof(sp->out));
 		sp->out.result = SPF_TEMPERROR;
 		sp->out.helo_identity = req.mailfrom[0] == '\0';
@@ -238,7 +231,8 @@ spf_comment(const struct smtp_session *s, char *out, size_t len)
 }
 
 int
-smtp_spf_headers(const struct smtp_session *s, char *out, size_t len)
+smtp_spf_headers(const struct smtp_session *s, const char *dkim, char *out,
+    size_t len)
 {
 	const struct spf_outcome	*o = &s->tx.spf.out;
 	const char			*res = spf_result_name(o->result);
@@ -246,8 +240,13 @@ smtp_spf_headers(const struct smtp_session *s, char *out, size_t len)
 	char				 mech[80], id[700];
 	int				 n;
 
-	if (!s->tx.spf.checked)
-		return 0;
+	if (!s->tx.spf.checked) {
+		if (dkim[0] == '\0')
+			return 0;
+		n = snprintf(out, len, "Authentication-Results: %s;\r\n\t%s\r\n",
+		    s->conf->hostname, dkim);
+		return n < 0 || (size_t)n >= len ? -1 : n;
+	}
 	spf_safe(from, sizeof(from), o->sender, true);
 	spf_safe(helo, sizeof(helo), s->helo, true);
 	spf_safe(mech, sizeof(mech), o->mech, true);
@@ -257,11 +256,11 @@ smtp_spf_headers(const struct smtp_session *s, char *out, size_t len)
 	else
 		snprintf(id, sizeof(id), "smtp.mailfrom=\"%s\"", from);
 	n = snprintf(out, len,
-	    "Authentication-Results: %s;\r\n\tspf=%s %s\r\n"
+	    "Authentication-Results: %s;\r\n\tspf=%s %s%s%s\r\n"
 	    "Received-SPF: %s (%s)\r\n\tclient-ip=%s;\r\n"
 	    "\tenvelope-from=\"%s\";\r\n\thelo=\"%s\";\r\n\treceiver=%s;\r\n"
 	    "\tidentity=%s%s%s%s\r\n",
-	    s->conf->hostname, res, id,
+	    s->conf->hostname, res, id, dkim[0] ? ";\r\n\t" : "", dkim,
 	    res, spf_comment(s, comment, sizeof(comment)), s->client,
 	    from, helo, s->conf->hostname,
 	    o->helo_identity ? "helo" : "mailfrom",

@@ -28,6 +28,7 @@
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
 #include "../sender/batv.h"
+#include "../queue/queue_rec.h"
 #include "smtp_session.h"
 
 #define SMTP_SIZE_DIGITS	20	/* RFC 1870: size-value is 1*20DIGIT */
@@ -47,6 +48,7 @@ void
 smtp_tx_free(struct smtp_session *s)
 {
 	smtp_spf_stop(s);
+	smtp_dkim_free(s);
 	if (s->tx.msg != NULL) {
 		queue_msg_abort(s->tx.msg);
 		s->tx.msg = NULL;
@@ -338,10 +340,8 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 	time_t		now = time(NULL);
 	int		n;
 
-	/* RFC 7208 9.1, RFC 8601 5: above the Received field we add */
-	if ((n = smtp_spf_headers(s, hdr, sizeof(hdr))) == -1 ||
-	    (n > 0 && queue_msg_write(s->tx.msg, hdr, (size_t)n) == -1))
-		return -1;
+	/* Authentication-Results and Received-SPF come at the end of data
+	 * (tx_late): delivered above this field (RFC 7208 9.1, 8601 5) */
 	/* dnsbl_action = tag: the lists' verdict for the next filter */
 	if ((n = smtp_dnsbl_header(s, hdr, sizeof(hdr))) == -1 ||
 	    (n > 0 && queue_msg_write(s->tx.msg, hdr, (size_t)n) == -1))
@@ -363,23 +363,24 @@ tx_received(struct smtp_session *s, const char *qid, const char *rcpt0)
 }
 
 /*
- * The P record: SPF's words, auth=1 for an authenticated client and
- * batv=pass for a sender tagged with our key (proofs for reports,
+ * The P record: SPF's words, DKIM's, auth=1 for an authenticated client
+ * and batv=pass for a sender tagged with our key (proofs for reports,
  * backscatter.h); NULL when there is nothing to say.
  */
 static const char *
 tx_proof(const struct smtp_session *s, char *out, size_t len)
 {
-	char		 spf[96];
+	char		 spf[96], dkim[QUEUE_REC_PROOF_MAX - 128];
 	const char	*p = smtp_spf_proof(s, spf, sizeof(spf));
+	const char	*d = smtp_dkim_proof(s, dkim, sizeof(dkim));
 	bool		 auth = s->auth_user[0] != '\0';
 	bool		 batv = s->tx.batv_pass;
 
-	if (p == NULL && !auth && !batv)
+	if (p == NULL && d == NULL && !auth && !batv)
 		return NULL;
-	snprintf(out, len, "%s%s%s%s%s", p ? p : "", p && auth ? " " : "",
-	    auth ? "auth=1" : "", (p || auth) && batv ? " " : "",
-	    batv ? "batv=pass" : "");
+	snprintf(out, len, "%s%s%s%s%s%s%s", p ? p : "", p && d ? " " : "",
+	    d ? d : "", (p || d) && auth ? " " : "", auth ? "auth=1" : "",
+	    (p || d || auth) && batv ? " " : "", batv ? "batv=pass" : "");
 	return out;
 }
 
@@ -408,6 +409,25 @@ tx_mail_batv(struct smtp_session *s)
 	    r == BATV_PASS ? "yes" : "no");
 }
 
+/*
+ * What the end of data knows, written after the body (queue.h
+ * queue_msg_late): Authentication-Results with SPF's and DKIM's results
+ * and Received-SPF, delivered above the Received field; the P record.
+ */
+static int
+tx_late(struct smtp_session *s)
+{
+	char	hdr[8192], dkim[4096], proof[QUEUE_REC_PROOF_MAX + 1];
+	int	n;
+
+	if (smtp_dkim_resinfo(s, dkim, sizeof(dkim)) <= 0)
+		dkim[0] = '\0';
+	if ((n = smtp_spf_headers(s, dkim, hdr, sizeof(hdr))) == -1)
+		return -1;
+	return queue_msg_late(s->tx.msg, hdr, (size_t)n, tx_proof(s, proof,
+	    sizeof(proof)));
+}
+
 static int
 tx_open(struct smtp_session *s)
 {
@@ -415,7 +435,6 @@ tx_open(struct smtp_session *s)
 	const char		**rcpts, **orcpt;
 	unsigned		*notify;
 	const char		*p, *d;
-	char			 proof[128];
 	size_t			 i;
 	int			 rc;
 
@@ -446,7 +465,7 @@ tx_open(struct smtp_session *s)
 		.dsn_envid = s->tx.dsn_envid[0] ? s->tx.dsn_envid : NULL,
 		.dsn_notify = notify,
 		.dsn_orcpt = orcpt,
-		.proof = tx_proof(s, proof, sizeof(proof)),
+		.proof = NULL,		/* tx_late: after the body */
 	};
 	s->tx.msg = queue_msg_new(s->w->queue, &env);
 	rc = s->tx.msg == NULL ? -1 :
@@ -471,6 +490,7 @@ smtp_tx_data(struct smtp_session *s)
 	}
 	smtp_data_init(&s->tx.data);
 	s->tx.data.lenient = s->conf->strict_framing == CONF_CONTROL_SHADOW;
+	smtp_dkim_begin(s);
 	smtp_set_state(s, ST_DATA);
 	smtp_reply(s, R_DATA_GO, NULL);
 }
@@ -512,6 +532,7 @@ smtp_tx_bdat(struct smtp_session *s, struct span arg)
 		s->tx.data.lenient =
 		    s->conf->strict_framing == CONF_CONTROL_SHADOW;
 		s->tx.bdat = true;
+		smtp_dkim_begin(s);
 	}
 	smtp_set_state(s, ST_DATA);
 	if (len == 0)
@@ -604,9 +625,12 @@ tx_out(void *arg, const uint8_t *p, size_t n)
 	if (s->tx.nbounced > 0 && s->tx.head.len < s->tx.head.max)
 		(void)buf_add(&s->tx.head, p, n < s->tx.head.max -
 		    s->tx.head.len ? n : s->tx.head.max - s->tx.head.len);
-	if (s->tx.bytes > s->conf->max_message_size)
+	if (s->tx.bytes > s->conf->max_message_size) {
 		s->tx.too_big = true;	/* read on, store no more */
-	else if (s->tx.msg != NULL && !s->tx.io_error &&
+		return;
+	}
+	smtp_dkim_feed(s, p, n);	/* the body hashed as it streams */
+	if (s->tx.msg != NULL && !s->tx.io_error &&
 	    queue_msg_write(s->tx.msg, p, n) == -1)
 		s->tx.io_error = true;
 }
@@ -678,7 +702,8 @@ tx_bounce(struct smtp_session *s, const char *qid)
 		    cidr_list_match(&s->conf->relay_networks,
 		    (const struct sockaddr *)&s->peer),
 		.proofs = (smtp_spf_passed(s) ? NDR_PROOF_SPF : 0) |
-		    (s->tx.batv_pass ? NDR_PROOF_BATV : 0),
+		    (s->tx.batv_pass ? NDR_PROOF_BATV : 0) |
+		    (smtp_dkim_aligned(s) ? NDR_PROOF_DKIM : 0),
 		.msg = s->tx.head.data,
 		.msglen = s->tx.head.len,
 		.arrival = time(NULL),
@@ -743,8 +768,6 @@ tx_chunk_end(struct smtp_session *s)
 void
 smtp_tx_end(struct smtp_session *s)
 {
-	char	qid[ID_STRLEN + 1];
-
 	if (s->chunk.reading && !tx_chunk_end(s))
 		return;		/* not LAST, or refused */
 	if (s->tx.data.bad_eol && !smtp_control(s, s->conf->strict_framing,
@@ -767,12 +790,26 @@ smtp_tx_end(struct smtp_session *s)
 	} else if (s->tx.msg != NULL &&
 	    !queue_space_ok(s->w->queue, s->conf->spool_min_free)) {
 		tx_refuse(s, R_STORAGE, "low_space");	/* 452 4.3.1 */
+	} else if (!smtp_dkim_start(s))	/* it may wait for DNS */
+		smtp_tx_end_go(s);
+}
+
+void
+smtp_tx_end_go(struct smtp_session *s)
+{
+	char	qid[ID_STRLEN + 1], dkim[512];
+
+	smtp_dkim_log(s, dkim, sizeof(dkim));
+	if (s->tx.msg != NULL && tx_late(s) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"headers or "
+		    "proofs did not fit\"");
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");	/* 451 4.3.0 */
 	} else if (s->tx.msg == NULL) {
 		/* Every recipient discarded: the same answer as ever, with
 		 * an id of the same form, and nothing stored. */
 		id_format(id_next(), qid);
 		smtp_log(s, LOG_LVL_INFO, "discarded", "id=%s bytes=%" PRIu64
-		    " rcpts=%zu", qid, s->tx.bytes, s->tx.naccepted);
+		    " rcpts=%zu%s", qid, s->tx.bytes, s->tx.naccepted, dkim);
 		tx_bounce(s, qid);
 		smtp_tx_reset(s);
 		smtp_set_state(s, ST_READY);
@@ -796,6 +833,7 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 {
 	struct worker		*w = arg;
 	struct smtp_session	*s;
+	char			 dkim[512];
 
 	if (ok) {
 		obs_add(&w->obs.messages_accepted, 1);
@@ -811,11 +849,11 @@ tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 	}
 	if (ok) {
 		smtp_log(s, LOG_LVL_INFO, "queued", "qid=%s from=<%s> "
-		    "rcpts=%zu bytes=%" PRIu64 " msgid=%s", qid,
+		    "rcpts=%zu bytes=%" PRIu64 " msgid=%s%s", qid,
 		    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
 		    s->tx.nqueued, s->tx.bytes, s->tx.msgid[0] ?
 		    log_esc(s->tx.msgid, strlen(s->tx.msgid), SMTP_MSGID_MAX) :
-		    "-");
+		    "-", smtp_dkim_log(s, dkim, sizeof(dkim)));
 		s->nmsgs++;
 		tx_bounce(s, qid);
 	} else

@@ -311,6 +311,57 @@ test_commit_proof(void **state)
 	assert_null(queue_msg_new(fx->q, &env));
 }
 
+/*
+ * What only the end of data knows (queue_msg_late): the F record's header
+ * fields come before the body's bytes when the file is read, and the P
+ * record after B is read as the one before R is.
+ */
+static void
+test_commit_late(void **state)
+{
+	static const char	 hdr[] = "Authentication-Results: mx;\r\n"
+				     "\tdkim=pass header.d=d.test\r\n";
+	struct fx		*fx = *state;
+	struct queue_env	 env;
+	struct queue_msg	*m;
+	struct commit_res	 r;
+	struct queue_file	 qf;
+	char			 qid[ID_STRLEN + 1], *path;
+	int			 k;
+
+	for (k = 0; k < 3; k++) {
+		env_init(&env, 1);
+		assert_non_null(m = queue_msg_new(fx->q, &env));
+		snprintf(qid, sizeof(qid), "%s", queue_msg_id(m));
+		assert_int_equal(queue_msg_write(m, "Subject: x\r\n\r\nx\r\n",
+		    17), 0);
+		/* refused: not whole lines, a bad proof; nothing kept */
+		assert_int_equal(queue_msg_late(m, "X: y", 4, NULL), -1);
+		assert_int_equal(queue_msg_late(m, NULL, 0, "dkim=PASS"), -1);
+		assert_int_equal(queue_msg_late(m, k == 1 ? NULL : hdr, k == 1 ?
+		    0 : sizeof(hdr) - 1, k == 2 ? NULL : "spf=pass "
+		    "spf.identity=mailfrom dkim=pass dkim.d=d.test "
+		    "dkim.aligned=1"), 0);
+		commit_wait(fx->base, m, 7, &r);
+		assert_true(r.ok);
+		path = qpath(fx, qid);
+		assert_int_equal(queue_file_open(path, &qf), 0);
+		if (k == 1) {
+			assert_int_equal(qf.bodylen, 17);
+			assert_memory_equal(qf.body, "Subject: x\r\n", 12);
+		} else {
+			assert_int_equal(qf.bodylen, sizeof(hdr) - 1 + 17);
+			assert_memory_equal(qf.body, hdr, sizeof(hdr) - 1);
+			assert_memory_equal(qf.body + sizeof(hdr) - 1,
+			    "Subject: x\r\n\r\nx\r\n", 17);
+		}
+		assert_string_equal(qf.spf, k == 2 ? "" : "pass");
+		assert_int_equal(qf.dkim_aligned, k != 2);
+		queue_file_close(&qf);
+		free(path);
+	}
+}
+
 static void
 file_write(const char *path, const void *p, size_t len, int flags)
 {
@@ -1210,6 +1261,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commit_reopen, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_late, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_proof, fx_setup,
 		    fx_teardown),
