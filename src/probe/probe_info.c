@@ -110,6 +110,33 @@ info_version(const char *t, char *out, size_t outlen)
 	return false;
 }
 
+/* Each line past its reply code and enhanced status code, which are
+ * numbers with dots but no version. */
+static bool
+info_text_version(const char *t, char *out, size_t outlen)
+{
+	char		line[PROBE_TEXT_MAX];
+	const char	*p = t, *nl;
+	size_t		n, skip;
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		skip = n >= 4 ? 4 : n;
+		while (skip < n && (isdigit((unsigned char)p[skip]) ||
+		    p[skip] == '.') && p[skip] != ' ')
+			skip++;
+		snprintf(line, sizeof(line), "%.*s", (int)(n - skip),
+		    p + skip);
+		if (info_version(line, out, outlen))
+			return true;
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+	return false;
+}
+
 static void
 info_banner(struct probe_run *run, struct probe_finding *f,
     const struct probe_conn *c, const struct probe_reply *help)
@@ -122,7 +149,7 @@ info_banner(struct probe_run *run, struct probe_finding *f,
 	bool		 ver = false;
 
 	for (i = 0; i < 3; i++) {
-		if (!info_version(texts[i], v, sizeof(v)))
+		if (!info_text_version(texts[i], v, sizeof(v)))
 			continue;
 		probe_fact(f, "version in %s: %s", where[i], v);
 		ver = true;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,8 +357,8 @@ probe_fix(struct probe_finding *f, const struct probe_run *run,
 	f->fix = generic;
 	f->fix_mta[0] = '\0';
 	if (run->mta != PROBE_MTA_UNKNOWN && fixes[run->mta] != NULL)
-		snprintf(f->fix_mta, sizeof(f->fix_mta), "%s: %s",
-		    probe_mta_name(run->mta), fixes[run->mta]);
+		snprintf(f->fix_mta, sizeof(f->fix_mta), "%s",
+		    fixes[run->mta]);
 }
 
 static void
@@ -402,17 +403,22 @@ probe_main(int argc, char **argv)
 		fprintf(stderr, "mxgate probe: %s\n%s", err, usage_text);
 		return 2;
 	}
+	/* a server that closes mid-TLS must not kill us with SIGPIPE
+	 * (OpenSSL writes with write(2), not send(MSG_NOSIGNAL)) */
+	signal(SIGPIPE, SIG_IGN);
 	run.started_ms = probe_now_ms();
 	run.rnd = (uint64_t)probe_now_ms() * 0x9e3779b97f4a7c15ULL ^
 	    (uint64_t)getpid();
 	if (run.rnd == 0)
 		run.rnd = 1;
 	probe_info_run(&run);
+	/* smuggling before the RCPT families: their invented names may
+	 * put us in a uniform mode that refuses the --known name too */
 	if (run.fatal[0] == '\0') {
+		probe_smuggle_run(&run);
 		probe_relay_run(&run);
 		probe_rcpt_run(&run);
 		probe_tls_run(&run);
-		probe_smuggle_run(&run);
 	}
 	if (run.o.json)
 		probe_report_json(&run, stdout);

@@ -21,7 +21,7 @@
 #define HARVEST_BUDGET_MS	45000	/* for the harvest run */
 #define HARVEST_CONNS_MAX	20
 #define HARVEST_KNOWN_EVERY	10	/* a known name among invented ones */
-#define HARVEST_TARPIT_MS	500	/* slower than this and 3x the first */
+#define HARVEST_TARPIT_MS	150	/* slower than this and 5x the first */
 
 static const char *const fix_unknown[PROBE_MTA_N] = {
 	[PROBE_MTA_POSTFIX] = "smtpd_reject_unlisted_recipient = yes and "
@@ -288,7 +288,7 @@ harvest_note(struct harvest_stats *h, const struct probe_reply *r)
 		h->first_ms = r->ms;
 	if (r->ms > h->slowest_ms)
 		h->slowest_ms = r->ms;
-	if (r->ms > HARVEST_TARPIT_MS && r->ms > 3 * (h->first_ms + 1))
+	if (r->ms > HARVEST_TARPIT_MS && r->ms > 5 * (h->first_ms + 10))
 		h->tarpitted++;
 	if (h->first_code == 0)
 		h->first_code = r->code;

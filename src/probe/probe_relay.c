@@ -93,7 +93,57 @@ struct relay_ctx {
 	char	ext[64];
 	char	lit[64];
 	char	host[256];
+	bool	catchall;		/* invented names at D get 2xx */
+	char	base[PROBE_TEXT_MAX];	/* that reply, address removed */
 };
+
+/* A reply's text without its first <...> (the address echoed). */
+static void
+relay_norm(const char *t, char *out, size_t outlen)
+{
+	const char	*lt = strchr(t, '<'), *gt;
+
+	if (lt != NULL && (gt = strchr(lt, '>')) != NULL)
+		snprintf(out, outlen, "%.*s%s", (int)(lt - t), t, gt + 1);
+	else
+		snprintf(out, outlen, "%s", t);
+}
+
+/* Does the domain take any name?  Then a relay form that ends at the
+ * domain and gets the very answer an invented name gets is no proof. */
+static void
+relay_catchall(struct probe_run *run, struct probe_finding *f,
+    struct probe_conn *c, struct relay_ctx *x)
+{
+	char	inv[PROBE_ADDR_MAX];
+
+	probe_invent(run, inv, sizeof(inv));
+	if (probe_cmd(c, "MAIL FROM:<probe@%s>", x->ext) == -1 ||
+	    c->r.code / 100 != 2)
+		return;
+	run->nrcpts++;
+	if (probe_cmd(c, "RCPT TO:<%s>", inv) == 0 && c->r.code / 100 == 2) {
+		x->catchall = true;
+		relay_norm(c->r.text, x->base, sizeof(x->base));
+		probe_fact(f, "the domain accepts invented names (%u): a "
+		    "form through it counts only if answered differently",
+		    c->r.code);
+	}
+	(void)probe_cmd(c, "RSET");
+}
+
+static bool
+relay_ambiguous(const struct relay_ctx *x, const char *rcpt,
+    const struct probe_reply *r)
+{
+	char	norm[PROBE_TEXT_MAX];
+
+	if (!x->catchall || strchr(rcpt, '@') == NULL ||
+	    strstr(rcpt, x->ext) == rcpt + strlen(rcpt) - strlen(x->ext))
+		return false;		/* the outside domain is last */
+	relay_norm(r->text, norm, sizeof(norm));
+	return strcmp(norm, x->base) == 0;
+}
 
 static void
 relay_expand(const struct probe_run *run, const struct relay_ctx *x,
@@ -144,6 +194,7 @@ relay_ctx_fill(const struct probe_run *run, const struct probe_conn *c,
 	const char		*g = c->greeting.text + 4;
 	size_t			n;
 
+	memset(x, 0, sizeof(*x));
 	snprintf(x->ext, sizeof(x->ext), "%s", strcmp(run->o.domain,
 	    "example.net") == 0 ? "example.org" : "example.net");
 	snprintf(x->lit, sizeof(x->lit), "[127.0.0.1]");
@@ -176,7 +227,7 @@ relay_forms_run(struct probe_run *run, struct probe_finding *f,
     struct probe_conn *c, const struct relay_ctx *x)
 {
 	char		sender[PROBE_ADDR_MAX], rcpt[PROBE_ADDR_MAX];
-	unsigned	tried = 0, accepted = 0, untested = 0;
+	unsigned	tried = 0, accepted = 0, untested = 0, ambig = 0;
 	size_t		i;
 
 	for (i = 0; i < RELAY_NFORMS; i++) {
@@ -198,19 +249,29 @@ relay_forms_run(struct probe_run *run, struct probe_finding *f,
 		if (probe_cmd(c, "RCPT TO:<%s>", rcpt) == -1)
 			continue;
 		tried++;
-		if (c->r.code / 100 == 2) {
+		if (c->r.code / 100 == 2 && relay_ambiguous(x, rcpt, &c->r)) {
+			ambig++;
+			probe_fact(f, "accepted as a local name (catch-all): "
+			    "<%s>", rcpt);
+		} else if (c->r.code / 100 == 2) {
 			accepted++;
 			probe_fact(f, "ACCEPTED: from <%s> to <%s>: %u", sender,
 			    rcpt, c->r.code);
 		}
 		(void)probe_cmd(c, "RSET");	/* never DATA */
 	}
-	probe_fact(f, "forms tried: %u of %zu, accepted: %u, sender "
-	    "refused: %u", tried, RELAY_NFORMS, accepted, untested);
+	probe_fact(f, "forms tried: %u of %zu, accepted: %u, as a local "
+	    "name: %u, sender refused: %u", tried, RELAY_NFORMS, accepted,
+	    ambig, untested);
 	if (accepted > 0)
 		probe_finding_set(f, PROBE_FAIL, PROBE_SEV_HIGH, "open relay: "
 		    "%u of %u relay forms accepted at RCPT (stopped there "
 		    "with RSET)", accepted, tried);
+	else if (ambig > 0)
+		probe_finding_set(f, PROBE_INCONCLUSIVE, PROBE_SEV_INFO, "no "
+		    "form relayed outright; %u forms through the domain were "
+		    "taken as local names (catch-all), which only DATA could "
+		    "tell, and the probe never sends DATA outside", ambig);
 	else if (tried == 0)
 		probe_finding_set(f, PROBE_ERROR, PROBE_SEV_INFO, "no relay "
 		    "form could be tried: %s", c->err[0] ? c->err :
@@ -291,6 +352,7 @@ probe_relay_run(struct probe_run *run)
 		return;
 	}
 	relay_ctx_fill(run, &c, &x);
+	relay_catchall(run, fr, &c, &x);
 	relay_forms_run(run, fr, &c, &x);
 	probe_conn_close(&c);
 	if (probe_conn_open(&c, run, &fn->evidence) == -1 ||

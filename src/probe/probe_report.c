@@ -115,7 +115,8 @@ probe_report_text(const struct probe_run *run, FILE *out)
 		if (f->fix != NULL)
 			fprintf(out, "fix: %s\n", f->fix);
 		if (f->fix_mta[0] != '\0')
-			fprintf(out, "fix (%s\n", f->fix_mta);
+			fprintf(out, "fix (%s): %s\n", probe_mta_name(run->mta),
+			    f->fix_mta);
 	}
 }
 
@@ -196,6 +197,9 @@ probe_report_json(const struct probe_run *run, FILE *out)
 		fputs("],\n     \"fix\": {\"generic\": ", out);
 		json_cstr(out, f->fix);
 		fputs(", \"software\": ", out);
+		json_cstr(out, f->fix_mta[0] ? probe_mta_name(run->mta) :
+		    NULL);
+		fputs(", \"software_fix\": ", out);
 		json_cstr(out, f->fix_mta[0] ? f->fix_mta : NULL);
 		fputs("}}", out);
 	}
@@ -269,7 +273,7 @@ html_class(const struct probe_finding *f, char *b, size_t blen)
 }
 
 static void
-html_finding(FILE *out, const struct probe_finding *f)
+html_finding(FILE *out, const struct probe_finding *f, enum probe_mta mta)
 {
 	char	cls[32];
 
@@ -297,8 +301,10 @@ html_finding(FILE *out, const struct probe_finding *f)
 	}
 	if (f->fix_mta[0] != '\0') {
 		fputs("<p><b>", out);
+		html_cstr(out, probe_mta_name(mta));
+		fputs(":</b> ", out);
 		html_cstr(out, f->fix_mta);
-		fputs("</b></p>\n", out);
+		fputs("</p>\n", out);
 	}
 	fputs("</details>\n", out);
 }
@@ -341,7 +347,7 @@ probe_report_html(const struct probe_run *run, const char *path)
 	}
 	fputs("</table>\n", out);
 	for (i = 0; i < run->nf; i++)
-		html_finding(out, &run->f[i]);
+		html_finding(out, &run->f[i], run->mta);
 	fputs("</body></html>\n", out);
 	e = ferror(out);
 	if (fclose(out) != 0 || e) {
