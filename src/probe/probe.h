@@ -108,6 +108,7 @@ struct probe_run {
 	unsigned		 nconns;
 	unsigned		 nrcpts;
 	unsigned		 ncmds;
+	int64_t			 min_reply_ms;	/* fastest reply (-1: none yet) */
 	int64_t			 last_cmd_ms;
 	int64_t			 started_ms;
 	enum probe_mta		 mta;

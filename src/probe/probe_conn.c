@@ -300,6 +300,8 @@ probe_cmd(struct probe_conn *c, const char *fmt, ...)
 	if (probe_read_reply(c, &c->r) == -1)
 		return -1;
 	c->r.ms = probe_now_ms() - t0;
+	if (c->run->min_reply_ms < 0 || c->r.ms < c->run->min_reply_ms)
+		c->run->min_reply_ms = c->r.ms;
 	if (c->r.code == 421) {
 		probe_note(c->tr, "-- the server closed the session (421)");
 		c->dead = true;

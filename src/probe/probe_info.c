@@ -172,12 +172,13 @@ info_banner(struct probe_run *run, struct probe_finding *f,
 	    "replies; no software name or version.", fix_banner);
 }
 
-/* 250/251: the name exists and is shown; 550/551/553 for a name the
- * other one got 250 for: existence shown by the code. */
+/* A 2xx for the real name (250/251 show it; Postfix's 252 for a real
+ * name and 550 for an invented one shows it by the code alone) and any
+ * other code for the invented one. */
 static bool
 info_reveals(unsigned k, unsigned u)
 {
-	return (k == 250 || k == 251) && u != k;
+	return k / 100 == 2 && u != 0 && u != k;
 }
 
 static void

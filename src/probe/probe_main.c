@@ -407,6 +407,7 @@ probe_main(int argc, char **argv)
 	 * (OpenSSL writes with write(2), not send(MSG_NOSIGNAL)) */
 	signal(SIGPIPE, SIG_IGN);
 	run.started_ms = probe_now_ms();
+	run.min_reply_ms = -1;
 	run.rnd = (uint64_t)probe_now_ms() * 0x9e3779b97f4a7c15ULL ^
 	    (uint64_t)getpid();
 	if (run.rnd == 0)

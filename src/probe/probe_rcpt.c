@@ -277,18 +277,22 @@ rcpt_timing(struct probe_run *run, struct probe_finding *f,
 struct harvest_stats {
 	unsigned	names, conns, per_conn_max, cur;
 	unsigned	cutoffs, tarpitted, known_diff, known_same;
-	int64_t		first_ms, slowest_ms, started;
+	int64_t		slowest_ms, started;
 	unsigned	first_code, last_code;
 };
 
+/* Tarpitted: slower than HARVEST_TARPIT_MS and 5 times the fastest
+ * reply of the run (a tarpit keyed to the client's history delays even
+ * the first RCPT of a fresh connection). */
 static void
-harvest_note(struct harvest_stats *h, const struct probe_reply *r)
+harvest_note(struct harvest_stats *h, const struct probe_run *run,
+    const struct probe_reply *r)
 {
-	if (h->names == 0 || h->cur == 1)
-		h->first_ms = r->ms;
+	int64_t	base = run->min_reply_ms < 0 ? 0 : run->min_reply_ms;
+
 	if (r->ms > h->slowest_ms)
 		h->slowest_ms = r->ms;
-	if (r->ms > HARVEST_TARPIT_MS && r->ms > 5 * (h->first_ms + 10))
+	if (r->ms > HARVEST_TARPIT_MS && r->ms > 5 * (base + 10))
 		h->tarpitted++;
 	if (h->first_code == 0)
 		h->first_code = r->code;
@@ -331,6 +335,11 @@ harvest_verdict(struct probe_run *run, struct probe_finding *f,
 		    "%.1f names/s; tarpit %s, cut-off %s; needs --known to "
 		    "see whether answers still differ", rate, h->tarpitted ?
 		    "yes" : "no", h->cutoffs ? "yes" : "no");
+	else if (h->known_diff == 0 && h->known_same == 0)
+		probe_finding_set(f, PROBE_INCONCLUSIVE, PROBE_SEV_INFO,
+		    "%u names in the time budget at %.2f/s (tarpit %u, "
+		    "cut-offs %u); the known name was not reached", h->names,
+		    rate, h->tarpitted, h->cutoffs);
 	else if (h->known_diff == 0)
 		probe_finding_set(f, PROBE_PASS, PROBE_SEV_INFO, "after %u "
 		    "invented names, the known one gets the same answer "
@@ -374,8 +383,8 @@ rcpt_harvest(struct probe_run *run, struct probe_finding *f,
 			h.cutoffs++;
 			continue;
 		}
-		known = run->o.nknown > 0 && i > 0 &&
-		    i % HARVEST_KNOWN_EVERY == 0;
+		known = run->o.nknown > 0 &&
+		    i % HARVEST_KNOWN_EVERY == HARVEST_KNOWN_EVERY / 2;
 		if (known)
 			snprintf(to, sizeof(to), "%s", run->o.known[0]);
 		else
@@ -395,7 +404,7 @@ rcpt_harvest(struct probe_run *run, struct probe_finding *f,
 		h.cur++;
 		if (h.cur > h.per_conn_max)
 			h.per_conn_max = h.cur;
-		harvest_note(&h, &s->c.r);
+		harvest_note(&h, run, &s->c.r);
 		if (f->evidence.len > PROBE_EVIDENCE_MAX / 2)
 			s->c.tr = NULL;
 	}

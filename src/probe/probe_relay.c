@@ -15,6 +15,7 @@
 
 #define RELAY_LOCAL	"relaytest"
 #define NULL_RCPTS_MAX	5
+#define RELAY_BUDGET_MS	60000	/* a tarpitting server: measured, not fought */
 
 /*
  * Placeholders: %L local part, %X the outside domain, %D the tested
@@ -228,9 +229,16 @@ relay_forms_run(struct probe_run *run, struct probe_finding *f,
 {
 	char		sender[PROBE_ADDR_MAX], rcpt[PROBE_ADDR_MAX];
 	unsigned	tried = 0, accepted = 0, untested = 0, ambig = 0;
+	int64_t		end = probe_now_ms() + RELAY_BUDGET_MS;
 	size_t		i;
 
 	for (i = 0; i < RELAY_NFORMS; i++) {
+		if (probe_now_ms() >= end) {
+			probe_fact(f, "time budget of %u s spent: forms %zu to "
+			    "%zu not tried", RELAY_BUDGET_MS / 1000, i + 1,
+			    RELAY_NFORMS);
+			break;
+		}
 		if (c->dead && relay_reconnect(run, c, &f->evidence) == -1)
 			break;
 		relay_sender(run, x, relay_forms[i].sender, sender,
@@ -291,6 +299,7 @@ relay_null(struct probe_run *run, struct probe_finding *f,
 {
 	char		rcpt[PROBE_ADDR_MAX];
 	unsigned	accepted = 0, tried = 0, first = 0;
+	bool		refused_as_null = false;
 	size_t		i;
 
 	if (probe_cmd(c, "MAIL FROM:<>") == -1 || c->r.code / 100 != 2) {
@@ -313,7 +322,9 @@ relay_null(struct probe_run *run, struct probe_finding *f,
 			accepted++;
 			if (first == 0)
 				first = (unsigned)i + 1;
-		}
+		} else if (accepted > 0 && (strncmp(c->r.esc, "5.7.", 4) ==
+		    0 || strncmp(c->r.esc, "4.7.", 4) == 0 || c->r.code == 452))
+			refused_as_null = true;	/* policy, not "unknown" */
 	}
 	(void)probe_cmd(c, "RSET");
 	probe_fact(f, "recipients for <>: %u tried, %u accepted", tried,
@@ -322,13 +333,15 @@ relay_null(struct probe_run *run, struct probe_finding *f,
 		probe_finding_set(f, PROBE_FAIL, PROBE_SEV_MEDIUM, "a null "
 		    "sender may address %u recipients in one transaction: "
 		    "a bounce flood can be sent through it", accepted);
-	else if (accepted == 1 && tried > first)
+	else if (accepted == 1 && refused_as_null)
 		probe_finding_set(f, PROBE_PASS, PROBE_SEV_INFO, "a null "
-		    "sender gets one recipient only");
+		    "sender gets one recipient only (the next refused by "
+		    "policy)");
 	else
 		probe_finding_set(f, PROBE_INCONCLUSIVE, PROBE_SEV_INFO,
-		    "%u recipients accepted for <>; more --known names "
-		    "would tell", accepted);
+		    "%u recipient(s) accepted for <>, the others refused as "
+		    "unknown names; a second --known name would tell",
+		    accepted);
 	probe_fix(f, run, "Accept one recipient per transaction for the "
 	    "null sender (a real bounce has one).", fix_null);
 }

@@ -233,3 +233,144 @@ class BadServer:
             self.bounces += 1
         except (OSError, smtplib.SMTPException):
             pass
+
+
+# ------------------------------------------------------------ Postfix
+
+PF_MASTER = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+local     unix  - n n - - local
+virtual   unix  - n n - - virtual
+lmtp      unix  - - n - - lmtp
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+PF_MAIN = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = pf.example.test
+mydomain = example.test
+myorigin = pf.example.test
+mydestination =
+# the probe's 127.0.0.1 is not trusted: no implicit trust of loopback
+mynetworks = 192.0.2.1/32
+relay_domains = example.test
+relay_recipient_maps = inline:{{ alice@example.test=OK, bob@example.test=OK, carol@example.test=OK }}
+relay_transport = discard:
+default_transport = discard:
+maillog_file = /dev/stdout
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_error_sleep_time = 0
+alias_maps =
+alias_database =
+biff = no
+"""
+
+PF_QUEUE_DIRS = ("active", "bounce", "corrupt", "defer", "deferred", "flush",
+                 "hold", "incoming", "private", "saved", "trace")
+
+
+class Postfix:
+    """A private Postfix (Debian's, run as root) in folder: its own
+    main.cf and master.cf (relay_domains example.test, three recipients
+    in relay_recipient_maps, everything accepted goes to discard:), on
+    127.0.0.1:port; `postfix -c DIR start-fg` in its own process group,
+    stopped with `postfix -c DIR stop`, then by that group."""
+
+    def __init__(self, folder: str):
+        import grp
+        import os
+        import pwd
+        self.dir = folder
+        self.port = mxlib.free_port()
+        os.makedirs(os.path.join(folder, "data"), exist_ok=True)
+        # the postfix user must reach its folders: the test's own temp
+        # folders (0700 from mkdtemp) become 0755
+        up = folder
+        while up not in ("/", "/tmp"):
+            if os.stat(up).st_mode & 0o005 != 0o005:
+                os.chmod(up, 0o755)
+            up = os.path.dirname(up)
+        pf = pwd.getpwnam("postfix").pw_uid
+        pd = grp.getgrnam("postdrop").gr_gid
+        os.chown(os.path.join(folder, "data"), pf, -1)
+        q = os.path.join(folder, "queue")
+        os.makedirs(q, exist_ok=True)
+        os.chmod(q, 0o755)
+        for d in PF_QUEUE_DIRS:
+            os.makedirs(os.path.join(q, d), exist_ok=True)
+            os.chown(os.path.join(q, d), pf, -1)
+            os.chmod(os.path.join(q, d), 0o700)
+        os.makedirs(os.path.join(q, "pid"), exist_ok=True)
+        for d, mode in (("maildrop", 0o730), ("public", 0o710)):
+            os.makedirs(os.path.join(q, d), exist_ok=True)
+            os.chown(os.path.join(q, d), pf, pd)
+            os.chmod(os.path.join(q, d), mode)
+        with open(os.path.join(folder, "main.cf"), "w") as f:
+            f.write(PF_MAIN.format(dir=folder))
+        with open(os.path.join(folder, "master.cf"), "w") as f:
+            f.write(PF_MASTER.format(port=self.port))
+        self.log = open(os.path.join(folder, "postfix.log"), "wb")
+        import subprocess
+        self.proc = subprocess.Popen(["postfix", "-c", folder, "start-fg"],
+                                     stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                mxlib.fail(f"postfix exited: {self.log_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return True
+            except OSError:
+                return False
+        mxlib.wait_until(up, 60, "postfix listening")
+
+    def log_text(self) -> str:
+        import os
+        with open(os.path.join(self.dir, "postfix.log"), "rb") as f:
+            return f.read().decode("latin-1")
+
+    def __enter__(self) -> "Postfix":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+        subprocess.run(["postfix", "-c", self.dir, "stop"],
+                       capture_output=True, timeout=60)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.log.close()

@@ -141,14 +141,17 @@ def test_mxgate_reject_starttls(ctx):
     """reject, guard on, STARTTLS with a self-signed certificate:
     nothing high, exit 0; smuggling tested and not honoured."""
     gw = tls_gateway(ctx)
-    p, doc, took = run_probe(ctx, gw.port, "--known", KNOWN,
-                             "--intrusive", "--max-rcpt", "60")
+    p, doc, took = run_probe(ctx, gw.port, "--known", KNOWN, "--known",
+                             "bob@example.test", "--intrusive",
+                             "--max-rcpt", "60")
     check_eq(p.returncode, 0, f"exit status; {p.stderr}")
     check_eq(doc["software"], "mxgate", "software")
     check_eq(doc["high"], 0, "high findings")
     for fid in ("open-relay", "vrfy-expn", "unknown-recipient",
                 "null-sender", "banner-leak"):
         has_dialogue(expect(doc, fid, "pass"))
+    n = finding(doc, "null-sender")
+    check(any("550 5.7.1" in x for x in n["evidence"]), n["evidence"])
     s = expect(doc, "starttls", "fail", "low")   # self-signed
     check(any("self-signed: yes" in x for x in s["facts"]), s["facts"])
     check(any("CVE-2011-0411: not vulnerable" in x for x in s["facts"]),
@@ -367,3 +370,37 @@ def test_html_report_in_chromium(ctx):
     size = os.path.getsize(png)
     check(size > 20000, f"screenshot only {size} bytes")
     print(f"screenshot {png}: {size} bytes")
+
+
+# ------------------------------------------------------------ Postfix
+
+@mxlib.timeout(300)
+def test_postfix(ctx):
+    """Debian's Postfix 3.7 as configured in probe_servers.Postfix: no
+    open relay; unknown names rejected at RCPT, the table named in the
+    text; names harvestable (told apart, no tarpit with
+    smtpd_error_sleep_time = 0); VRFY tells real names (252) from
+    invented ones (550) since disable_vrfy_command = no by default; and
+    smuggling as 3.7 behaves with smtpd_forbid_bare_newline = no (its
+    default there): bare-LF variants end the data."""
+    with probe_servers.Postfix(os.path.join(ctx.tmpdir, "pf")) as pf:
+        p, doc, _ = run_probe(ctx, pf.port, "--known", KNOWN,
+                              "--intrusive", "--max-rcpt", "60",
+                              "--rate", "200")
+        print(json.dumps([(f["id"], f["verdict"], f["severity"],
+                           f["summary"]) for f in doc["findings"]],
+                         indent=1))
+    check_eq(doc["software"], "Postfix", "software")
+    expect(doc, "open-relay", "pass")
+    expect(doc, "unknown-recipient", "pass")
+    b = expect(doc, "banner-leak", "fail", "low")
+    check(any("table" in x for x in b["facts"]), b["facts"])
+    v = expect(doc, "vrfy-expn", "fail", "high")
+    check("disable_vrfy_command = yes" in v["fix"]["software_fix"], v["fix"])
+    h = finding(doc, "harvest")
+    check(h["verdict"] == "fail", f"harvest {h}")
+    sm = expect(doc, "smuggling", "fail", "high")
+    check(any("\\n.\\n: HONOURED" in x for x in sm["facts"]), sm["facts"])
+    check("smtpd_forbid_bare_newline" in sm["fix"]["software_fix"],
+          sm["fix"])
+    check_eq(p.returncode, 1, "exit status")
