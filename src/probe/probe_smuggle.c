@@ -32,8 +32,8 @@ static const struct smuggle_variant smuggle_variants[] = {
 
 static const char *const fix_smuggle[PROBE_MTA_N] = {
 	[PROBE_MTA_POSTFIX] = "smtpd_forbid_bare_newline = normalize "
-	    "(3.9 default; 3.5.23/3.6.13/3.7.9/3.8.4 and later), "
-	    "smtpd_forbid_unauth_pipelining = yes",
+	    "(the default from 3.9; in the 3.5 to 3.8 patch releases of "
+	    "2024), smtpd_forbid_unauth_pipelining = yes",
 	[PROBE_MTA_EXIM] = "Exim 4.97.1 or later (only <CR><LF>.<CR><LF> "
 	    "ends data)",
 	[PROBE_MTA_SENDMAIL] = "Sendmail 8.18.1 or later (srv_features "

@@ -301,7 +301,7 @@ class Postfix:
     127.0.0.1:port; `postfix -c DIR start-fg` in its own process group,
     stopped with `postfix -c DIR stop`, then by that group."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, extra: str = ""):
         import grp
         import os
         import pwd
@@ -331,7 +331,7 @@ class Postfix:
             os.chown(os.path.join(q, d), pf, pd)
             os.chmod(os.path.join(q, d), mode)
         with open(os.path.join(folder, "main.cf"), "w") as f:
-            f.write(PF_MAIN.format(dir=folder))
+            f.write(PF_MAIN.format(dir=folder) + extra)
         with open(os.path.join(folder, "master.cf"), "w") as f:
             f.write(PF_MASTER.format(port=self.port))
         self.log = open(os.path.join(folder, "postfix.log"), "wb")

@@ -404,3 +404,35 @@ def test_postfix(ctx):
     check("smtpd_forbid_bare_newline" in sm["fix"]["software_fix"],
           sm["fix"])
     check_eq(p.returncode, 1, "exit status")
+
+
+@mxlib.timeout(300)
+def test_postfix_fixed(ctx):
+    """The fixes the probe names for Postfix, applied: VRFY and smuggling
+    pass, and the exit status is 0."""
+    extra = ("disable_vrfy_command = yes\n"
+             "smtpd_forbid_bare_newline = normalize\n"
+             "smtpd_forbid_bare_newline_exclusions =\n")
+    with probe_servers.Postfix(os.path.join(ctx.tmpdir, "pf"),
+                               extra) as pf:
+        p, doc, _ = run_probe(ctx, pf.port, "--known", KNOWN,
+                              "--intrusive", "--max-rcpt", "20",
+                              "--rate", "200")
+    expect(doc, "vrfy-expn", "pass")
+    sm = expect(doc, "smuggling", "pass")
+    check(not any("HONOURED" in x for x in sm["facts"]), sm["facts"])
+    check_eq(p.returncode, 0, f"exit status {doc['high']} high")
+
+
+@mxlib.timeout(240)
+def test_mxgate_findings_over_tls(ctx):
+    """--starttls: the findings' connections upgrade before they test."""
+    gw = tls_gateway(ctx)
+    p, doc, _ = run_probe(ctx, gw.port, "--starttls", "--max-rcpt", "10")
+    check_eq(p.returncode, 0, f"exit status; {p.stderr}")
+    for fid in ("open-relay", "banner-leak", "unknown-recipient"):
+        f = expect(doc, fid, "pass")
+        check(any(x.startswith("-- TLS established: TLSv1.") for x in
+                  f["evidence"]), f"{fid} not over TLS: {f['evidence'][:14]}")
+    check(any("tls=" in ln or "TLS" in ln for ln in gw.log_tail(400)),
+          "the gateway saw TLS")
