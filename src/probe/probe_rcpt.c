@@ -21,6 +21,7 @@
 #define HARVEST_BUDGET_MS	45000	/* for the harvest run */
 #define HARVEST_CONNS_MAX	20
 #define HARVEST_KNOWN_EVERY	10	/* a known name among invented ones */
+#define HARVEST_SLOW_PER_S	1.0	/* tarpitted below this: throttled */
 #define HARVEST_TARPIT_MS	150	/* slower than this and 5x the first */
 
 static const char *const fix_unknown[PROBE_MTA_N] = {
@@ -335,6 +336,12 @@ harvest_verdict(struct probe_run *run, struct probe_finding *f,
 		    "%.1f names/s; tarpit %s, cut-off %s; needs --known to "
 		    "see whether answers still differ", rate, h->tarpitted ?
 		    "yes" : "no", h->cutoffs ? "yes" : "no");
+	else if (h->known_diff == 0 && h->known_same == 0 &&
+	    h->tarpitted > 0 && rate < HARVEST_SLOW_PER_S)
+		probe_finding_set(f, PROBE_PASS, PROBE_SEV_INFO, "harvest "
+		    "throttled: %.0f names a minute from one source (%u of %u "
+		    "replies tarpitted, slowest %lld ms)", rate * 60,
+		    h->tarpitted, h->names, (long long)h->slowest_ms);
 	else if (h->known_diff == 0 && h->known_same == 0)
 		probe_finding_set(f, PROBE_INCONCLUSIVE, PROBE_SEV_INFO,
 		    "%u names in the time budget at %.2f/s (tarpit %u, "
