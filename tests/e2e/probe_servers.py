@@ -14,6 +14,9 @@ Owns: BadServer modes:
   longline a 1 MB greeting line
   badtls   a normal server whose STARTTLS answers 220 and then sends
            bytes that are not TLS
+  oracle   as bad, but an invented name's RCPT is answered 40 ms later
+           than a real one's (a directory look-up that costs more when
+           the name is absent): a timing oracle
 Never: listens outside 127.0.0.1; keeps a connection after stop().
 Python 3.11+, standard library only.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 
 import mxlib
 
@@ -116,6 +120,9 @@ class BadServer:
     def _mode_bad(self, c: socket.socket) -> None:
         self._dialogue(c)
 
+    def _mode_oracle(self, c: socket.socket) -> None:
+        self._dialogue(c)
+
     # -- the bad dialogue
 
     def _dialogue(self, c: socket.socket, badtls: bool = False) -> None:
@@ -179,6 +186,8 @@ class BadServer:
 
     def _rcpt(self, tx: dict, a: str) -> str:
         local, _, dom = a.rpartition("@")
+        if self.mode == "oracle" and local not in KNOWN:
+            time.sleep(0.04)
         if dom.lower() in (DOMAIN, "bad.example.test"):
             tx["rcpts"].append(a)
             if "%" in local:

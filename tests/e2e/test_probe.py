@@ -5,7 +5,10 @@ reject, discard and bounce, the harvest guard on and off, STARTTLS on; a
 deliberately bad server (tests/e2e/probe_servers.py: an open relay
 through the %-hack, VRFY that leaks, accept-then-bounce, bare LF taken
 as end of data, plaintext pipelined after STARTTLS executed) whose every
-flaw must be a high finding with evidence; hostile servers (silent, an
+flaw must be a high finding with evidence, and its timing-oracle variant
+(the KS test finds it); a private Postfix 3.7 (its findings, then with
+the fixes the probe names); bounce with ndr_require_auth (silently
+dropped, told by the listener's silence); --source and --starttls; hostile servers (silent, an
 endless multi-line greeting, a 1 MB line, a STARTTLS that is not TLS):
 bounded time, exit 2 or a report, never a crash or a hang.
 The NDR check: the probe's --ndr-listen stands for the MX of
@@ -436,3 +439,49 @@ def test_mxgate_findings_over_tls(ctx):
                   f["evidence"]), f"{fid} not over TLS: {f['evidence'][:14]}")
     check(any("tls=" in ln or "TLS" in ln for ln in gw.log_tail(400)),
           "the gateway saw TLS")
+
+
+@mxlib.timeout(240)
+def test_timing_oracle_found(ctx):
+    """Invented names answered 40 ms later: the KS test says so."""
+    with probe_servers.BadServer("oracle") as srv:
+        _, doc, _ = run_probe(ctx, srv.port, "--known", KNOWN,
+                              "--max-rcpt", "120")
+    t = expect(doc, "timing-oracle", "fail", "medium")
+    check(any(x == "samples: 15 known, 15 invented" for x in t["facts"]),
+          t["facts"])
+    p = [float(x.split()[1]) for x in t["facts"] if x.startswith("p_value")]
+    check(p and p[0] < 0.01, t["facts"])
+
+
+@mxlib.timeout(240)
+def test_mxgate_bounce_with_sender_proof_required(ctx):
+    """bounce with ndr_require_auth = yes: the probe's sender has no
+    proof, the backscatter guard drops the report; the listener waits
+    its --timeout and sees nothing: accepted and silently dropped."""
+    ndr = mxlib.free_port()
+    gw = ctx.gateway(config=dict(FAST_GUARD, unknown_recipient="bounce",
+                                 ndr_require_auth="yes",
+                                 relayhost=f"127.0.0.1:{ndr}",
+                                 retry_min="1s", retry_max="2s"))
+    p, doc, _ = run_probe(ctx, gw.port, "--intrusive", "--ndr-listen",
+                          f"127.0.0.1:{ndr}", "--ndr-domain", "ndr.test",
+                          "--max-rcpt", "10", "--timeout", "8s")
+    u = expect(doc, "unknown-recipient", "fail", "medium")
+    check("silently dropped" in u["summary"], u["summary"])
+    gw.wait_log(r"ndr=suppressed reason=unauthenticated_sender", 10)
+    check(not any(x.startswith("L: ") for x in u["evidence"]),
+          "nothing reached the listener")
+
+
+@mxlib.timeout(240)
+def test_source_binds(ctx):
+    """--source: each connection from the given address, in turn."""
+    gw = ctx.gateway(config=FAST_GUARD)
+    _, doc, _ = run_probe(ctx, gw.port, "--source", "127.0.0.2",
+                          "--source", "127.0.0.3", "--max-rcpt", "10")
+    check(doc["error"] is None, doc["error"])
+    log = gw.log_text()
+    check("event=connect" in log and "client=127.0.0.2 " in log and
+          "client=127.0.0.3 " in log, "both sources seen")
+    check("client=127.0.0.1 " not in log, "no connection from elsewhere")
