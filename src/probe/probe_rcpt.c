@@ -384,9 +384,11 @@ rcpt_harvest(struct probe_run *run, struct probe_finding *f,
 			h.cur = 0;
 		}
 		if (rcpt_tx(run, s, &f->evidence) == -1) {
-			if (s->c.dead && s->c.err[0] != '\0' &&
-			    strstr(s->c.err, "bound") != NULL)
-				break;
+			if (!s->c.dead || strstr(s->c.err, "bound") != NULL) {
+				probe_fact(f, "stopped: %s", s->c.dead ? s->c.err :
+				    "MAIL FROM refused");
+				break;		/* refused, not cut off */
+			}
 			h.cutoffs++;
 			continue;
 		}
