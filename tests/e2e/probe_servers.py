@@ -14,6 +14,8 @@ Owns: BadServer modes:
   longline a 1 MB greeting line
   badtls   a normal server whose STARTTLS answers 220 and then sends
            bytes that are not TLS
+  trickle  a greeting sent one byte every 300 ms (never a whole reply
+           within a short --timeout, though bytes keep coming)
   oracle   as bad, but an invented name's RCPT is answered 40 ms later
            than a real one's (a directory look-up that costs more when
            the name is absent): a timing oracle
@@ -107,6 +109,14 @@ class BadServer:
         c.settimeout(30)
         while not self.stopping:
             c.sendall(b"220-still greeting you\r\n" * 50)
+
+    def _mode_trickle(self, c: socket.socket) -> None:
+        c.settimeout(30)
+        for b in GREETING * 10:
+            if self.stopping:
+                return
+            c.sendall(bytes([b]))
+            time.sleep(0.3)
 
     def _mode_longline(self, c: socket.socket) -> None:
         c.settimeout(30)

@@ -9,7 +9,8 @@ flaw must be a high finding with evidence, and its timing-oracle variant
 (the KS test finds it); a private Postfix 3.7 (its findings, then with
 the fixes the probe names); bounce with ndr_require_auth (silently
 dropped, told by the listener's silence); --source and --starttls; hostile servers (silent, an
-endless multi-line greeting, a 1 MB line, a STARTTLS that is not TLS):
+endless multi-line greeting, a 1 MB line, a byte every 300 ms, a
+STARTTLS that is not TLS):
 bounded time, exit 2 or a report, never a crash or a hang.
 The NDR check: the probe's --ndr-listen stands for the MX of
 --ndr-domain; mxgate reaches it as its relayhost (every report goes
@@ -310,6 +311,14 @@ def test_hostile_endless_multiline(ctx):
     p, doc = hostile(ctx, "endless", 30)
     check_eq(p.returncode, 2, "exit status")
     check("more than 100 lines" in doc["error"], doc["error"])
+
+
+@mxlib.timeout(120)
+def test_hostile_trickle(ctx):
+    """A byte every 300 ms: the deadline is per reply, not per byte."""
+    p, doc = hostile(ctx, "trickle", 30)
+    check_eq(p.returncode, 2, "exit status")
+    check("no complete reply within 2000 ms" in doc["error"], doc["error"])
 
 
 @mxlib.timeout(120)
