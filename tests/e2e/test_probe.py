@@ -8,10 +8,10 @@ as end of data, plaintext pipelined after STARTTLS executed) whose every
 flaw must be a high finding with evidence, and its timing-oracle variant
 (the KS test finds it); a private Postfix 3.7 (its findings, then with
 the fixes the probe names); bounce with ndr_require_auth (silently
-dropped, told by the listener's silence); --source and --starttls; hostile servers (silent, an
-endless multi-line greeting, a 1 MB line, a byte every 300 ms, a
-STARTTLS that is not TLS):
-bounded time, exit 2 or a report, never a crash or a hang.
+dropped, told by the listener's silence); --source and --starttls;
+hostile servers (silent, an endless multi-line greeting, a 1 MB line, a
+byte every 300 ms, a STARTTLS that is not TLS): bounded time, exit 2 or
+a report, never a crash or a hang.
 The NDR check: the probe's --ndr-listen stands for the MX of
 --ndr-domain; mxgate reaches it as its relayhost (every report goes
 there), the bad server through its bounce_to port.
