@@ -39,6 +39,7 @@
 #include "obs/log_hash.h"
 #include "obs/log_json.h"
 #include "obs/report.h"
+#include "probe/probe.h"
 #include "queue/queue.h"
 #include "queue/queue_lock.h"
 #include "sender/psl.h"
@@ -69,7 +70,10 @@ usage(FILE *f)
 	    "                                       a terminal), print a "
 	    "passwd_file line\n"
 	    "       mxgate report [LOGFILE...]      summary of text or JSON "
-	    "logs (none or -: stdin)\n");
+	    "logs (none or -: stdin)\n"
+	    "       mxgate probe HOST[:PORT] --domain D [...]\n"
+	    "                                       audit any SMTP server "
+	    "(probe --help)\n");
 	ctl_cli_usage(f);
 	fprintf(f,
 	    "       mxgate --help | --version\n"
@@ -510,6 +514,8 @@ main(int argc, char **argv)
 		return ctl_cli_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "report") == 0)
 		return obs_report_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "probe") == 0)
+		return probe_main(argc - 2, argv + 2);
 	if (argc == 3 && strcmp(argv[1], "passwd") == 0)
 		return passwd_cli_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "config") == 0 &&
