@@ -1,22 +1,19 @@
 /*
  * relay_cred.c - relayhost_auth_file (see relay_cred.h).
- * Owns: the line grammar, the mode check, the table and its wiping.
+ * Owns: the line grammar, the table and its wiping (secret_file.c: the
+ * mode check).
  * Never: logs or returns a password in an error; keeps the file's text.
  * Untrusted: every byte of the file: lines, fields and entries bounded.
  */
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "relay_cred.h"
+#include "../lib/secret_file.h"
 
 struct relay_creds {
 	struct relay_cred	*v;
@@ -253,38 +250,19 @@ struct relay_creds *
 relay_creds_load(const char *path, relay_cred_err_fn *err, void *arg)
 {
 	struct relay_cred_ld	 ld = { path, err, arg, 0 };
-	struct relay_creds	*t = NULL;
-	struct stat		 st;
-	char			*text = NULL;
-	ssize_t			 r = 0;
-	int			 fd;
+	struct relay_creds	*t;
+	char			*text, why[400];
+	size_t			 n;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		relay_cred_err(&ld, 0, "relayhost_auth_file: cannot open: %s",
-		    strerror(errno));
+	if ((text = secret_file_read(path, RELAY_CRED_FILE_MAX,
+	    "relayhost_auth_file", "passwords", &n, why,
+	    sizeof(why))) == NULL) {
+		relay_cred_err(&ld, 0, "%s", why);
 		return NULL;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
-		relay_cred_err(&ld, 0, "relayhost_auth_file: not a regular "
-		    "file");
-	else if (st.st_mode & 077)
-		relay_cred_err(&ld, 0, "relayhost_auth_file: mode %04o lets "
-		    "group or others at the passwords; chmod 600 it",
-		    (unsigned)(st.st_mode & 07777));
-	else if (st.st_size > RELAY_CRED_FILE_MAX)
-		relay_cred_err(&ld, 0, "relayhost_auth_file: larger than %d "
-		    "bytes", RELAY_CRED_FILE_MAX);
-	else if ((text = malloc((size_t)st.st_size + 1)) == NULL)
-		relay_cred_err(&ld, 0, "out of memory");
-	else if ((r = read(fd, text, (size_t)st.st_size)) < 0)
-		relay_cred_err(&ld, 0, "relayhost_auth_file: cannot read: %s",
-		    strerror(errno));
-	else
-		t = relay_creds_load_mem(text, (size_t)r, path, err, arg);
-	if (text != NULL && r > 0)
-		explicit_bzero(text, (size_t)r);
+	t = relay_creds_load_mem(text, n, path, err, arg);
+	explicit_bzero(text, n);
 	free(text);
-	close(fd);
 	return t;
 }
 

@@ -1,21 +1,18 @@
 /*
  * keyring.c - numbered secret keys from a file (see keyring.h).
- * Owns: the line grammar, the mode check, the table and its wiping.
+ * Owns: the line grammar, the table and its wiping (secret_file.c: the
+ * mode check).
  * Never: logs or returns a secret in an error; keeps the file's text.
  * Untrusted: every byte of the file: lines, fields and entries bounded.
  */
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "keyring.h"
+#include "secret_file.h"
 
 struct keyring_ld {
 	const char	*file;
@@ -160,37 +157,18 @@ keyring_load(const char *path, const char *what, keyring_err_fn *err,
     void *arg)
 {
 	struct keyring_ld	 ld = { path, err, arg, 0 };
-	struct keyring		*t = NULL;
-	struct stat		 st;
-	char			*text = NULL;
-	ssize_t			 r = 0;
-	int			 fd;
+	struct keyring		*t;
+	char			*text, why[400];
+	size_t			 n;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		keyring_err(&ld, 0, "%s: cannot open: %s", what,
-		    strerror(errno));
+	if ((text = secret_file_read(path, KEYRING_FILE_MAX, what, "keys", &n,
+	    why, sizeof(why))) == NULL) {
+		keyring_err(&ld, 0, "%s", why);
 		return NULL;
 	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
-		keyring_err(&ld, 0, "%s: not a regular file", what);
-	else if (st.st_mode & 077)
-		keyring_err(&ld, 0, "%s: mode %04o lets group or others at "
-		    "the keys; chmod 600 it", what,
-		    (unsigned)(st.st_mode & 07777));
-	else if (st.st_size > KEYRING_FILE_MAX)
-		keyring_err(&ld, 0, "%s: larger than %d bytes", what,
-		    KEYRING_FILE_MAX);
-	else if ((text = malloc((size_t)st.st_size + 1)) == NULL)
-		keyring_err(&ld, 0, "out of memory");
-	else if ((r = read(fd, text, (size_t)st.st_size)) < 0)
-		keyring_err(&ld, 0, "%s: cannot read: %s", what,
-		    strerror(errno));
-	else
-		t = keyring_load_mem(text, (size_t)r, path, err, arg);
-	if (text != NULL && r > 0)
-		explicit_bzero(text, (size_t)r);
+	t = keyring_load_mem(text, n, path, err, arg);
+	explicit_bzero(text, n);
 	free(text);
-	close(fd);
 	return t;
 }
 
