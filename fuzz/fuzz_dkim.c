@@ -123,7 +123,7 @@ fz_message(const uint8_t *p, size_t n)
 {
 	static struct dns_rrset	 rs;
 	struct fz_res		 r = { .n = 0 };
-	struct dkim_resolver	 dr = { fz_query, fz_cancel, &r };
+	struct dns_lookup	 dr = { fz_query, fz_cancel, &r };
 	struct dkim_msg		*m;
 	const uint8_t		*key = p;
 	size_t			 i, klen = 0, step = n > 0 ? p[0] % 64 + 1 : 1;

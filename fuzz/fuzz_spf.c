@@ -124,7 +124,7 @@ fz_eval(const uint8_t *data, size_t size)
 {
 	struct fz		 f = { data, size, false, false, 0, NULL, NULL,
 				    { 0 } };
-	struct spf_resolver	 r = { fz_query, fz_cancel, &f };
+	struct dns_lookup	 r = { fz_query, fz_cancel, &f };
 	struct spf_request	 req = { .family = size % 2 ? AF_INET : AF_INET6,
 				    .ip = { 192, 0, 0, 1 }, .mailfrom =
 				    "a.b@example.test", .helo = "h.example",

@@ -1267,3 +1267,24 @@ dns_cache_put(struct dns_resolver *res, const char *name,
 	memcpy(pick->name, name, strlen(name) + 1);
 	pick->expires_ms = now + (uint64_t)ttl * 1000;
 }
+
+static void
+dns_lookup_query(void *ctx, const char *name, uint16_t qtype, uint64_t id,
+    dns_rr_fn *cb, void *arg)
+{
+	dns_query_rr(ctx, name, qtype, id, cb, arg);
+}
+
+static void
+dns_lookup_cancel(void *ctx, uint64_t id)
+{
+	dns_cancel(ctx, id);
+}
+
+void
+dns_lookup_of(struct dns_lookup *l, struct dns_resolver *res)
+{
+	l->query = dns_lookup_query;
+	l->cancel = dns_lookup_cancel;
+	l->ctx = res;
+}

@@ -131,4 +131,19 @@ void	dns_cancel(struct dns_resolver *, uint64_t id);
 
 const char *dns_status_name(enum dns_status);	/* "ok", "notfound", ... */
 
+/*
+ * The look-ups of an evaluator that speaks DNS (SPF, DKIM, DNS lists):
+ * dns_query_rr and dns_cancel behind a table, so tests and fuzz targets
+ * can answer from their own.  query() answers once through cb (never from
+ * inside the call); cancel() drops every pending question of an id
+ * without calling back.  dns_lookup_of() fills it for a resolver.
+ */
+struct dns_lookup {
+	void	(*query)(void *ctx, const char *name, uint16_t qtype,
+		    uint64_t id, dns_rr_fn *cb, void *arg);
+	void	(*cancel)(void *ctx, uint64_t id);
+	void	*ctx;
+};
+void	dns_lookup_of(struct dns_lookup *, struct dns_resolver *);
+
 #endif

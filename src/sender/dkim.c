@@ -63,7 +63,7 @@ struct dkim_msg {
 	size_t			 nsig, found;
 	struct dkim_bh		 bh[DKIM_SIGS_MAX];
 	size_t			 nbh;
-	struct dkim_resolver	 r;
+	struct dns_lookup	 r;
 	uint64_t		 id;
 	dkim_done_fn		*done;
 	void			*arg;
@@ -82,27 +82,6 @@ dkim_result_name(enum dkim_result r)
 {
 	return (size_t)r < sizeof(dkim_names) / sizeof(dkim_names[0]) ?
 	    dkim_names[r] : "permerror";
-}
-
-static void
-dkim_dns_query(void *ctx, const char *name, uint16_t qtype, uint64_t id,
-    dns_rr_fn *cb, void *arg)
-{
-	dns_query_rr(ctx, name, qtype, id, cb, arg);
-}
-
-static void
-dkim_dns_cancel(void *ctx, uint64_t id)
-{
-	dns_cancel(ctx, id);
-}
-
-void
-dkim_resolver_dns(struct dkim_resolver *r, struct dns_resolver *res)
-{
-	r->query = dkim_dns_query;
-	r->cancel = dkim_dns_cancel;
-	r->ctx = res;
 }
 
 struct dkim_msg *
@@ -574,7 +553,7 @@ dkim_msg_end(struct dkim_msg *m)
 }
 
 bool
-dkim_verify_start(struct dkim_msg *m, const struct dkim_resolver *r,
+dkim_verify_start(struct dkim_msg *m, const struct dns_lookup *r,
     uint64_t id, time_t now, dkim_done_fn *done, void *arg)
 {
 	char		 name[DNS_MSG_NAME_BUF];

@@ -133,15 +133,6 @@ void	dkim_body_canon_feed(struct dkim_body_canon *, const uint8_t *,
 	    size_t);
 void	dkim_body_canon_end(struct dkim_body_canon *);
 
-/* Where key questions go (as spf.h's; the real one over dns.h). */
-struct dkim_resolver {
-	void	(*query)(void *ctx, const char *name, uint16_t qtype,
-		    uint64_t id, dns_rr_fn *cb, void *arg);
-	void	(*cancel)(void *ctx, uint64_t id);
-	void	*ctx;
-};
-void	dkim_resolver_dns(struct dkim_resolver *, struct dns_resolver *);
-
 /* A signature's outcome, for headers, logs and proofs. */
 struct dkim_outcome {
 	enum dkim_result result;
@@ -173,7 +164,7 @@ size_t	dkim_msg_end(struct dkim_msg *);
  * true: done(arg) runs once from a resolver callback, unless
  * dkim_verify_cancel() or dkim_msg_free() comes first.
  */
-bool	dkim_verify_start(struct dkim_msg *, const struct dkim_resolver *,
+bool	dkim_verify_start(struct dkim_msg *, const struct dns_lookup *,
 	    uint64_t id, time_t now, dkim_done_fn *, void *arg);
 /* the caller's deadline passed: the rest are temperror, done() now */
 void	dkim_verify_expire(struct dkim_msg *);

@@ -43,7 +43,7 @@ struct dnsbl_entry {
 };
 
 struct dnsbl_cache {
-	struct dnsbl_resolver	 r;
+	struct dns_lookup	 r;
 	struct dnsbl_entry	*e;
 	size_t			 nsets;
 	uint64_t		 seq;
@@ -473,27 +473,6 @@ dnsbl_score(const struct dnsbl_list *l, const struct dnsbl_zanswer *za,
 
 /* ---- the resolver table over dns.h ---- */
 
-static void
-dnsbl_dns_query(void *ctx, const char *name, uint16_t qtype, uint64_t id,
-    dns_rr_fn *cb, void *arg)
-{
-	dns_query_rr(ctx, name, qtype, id, cb, arg);
-}
-
-static void
-dnsbl_dns_cancel(void *ctx, uint64_t id)
-{
-	dns_cancel(ctx, id);
-}
-
-void
-dnsbl_resolver_dns(struct dnsbl_resolver *r, struct dns_resolver *res)
-{
-	r->query = dnsbl_dns_query;
-	r->cancel = dnsbl_dns_cancel;
-	r->ctx = res;
-}
-
 /* ---- the cache ---- */
 
 static uint64_t
@@ -519,7 +498,7 @@ dnsbl_hash(const void *p, size_t n, uint64_t h)
 }
 
 struct dnsbl_cache *
-dnsbl_cache_new(const struct dnsbl_resolver *r, size_t max)
+dnsbl_cache_new(const struct dns_lookup *r, size_t max)
 {
 	struct dnsbl_cache	*c;
 	size_t			 nsets = (max + DNSBL_CACHE_WAYS - 1) /

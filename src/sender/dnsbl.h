@@ -129,15 +129,6 @@ struct dnsbl_outcome {
 void	dnsbl_score(const struct dnsbl_list *, const struct dnsbl_zanswer *,
 	    struct dnsbl_outcome *);
 
-/* Where the check's questions go (dns_query_rr / dns_cancel shaped). */
-struct dnsbl_resolver {
-	void	(*query)(void *ctx, const char *name, uint16_t qtype,
-		    uint64_t id, dns_rr_fn *cb, void *arg);
-	void	(*cancel)(void *ctx, uint64_t id);
-	void	*ctx;
-};
-void	dnsbl_resolver_dns(struct dnsbl_resolver *, struct dns_resolver *);
-
 /*
  * The per-loop cache: answers by (client address, zone), kept for their
  * TTL clamped to DNSBL_TTL_MIN_S..DNSBL_TTL_MAX_S (failures for
@@ -146,7 +137,7 @@ void	dnsbl_resolver_dns(struct dnsbl_resolver *, struct dns_resolver *);
  * that asks it meanwhile.  Its queries carry ids with the top bit set.
  */
 struct dnsbl_cache;
-struct dnsbl_cache *dnsbl_cache_new(const struct dnsbl_resolver *,
+struct dnsbl_cache *dnsbl_cache_new(const struct dns_lookup *,
 	    size_t max);
 /* Pending queries are cancelled; no check may be running. */
 void	dnsbl_cache_free(struct dnsbl_cache *);

@@ -65,7 +65,7 @@ enum spf_state {
 enum spf_resume { R_TERMS, R_EXP_DOMAIN, R_EXP_TEXT };
 
 struct spf_eval {
-	struct spf_resolver	 r;
+	struct dns_lookup	 r;
 	uint64_t		 id;
 	spf_done_fn		*done;
 	void			*arg;
@@ -158,27 +158,6 @@ spf_result_parse(const char *s, enum spf_result *r)
 			return true;
 		}
 	return false;
-}
-
-static void
-spf_dns_query(void *ctx, const char *name, uint16_t qtype, uint64_t id,
-    dns_rr_fn *cb, void *arg)
-{
-	dns_query_rr(ctx, name, qtype, id, cb, arg);
-}
-
-static void
-spf_dns_cancel(void *ctx, uint64_t id)
-{
-	dns_cancel(ctx, id);
-}
-
-void
-spf_resolver_dns(struct spf_resolver *r, struct dns_resolver *res)
-{
-	r->query = spf_dns_query;
-	r->cancel = spf_dns_cancel;
-	r->ctx = res;
 }
 
 /*
@@ -485,7 +464,7 @@ spf_parse(struct spf_frame *f, char *why, size_t whylen)
 }
 
 struct spf_eval *
-spf_eval_start(const struct spf_resolver *r, const struct spf_request *req,
+spf_eval_start(const struct dns_lookup *r, const struct spf_request *req,
     uint64_t id, spf_done_fn *done, void *arg, struct spf_outcome *out)
 {
 	struct spf_eval	*ev;

@@ -32,18 +32,6 @@ enum spf_result {
 	SPF_TEMPERROR, SPF_PERMERROR,
 };
 
-/*
- * Where the evaluator's questions go.  query() answers once through cb
- * (never from inside the call); cancel() drops every pending question of
- * an id without calling back.  The real one is spf_resolver_dns().
- */
-struct spf_resolver {
-	void	(*query)(void *ctx, const char *name, uint16_t qtype,
-		    uint64_t id, dns_rr_fn *cb, void *arg);
-	void	(*cancel)(void *ctx, uint64_t id);
-	void	*ctx;
-};
-
 /* The identity checked and its context (RFC 7208 2.2-2.4, 7.2). */
 struct spf_request {
 	int		family;		/* AF_INET or AF_INET6 */
@@ -76,7 +64,7 @@ struct spf_eval;
  * once, from a resolver callback, unless spf_eval_cancel() comes first;
  * the evaluation frees itself after done() returns.
  */
-struct spf_eval *spf_eval_start(const struct spf_resolver *,
+struct spf_eval *spf_eval_start(const struct dns_lookup *,
 	    const struct spf_request *, uint64_t id, spf_done_fn *done,
 	    void *arg, struct spf_outcome *out);
 void	spf_eval_cancel(struct spf_eval *);	/* done() not called */
@@ -87,7 +75,6 @@ const char *spf_result_name(enum spf_result);	/* "pass", "fail", ... */
 bool	spf_result_parse(const char *, enum spf_result *);
 
 /* The resolver table over an event-loop resolver (dns.h). */
-void	spf_resolver_dns(struct spf_resolver *, struct dns_resolver *);
 
 /*
  * Macro expansion (RFC 7208 7), spf_macro.c.  pname NULL means %{p} is

@@ -66,7 +66,7 @@ bool
 smtp_dkim_start(struct smtp_session *s)
 {
 	struct smtp_dkim	*dk = &s->tx.dkim;
-	struct dkim_resolver	 r = { dkim_noop_query, dkim_noop_cancel,
+	struct dns_lookup	 r = { dkim_noop_query, dkim_noop_cancel,
 				    NULL };
 	struct dns_resolver	*res;
 
@@ -77,7 +77,7 @@ smtp_dkim_start(struct smtp_session *s)
 	if (dkim_msg_end(dk->m) == 0)
 		return false;		/* no signature: no look-up */
 	if ((res = smtp_sender_resolver(s)) != NULL)
-		dkim_resolver_dns(&r, res);
+		dns_lookup_of(&r, res);
 	dk->sync = res == NULL;
 	if (!dkim_verify_start(dk->m, &r, s->id, time(NULL), dkim_done, s))
 		return false;

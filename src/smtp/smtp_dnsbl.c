@@ -36,14 +36,14 @@ static void	dnsbl_deadline(evutil_socket_t, short, void *);
 static struct dnsbl_cache *
 dnsbl_cache(struct smtp_session *s)
 {
-	struct dnsbl_resolver	 r;
+	struct dns_lookup	 r;
 	struct dns_resolver	*res;
 
 	if (s->w->dnsbl != NULL)
 		return s->w->dnsbl;
 	if ((res = smtp_sender_resolver(s)) == NULL)
 		return NULL;
-	dnsbl_resolver_dns(&r, res);
+	dns_lookup_of(&r, res);
 	if ((s->w->dnsbl = dnsbl_cache_new(&r, DNSBL_CACHE_DEFAULT)) == NULL)
 		log_event(LOG_LVL_WARNING, "dnsbl", "msg=\"out of memory for "
 		    "the cache; lists are skipped\"");

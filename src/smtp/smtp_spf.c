@@ -71,7 +71,7 @@ bool
 smtp_spf_start(struct smtp_session *s)
 {
 	struct smtp_spf		*sp = &s->tx.spf;
-	struct spf_resolver	 r;
+	struct dns_lookup	 r;
 	struct spf_request	 req = { 0 };
 	const struct sockaddr_in	*sin;
 	const struct sockaddr_in6	*sin6;
@@ -105,7 +105,7 @@ smtp_spf_start(struct smtp_session *s)
 		snprintf(sp->out.why, sizeof(sp->out.why), "no DNS resolver");
 		return false;
 	}
-	spf_resolver_dns(&r, res);
+	dns_lookup_of(&r, res);
 	sp->ev = spf_eval_start(&r, &req, s->id, spf_done, s, &sp->out);
 	if (sp->ev == NULL)
 		return false;		/* decided without DNS */

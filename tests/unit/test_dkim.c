@@ -361,7 +361,7 @@ verify(const char *msg, size_t step, struct stub *s, time_t now,
     const char **why)
 {
 	struct dkim_msg			*m = dkim_msg_new(65536);
-	struct dkim_resolver		 r = { stub_query, stub_cancel, s };
+	struct dns_lookup		 r = { stub_query, stub_cancel, s };
 	const struct dkim_outcome	*o;
 	size_t				 i, n = strlen(msg);
 	enum dkim_result		 res;
@@ -461,7 +461,7 @@ test_verify(void **st)
 	/* a testing key (t=y): the result is pass, marked as testing */
 	{
 		struct dkim_msg		*tm = dkim_msg_new(65536);
-		struct dkim_resolver	 r = { stub_query, stub_cancel, &s };
+		struct dns_lookup	 r = { stub_query, stub_cancel, &s };
 
 		s = (struct stub){ .txt = "v=DKIM1; k=ed25519; t=y; "
 		    "p=jXmeapWPKNyDl/4uALK6pyn/DgLylRZoj314dMHApOs=",
@@ -487,7 +487,7 @@ static void
 test_cap_and_expire(void **st)
 {
 	struct stub		 s = { .txt = ed_key, .status = DNS_OK };
-	struct dkim_resolver	 r = { stub_query, stub_cancel, &s };
+	struct dns_lookup	 r = { stub_query, stub_cancel, &s };
 	struct dkim_msg		*m = dkim_msg_new(65536);
 	const char		*body = strstr(signed_msg, "From:");
 	size_t			 i, found;

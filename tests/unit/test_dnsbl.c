@@ -361,7 +361,7 @@ test_dnsbl_cache_shared(void **state)
 {
 	const char		*txt = "bl.example*2, wl.example*-1";
 	struct fake		 f = { .n = 0 };
-	struct dnsbl_resolver	 r = { fake_query, fake_cancel, &f };
+	struct dns_lookup	 r = { fake_query, fake_cancel, &f };
 	struct dnsbl_list	 l;
 	struct dnsbl_cache	*c;
 	struct dnsbl_check	*k1, *k2;
@@ -405,7 +405,7 @@ test_dnsbl_cache_expire_cancel(void **state)
 {
 	const char		*txt = "bl.example, slow.example";
 	struct fake		 f = { .n = 0 };
-	struct dnsbl_resolver	 r = { fake_query, fake_cancel, &f };
+	struct dns_lookup	 r = { fake_query, fake_cancel, &f };
 	struct dnsbl_list	 l;
 	struct dnsbl_cache	*c;
 	struct dnsbl_check	*k;
@@ -447,7 +447,7 @@ static void
 test_dnsbl_cache_full_set(void **state)
 {
 	struct fake		 f = { .n = 0 };
-	struct dnsbl_resolver	 r = { fake_query, fake_cancel, &f };
+	struct dns_lookup	 r = { fake_query, fake_cancel, &f };
 	struct dnsbl_list	 l;
 	struct dnsbl_cache	*c;
 	struct dnsbl_check	*k[DNSBL_CACHE_WAYS + 1];

@@ -250,7 +250,7 @@ static struct spf_outcome
 evaluate(struct zone *z, const char *ip, const char *mailfrom,
     const char *helo)
 {
-	struct spf_resolver	 r = { zone_query, zone_cancel, z };
+	struct dns_lookup	 r = { zone_query, zone_cancel, z };
 	struct spf_request	 req = { 0 };
 	struct spf_outcome	 now;
 	struct spf_eval		*ev;
@@ -571,7 +571,7 @@ static void
 test_expire_cancel(void **state)
 {
 	struct zone		*z = zone_new();
-	struct spf_resolver	 r = { zone_query, zone_cancel, z };
+	struct dns_lookup	 r = { zone_query, zone_cancel, z };
 	struct spf_request	 req = { .family = AF_INET, .ip = { 192, 0, 2 },
 				    .mailfrom = "u@d.test", .helo = "h" };
 	struct spf_outcome	 now;
@@ -797,7 +797,7 @@ static bool
 real_one(struct event_base *base, struct dns_resolver *res, char **f,
     bool known)
 {
-	struct spf_resolver	 r;
+	struct dns_lookup	 r;
 	struct spf_request	 req = { 0 };
 	struct spf_outcome	 now, o;
 	struct spf_eval		*ev;
@@ -824,7 +824,7 @@ real_one(struct event_base *base, struct dns_resolver *res, char **f,
 	req.helo = helo;
 	req.receiver = "mx.test";
 	req.now = 1700000000;
-	spf_resolver_dns(&r, res);
+	dns_lookup_of(&r, res);
 	ev = spf_eval_start(&r, &req, 11, on_done, &d, &now);
 	if (ev == NULL)
 		o = now;
