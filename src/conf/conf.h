@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "../lib/cidr.h"
 #include "../lib/fprint.h"
@@ -115,6 +116,25 @@ struct domain_conf {
 
 /* spf_policy */
 enum { CONF_SPF_NONE, CONF_SPF_TAG, CONF_SPF_REJECT };
+
+/* milters (issue 16, conf_milter.c): one content filter of the chain */
+enum { CONF_MILTER_TEMPFAIL, CONF_MILTER_ACCEPT, CONF_MILTER_REJECT };
+struct conf_milter {
+	char			*name;		/* as written, for logs */
+	int			 family;	/* AF_INET, AF_INET6, AF_UNIX */
+	struct in_addr		 a4;
+	struct in6_addr		 a6;
+	uint16_t		 port;
+	char			 path[108];	/* AF_UNIX */
+	int			 default_action; /* CONF_MILTER_*, -1: global */
+	unsigned		 connect_ms, command_ms, eom_ms; /* 0: global */
+};
+struct conf_milters {
+	struct conf_milter	*m;
+	size_t			 n;
+};
+int		 conf_milter_action(const char *, size_t);	/* or -1 */
+const char	*conf_milter_action_name(int);
 
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
@@ -221,6 +241,12 @@ struct config {
 	unsigned		 spf_timeout_ms; /* one evaluation, at most */
 	/* reports only to proven senders (issue 14, part 3) */
 	int			 ndr_require_auth; /* CONF_CONTROL_* */
+	/* milters (issue 16) */
+	struct conf_milters	 milters;
+	unsigned		 milter_connect_timeout_ms;
+	unsigned		 milter_command_timeout_ms;
+	unsigned		 milter_eom_timeout_ms;
+	int			 milter_default_action; /* CONF_MILTER_* */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

@@ -37,6 +37,7 @@ struct bufferevent;
 struct event;
 struct queue_msg;
 struct smtp_hold;
+struct milter_run;
 
 enum smtp_state {
 	ST_PREGREET	= 1 << 0,	/* greeting not sent yet */
@@ -128,6 +129,10 @@ struct smtp_tx {
 					 * a longer one ("...") */
 	bool			 smtputf8;	/* MAIL ... SMTPUTF8 (RFC 6531) */
 	struct smtp_spf		 spf;
+	/* milters (issue 16): the client's bytes, kept for the chain at
+	 * the end of data (max_message_size), and the chain running */
+	struct buf		 mcopy;
+	struct milter_run	*mrun;
 };
 
 struct smtp_session {

@@ -24,6 +24,7 @@
 #include "../deliver/dsn.h"
 #include "../deliver/qmgr.h"
 #include "../lib/ids.h"
+#include "../milter/milter.h"
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
@@ -40,11 +41,20 @@ _Static_assert(SMTP_DSN_NOTIFY_NEVER == QUEUE_NOTIFY_NEVER &&
     (int)SMTP_DSN_RET_HDRS == QUEUE_DSN_RET_HDRS, "DSN values differ");
 
 static void	tx_committed(void *, uint64_t, bool, const char *);
+static void	tx_commit(struct smtp_session *);
+static int	tx_open(struct smtp_session *);
 
 void
 smtp_tx_free(struct smtp_session *s)
 {
 	smtp_spf_stop(s);
+	if (s->tx.mrun != NULL) {
+		milter_run_cancel(s->tx.mrun);
+		s->tx.mrun = NULL;
+	}
+	/* a big message's copy is not kept for the next one */
+	buf_free(&s->tx.mcopy);
+	buf_init(&s->tx.mcopy, s->conf->max_message_size);
 	if (s->tx.msg != NULL) {
 		queue_msg_abort(s->tx.msg);
 		s->tx.msg = NULL;
@@ -63,6 +73,7 @@ smtp_tx_init(struct smtp_session *s)
 	n = (size_t)s->conf->max_recipients * SMTP_DSN_KEEP_MAX;
 	buf_init(&s->tx.rcpt_dsn, n);
 	buf_init(&s->tx.bounced_dsn, n);
+	buf_init(&s->tx.mcopy, s->conf->max_message_size);
 }
 
 void
@@ -75,6 +86,7 @@ smtp_tx_fini(struct smtp_session *s)
 	buf_free(&s->tx.head);
 	buf_free(&s->tx.rcpt_dsn);
 	buf_free(&s->tx.bounced_dsn);
+	buf_free(&s->tx.mcopy);
 }
 
 void
@@ -571,7 +583,8 @@ tx_out(void *arg, const uint8_t *p, size_t n)
 	if (s->tx.bytes > s->conf->max_message_size)
 		s->tx.too_big = true;	/* read on, store no more */
 	else if (s->tx.msg != NULL && !s->tx.io_error &&
-	    queue_msg_write(s->tx.msg, p, n) == -1)
+	    (queue_msg_write(s->tx.msg, p, n) == -1 ||
+	    (s->conf->milters.n > 0 && buf_add(&s->tx.mcopy, p, n) == -1)))
 		s->tx.io_error = true;
 }
 
@@ -669,6 +682,18 @@ tx_refuse(struct smtp_session *s, enum reply_id r, const char *why)
 	smtp_reply(s, r, NULL);
 }
 
+/* The same with a milter's reply line (multi-line: CRLF inside). */
+static void
+tx_refuse_line(struct smtp_session *s, const char *line, const char *why)
+{
+	smtp_log(s, LOG_LVL_INFO, "data", "bytes=%" PRIu64 " result=%s "
+	    "reply=\"%s\"", s->tx.bytes, why, log_text(line, strlen(line),
+	    200));
+	smtp_tx_reset(s);
+	smtp_set_state(s, ST_READY);
+	smtp_reply_line(s, line);
+}
+
 /*
  * A BDAT chunk has been read: answer it, or (LAST, nothing refused) let
  * smtp_tx_end() finish the message as it finishes DATA's.  The spool's
@@ -701,6 +726,170 @@ tx_chunk_end(struct smtp_session *s)
 	if (!smtp_data_raw_end(&s->tx.data))
 		tx_out(s, (const uint8_t *)"\r\n", 2);
 	return true;
+}
+
+/*
+ * The envelope as the milters left it: sender and recipients (a kept
+ * recipient keeps its DSN parameters; an added one has none).  0, or -1.
+ */
+static int
+tx_milter_env(struct smtp_session *s, const struct milter_msg *mm)
+{
+	struct buf	 dsn;
+	const char	*d, **old;
+	size_t		 i, k;
+	int		 rc = -1;
+
+	old = calloc(s->tx.nqueued + 1, sizeof(*old));
+	buf_init(&dsn, s->tx.rcpt_dsn.max);
+	if (old == NULL)
+		goto out;
+	for (i = 0, d = (const char *)s->tx.rcpt_dsn.data; i < s->tx.nqueued;
+	    i++, d += strlen(d) + 1)
+		old[i] = d;
+	for (i = 0; i < mm->nr; i++) {
+		d = mm->r[i].orig >= 0 && (size_t)mm->r[i].orig <
+		    s->tx.nqueued ? old[mm->r[i].orig] : "0 ";
+		if (buf_add(&dsn, d, strlen(d) + 1) == -1)
+			goto out;
+	}
+	buf_reset(&s->tx.rcpts);
+	for (i = 0; i < mm->nr; i++)
+		if (buf_add(&s->tx.rcpts, mm->r[i].addr,
+		    strlen(mm->r[i].addr) + 1) == -1)
+			goto out;
+	k = s->tx.rcpt_dsn.max;
+	buf_free(&s->tx.rcpt_dsn);
+	s->tx.rcpt_dsn = dsn;
+	s->tx.rcpt_dsn.max = k;
+	buf_init(&dsn, 0);
+	s->tx.nqueued = mm->nr;
+	buf_reset(&s->tx.sender);
+	rc = buf_add(&s->tx.sender, mm->sender, strlen(mm->sender));
+out:
+	buf_free(&dsn);
+	free(old);
+	return rc;
+}
+
+/* The milters changed the message: write it anew (a new queue id). */
+static int
+tx_milter_rewrite(struct smtp_session *s, struct milter_msg *mm)
+{
+	struct buf	out;
+	int		rc;
+
+	if (mm->env_changed && tx_milter_env(s, mm) == -1)
+		return -1;
+	if (s->tx.nqueued == 0)
+		return 0;		/* every recipient removed */
+	queue_msg_abort(s->tx.msg);
+	s->tx.msg = NULL;
+	buf_init(&out, s->conf->max_message_size + 2 * MILTER_HDR_VALUE_MAX);
+	rc = tx_open(s) == -1 || milter_msg_render(mm, &out) == -1 ||
+	    queue_msg_write(s->tx.msg, out.data, out.len) == -1 ? -1 : 0;
+	buf_free(&out);
+	return rc;
+}
+
+static void
+tx_milter_done(void *arg, uint64_t sid, struct milter_run *run)
+{
+	struct smtp_session	*s = worker_session_find(arg, sid);
+	struct milter_msg	*mm = milter_run_msg(run);
+	enum milter_verdict	 v = milter_run_verdict(run);
+	char			 qid[ID_STRLEN + 1];
+
+	if (s == NULL || s->tx.mrun != run) {
+		milter_run_free(run);	/* not ours any more */
+		return;
+	}
+	smtp_log(s, LOG_LVL_INFO, "milter_result", "verdict=%s by=%s "
+	    "edits=%s", milter_verdict_name(v), milter_run_by(run),
+	    mm->hdrs_changed || mm->env_changed || mm->body_replaced ?
+	    "yes" : "no");
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		char	line[MILTER_REPLY_MAX + 1];
+
+		snprintf(line, sizeof(line), "%s", milter_run_reply(run));
+		tx_refuse_line(s, line, "milter");
+	} else if (v == MILTER_V_DISCARD || (mm->env_changed &&
+	    mm->nr == 0)) {
+		id_format(id_next(), qid);
+		smtp_log(s, LOG_LVL_INFO, "discarded", "id=%s bytes=%" PRIu64
+		    " by=milter", qid, s->tx.bytes);
+		smtp_tx_reset(s);
+		smtp_set_state(s, ST_READY);
+		s->nmsgs++;
+		smtp_reply(s, R_QUEUED, qid);
+	} else if ((mm->hdrs_changed || mm->env_changed ||
+	    mm->body_replaced) && tx_milter_rewrite(s, mm) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"cannot write the "
+		    "filtered message\"");
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");
+	} else {
+		s->tx.mrun = NULL;
+		tx_commit(s);
+		milter_run_free(run);
+		return;
+	}
+	smtp_resume(s);
+}
+
+/* The message is complete: the milters have their say before the 250. */
+static void
+tx_milter(struct smtp_session *s)
+{
+	struct milter_env	 env;
+	const char		**rcpts;
+	const char		*p;
+	char			 prefix[96], sid[ID_STRLEN + 1];
+	uint16_t		 port = 0;
+	size_t			 i;
+
+	if ((rcpts = calloc(s->tx.nqueued + 1, sizeof(*rcpts))) == NULL) {
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");
+		return;
+	}
+	for (i = 0, p = (const char *)s->tx.rcpts.data; i < s->tx.nqueued;
+	    i++, p += strlen(p) + 1)
+		rcpts[i] = p;
+	if (s->peer.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&s->peer)->sin_port);
+	else if (s->peer.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&s->peer)->sin6_port);
+	id_format(s->id, sid);
+	snprintf(prefix, sizeof(prefix), "sid=%s client=%s", sid, s->client);
+	env = (struct milter_env){
+		.log_prefix = prefix,
+		.hostname = s->conf->hostname,
+		.client_addr = s->client,
+		.client_family = s->peer.ss_family,
+		.client_port = port,
+		.client_name = "unknown",
+		.helo = s->helo,
+		.tls_version = s->tls ? s->tls_version : "",
+		.cipher = s->tls ? s->tls_cipher : "",
+		.auth_user = s->auth_user,
+		.qid = queue_msg_id(s->tx.msg),
+		.sender = buf_cstr(&s->tx.sender),
+		.rcpts = rcpts,
+		.nrcpts = s->tx.nqueued,
+		.msg = s->tx.mcopy.data,
+		.msglen = s->tx.mcopy.len,
+	};
+	s->tx.mrun = milter_run_start(s->w->base, s->conf, &env, s->id,
+	    tx_milter_done, s->w);
+	free(rcpts);
+	if (s->tx.mrun == NULL) {
+		smtp_log(s, LOG_LVL_WARNING, "milter", "msg=\"cannot start "
+		    "the milter chain\"");
+		tx_refuse_line(s, "451 4.7.1 Content filter unavailable, try "
+		    "again later", "milter");
+		return;
+	}
+	smtp_set_state(s, ST_COMMIT);
+	bufferevent_disable(s->bev, EV_READ);
 }
 
 void
@@ -741,16 +930,23 @@ smtp_tx_end(struct smtp_session *s)
 		smtp_set_state(s, ST_READY);
 		s->nmsgs++;
 		smtp_reply(s, R_QUEUED, qid);
-	} else {
-		smtp_log(s, LOG_LVL_DEBUG, "data", "bytes=%" PRIu64
-		    " result=commit", s->tx.bytes);
-		struct queue_msg *m = s->tx.msg;
+	} else if (s->conf->milters.n > 0)
+		tx_milter(s);
+	else
+		tx_commit(s);
+}
 
-		s->tx.msg = NULL;	/* the queue owns it now */
-		smtp_set_state(s, ST_COMMIT);
-		bufferevent_disable(s->bev, EV_READ);
-		queue_msg_commit(m, s->w->commit_jobs, s->id, tx_committed, s->w);
-	}
+static void
+tx_commit(struct smtp_session *s)
+{
+	struct queue_msg	*m = s->tx.msg;
+
+	smtp_log(s, LOG_LVL_DEBUG, "data", "bytes=%" PRIu64
+	    " result=commit", s->tx.bytes);
+	s->tx.msg = NULL;	/* the queue owns it now */
+	smtp_set_state(s, ST_COMMIT);
+	bufferevent_disable(s->bev, EV_READ);
+	queue_msg_commit(m, s->w->commit_jobs, s->id, tx_committed, s->w);
 }
 
 /* On the loop, once the spool has (or has not) made it durable. */

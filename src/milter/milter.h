@@ -1,0 +1,78 @@
+/*
+ * milter.h - the milter chain for one message: each filter of `milters`
+ * in turn gets its own conversation (connect, negotiate, macros,
+ * connect/helo/mail/rcpt/data/headers/eoh/body/eom, quit) on the event
+ * loop, sees the message as the filters before it left it, and the first
+ * answer that is not "continue" ends the chain.  A filter that is down,
+ * slow or speaks garbage gets its default action (milter_default_action
+ * or its own {default_action=...}), with a log line saying so.
+ * Owns: the sockets, timers and buffers of the conversations.
+ * Never: speaks SMTP, writes the spool, blocks.  Untrusted: every byte a
+ * filter sends (decoded by milter_proto.c).
+ */
+#ifndef MXGATE_MILTER_H
+#define MXGATE_MILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "milter_msg.h"
+
+struct event_base;
+struct config;
+struct milter_run;
+
+/* What the filters are told (macros, envelope, the message). */
+struct milter_env {
+	const char		*log_prefix;	/* "sid=... client=..." */
+	const char		*hostname;	/* j */
+	const char		*client_addr;	/* text */
+	int			 client_family;	/* AF_INET, AF_INET6 */
+	uint16_t		 client_port;
+	const char		*client_name;	/* "unknown" without a name */
+	const char		*helo;
+	const char		*tls_version;	/* "" without TLS */
+	const char		*cipher;
+	const char		*auth_user;	/* "" without AUTH */
+	const char		*qid;		/* i */
+	const char		*sender;	/* "" for <> */
+	const char *const	*rcpts;
+	size_t			 nrcpts;
+	const uint8_t		*msg;		/* the client's bytes; kept by
+						 * the caller for the run */
+	size_t			 msglen;
+};
+
+enum milter_verdict {
+	MILTER_V_ACCEPT,	/* take it (the edits in the message) */
+	MILTER_V_REJECT,	/* 5xx: reply holds it */
+	MILTER_V_TEMPFAIL,	/* 4xx: reply holds it */
+	MILTER_V_DISCARD,	/* answer 250, store nothing */
+	MILTER_V_QUARANTINE,	/* take it, hold it in the queue */
+};
+
+typedef void	milter_done_fn(void *arg, uint64_t sid, struct milter_run *);
+
+/*
+ * Start the chain for one message; done(arg, sid, run) runs later on
+ * the loop (never inside this call), once.  NULL: out of memory, or the
+ * message could not be split (the caller answers 451).
+ */
+struct milter_run *milter_run_start(struct event_base *,
+		    const struct config *, const struct milter_env *,
+		    uint64_t sid, milter_done_fn *, void *arg);
+/* Stop it (the client left): no callback; frees it. */
+void		 milter_run_cancel(struct milter_run *);
+void		 milter_run_free(struct milter_run *);
+
+enum milter_verdict milter_run_verdict(const struct milter_run *);
+/* The SMTP reply to give for REJECT and TEMPFAIL ("550 5.7.1 ..."). */
+const char	*milter_run_reply(const struct milter_run *);
+/* The name of the filter that decided, or "-". */
+const char	*milter_run_by(const struct milter_run *);
+/* The message as the chain left it. */
+struct milter_msg *milter_run_msg(struct milter_run *);
+const char	*milter_verdict_name(enum milter_verdict);
+
+#endif
