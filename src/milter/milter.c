@@ -51,6 +51,7 @@ struct milter_run {
 	char			 reply[MILTER_REPLY_MAX + 1];
 	const char		*by;
 	char			 port[8];
+	char			 prefix[128];	/* the caller's log prefix */
 	char			 conn_name[INET6_ADDRSTRLEN + 8];
 	/* the conversation with filter cur */
 	struct bufferevent	*bev;
@@ -752,6 +753,9 @@ milter_run_start(struct event_base *base, const struct config *conf,
 	r->base = base;
 	r->conf = conf;
 	r->env = *env;
+	/* the caller's strings may live on its stack: keep the prefix */
+	snprintf(r->prefix, sizeof(r->prefix), "%s", env->log_prefix);
+	r->env.log_prefix = r->prefix;
 	r->sid = sid;
 	r->done = done;
 	r->arg = arg;

@@ -23,7 +23,9 @@ struct event_base;
 struct config;
 struct milter_run;
 
-/* What the filters are told (macros, envelope, the message). */
+/* What the filters are told (macros, envelope, the message).  The
+ * strings and the message must live as long as the run (the session's);
+ * log_prefix is copied. */
 struct milter_env {
 	const char		*log_prefix;	/* "sid=... client=..." */
 	const char		*hostname;	/* j */
