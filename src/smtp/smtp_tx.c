@@ -24,10 +24,12 @@
 #include "../deliver/dsn.h"
 #include "../deliver/qmgr.h"
 #include "../lib/ids.h"
+#include "../lib/job.h"
 #include "../milter/milter.h"
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
+#include "../queue/queue_admin.h"
 #include "smtp_session.h"
 
 #define SMTP_SIZE_DIGITS	20	/* RFC 1870: size-value is 1*20DIGIT */
@@ -41,7 +43,23 @@ _Static_assert(SMTP_DSN_NOTIFY_NEVER == QUEUE_NOTIFY_NEVER &&
     (int)SMTP_DSN_RET_HDRS == QUEUE_DSN_RET_HDRS, "DSN values differ");
 
 static void	tx_committed(void *, uint64_t, bool, const char *);
-static void	tx_commit(struct smtp_session *);
+static void	tx_commit(struct smtp_session *, queue_done_fn *, void *);
+static void	tx_reply_committed(struct worker *, uint64_t, bool,
+		    const char *);
+
+static void	tx_held_committed(void *, uint64_t, bool, const char *);
+
+/* A message a milter quarantined: held (SPOOL/hold) before the 250. */
+struct tx_hold {
+	struct worker	*w;
+	uint64_t	 sid;
+	char		*spool;
+	char		 qid[ID_STRLEN + 1];
+	char		 why[128];
+	bool		 ok;		/* committed */
+	enum queue_admin_rc rc;
+	char		 err[256];
+};
 static int	tx_open(struct smtp_session *);
 
 void
@@ -828,8 +846,29 @@ tx_milter_done(void *arg, uint64_t sid, struct milter_run *run)
 		    "filtered message\"");
 		tx_refuse(s, R_LOCAL_ERROR, "io_error");
 	} else {
+		struct tx_hold	*h = NULL;
+
+		if (v == MILTER_V_QUARANTINE &&
+		    (h = calloc(1, sizeof(*h))) != NULL &&
+		    (h->spool = strdup(s->conf->spool)) != NULL) {
+			h->w = s->w;
+			h->sid = s->id;
+			snprintf(h->why, sizeof(h->why), "%s", mm->quarantine ?
+			    mm->quarantine : "");
+		} else if (h != NULL) {
+			free(h);
+			h = NULL;
+		}
+		if (v == MILTER_V_QUARANTINE && h == NULL) {
+			tx_refuse(s, R_LOCAL_ERROR, "io_error");
+			smtp_resume(s);
+			return;
+		}
 		s->tx.mrun = NULL;
-		tx_commit(s);
+		if (h != NULL)
+			tx_commit(s, tx_held_committed, h);
+		else
+			tx_commit(s, tx_committed, s->w);
 		milter_run_free(run);
 		return;
 	}
@@ -933,11 +972,11 @@ smtp_tx_end(struct smtp_session *s)
 	} else if (s->conf->milters.n > 0)
 		tx_milter(s);
 	else
-		tx_commit(s);
+		tx_commit(s, tx_committed, s->w);
 }
 
 static void
-tx_commit(struct smtp_session *s)
+tx_commit(struct smtp_session *s, queue_done_fn *done, void *arg)
 {
 	struct queue_msg	*m = s->tx.msg;
 
@@ -946,7 +985,59 @@ tx_commit(struct smtp_session *s)
 	s->tx.msg = NULL;	/* the queue owns it now */
 	smtp_set_state(s, ST_COMMIT);
 	bufferevent_disable(s->bev, EV_READ);
-	queue_msg_commit(m, s->w->commit_jobs, s->id, tx_committed, s->w);
+	queue_msg_commit(m, s->w->commit_jobs, s->id, done, arg);
+}
+
+/* On a pool thread: into SPOOL/hold, as `mxgate queue hold` does. */
+static void
+tx_hold_run(void *arg)
+{
+	struct tx_hold	*h = arg;
+
+	h->rc = queue_admin_hold(h->spool, h->qid, 10000, h->err,
+	    sizeof(h->err));
+}
+
+static void
+tx_hold_done(void *arg)
+{
+	struct tx_hold	*h = arg;
+
+	if (h->rc == QUEUE_ADMIN_OK) {
+		log_event(LOG_LVL_INFO, "quarantined", "qid=%s reason=\"%s\"",
+		    h->qid, log_text(h->why, strlen(h->why), 128));
+		obs_add(&h->w->obs.messages_accepted, 1);
+	} else {
+		/* still in the queue: it is delivered, not lost */
+		log_event(LOG_LVL_WARNING, "quarantined", "qid=%s error=\"%s\" "
+		    "action=deliver", h->qid, log_text(h->err, strlen(h->err),
+		    200));
+		obs_add(&h->w->obs.messages_accepted, 1);
+		qmgr_submit(h->w->qmgr, h->qid);
+	}
+	tx_reply_committed(h->w, h->sid, true, h->qid);
+	free(h->spool);
+	free(h);
+}
+
+/* Committed: hold it (off the loop), then answer. */
+static void
+tx_held_committed(void *arg, uint64_t sid, bool ok, const char *qid)
+{
+	struct tx_hold	*h = arg;
+
+	if (!ok || qid == NULL) {
+		tx_reply_committed(h->w, sid, ok, qid);
+		free(h->spool);
+		free(h);
+		return;
+	}
+	snprintf(h->qid, sizeof(h->qid), "%s", qid);
+	if (job_submit(h->w->commit_jobs, tx_hold_run, tx_hold_done, h) == -1) {
+		h->rc = QUEUE_ADMIN_ERROR;
+		snprintf(h->err, sizeof(h->err), "cannot queue the hold job");
+		tx_hold_done(h);
+	}
 }
 
 /* On the loop, once the spool has (or has not) made it durable. */
@@ -954,12 +1045,20 @@ static void
 tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 {
 	struct worker		*w = arg;
-	struct smtp_session	*s;
 
 	if (ok) {
 		obs_add(&w->obs.messages_accepted, 1);
 		qmgr_submit(w->qmgr, qid);	/* it may run on another loop */
 	}
+	tx_reply_committed(w, sid, ok, qid);
+}
+
+/* The reply once the message is durable (or is not). */
+static void
+tx_reply_committed(struct worker *w, uint64_t sid, bool ok, const char *qid)
+{
+	struct smtp_session	*s;
+
 	if ((s = worker_session_find(w, sid)) == NULL) {
 		char	sidtext[ID_STRLEN + 1];
 

@@ -10,6 +10,7 @@ reject as its per-milter default_action); one that dies mid-body and one
 that is down (nothing listens) are 451 4.7.1; header edits (add, insert
 at the top, change, delete), envelope edits (addrcpt, delrcpt, chgfrom)
 and body replacement reach the delivered copy; two milters in a chain;
+quarantine holds the message in SPOOL/hold until `mxgate queue release`;
 a bad milters value is a config error with its line.
 """
 
@@ -323,3 +324,26 @@ def test_milter_bad_config(ctx):
     check(":4: milters: expected inet:IPV4:PORT" in err, err)
     check(":5: milter_default_action: expected tempfail, accept or reject"
           in err, err)
+
+
+def test_milter_quarantine_held(ctx, gw_factory):
+    """quarantine: 250, then held in SPOOL/hold (never delivered) until
+    `mxgate queue release`."""
+    from ctllib import mx
+    gw, m = with_milter(ctx, gw_factory, "quarantine")
+    try:
+        with mxlib.session(gw) as c:
+            r = send(c, "250 2.0.0 Ok: queued as *")
+        qid = str(r).split()[-1]
+        gw.wait_log(f'event=quarantined qid={qid} reason="held by test"')
+        check(os.path.exists(os.path.join(gw.spool_dir, "hold", qid)),
+              f"{qid} in SPOOL/hold: {gw.spool_files()}")
+        check_eq(gw.maildir_files("example.test", "alice"), [],
+                 "not delivered")
+        out, _ = mx(ctx, gw, "queue", "list")
+        check(qid in out, f"`queue list` shows it: {out!r}")
+        out, _ = mx(ctx, gw, "queue", "release", qid)
+        check(f"released {qid}" in out, out)
+        delivered(gw)
+    finally:
+        m.stop()
