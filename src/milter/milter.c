@@ -125,6 +125,14 @@ mc_arm(struct milter_run *r, unsigned ms)
 	evtimer_add(r->tmo, &tv);
 }
 
+static void
+mc_note(struct milter_run *r, enum milter_outcome o)
+{
+	if (r->env.note != NULL)
+		r->env.note(r->env.note_arg, r->cur, o,
+		    (mc_now_ms() - r->start_ms) * 1000);
+}
+
 static const char *const mc_step_names[] = {
 	"negotiate", "connect", "helo", "mail", "rcpt", "data", "header",
 	"eoh", "body", "eom", "quit"
@@ -170,6 +178,7 @@ mc_passed(struct milter_run *r, const char *how)
 	mc_log(r, LOG_LVL_INFO, "milter=%s verdict=%s stage=%s edits=%u "
 	    "latency_ms=%" PRIu64, mc_spec(r)->name, how,
 	    mc_step_names[r->step], r->nedits, mc_now_ms() - r->start_ms);
+	mc_note(r, how[0] == 'a' ? MILTER_O_ACCEPT : MILTER_O_CONTINUE);
 	buf_reset(&r->out);
 	if (r->bev != NULL && r->step != MC_NEG && evbuffer_get_length(
 	    bufferevent_get_output(r->bev)) == 0 &&
@@ -202,6 +211,9 @@ mc_decide(struct milter_run *r, enum milter_verdict v, const char *reply,
 	    mc_now_ms() - r->start_ms, r->reply[0] ? " reply=\"" : "",
 	    r->reply[0] ? log_text(r->reply, strlen(r->reply), 200) : "",
 	    r->reply[0] ? "\"" : "");
+	mc_note(r, strcmp(how, "replycode") == 0 ? MILTER_O_REPLYCODE :
+	    v == MILTER_V_REJECT ? MILTER_O_REJECT : v == MILTER_V_TEMPFAIL ?
+	    MILTER_O_TEMPFAIL : MILTER_O_DISCARD);
 	mc_finish(r);
 }
 
@@ -217,6 +229,8 @@ mc_fail(struct milter_run *r, const char *why)
 	mc_log(r, LOG_LVL_WARNING, "milter=%s error=%s stage=%s action=%s "
 	    "latency_ms=%" PRIu64, m->name, why, mc_step_names[r->step],
 	    conf_milter_action_name(a), mc_now_ms() - r->start_ms);
+	mc_note(r, strcmp(why, "timeout") == 0 ? MILTER_O_TIMEOUT :
+	    MILTER_O_ERROR);
 	mc_close(r);
 	buf_reset(&r->out);
 	if (a == CONF_MILTER_ACCEPT) {

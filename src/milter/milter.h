@@ -20,6 +20,15 @@
 #include "milter_msg.h"
 
 struct event_base;
+
+/* How one filter's conversation ended (for counters: obs.h's order). */
+enum milter_outcome {
+	MILTER_O_CONTINUE, MILTER_O_ACCEPT, MILTER_O_REJECT, MILTER_O_TEMPFAIL,
+	MILTER_O_DISCARD, MILTER_O_REPLYCODE, MILTER_O_TIMEOUT, MILTER_O_ERROR
+};
+/* Told once per filter: its place in the chain, outcome, microseconds. */
+typedef void	milter_note_fn(void *arg, size_t idx, enum milter_outcome,
+		    uint64_t us);
 struct config;
 struct milter_run;
 
@@ -44,6 +53,8 @@ struct milter_env {
 	const uint8_t		*msg;		/* the client's bytes; kept by
 						 * the caller for the run */
 	size_t			 msglen;
+	milter_note_fn		*note;		/* or NULL */
+	void			*note_arg;
 };
 
 enum milter_verdict {

@@ -131,6 +131,19 @@ void	obs_hist_sum(struct obs_hist *dst, const struct obs_hist *src);
 
 #define OBS_DIR_KINDS	(DIR_KIND_LAST + 1)	/* one histogram each */
 
+/* mxgate_milter_replies_total{milter,verdict} (issue 16): per filter of
+ * `milters` (its place in the chain; the label is its configured
+ * address), how its conversation about a message ended; timeout and
+ * error are failures, answered by its default action. */
+#define OBS_MILTER_SLOTS	16	/* conf_milter.c's CM_MAX */
+enum obs_milter {
+	OBS_MILTER_CONTINUE, OBS_MILTER_ACCEPT, OBS_MILTER_REJECT,
+	OBS_MILTER_TEMPFAIL, OBS_MILTER_DISCARD, OBS_MILTER_REPLYCODE,
+	OBS_MILTER_TIMEOUT, OBS_MILTER_ERROR, OBS_MILTER_MAX
+};
+extern const struct obs_hist_spec obs_milter_seconds;	/* us */
+const char *obs_milter_name(enum obs_milter);
+
 /* What one event loop counts.  Zeroed with its worker. */
 struct obs_loop {
 	obs_ctr		 rcpt[OBS_RCPT_MAX];
@@ -142,6 +155,8 @@ struct obs_loop {
 	obs_ctr		 delivery[OBS_HOP_MAX][OBS_DLV_MAX];
 	struct obs_hist	 rcpt_seconds;
 	struct obs_hist	 dir_seconds[OBS_DIR_KINDS];
+	obs_ctr		 milter[OBS_MILTER_SLOTS][OBS_MILTER_MAX];
+	struct obs_hist	 milter_seconds[OBS_MILTER_SLOTS];
 };
 
 /* A scrape's view: every loop added up (plain numbers). */
@@ -155,6 +170,8 @@ struct obs_totals {
 	uint64_t	 delivery[OBS_HOP_MAX][OBS_DLV_MAX];
 	struct obs_hist	 rcpt_seconds;
 	struct obs_hist	 dir_seconds[OBS_DIR_KINDS];
+	uint64_t	 milter[OBS_MILTER_SLOTS][OBS_MILTER_MAX];
+	struct obs_hist	 milter_seconds[OBS_MILTER_SLOTS];
 };
 
 /* totals += what loop l holds now (relaxed loads; any thread). */

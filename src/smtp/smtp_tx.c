@@ -49,6 +49,11 @@ static void	tx_reply_committed(struct worker *, uint64_t, bool,
 
 static void	tx_held_committed(void *, uint64_t, bool, const char *);
 
+_Static_assert((int)MILTER_O_CONTINUE == OBS_MILTER_CONTINUE &&
+    (int)MILTER_O_REPLYCODE == OBS_MILTER_REPLYCODE &&
+    (int)MILTER_O_ERROR == OBS_MILTER_ERROR &&
+    OBS_MILTER_MAX == MILTER_O_ERROR + 1, "milter outcomes differ");
+
 /* A message a milter quarantined: held (SPOOL/hold) before the 250. */
 struct tx_hold {
 	struct worker	*w;
@@ -875,6 +880,18 @@ tx_milter_done(void *arg, uint64_t sid, struct milter_run *run)
 	smtp_resume(s);
 }
 
+/* mxgate_milter_replies_total and mxgate_milter_seconds (obs.h). */
+static void
+tx_milter_note(void *arg, size_t idx, enum milter_outcome o, uint64_t us)
+{
+	struct worker	*w = arg;
+
+	if (idx >= OBS_MILTER_SLOTS)
+		return;
+	obs_add(&w->obs.milter[idx][o], 1);
+	obs_hist_note(&w->obs.milter_seconds[idx], &obs_milter_seconds, us);
+}
+
 /* The message is complete: the milters have their say before the 250. */
 static void
 tx_milter(struct smtp_session *s)
@@ -916,6 +933,8 @@ tx_milter(struct smtp_session *s)
 		.nrcpts = s->tx.nqueued,
 		.msg = s->tx.mcopy.data,
 		.msglen = s->tx.mcopy.len,
+		.note = tx_milter_note,
+		.note_arg = s->w,
 	};
 	s->tx.mrun = milter_run_start(s->w->base, s->conf, &env, s->id,
 	    tx_milter_done, s->w);
