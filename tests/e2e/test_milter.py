@@ -347,3 +347,55 @@ def test_milter_quarantine_held(ctx, gw_factory):
         delivered(gw)
     finally:
         m.stop()
+
+
+def test_milter_metrics(ctx, gw_factory):
+    """Counters per filter: a continue and a timeout, and the latency."""
+    import test_metrics as tm
+    a = TestMilter(ctx.tmpdir, "pass")
+    b = TestMilter(ctx.tmpdir, "sleep")
+    try:
+        gw, port = tm.metrics_gateway(
+            gw_factory, milters=f"{a.spec}, {b.spec}{{eom_timeout=1s}}")
+        with mxlib.session(gw) as c:
+            send(c, "451 4.7.1 *")
+        gw.wait_event("milter", error="timeout")
+        s = tm.samples(tm.scrape(port))
+
+        def get(name, **labels):
+            return s.get((name, frozenset(labels.items())))
+        check_eq(get("mxgate_milter_replies_total", milter=a.spec,
+                     verdict="continue"), 1.0, "the first filter's continue")
+        check_eq(get("mxgate_milter_replies_total", milter=b.spec,
+                     verdict="timeout"), 1.0, "the second filter's timeout")
+        check_eq(get("mxgate_milter_replies_total", milter=b.spec,
+                     verdict="continue"), 0.0, "no continue from it")
+        check_eq(get("mxgate_milter_seconds_count", milter=b.spec), 1.0,
+                 "one conversation timed")
+        check(get("mxgate_milter_seconds_sum", milter=b.spec) >= 1.0,
+              "it lasted at least its eom_timeout")
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_milter_client_leaves_while_waiting(ctx, gw_factory):
+    """The client goes while a filter thinks: the chain is dropped, nothing
+    stored, and the gateway serves the next client."""
+    gw, m = with_milter(ctx, gw_factory, "sleep", milter_eom_timeout="3s")
+    try:
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+            c.expect(RCPT_OK, "RCPT TO:<alice@example.test>")
+            c.expect("354 *", "DATA")
+            c.send(mxlib.make_message("gone") + b".\r\n")
+            mxlib.wait_until(lambda: any(l.startswith("eom") for l in
+                                         m.lines()), 20, "the filter at eom")
+        gw.wait_event("disconnect")
+        with mxlib.session(gw) as c:
+            c.expect("250 2.0.0 Ok", "RSET")
+        check_eq(gw.all_mail_files(), [], "nothing delivered")
+        check(not any(f.startswith("queue/") for f in gw.spool_files()),
+              f"nothing queued: {gw.spool_files()}")
+    finally:
+        m.stop()
