@@ -1,0 +1,196 @@
+"""
+test_milter_raw.py - mxgate against a scripted milter written here with
+sockets only (a thread of the test on a free loopback port), for what a
+real filter library never sends: garbage, a huge packet, a version or
+actions it may not ask for, a replycode that is not 4xx/5xx, an edit it
+did not negotiate; and for the negotiation's other half: steps left out
+(SMFIP_NODATA: its macros still come, the command does not) and steps
+not answered (SMFIP_NR_*: mxgate sends on without waiting).  Each
+failure is 451 4.7.1 under the default action, with its log line, and
+the gateway lives on.  A large message reaches a filter in body chunks
+of at most 65535 bytes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import mxlib
+from mxlib import check, check_eq
+
+RCPT_OK = "250 2.1.5 Ok"
+NODATA, NR_CONN, NR_MAIL, NR_RCPT = 0x200, 0x1000, 0x4000, 0x8000
+NR_HELO = 0x2000
+NR_DATA, NR_HDR, NR_EOH, NR_BODY = 0x10000, 0x80, 0x40000, 0x80000
+ADDHDRS = 0x1
+
+
+def pkt(cmd: bytes, data: bytes = b"") -> bytes:
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+class RawMilter:
+    """Accepts connections; answers per mode; records every command."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.cmds: list[tuple[bytes, bytes]] = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.t = threading.Thread(target=self._serve, daemon=True)
+        self.t.start()
+
+    @property
+    def spec(self) -> str:
+        return f"inet:127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _read(self, c: socket.socket) -> tuple[bytes, bytes] | None:
+        h = b""
+        while len(h) < 4:
+            b = c.recv(4 - len(h))
+            if not b:
+                return None
+            h += b
+        n = struct.unpack(">I", h)[0]
+        d = b""
+        while len(d) < n:
+            b = c.recv(n - len(d))
+            if not b:
+                return None
+            d += b
+        return d[:1], d[1:]
+
+    def _conn(self, c: socket.socket) -> None:
+        with c:
+            while True:
+                p = self._read(c)
+                if p is None:
+                    return
+                self.cmds.append(p)
+                out = self._answer(*p)
+                if out:
+                    c.sendall(out)
+
+    def _answer(self, cmd: bytes, data: bytes) -> bytes:
+        m = self.mode
+        if cmd == b"O":
+            ver, acts, proto = 6, 0, 0
+            if m == "badneg":
+                ver = 7
+            if m == "nr":
+                acts = ADDHDRS
+                proto = (NODATA | NR_CONN | NR_HELO | NR_MAIL | NR_RCPT |
+                         NR_DATA | NR_HDR | NR_EOH | NR_BODY)
+            return pkt(b"O", struct.pack(">III", ver, acts, proto))
+        if cmd in (b"D", b"Q", b"A"):
+            return b""          # macros, quit, abort: no answer
+        if m == "nr" and cmd != b"E":
+            return b""          # it said it would not answer these
+        if m == "garbage":
+            return b"\x00\x00\x00\x03zzz"
+        if m == "zerolen":
+            return b"\x00\x00\x00\x00"
+        if m == "huge":
+            return b"\x7f\xff\xff\xff" + b"c"
+        if cmd == b"E":
+            if m == "badcode":
+                return pkt(b"y", b"250 2.0.0 fine\0")
+            if m in ("undeclared", "nr"):
+                return pkt(b"h", b"X-Raw\0edited\0") + pkt(b"c")
+        return pkt(b"c")
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.sock.close()
+
+
+def send(c: mxlib.Client, want: str, msg: bytes | None = None) -> None:
+    c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+    c.expect(RCPT_OK, "RCPT TO:<alice@example.test>")
+    c.expect("354 *", "DATA")
+    c.send((msg or mxlib.make_message("raw")) + b".\r\n")
+    c.expect(want)
+
+
+@mxlib.params([("garbage", "bad_reply"), ("zerolen", "bad_packet"),
+               ("huge", "packet_too_big"), ("badneg", "negotiate"),
+               ("badcode", "bad_reply"), ("undeclared", "edit_not_allowed")],
+              ids=["garbage", "zerolen", "huge", "badneg", "badcode",
+                   "undeclared"])
+def test_milter_raw_failures(ctx, gw_factory, param):
+    mode, error = param
+    m = RawMilter(mode)
+    try:
+        gw = gw_factory(config={"milters": m.spec})
+        with mxlib.session(gw) as c:
+            send(c, "451 4.7.1 Content filter unavailable, try again later")
+            # the session and the gateway live on
+            c.expect("250 2.0.0 Ok", "RSET")
+        ev = gw.wait_event("milter", error=error)
+        check_eq(ev.get("action"), "tempfail", f"action: {ev['line']}")
+        check_eq(gw.all_mail_files(), [], "nothing delivered")
+    finally:
+        m.stop()
+
+
+def test_milter_raw_no_reply_steps(ctx, gw_factory):
+    m = RawMilter("nr")
+    try:
+        gw = gw_factory(config={"milters": m.spec})
+        with mxlib.session(gw) as c:
+            send(c, "250 2.0.0 Ok: queued as *")
+        files = gw.wait_maildir("example.test", "alice")
+        with open(files[0], "rb") as f:
+            data = f.read()
+        check(b"\nX-Raw: edited\n" in data, f"the edit: {data[:400]!r}")
+        kinds = [k for k, _ in m.cmds]
+        check(b"T" not in kinds, f"DATA left out: {kinds}")
+        # its macros still came
+        macro_stages = [d[:1] for k, d in m.cmds if k == b"D"]
+        check(b"T" in macro_stages, f"DATA's macros sent: {macro_stages}")
+        for k in (b"C", b"H", b"M", b"R", b"L", b"N", b"B", b"E"):
+            check(k in kinds, f"{k!r} sent: {kinds}")
+        # the order of the conversation
+        order = [k for k in kinds if k in (b"O", b"C", b"H", b"M", b"R",
+                                           b"N", b"E")]
+        check_eq(order, [b"O", b"C", b"H", b"M", b"R", b"N", b"E"],
+                 "the steps in order")
+        mail = [d for k, d in m.cmds if k == b"M"][0]
+        check_eq(mail, b"<x@remote.test>\0", "MAIL's argument")
+        rcpt_macros = [d for k, d in m.cmds if k == b"D" and d[:1] == b"R"]
+        check(b"{rcpt_addr}\0alice@example.test\0" in rcpt_macros[0],
+              f"{rcpt_macros}")
+    finally:
+        m.stop()
+
+
+def test_milter_raw_body_chunks(ctx, gw_factory):
+    m = RawMilter("pass")
+    try:
+        gw = gw_factory(config={"milters": m.spec})
+        line = "x" * 78
+        body = [line] * 3000            # about 240 KB
+        with mxlib.session(gw) as c:
+            send(c, "250 2.0.0 Ok: queued as *",
+                 mxlib.make_message("big", body=body))
+        gw.wait_maildir("example.test", "alice")
+        chunks = [len(d) for k, d in m.cmds if k == b"B"]
+        check(len(chunks) >= 4, f"several chunks: {chunks}")
+        check(max(chunks) <= 65535, f"each at most 65535: {chunks}")
+        check_eq(sum(chunks), 3000 * 80, "every body byte, once")
+    finally:
+        m.stop()
