@@ -640,6 +640,9 @@ mc_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		if (!r->waiting) {	/* nothing was asked */
+			mc_log(r, LOG_LVL_INFO, "milter=%s unexpected=%c",
+			    mc_spec(r)->name, f.cmd > 32 && f.cmd < 127 ?
+			    f.cmd : '?');
 			mc_fail(r, "unexpected_reply");
 			return;
 		}
@@ -667,7 +670,9 @@ mc_write_cb(struct bufferevent *bev, void *arg)
 	struct milter_run	*r = arg;
 
 	(void)bev;
-	if (!r->waiting) {
+	/* not before the negotiation: a socket that connects at once (unix)
+	 * may report its empty output before it reports the connect */
+	if (!r->waiting && r->step > MC_NEG) {
 		evtimer_del(r->tmo);
 		mc_next(r);
 	}

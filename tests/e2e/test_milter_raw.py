@@ -13,9 +13,11 @@ of at most 65535 bytes.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
+import time
 
 import mxlib
 from mxlib import check, check_eq
@@ -34,21 +36,27 @@ def pkt(cmd: bytes, data: bytes = b"") -> bytes:
 class RawMilter:
     """Accepts connections; answers per mode; records every command."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, unix: str | None = None):
         self.mode = mode
+        self.unix = unix
         self.cmds: list[tuple[bytes, bytes]] = []
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        if unix:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(unix)
+        else:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
         self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.stopping = False
         self.t = threading.Thread(target=self._serve, daemon=True)
         self.t.start()
 
     @property
     def spec(self) -> str:
-        return f"inet:127.0.0.1:{self.port}"
+        return f"unix:{self.unix}" if self.unix else \
+            f"inet:127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
         while not self.stopping:
@@ -81,9 +89,21 @@ class RawMilter:
                 if p is None:
                     return
                 self.cmds.append(p)
+                if p[0] == b"E" and self.mode.startswith("progress"):
+                    # progress every 400 ms, past a 1 s eom deadline
+                    n = 4 if self.mode == "progress" else 40
+                    for _ in range(n):
+                        time.sleep(0.4)
+                        try:
+                            c.sendall(pkt(b"p"))
+                        except OSError:
+                            return
                 out = self._answer(*p)
                 if out:
-                    c.sendall(out)
+                    try:
+                        c.sendall(out)
+                    except OSError:
+                        return
 
     def _answer(self, cmd: bytes, data: bytes) -> bytes:
         m = self.mode
@@ -192,5 +212,54 @@ def test_milter_raw_body_chunks(ctx, gw_factory):
         check(len(chunks) >= 4, f"several chunks: {chunks}")
         check(max(chunks) <= 65535, f"each at most 65535: {chunks}")
         check_eq(sum(chunks), 3000 * 80, "every body byte, once")
+    finally:
+        m.stop()
+
+
+def test_milter_raw_progress(ctx, gw_factory):
+    """progress extends the end-of-message deadline, up to 5 times."""
+    m = RawMilter("progress")
+    try:
+        gw = gw_factory(config={"milters": m.spec,
+                                "milter_eom_timeout": "1s"})
+        with mxlib.session(gw) as c:
+            t0 = time.monotonic()
+            send(c, "250 2.0.0 Ok: queued as *")
+            check(time.monotonic() - t0 >= 1.5, "it waited past 1 s")
+    finally:
+        m.stop()
+    m = RawMilter("progress_forever")
+    try:
+        gw.stop()
+        gw.settings["milters"] = m.spec
+        gw.start()
+        with mxlib.session(gw) as c:
+            t0 = time.monotonic()
+            send(c, "451 4.7.1 *")
+            took = time.monotonic() - t0
+            check(took < 10, f"the cap holds: {took:.1f}s")
+        gw.wait_event("milter", error="timeout", stage="eom")
+    finally:
+        m.stop()
+
+
+def test_milter_raw_unix_and_big_body(ctx, gw_factory):
+    """A unix socket; a 1.5 MB body to a filter that answers no body
+    chunk: mxgate waits for the socket to drain, every byte arrives."""
+    path = os.path.join(ctx.tmpdir, "raw.sock")
+    m = RawMilter("nr", unix=path)
+    try:
+        gw = gw_factory(config={"milters": m.spec,
+                                "max_message_size": "4M"})
+        body = ["y" * 998] * 1500
+        with mxlib.session(gw) as c:
+            send(c, "250 2.0.0 Ok: queued as *",
+                 mxlib.make_message("big", body=body))
+        check_eq([k for k, _ in m.cmds][:2], [b"O", b"D"],
+                 "one negotiation, then the connect macros")
+        gw.wait_maildir("example.test", "alice")
+        chunks = [len(d) for k, d in m.cmds if k == b"B"]
+        check_eq(sum(chunks), 1500 * 1000, "every body byte, once")
+        check(max(chunks) <= 65535, "chunks at most 65535")
     finally:
         m.stop()
