@@ -31,10 +31,25 @@
 #define MC_PROGRESS_MAX	5		/* eom deadline extensions */
 #define MC_CMDBUF_MAX	(MILTER_CHUNK_MAX + 64 * 1024)
 
+/* Where the chain is: MAIL (connect, helo, mail), one RCPT, or the
+ * message (data to eom). */
+enum mc_phase { PH_MAIL, PH_RCPT, PH_EOM };
+
 /* The steps of one conversation, in order. */
 enum mc_step {
 	MC_NEG, MC_CONNECT, MC_HELO, MC_MAIL, MC_RCPT, MC_DATA, MC_HEADER,
 	MC_EOH, MC_BODY, MC_EOM, MC_QUIT
+};
+
+/* A filter's conversation while another one's turn it is. */
+struct mc_saved {
+	struct bufferevent	*bev;		/* open, input off; or NULL */
+	struct milter_neg	 neg;
+	int			 step;		/* enum mc_step */
+	bool			 over;		/* said accept (or failed under
+						 * accept): asked no more */
+	int			 failed;	/* CONF_MILTER_* it failed
+						 * under; -1: it did not */
 };
 
 struct milter_run {
@@ -42,8 +57,13 @@ struct milter_run {
 	const struct config	*conf;
 	struct milter_env	 env;
 	uint64_t		 sid;
-	milter_done_fn		*done;
+	milter_done_fn		*done;		/* of the phase running */
 	void			*arg;
+	enum mc_phase		 phase;
+	struct mc_saved		 sv[MILTER_CHAIN_MAX];
+	char			 rcpt[MILTER_ADDR_MAX + 1];	/* PH_RCPT */
+	bool			 rcpt_done;	/* sent (and answered) */
+	bool			 discard;	/* a filter said discard */
 	struct event		*done_ev;
 	struct milter_msg	 msg;
 	size_t			 cur;		/* the filter talked to */
@@ -66,9 +86,11 @@ struct milter_run {
 	uint64_t		 start_ms;
 	struct buf		 out;		/* one command's packets */
 	struct buf		 val;		/* scratch: a header value */
+	struct buf		 in;		/* the frame being handled */
 };
 
 static void	mc_begin(struct milter_run *);
+static void	mc_chain_next(struct milter_run *);
 static void	mc_next(struct milter_run *);
 static void	mc_fail(struct milter_run *, const char *why);
 
@@ -167,7 +189,7 @@ mc_finish(struct milter_run *r)
 {
 	struct timeval	tv = { 0, 0 };
 
-	mc_close(r);
+	evtimer_del(r->tmo);
 	evtimer_add(r->done_ev, &tv);
 }
 
@@ -188,14 +210,31 @@ mc_passed(struct milter_run *r, const char *how)
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 	buf_reset(&r->out);
 	mc_close(r);
+	r->sv[r->cur].over = true;
 	r->cur++;
-	if (r->cur >= r->conf->milters.n) {
-		r->verdict = r->msg.quarantine ? MILTER_V_QUARANTINE :
-		    MILTER_V_ACCEPT;
-		mc_finish(r);
-		return;
-	}
-	mc_begin(r);
+	mc_chain_next(r);
+}
+
+/* The current filter has passed this phase: keep its connection (input
+ * off, no callbacks) for the next one; on to the next filter. */
+static void
+mc_phase_pass(struct milter_run *r)
+{
+	struct mc_saved	*sv = &r->sv[r->cur];
+
+	mc_log(r, LOG_LVL_DEBUG, "milter=%s verdict=continue stage=%s "
+	    "latency_ms=%" PRIu64, mc_spec(r)->name, mc_step_names[r->step],
+	    mc_now_ms() - r->start_ms);
+	evtimer_del(r->tmo);
+	sv->bev = r->bev;
+	sv->neg = r->neg;
+	sv->step = (int)r->step;
+	bufferevent_disable(r->bev, EV_READ);
+	bufferevent_setcb(r->bev, NULL, NULL, NULL, NULL);
+	r->bev = NULL;
+	r->waiting = false;
+	r->cur++;
+	mc_chain_next(r);
 }
 
 /* A final answer that ends the chain. */
@@ -214,6 +253,22 @@ mc_decide(struct milter_run *r, enum milter_verdict v, const char *reply,
 	mc_note(r, strcmp(how, "replycode") == 0 ? MILTER_O_REPLYCODE :
 	    v == MILTER_V_REJECT ? MILTER_O_REJECT : v == MILTER_V_TEMPFAIL ?
 	    MILTER_O_TEMPFAIL : MILTER_O_DISCARD);
+	if (r->phase == PH_RCPT && r->bev != NULL) {
+		/* a refused recipient: its conversation goes on */
+		struct mc_saved	*sv = &r->sv[r->cur];
+
+		evtimer_del(r->tmo);
+		sv->bev = r->bev;
+		sv->neg = r->neg;
+		sv->step = (int)r->step;
+		bufferevent_disable(r->bev, EV_READ);
+		bufferevent_setcb(r->bev, NULL, NULL, NULL, NULL);
+		r->bev = NULL;
+		r->waiting = false;
+	} else {
+		mc_close(r);
+		r->sv[r->cur].over = true;
+	}
 	mc_finish(r);
 }
 
@@ -235,16 +290,12 @@ mc_fail(struct milter_run *r, const char *why)
 	buf_reset(&r->out);
 	if (a == CONF_MILTER_ACCEPT) {
 		/* as if it had said accept: its edits so far stand */
-		r->step = MC_QUIT;
+		r->sv[r->cur].over = true;
 		r->cur++;
-		if (r->cur >= r->conf->milters.n) {
-			r->verdict = r->msg.quarantine ? MILTER_V_QUARANTINE :
-			    MILTER_V_ACCEPT;
-			mc_finish(r);
-		} else
-			mc_begin(r);
+		mc_chain_next(r);
 		return;
 	}
+	r->sv[r->cur].failed = a;	/* and so in every later phase */
 	r->verdict = a == CONF_MILTER_REJECT ? MILTER_V_REJECT :
 	    MILTER_V_TEMPFAIL;
 	r->by = m->name;
@@ -297,8 +348,7 @@ mc_macro_value(struct milter_run *r, enum mc_val v)
 	case V_AUTH:	return r->env.auth_user;
 	case V_QID:	return r->env.qid;
 	case V_MAIL:	return r->msg.sender;
-	case V_RCPT:	return r->idx < r->msg.nr ?
-			    r->msg.r[r->idx].addr : "";
+	case V_RCPT:	return r->phase == PH_RCPT ? r->rcpt : "";
 	}
 	return "";
 }
@@ -405,7 +455,7 @@ mc_encode(struct milter_run *r)
 	case MC_MAIL:
 	case MC_RCPT:
 		snprintf(br, sizeof(br), "<%s>", r->step == MC_MAIL ?
-		    r->msg.sender : r->msg.r[r->idx].addr);
+		    r->msg.sender : r->rcpt);
 		a[0] = br;
 		return milter_enc_strings(&r->out, mc_steps[r->step].cmd, a, 1);
 	case MC_HEADER:
@@ -431,9 +481,8 @@ mc_advance(struct milter_run *r)
 {
 	switch (r->step) {
 	case MC_RCPT:
-		if (++r->idx < r->msg.nr)
-			return;
-		break;
+		r->rcpt_done = true;	/* one per PH_RCPT; the step stays */
+		return;
 	case MC_HEADER:
 		if (++r->idx < r->msg.nh)
 			return;
@@ -450,8 +499,7 @@ mc_advance(struct milter_run *r)
 	r->step++;
 	r->idx = 0;
 	/* steps with nothing to send */
-	if ((r->step == MC_RCPT && r->msg.nr == 0) ||
-	    (r->step == MC_HEADER && r->msg.nh == 0) ||
+	if ((r->step == MC_HEADER && r->msg.nh == 0) ||
 	    (r->step == MC_BODY && r->msg.bodylen == 0))
 		mc_advance(r);
 }
@@ -472,6 +520,11 @@ mc_next(struct milter_run *r)
 		}
 		if (r->step >= MC_QUIT) {
 			mc_passed(r, "continue");
+			return;
+		}
+		if ((r->phase == PH_MAIL && r->step == MC_RCPT) ||
+		    (r->phase == PH_RCPT && r->rcpt_done)) {
+			mc_phase_pass(r);
 			return;
 		}
 		si = &mc_steps[r->step];
@@ -580,6 +633,11 @@ mc_reply(struct milter_run *r, const struct milter_reply *rp)
 		    "- try again later", "tempfail");
 		return;
 	case MILTER_R_DISCARD:
+		if (r->phase != PH_EOM) {	/* the message will be */
+			r->discard = true;
+			mc_passed(r, "discard");
+			return;
+		}
 		mc_decide(r, MILTER_V_DISCARD, NULL, "discard");
 		return;
 	case MILTER_R_REPLYCODE:
@@ -616,22 +674,28 @@ mc_read_cb(struct bufferevent *bev, void *arg)
 	struct milter_frame	 f;
 	struct milter_reply	 rp;
 	enum parse_rc		 rc;
-	const uint8_t		*p;
+	uint8_t			 h[4];
 	size_t			 len, used;
-	size_t			 cur = r->cur;
+	uint32_t		 n;
 
-	while (r->bev == bev && r->cur == cur &&
-	    (len = evbuffer_get_length(in)) >= 4) {
-		p = evbuffer_pullup(in, 4);
-		rc = milter_frame_parse(p, 4, MILTER_PACKET_MAX, &f, &used);
+	while (r->bev == bev && (len = evbuffer_get_length(in)) >= 4) {
+		evbuffer_copyout(in, h, 4);
+		rc = milter_frame_parse(h, 4, MILTER_PACKET_MAX, &f, &used);
+		n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+		    (uint32_t)h[2] << 8 | h[3];
+		if (rc == PARSE_MORE && len < (size_t)n + 4)
+			return;			/* the rest is on its way */
 		if (rc == PARSE_MORE) {
-			uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-			    (uint32_t)p[2] << 8 | p[3];
-
-			if (len < (size_t)n + 4)
-				return;		/* the rest is on its way */
-			p = evbuffer_pullup(in, (ssize_t)n + 4);
-			rc = milter_frame_parse(p, (size_t)n + 4,
+			/* the frame leaves the socket's buffer before it is
+			 * acted on: the connection may be set aside */
+			buf_reset(&r->in);
+			if (buf_add(&r->in, evbuffer_pullup(in, (ssize_t)n + 4),
+			    (size_t)n + 4) == -1) {
+				mc_fail(r, "out_of_memory");
+				return;
+			}
+			evbuffer_drain(in, (size_t)n + 4);
+			rc = milter_frame_parse(r->in.data, r->in.len,
 			    MILTER_PACKET_MAX, &f, &used);
 		}
 		if (rc != PARSE_OK) {
@@ -656,11 +720,6 @@ mc_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		} else
 			mc_reply(r, &rp);
-		/* the frame's bytes are no longer looked at */
-		if (r->bev == bev && r->cur == cur)
-			evbuffer_drain(in, used);
-		else
-			return;
 	}
 }
 
@@ -747,6 +806,7 @@ mc_begin(struct milter_run *r)
 		s4->sin_port = htons(m->port);
 		sl = sizeof(*s4);
 	}
+	r->sv[r->cur].bev = NULL;
 	r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (r->bev == NULL) {
 		mc_fail(r, "out_of_memory");
@@ -760,12 +820,97 @@ mc_begin(struct milter_run *r)
 		mc_fail(r, "connect");
 }
 
+/*
+ * The next filter's turn in this phase: one that is over is passed by,
+ * one that failed gives its default action again, one set aside goes
+ * on where it stopped; past the last one the phase is done.
+ */
+static void
+mc_chain_next(struct milter_run *r)
+{
+	struct mc_saved	*sv;
+
+	while (r->cur < r->conf->milters.n && r->sv[r->cur].over)
+		r->cur++;
+	if (r->cur >= r->conf->milters.n) {
+		if (r->phase == PH_RCPT &&
+		    milter_msg_add_rcpt(&r->msg, r->rcpt) == -1) {
+			r->verdict = MILTER_V_TEMPFAIL;
+			snprintf(r->reply, sizeof(r->reply), "452 4.5.3 Too "
+			    "many recipients");
+		} else if (r->phase == PH_EOM)
+			r->verdict = r->discard ? MILTER_V_DISCARD :
+			    r->msg.quarantine ? MILTER_V_QUARANTINE :
+			    MILTER_V_ACCEPT;
+		else
+			r->verdict = MILTER_V_ACCEPT;
+		mc_finish(r);
+		return;
+	}
+	sv = &r->sv[r->cur];
+	r->start_ms = mc_now_ms();
+	r->nedits = 0;
+	r->idx = 0;
+	r->rcpt_done = false;
+	r->waiting = false;
+	if (sv->failed >= 0) {
+		r->verdict = sv->failed == CONF_MILTER_REJECT ?
+		    MILTER_V_REJECT : MILTER_V_TEMPFAIL;
+		r->by = mc_spec(r)->name;
+		snprintf(r->reply, sizeof(r->reply), "%s",
+		    sv->failed == CONF_MILTER_REJECT ?
+		    "550 5.7.1 Message content rejected" :
+		    "451 4.7.1 Content filter unavailable, try again later");
+		mc_finish(r);
+		return;
+	}
+	if (sv->bev == NULL) {			/* its first turn */
+		mc_begin(r);
+		return;
+	}
+	r->bev = sv->bev;
+	sv->bev = NULL;
+	r->neg = sv->neg;
+	r->step = (enum mc_step)sv->step;
+	if (r->phase == PH_EOM && r->step == MC_RCPT)
+		r->step = MC_DATA;
+	bufferevent_setcb(r->bev, mc_read_cb, mc_write_cb, mc_event_cb, r);
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	/* bytes that came while it was set aside: nothing was asked */
+	if (evbuffer_get_length(bufferevent_get_input(r->bev)) > 0) {
+		mc_fail(r, "unexpected_reply");
+		return;
+	}
+	mc_next(r);
+}
+
+/* Start a phase with filter 0; done runs from the loop, once. */
+static void
+mc_phase(struct milter_run *r, enum mc_phase ph, milter_done_fn *done,
+    void *arg)
+{
+	r->phase = ph;
+	r->done = done;
+	r->arg = arg;
+	r->cur = 0;
+	r->verdict = MILTER_V_ACCEPT;
+	r->reply[0] = '\0';
+	r->by = "-";
+	if (ph == PH_EOM && r->discard) {	/* said at MAIL or RCPT */
+		r->verdict = MILTER_V_DISCARD;
+		mc_finish(r);
+		return;
+	}
+	mc_chain_next(r);
+}
+
 struct milter_run *
 milter_run_start(struct event_base *base, const struct config *conf,
     const struct milter_env *env, uint64_t sid, milter_done_fn *done,
     void *arg)
 {
 	struct milter_run	*r = calloc(1, sizeof(*r));
+	size_t			 i;
 
 	if (r == NULL)
 		return NULL;
@@ -776,35 +921,62 @@ milter_run_start(struct event_base *base, const struct config *conf,
 	snprintf(r->prefix, sizeof(r->prefix), "%s", env->log_prefix);
 	r->env.log_prefix = r->prefix;
 	r->sid = sid;
-	r->done = done;
-	r->arg = arg;
 	r->by = "-";
+	for (i = 0; i < MILTER_CHAIN_MAX; i++)
+		r->sv[i].failed = -1;
 	buf_init(&r->out, MC_CMDBUF_MAX);
 	buf_init(&r->val, MILTER_HDR_VALUE_MAX * 2);
+	buf_init(&r->in, MILTER_PACKET_MAX + 4);
 	snprintf(r->port, sizeof(r->port), "%u", env->client_port);
 	snprintf(r->conn_name, sizeof(r->conn_name), "%s [%s]",
 	    env->client_name, env->client_addr);
-	if ((r->done_ev = evtimer_new(base, mc_done_cb, r)) == NULL ||
+	if (conf->milters.n > MILTER_CHAIN_MAX ||
+	    (r->done_ev = evtimer_new(base, mc_done_cb, r)) == NULL ||
 	    (r->tmo = evtimer_new(base, mc_tmo_cb, r)) == NULL ||
-	    milter_msg_init(&r->msg, env->msg, env->msglen, env->sender,
-	    env->rcpts, env->nrcpts, conf->max_message_size) == -1) {
+	    milter_msg_init(&r->msg, NULL, 0, env->sender, NULL, 0,
+	    conf->max_message_size) == -1) {
 		milter_run_free(r);
 		return NULL;
 	}
-	if (conf->milters.n == 0) {
-		r->verdict = MILTER_V_ACCEPT;
-		mc_finish(r);
-	} else
-		mc_begin(r);
+	mc_phase(r, PH_MAIL, done, arg);
 	return r;
+}
+
+int
+milter_run_rcpt(struct milter_run *r, const char *rcpt, milter_done_fn *done,
+    void *arg)
+{
+	if (strlen(rcpt) >= sizeof(r->rcpt))
+		return -1;
+	memcpy(r->rcpt, rcpt, strlen(rcpt) + 1);
+	mc_phase(r, PH_RCPT, done, arg);
+	return 0;
+}
+
+int
+milter_run_eom(struct milter_run *r, const uint8_t *msg, size_t len,
+    const char *qid, milter_done_fn *done, void *arg)
+{
+	r->env.msg = msg;
+	r->env.msglen = len;
+	r->env.qid = qid;
+	if (milter_msg_set_content(&r->msg, msg, len) == -1)
+		return -1;
+	mc_phase(r, PH_EOM, done, arg);
+	return 0;
 }
 
 void
 milter_run_free(struct milter_run *r)
 {
+	size_t	i;
+
 	if (r == NULL)
 		return;
 	mc_close(r);
+	for (i = 0; i < MILTER_CHAIN_MAX; i++)
+		if (r->sv[i].bev != NULL)
+			bufferevent_free(r->sv[i].bev);
 	if (r->tmo != NULL)
 		event_free(r->tmo);
 	if (r->done_ev != NULL)
@@ -812,6 +984,7 @@ milter_run_free(struct milter_run *r)
 	milter_msg_free(&r->msg);
 	buf_free(&r->out);
 	buf_free(&r->val);
+	buf_free(&r->in);
 	free(r);
 }
 

@@ -21,6 +21,8 @@
 
 struct event_base;
 
+#define MILTER_CHAIN_MAX	16	/* filters in `milters` (conf_milter.c) */
+
 /* How one filter's conversation ended (for counters: obs.h's order). */
 enum milter_outcome {
 	MILTER_O_CONTINUE, MILTER_O_ACCEPT, MILTER_O_REJECT, MILTER_O_TEMPFAIL,
@@ -68,14 +70,26 @@ enum milter_verdict {
 typedef void	milter_done_fn(void *arg, uint64_t sid, struct milter_run *);
 
 /*
- * Start the chain for one message; done(arg, sid, run) runs later on
- * the loop (never inside this call), once.  NULL: out of memory, or the
- * message could not be split (the caller answers 451).
+ * One transaction, in three phases; each one's done(arg, sid, run) runs
+ * later on the loop (never inside the call), once, and the verdict and
+ * reply are that phase's.  Start: at MAIL (its checks passed, before its
+ * reply): connect, negotiate, connect, helo, mail with each filter.
+ * NULL: out of memory (the caller answers 451).  env->msg is not used
+ * yet.
  */
 struct milter_run *milter_run_start(struct event_base *,
 		    const struct config *, const struct milter_env *,
 		    uint64_t sid, milter_done_fn *, void *arg);
-/* Stop it (the client left): no callback; frees it. */
+/* A recipient mxgate took (before its 250): REJECT/TEMPFAIL refuse this
+ * recipient only; ACCEPT: it is in the message the filters edit.  0, or
+ * -1 (too long: nothing started). */
+int		 milter_run_rcpt(struct milter_run *, const char *rcpt,
+		    milter_done_fn *, void *arg);
+/* The message (the client's bytes, kept by the caller), before the
+ * 250: data, headers, body, eom.  0, or -1 (out of memory). */
+int		 milter_run_eom(struct milter_run *, const uint8_t *msg,
+		    size_t len, const char *qid, milter_done_fn *, void *arg);
+/* Stop it (RSET, a new MAIL, the client left): no callback; frees it. */
 void		 milter_run_cancel(struct milter_run *);
 void		 milter_run_free(struct milter_run *);
 

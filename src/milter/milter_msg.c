@@ -110,6 +110,7 @@ milter_msg_init(struct milter_msg *m, const uint8_t *msg, size_t len,
 		    NULL)
 			goto bad;
 		m->r[i].orig = (int)i;
+		m->norig++;
 	}
 	if (mm_split(m, msg, len) == -1)
 		goto bad;
@@ -117,6 +118,35 @@ milter_msg_init(struct milter_msg *m, const uint8_t *msg, size_t len,
 bad:
 	milter_msg_free(m);
 	return -1;
+}
+
+int
+milter_msg_set_content(struct milter_msg *m, const uint8_t *msg, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < m->nh; i++)
+		free(m->h[i].raw);
+	m->nh = 0;
+	m->sep = false;
+	return mm_split(m, msg, len);
+}
+
+int
+milter_msg_add_rcpt(struct milter_msg *m, const char *addr)
+{
+	struct milter_rcpt	*nr;
+	char			*a;
+
+	if (m->nr >= MILTER_MSG_RCPTS_MAX ||
+	    (nr = realloc(m->r, (m->nr + 1) * sizeof(*nr))) == NULL)
+		return -1;
+	m->r = nr;
+	if ((a = mm_dup(addr, strlen(addr))) == NULL)
+		return -1;
+	m->r[m->nr] = (struct milter_rcpt){ a, (int)m->norig++ };
+	m->nr++;
+	return 0;
 }
 
 void

@@ -42,6 +42,7 @@ struct milter_msg {
 	char			*sender;	/* "" for <> */
 	struct milter_rcpt	*r;
 	size_t			 nr;
+	size_t			 norig;		/* original ones added so far */
 	char			*quarantine;	/* reason, or NULL */
 	bool			 hdrs_changed;
 	bool			 env_changed;
@@ -54,6 +55,11 @@ int	milter_msg_init(struct milter_msg *, const uint8_t *msg, size_t len,
 	    const char *sender, const char *const *rcpts, size_t nrcpts,
 	    uint64_t max);
 void	milter_msg_free(struct milter_msg *);
+/* Split msg now (after an init with none).  0, or -1. */
+int	milter_msg_set_content(struct milter_msg *, const uint8_t *msg,
+	    size_t len);
+/* One more original recipient.  0, or -1 (MILTER_MSG_RCPTS_MAX). */
+int	milter_msg_add_rcpt(struct milter_msg *, const char *addr);
 
 /* A field's name and value as a filter is sent them: the value without
  * the blanks after ':' and its last CRLF, inner CRLF as LF, into v. */

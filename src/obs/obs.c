@@ -62,6 +62,8 @@ static const struct {
 	[OBS_RCPT_BOUNCE_UNKNOWN] = { "bounce", "unknown" },
 	[OBS_RCPT_UNIFORM_HARVEST] = { "uniform", "harvest" },
 	[OBS_RCPT_TARPIT_HARVEST] = { "tarpit", "harvest" },
+	[OBS_RCPT_REJECT_MILTER] = { "reject", "milter" },
+	[OBS_RCPT_TEMPFAIL_MILTER] = { "tempfail", "milter" },
 };
 
 static const char *const obs_session_names[OBS_SESS_MAX] = {

@@ -62,6 +62,8 @@ enum obs_rcpt {
 	OBS_RCPT_BOUNCE_UNKNOWN,	/* unknown_recipient = bounce */
 	OBS_RCPT_UNIFORM_HARVEST,	/* a marked client: the one reply */
 	OBS_RCPT_TARPIT_HARVEST,	/* answered after the guard's delay */
+	OBS_RCPT_REJECT_MILTER,		/* a milter refused it (5xx) */
+	OBS_RCPT_TEMPFAIL_MILTER,	/* a milter (or its failure): 4xx */
 	OBS_RCPT_MAX
 };
 

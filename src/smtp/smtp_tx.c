@@ -337,6 +337,9 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 	smtp_tx_mail_end(s);
 }
 
+static bool	tx_milter_mail(struct smtp_session *);
+static void	tx_mail_ok(struct smtp_session *);
+
 void
 smtp_tx_mail_end(struct smtp_session *s)
 {
@@ -352,6 +355,18 @@ smtp_tx_mail_end(struct smtp_session *s)
 		smtp_reply(s, r, arg);
 		return;
 	}
+	/* the milters (issue 16) have their say before the reply */
+	if (s->conf->milters.n > 0 && tx_milter_mail(s))
+		return;
+	tx_mail_ok(s);
+}
+
+static void
+tx_mail_ok(struct smtp_session *s)
+{
+	char	spf[256];
+
+	smtp_spf_log(s, spf, sizeof(spf));
 	smtp_set_state(s, ST_MAIL);
 	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64 "%s%s",
 	    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
@@ -892,24 +907,39 @@ tx_milter_note(void *arg, size_t idx, enum milter_outcome o, uint64_t us)
 	obs_hist_note(&w->obs.milter_seconds[idx], &obs_milter_seconds, us);
 }
 
-/* The message is complete: the milters have their say before the 250. */
+/* The MAIL phase's answer (milter.h): refused, or the MAIL reply. */
 static void
-tx_milter(struct smtp_session *s)
+tx_milter_mail_done(void *arg, uint64_t sid, struct milter_run *run)
+{
+	struct smtp_session	*s = worker_session_find(arg, sid);
+	enum milter_verdict	 v = milter_run_verdict(run);
+	char			 line[MILTER_REPLY_MAX + 1];
+
+	if (s == NULL || s->dead || s->tx.mrun != run ||
+	    s->state != ST_WAIT)
+		return;		/* freed with the transaction */
+	smtp_set_state(s, ST_READY);
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		snprintf(line, sizeof(line), "%s", milter_run_reply(run));
+		smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> result=milter "
+		    "by=%s reply=\"%s\"", log_esc(s->tx.sender.data,
+		    s->tx.sender.len, 256), milter_run_by(run),
+		    log_text(line, strlen(line), 200));
+		smtp_tx_reset(s);	/* frees run */
+		smtp_reply_line(s, line);
+	} else
+		tx_mail_ok(s);
+	smtp_resume(s);
+}
+
+/* Start the chain at MAIL; true: the session waits for it. */
+static bool
+tx_milter_mail(struct smtp_session *s)
 {
 	struct milter_env	 env;
-	const char		**rcpts;
-	const char		*p;
 	char			 prefix[96], sid[ID_STRLEN + 1];
 	uint16_t		 port = 0;
-	size_t			 i;
 
-	if ((rcpts = calloc(s->tx.nqueued + 1, sizeof(*rcpts))) == NULL) {
-		tx_refuse(s, R_LOCAL_ERROR, "io_error");
-		return;
-	}
-	for (i = 0, p = (const char *)s->tx.rcpts.data; i < s->tx.nqueued;
-	    i++, p += strlen(p) + 1)
-		rcpts[i] = p;
 	if (s->peer.ss_family == AF_INET)
 		port = ntohs(((struct sockaddr_in *)&s->peer)->sin_port);
 	else if (s->peer.ss_family == AF_INET6)
@@ -927,20 +957,62 @@ tx_milter(struct smtp_session *s)
 		.tls_version = s->tls ? s->tls_version : "",
 		.cipher = s->tls ? s->tls_cipher : "",
 		.auth_user = s->auth_user,
-		.qid = queue_msg_id(s->tx.msg),
+		.qid = "",
 		.sender = buf_cstr(&s->tx.sender),
-		.rcpts = rcpts,
-		.nrcpts = s->tx.nqueued,
-		.msg = s->tx.mcopy.data,
-		.msglen = s->tx.mcopy.len,
 		.note = tx_milter_note,
 		.note_arg = s->w,
 	};
 	s->tx.mrun = milter_run_start(s->w->base, s->conf, &env, s->id,
-	    tx_milter_done, s->w);
-	free(rcpts);
+	    tx_milter_mail_done, s->w);
 	if (s->tx.mrun == NULL) {
 		smtp_log(s, LOG_LVL_WARNING, "milter", "msg=\"cannot start "
+		    "the milter chain\"");
+		smtp_tx_reset(s);
+		smtp_reply_line(s, "451 4.7.1 Content filter unavailable, try "
+		    "again later");
+		return true;
+	}
+	smtp_set_state(s, ST_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	return true;
+}
+
+static void
+tx_milter_rcpt_done(void *arg, uint64_t sid, struct milter_run *run)
+{
+	struct smtp_session	*s = worker_session_find(arg, sid);
+	enum milter_verdict	 v = milter_run_verdict(run);
+	char			 line[MILTER_REPLY_MAX + 1];
+
+	if (s == NULL || s->dead || s->tx.mrun != run ||
+	    s->state != ST_WAIT)
+		return;
+	snprintf(line, sizeof(line), "%s", milter_run_reply(run));
+	smtp_rcpt_milter_done(s, v == MILTER_V_REJECT ||
+	    v == MILTER_V_TEMPFAIL ? line : NULL);
+}
+
+bool
+smtp_tx_milter_rcpt(struct smtp_session *s)
+{
+	if (s->tx.mrun == NULL)
+		return false;
+	if (milter_run_rcpt(s->tx.mrun, s->rw.key, tx_milter_rcpt_done,
+	    s->w) == -1)
+		return false;
+	smtp_set_state(s, ST_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	return true;
+}
+
+/* The message is complete: the milters have their say before the 250. */
+static void
+tx_milter(struct smtp_session *s)
+{
+	if (s->tx.mrun == NULL || milter_run_eom(s->tx.mrun,
+	    s->tx.mcopy.data, s->tx.mcopy.len, queue_msg_id(s->tx.msg),
+	    tx_milter_done, s->w) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "milter", "msg=\"cannot run "
 		    "the milter chain\"");
 		tx_refuse_line(s, "451 4.7.1 Content filter unavailable, try "
 		    "again later", "milter");

@@ -229,9 +229,11 @@ def test_milter_dies_mid_body(ctx, gw_factory):
         ev = gw.wait_event("milter", action="tempfail")
         check(ev.get("error") in ("closed", "io"), ev)
         check_eq(ev.get("stage"), "body", "where it died")
-        # the gateway lives on, and a filter that is down is 451 too
+        # the gateway lives on, and a filter that is down is 451 too,
+        # now at MAIL (the conversation starts there)
         with mxlib.session(gw) as c:
-            send(c, "451 4.7.1 *")
+            c.expect("451 4.7.1 Content filter unavailable, try again "
+                     "later", "MAIL FROM:<x@remote.test>")
         gw.wait_event("milter", error="connect")
         check_eq(gw.all_mail_files(), [], "nothing delivered")
     finally:
@@ -397,5 +399,64 @@ def test_milter_client_leaves_while_waiting(ctx, gw_factory):
         check_eq(gw.all_mail_files(), [], "nothing delivered")
         check(not any(f.startswith("queue/") for f in gw.spool_files()),
               f"nothing queued: {gw.spool_files()}")
+    finally:
+        m.stop()
+
+
+def test_milter_mail_and_rcpt_refusals(ctx, gw_factory):
+    """A filter's refusal at MAIL is the MAIL reply; at RCPT it is that
+    RCPT's reply and refuses that recipient only."""
+    gw, m = with_milter(ctx, gw_factory, "mailreject")
+    try:
+        with mxlib.session(gw) as c:
+            c.expect("550 5.7.1 sender refused by the test milter",
+                     "MAIL FROM:<x@remote.test>")
+            c.expect("503 *", "RCPT TO:<alice@example.test>")
+        gw.wait_event("mail", result="milter")
+    finally:
+        m.stop()
+    m = TestMilter(ctx.tmpdir, "rcptreject")
+    try:
+        gw.stop()
+        gw.settings["milters"] = m.spec
+        gw.start()
+        with mxlib.session(gw) as c:
+            c.expect("250 2.1.0 Ok", "MAIL FROM:<x@remote.test>")
+            c.expect(RCPT_OK, "RCPT TO:<alice@example.test>")
+            c.expect("550 5.1.1 no such user here",
+                     "RCPT TO:<bob@example.test>")
+            c.expect(RCPT_OK, "RCPT TO:<carol@example.test>")
+            c.expect("354 *", "DATA")
+            c.send(mxlib.make_message("two of three") + b".\r\n")
+            c.expect("250 2.0.0 Ok: queued as *")
+        delivered(gw, "alice")
+        delivered(gw, "carol")
+        check_eq(gw.maildir_files("example.test", "bob"), [],
+                 "bob was refused")
+        ev = gw.wait_event("rcpt", action="milter")
+        check_eq(ev.get("to"), "<bob@example.test>", ev["line"])
+        # one conversation for the whole transaction
+        check_eq(len([l for l in m.lines() if l.startswith("connect")]),
+                 1, "one connection")
+    finally:
+        m.stop()
+
+
+def test_milter_rcpt_pipelined(ctx, gw_factory):
+    """Pipelined MAIL, RCPTs and DATA: the replies come in order, each
+    after the filters' answer."""
+    gw, m = with_milter(ctx, gw_factory, "rcptreject")
+    try:
+        with mxlib.session(gw) as c:
+            c.send(b"MAIL FROM:<x@remote.test>\r\n"
+                   b"RCPT TO:<bob@example.test>\r\n"
+                   b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
+            c.expect("250 2.1.0 Ok")
+            c.expect("550 5.1.1 no such user here")
+            c.expect(RCPT_OK)
+            c.expect("354 *")
+            c.send(mxlib.make_message("piped") + b".\r\n")
+            c.expect("250 2.0.0 Ok: queued as *")
+        delivered(gw, "alice")
     finally:
         m.stop()

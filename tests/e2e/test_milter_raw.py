@@ -146,18 +146,29 @@ def send(c: mxlib.Client, want: str, msg: bytes | None = None) -> None:
     c.expect(want)
 
 
-@mxlib.params([("garbage", "bad_reply"), ("zerolen", "bad_packet"),
-               ("huge", "packet_too_big"), ("badneg", "negotiate"),
-               ("badcode", "bad_reply"), ("undeclared", "edit_not_allowed")],
+TEMP = "451 4.7.1 Content filter unavailable, try again later"
+
+
+# where each failure shows: at MAIL (the conversation starts there) or
+# at the end of data
+@mxlib.params([("garbage", "bad_reply", "mail"),
+               ("zerolen", "bad_packet", "mail"),
+               ("huge", "packet_too_big", "mail"),
+               ("badneg", "negotiate", "mail"),
+               ("badcode", "bad_reply", "eom"),
+               ("undeclared", "edit_not_allowed", "eom")],
               ids=["garbage", "zerolen", "huge", "badneg", "badcode",
                    "undeclared"])
 def test_milter_raw_failures(ctx, gw_factory, param):
-    mode, error = param
+    mode, error, where = param
     m = RawMilter(mode)
     try:
         gw = gw_factory(config={"milters": m.spec})
         with mxlib.session(gw) as c:
-            send(c, "451 4.7.1 Content filter unavailable, try again later")
+            if where == "mail":
+                c.expect(TEMP, "MAIL FROM:<x@remote.test>")
+            else:
+                send(c, TEMP)
             # the session and the gateway live on
             c.expect("250 2.0.0 Ok", "RSET")
         ev = gw.wait_event("milter", error=error)

@@ -17,7 +17,8 @@ macros and the envelope.  MODE says what it does at the end of data:
   envelope    addrcpt bob, delrcpt alice, chgfrom <new@remote.test>
   body        replacebody
   quarantine  quarantine "held by test"
-  rcptreject  reject at RCPT (mxgate then refuses the message)
+  rcptreject  550 5.1.1 at RCPT for bob@example.test only
+  mailreject  550 5.7.1 at MAIL FROM
 """
 import os
 import sys
@@ -49,11 +50,14 @@ class TestMilter(Milter.Base):
     def envfrom(self, mailfrom, *params):
         note("mail", mailfrom, self.getsymval("{mail_addr}"),
              self.getsymval("i"))
+        if MODE == "mailreject":
+            self.setreply("550", "5.7.1", "sender refused by the test milter")
+            return Milter.REJECT
         return Milter.CONTINUE
 
     def envrcpt(self, to, *params):
         note("rcpt", to, self.getsymval("{rcpt_addr}"))
-        if MODE == "rcptreject":
+        if MODE == "rcptreject" and to.lower() == "<bob@example.test>":
             self.setreply("550", "5.1.1", "no such user here")
             return Milter.REJECT
         return Milter.CONTINUE
