@@ -305,8 +305,8 @@ const struct conf_key conf_keys[] = {
 	  "with '@') or user@ each of domains" },
 	/* milters (issue 16, src/milter/) */
 	{ "milters", CT_MILTERS, G(milters), 0, "", 0, 0,
-	  "content filters spoken to with the milter protocol at the end of "
-	  "data, in order: inet:IPV4:PORT, inet:[IPV6]:PORT or unix:/PATH, "
+	  "content filters spoken to with the milter protocol (at MAIL, "
+	  "each RCPT and the end of data), in order: inet:IPV4:PORT, inet:[IPV6]:PORT or unix:/PATH, "
 	  "each optionally followed by {default_action=..., "
 	  "connect_timeout=..., command_timeout=..., eom_timeout=...}" },
 	{ "milter_connect_timeout", CT_MSEC, G(milter_connect_timeout_ms), 0,

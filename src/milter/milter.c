@@ -1,7 +1,9 @@
 /*
- * milter.c - the milter chain for one message (see milter.h): one
- * conversation per filter, one after the other, on the event loop.
- * Owns: connections, the three deadlines (connect and negotiation, each
+ * milter.c - the milter chain for one transaction (see milter.h): one
+ * conversation per filter, asked one after the other in each phase, on
+ * the event loop.
+ * Owns: connections (the active one, and the others set aside with
+ * their input off), the three deadlines (connect and negotiation, each
  * command, the end of message; "progress" extends only the last, up to
  * MC_PROGRESS_MAX times), the default action on failure.
  * Never: blocks, speaks SMTP, writes files.  Untrusted: the filters.

@@ -1,9 +1,11 @@
 /*
- * milter.h - the milter chain for one message: each filter of `milters`
- * in turn gets its own conversation (connect, negotiate, macros,
- * connect/helo/mail/rcpt/data/headers/eoh/body/eom, quit) on the event
- * loop, sees the message as the filters before it left it, and the first
- * answer that is not "continue" ends the chain.  A filter that is down,
+ * milter.h - the milter chain for one transaction: each filter of
+ * `milters` gets its own conversation on the event loop, in three
+ * phases (MAIL: connect, negotiate, connect/helo/mail; each RCPT mxgate
+ * took; the message: data/headers/eoh/body/eom, quit), its connection
+ * set aside between them.  In each phase the filters are asked in order,
+ * each sees the message as the ones before it left it, and the first
+ * answer that is not "continue" ends the phase.  A filter that is down,
  * slow or speaks garbage gets its default action (milter_default_action
  * or its own {default_action=...}), with a log line saying so.
  * Owns: the sockets, timers and buffers of the conversations.

@@ -439,6 +439,34 @@ test_msg_envelope_body(void **state)
 	milter_msg_free(&m);
 }
 
+/* The message built as the transaction goes: sender, then recipients
+ * one by one, then the content. */
+static void
+test_msg_phases(void **state)
+{
+	struct milter_msg	m;
+
+	(void)state;
+	assert_int_equal(milter_msg_init(&m, NULL, 0, "s@x", NULL, 0, 1024),
+	    0);
+	assert_int_equal(m.nh, 0);
+	assert_int_equal(m.bodylen, 0);
+	assert_int_equal(milter_msg_add_rcpt(&m, "a@b"), 0);
+	assert_int_equal(milter_msg_add_rcpt(&m, "c@d"), 0);
+	assert_int_equal(m.nr, 2);
+	assert_int_equal(m.r[1].orig, 1);
+	assert_int_equal(milter_msg_set_content(&m, (const uint8_t *)msg_text,
+	    sizeof(msg_text) - 1), 0);
+	assert_int_equal(m.nh, 4);
+	render_is(&m, msg_text);
+	edit(&m, '-', "<a@b>\0", 6, 0);
+	edit(&m, '+', "<e@f>\0", 6, 0);
+	assert_int_equal(m.nr, 2);
+	assert_int_equal(m.r[0].orig, 1);	/* c@d keeps its place */
+	assert_int_equal(m.r[1].orig, -1);
+	milter_msg_free(&m);
+}
+
 /* ---- the `milters` key ---- */
 
 static void
@@ -508,6 +536,7 @@ main(void)
 		cmocka_unit_test(test_msg_split),
 		cmocka_unit_test(test_msg_headers),
 		cmocka_unit_test(test_msg_envelope_body),
+		cmocka_unit_test(test_msg_phases),
 		cmocka_unit_test(test_conf_milters),
 	};
 
