@@ -202,7 +202,8 @@ mc_passed(struct milter_run *r, const char *how)
 	mc_log(r, LOG_LVL_INFO, "milter=%s verdict=%s stage=%s edits=%u "
 	    "latency_ms=%" PRIu64, mc_spec(r)->name, how,
 	    mc_step_names[r->step], r->nedits, mc_now_ms() - r->start_ms);
-	mc_note(r, how[0] == 'a' ? MILTER_O_ACCEPT : MILTER_O_CONTINUE);
+	mc_note(r, how[0] == 'a' ? MILTER_O_ACCEPT : how[0] == 'd' ?
+	    MILTER_O_DISCARD : MILTER_O_CONTINUE);
 	buf_reset(&r->out);
 	if (r->bev != NULL && r->step != MC_NEG && evbuffer_get_length(
 	    bufferevent_get_output(r->bev)) == 0 &&
