@@ -111,6 +111,10 @@ class RawMilter:
             ver, acts, proto = 6, 0, 0
             if m == "badneg":
                 ver = 7
+            if m == "symlist":      # SETSYMLIST: stage, names
+                return pkt(b"O", struct.pack(">III", 6, 0x100, 0) +
+                           struct.pack(">I", 0) + b"j\0" +
+                           struct.pack(">I", 2) + b"{mail_addr}\0")
             if m == "nr":
                 acts = ADDHDRS
                 proto = (NODATA | NR_CONN | NR_HELO | NR_MAIL | NR_RCPT |
@@ -120,6 +124,8 @@ class RawMilter:
             return b""          # macros, quit, abort: no answer
         if m == "nr" and cmd != b"E":
             return b""          # it said it would not answer these
+        if m == "acceptmail" and cmd == b"M":
+            return pkt(b"a")
         if m == "garbage":
             return b"\x00\x00\x00\x03zzz"
         if m == "zerolen":
@@ -272,5 +278,37 @@ def test_milter_raw_unix_and_big_body(ctx, gw_factory):
         chunks = [len(d) for k, d in m.cmds if k == b"B"]
         check_eq(sum(chunks), 1500 * 1000, "every body byte, once")
         check(max(chunks) <= 65535, "chunks at most 65535")
+    finally:
+        m.stop()
+
+
+def test_milter_raw_symlist_and_accept(ctx, gw_factory):
+    """A filter that names its macros gets those only; one that says
+    accept at MAIL is asked nothing more about the transaction."""
+    m = RawMilter("symlist")
+    try:
+        gw = gw_factory(config={"milters": m.spec})
+        with mxlib.session(gw) as c:
+            send(c, "250 2.0.0 Ok: queued as *")
+        macros = {d[:1]: d[1:] for k, d in m.cmds if k == b"D"}
+        check_eq(macros.get(b"C"), b"j\0mx.example.test\0",
+                 "connect macros: j only")
+        check_eq(macros.get(b"M"), b"{mail_addr}\0x@remote.test\0",
+                 "mail macros: {mail_addr} only")
+        check(b"R" in macros, "unnamed stages get every macro")
+    finally:
+        m.stop()
+    m = RawMilter("acceptmail")
+    try:
+        gw.stop()
+        gw.settings["milters"] = m.spec
+        gw.start()
+        with mxlib.session(gw) as c:
+            send(c, "250 2.0.0 Ok: queued as *")
+        gw.wait_maildir("example.test", "alice")
+        kinds = [k for k, _ in m.cmds if k not in (b"D",)]
+        check_eq(kinds[:4], [b"O", b"C", b"H", b"M"], "up to MAIL")
+        check(not any(k in (b"R", b"T", b"L", b"B", b"E") for k in kinds),
+              f"nothing after accept: {kinds}")
     finally:
         m.stop()
