@@ -29,7 +29,8 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang 
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng \
 	     groff man-db systemd debhelper build-essential adduser fail2ban \
 	     prometheus chromium unbound ldnsutils \
-	     python3-yaml python3-dnslib
+	     python3-yaml python3-dnslib \
+	     rspamd opendkim opendkim-tools python3-milter python3-dkim
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz man install deb \
 	fuzz-smoke fuzz-coverage fuzz-long crash-test lint clean asan bench-deliver bench-harvest valgrind bench
