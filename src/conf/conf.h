@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "../lib/cidr.h"
 #include "../lib/fprint.h"
@@ -121,6 +122,25 @@ enum { CONF_SPF_NONE, CONF_SPF_TAG, CONF_SPF_REJECT };
 /* dnsbl_action (issue 14, part 4) */
 enum { CONF_DNSBL_REJECT, CONF_DNSBL_TAG, CONF_DNSBL_SHADOW };
 struct dnsbl_list;
+
+/* milters (issue 16, conf_milter.c): one content filter of the chain */
+enum { CONF_MILTER_TEMPFAIL, CONF_MILTER_ACCEPT, CONF_MILTER_REJECT };
+struct conf_milter {
+	char			*name;		/* as written, for logs */
+	int			 family;	/* AF_INET, AF_INET6, AF_UNIX */
+	struct in_addr		 a4;
+	struct in6_addr		 a6;
+	uint16_t		 port;
+	char			 path[108];	/* AF_UNIX */
+	int			 default_action; /* CONF_MILTER_*, -1: global */
+	unsigned		 connect_ms, command_ms, eom_ms; /* 0: global */
+};
+struct conf_milters {
+	struct conf_milter	*m;
+	size_t			 n;
+};
+int		 conf_milter_action(const char *, size_t);	/* or -1 */
+const char	*conf_milter_action_name(int);
 
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
@@ -246,6 +266,12 @@ struct config {
 	int			 dnsbl_action;	/* CONF_DNSBL_* */
 	unsigned		 dnsbl_timeout_ms;
 	bool			 harvest_exempt_dnswl;
+	/* milters (issue 16) */
+	struct conf_milters	 milters;
+	unsigned		 milter_connect_timeout_ms;
+	unsigned		 milter_command_timeout_ms;
+	unsigned		 milter_eom_timeout_ms;
+	int			 milter_default_action; /* CONF_MILTER_* */
 
 	struct domain_conf	 dflt;		/* global values */
 	struct domain_conf	*domains;	/* one per `domains` entry */

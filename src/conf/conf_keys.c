@@ -350,6 +350,25 @@ const struct conf_key conf_keys[] = {
 	  0, 0, "a client a negative-weight dnsbl_sites entry lists (or "
 	  "whose total is negative) is exempt from the harvest guard (its "
 	  "tarpit), as harvest_exempt networks are" },
+	/* milters (issue 16, src/milter/) */
+	{ "milters", CT_MILTERS, G(milters), 0, "", 0, 0,
+	  "content filters spoken to with the milter protocol (at MAIL, "
+	  "each RCPT and the end of data), in order: inet:IPV4:PORT, inet:[IPV6]:PORT or unix:/PATH, "
+	  "each optionally followed by {default_action=..., "
+	  "connect_timeout=..., command_timeout=..., eom_timeout=...}" },
+	{ "milter_connect_timeout", CT_MSEC, G(milter_connect_timeout_ms), 0,
+	  "5s", 100, 60 * U_S, "longest wait to connect to a milter and "
+	  "negotiate" },
+	{ "milter_command_timeout", CT_MSEC, G(milter_command_timeout_ms), 0,
+	  "30s", 100, 10 * U_M, "longest wait for a milter's reply to one "
+	  "command" },
+	{ "milter_eom_timeout", CT_MSEC, G(milter_eom_timeout_ms), 0, "60s",
+	  100, 30 * U_M, "longest wait for a milter's answer at the end of "
+	  "the message (progress replies extend it, up to 5 times)" },
+	{ "milter_default_action", CT_CHOICE, G(milter_default_action), 0,
+	  "tempfail", 0, 0, "what a milter that is down, slow or speaks "
+	  "garbage means for the message: tempfail (451 4.7.1), accept "
+	  "(as if it had said continue) or reject (550 5.7.1)" },
 };
 _Static_assert(sizeof(conf_keys) / sizeof(conf_keys[0]) == CONF_NKEYS,
     "CONF_NKEYS in conf_keys.h must count the rows of conf_keys[]");
@@ -434,6 +453,10 @@ static const struct conf_word conf_ndrauth_words[] = {
 	{ "yes", CONF_CONTROL_ENFORCE }, { "shadow", CONF_CONTROL_SHADOW },
 	{ "no", CONF_CONTROL_OFF }, { NULL, 0 }
 };
+static const struct conf_word conf_milteract_words[] = {
+	{ "tempfail", CONF_MILTER_TEMPFAIL }, { "accept", CONF_MILTER_ACCEPT },
+	{ "reject", CONF_MILTER_REJECT }, { NULL, 0 }
+};
 /* A new shadow-able control (ndr_require_auth, dnsbl_action,
  * milter_mode) is one row here and one in conf_keys[]. */
 static const struct conf_choice {
@@ -451,6 +474,8 @@ static const struct conf_choice {
 	{ "spf_policy", conf_spfpolicy_words, "none, tag or reject" },
 	{ "ndr_require_auth", conf_ndrauth_words, "yes, shadow or no" },
 	{ "dnsbl_action", conf_dnsbl_words, "reject, tag or shadow" },
+	{ "milter_default_action", conf_milteract_words,
+	  "tempfail, accept or reject" },
 };
 
 static bool
@@ -1883,6 +1908,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_FILEMAP] =	{ "map", conf_set_filemap, conf_free_str },
 	[CT_BATVDOMS] = { "domains", conf_set_batvdoms, conf_free_batvdoms },
 	[CT_DNSBL] =	{ "lists", conf_set_dnsbl, conf_free_dnsbl },
+	[CT_MILTERS] =	{ "milters", conf_set_milters, conf_free_milters },
 };
 
 void

@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	101	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	106	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -36,6 +36,7 @@ enum conf_type {
 	CT_FILEMAP,	/* "file:PATH" or "": absolute path (issue 14) */
 	CT_BATVDOMS,	/* some of domains, marked (issue 14, part 5) */
 	CT_DNSBL,	/* dnsbl_sites: sender/dnsbl.h's parser (issue 14) */
+	CT_MILTERS,	/* milter specs (issue 16, conf_milter.c) */
 	CT_COUNT
 };
 
@@ -74,6 +75,10 @@ struct conf_type_ops {
 	conf_set_fn	*set;
 	conf_free_fn	*free;		/* NULL: nothing to free */
 };
+
+/* conf_milter.c */
+conf_set_fn	conf_set_milters;
+conf_free_fn	conf_free_milters;
 
 extern const struct conf_key	  conf_keys[];	/* CONF_NKEYS rows */
 extern const struct conf_type_ops conf_types[CT_COUNT];

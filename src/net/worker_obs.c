@@ -155,6 +155,42 @@ wobs_directory(struct buf *o, struct worker *w, const struct wobs_view *v)
 	    "the directory holds", w->dir ? dir_count(w->dir) : 0);
 }
 
+/* Per filter of `milters`, labelled by its address (config, bounded). */
+static int
+wobs_milter(struct buf *o, struct worker *w, const struct wobs_view *v)
+{
+	struct obs_label	l[2];
+	size_t			i, j, n = w->conf->milters.n;
+
+	if (n > OBS_MILTER_SLOTS)
+		n = OBS_MILTER_SLOTS;
+	if (obs_expo_family(o, "mxgate_milter_replies_total", "counter",
+	    "milter conversations about a message, by filter and how each "
+	    "ended (timeout, error: its default action answered)") == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < OBS_MILTER_MAX; j++) {
+			l[0] = (struct obs_label){ "milter",
+			    w->conf->milters.m[i].name };
+			l[1] = (struct obs_label){ "verdict",
+			    obs_milter_name(j) };
+			if (obs_expo_u64(o, "mxgate_milter_replies_total", l, 2,
+			    v->t.milter[i][j]) == -1)
+				return -1;
+		}
+	if (obs_expo_family(o, "mxgate_milter_seconds", "histogram",
+	    "time of one milter conversation about a message, connect to "
+	    "its last answer") == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		l[0] = (struct obs_label){ "milter", w->conf->milters.m[i].name };
+		if (obs_expo_hist(o, "mxgate_milter_seconds", l, 1,
+		    &v->t.milter_seconds[i], &obs_milter_seconds) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 wobs_sessions(struct buf *o, struct worker *w, const struct wobs_view *v)
 {
@@ -306,6 +342,7 @@ wobs_metrics(void *arg, struct buf *o)
 	    wobs_one(o, "mxgate_event_loops", "gauge", "event loops serving "
 	    "SMTP sessions", w->grp->n) == -1 ||
 	    wobs_rcpt(o, &v) == -1 || wobs_directory(o, w, &v) == -1 ||
+	    wobs_milter(o, w, &v) == -1 ||
 	    wobs_sessions(o, w, &v) == -1 || wobs_harvest(o, &v) == -1 ||
 	    wobs_ndr(o, &v) == -1 || wobs_queue(o, w, &v) == -1 ||
 	    wobs_dnsbl(o, w, &v) == -1 ||

@@ -23,7 +23,14 @@ static const uint64_t obs_batch_le[] = {
 	1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
 };
 
+/* One milter conversation, connect to its last answer (us). */
+static const uint64_t obs_milter_le[] = {
+	1000, 5000, 10000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+	5000000, 10000000, 30000000, 60000000,
+};
+
 #define N(a)	(sizeof(a) / sizeof((a)[0]))
+_Static_assert(N(obs_milter_le) <= OBS_HIST_BOUNDS_MAX, "obs_milter_le");
 _Static_assert(N(obs_rcpt_le) <= OBS_HIST_BOUNDS_MAX, "obs_rcpt_le");
 _Static_assert(N(obs_dir_le) <= OBS_HIST_BOUNDS_MAX, "obs_dir_le");
 _Static_assert(N(obs_batch_le) <= OBS_HIST_BOUNDS_MAX, "obs_batch_le");
@@ -32,6 +39,8 @@ const struct obs_hist_spec obs_rcpt_seconds = {
 	obs_rcpt_le, N(obs_rcpt_le), 1e-6 };
 const struct obs_hist_spec obs_dir_seconds = {
 	obs_dir_le, N(obs_dir_le), 1e-6 };
+const struct obs_hist_spec obs_milter_seconds = {
+	obs_milter_le, N(obs_milter_le), 1e-6 };
 const struct obs_hist_spec obs_batch_messages = {
 	obs_batch_le, N(obs_batch_le), 1 };
 
@@ -54,6 +63,8 @@ static const struct {
 	[OBS_RCPT_UNIFORM_HARVEST] = { "uniform", "harvest" },
 	[OBS_RCPT_TARPIT_HARVEST] = { "tarpit", "harvest" },
 	[OBS_RCPT_REJECT_BATV] = { "reject", "batv" },
+	[OBS_RCPT_REJECT_MILTER] = { "reject", "milter" },
+	[OBS_RCPT_TEMPFAIL_MILTER] = { "tempfail", "milter" },
 };
 
 static const char *const obs_session_names[OBS_SESS_MAX] = {
@@ -108,6 +119,17 @@ static const char *const obs_dlv_names[OBS_DLV_MAX] = {
 static const char *const obs_dir_kind_names[OBS_DIR_KINDS] = {
 	[DIR_KIND_FILE] = "file",
 };
+
+static const char *const obs_milter_names[OBS_MILTER_MAX] = {
+	"continue", "accept", "reject", "tempfail", "discard", "replycode",
+	"timeout", "error",
+};
+
+const char *
+obs_milter_name(enum obs_milter v)
+{
+	return (unsigned)v < OBS_MILTER_MAX ? obs_milter_names[v] : "error";
+}
 
 const char *
 obs_rcpt_decision(enum obs_rcpt r)
@@ -241,6 +263,11 @@ obs_totals_add(struct obs_totals *t, const struct obs_loop *l)
 	for (i = 0; i < OBS_DNSBL_ZONES; i++)
 		for (j = 0; j < OBS_DNSBL_RESULTS; j++)
 			t->dnsbl[i][j] += obs_get(&l->dnsbl[i][j]);
+	for (i = 0; i < OBS_MILTER_SLOTS; i++) {
+		for (j = 0; j < OBS_MILTER_MAX; j++)
+			t->milter[i][j] += obs_get(&l->milter[i][j]);
+		obs_hist_sum(&t->milter_seconds[i], &l->milter_seconds[i]);
+	}
 }
 
 bool

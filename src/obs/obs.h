@@ -63,6 +63,8 @@ enum obs_rcpt {
 	OBS_RCPT_UNIFORM_HARVEST,	/* a marked client: the one reply */
 	OBS_RCPT_TARPIT_HARVEST,	/* answered after the guard's delay */
 	OBS_RCPT_REJECT_BATV,		/* 553 5.7.1: a bounce, no valid tag */
+	OBS_RCPT_REJECT_MILTER,		/* a milter refused it (5xx) */
+	OBS_RCPT_TEMPFAIL_MILTER,	/* a milter (or its failure): 4xx */
 	OBS_RCPT_MAX
 };
 
@@ -148,6 +150,18 @@ void	obs_hist_sum(struct obs_hist *dst, const struct obs_hist *src);
  * per check: listed, unlisted, timeout, error (sender/dnsbl.h). */
 #define OBS_DNSBL_ZONES		16
 #define OBS_DNSBL_RESULTS	4
+/* mxgate_milter_replies_total{milter,verdict} (issue 16): per filter of
+ * `milters` (its place in the chain; the label is its configured
+ * address), how its conversation about a message ended; timeout and
+ * error are failures, answered by its default action. */
+#define OBS_MILTER_SLOTS	16	/* conf_milter.c's CM_MAX */
+enum obs_milter {
+	OBS_MILTER_CONTINUE, OBS_MILTER_ACCEPT, OBS_MILTER_REJECT,
+	OBS_MILTER_TEMPFAIL, OBS_MILTER_DISCARD, OBS_MILTER_REPLYCODE,
+	OBS_MILTER_TIMEOUT, OBS_MILTER_ERROR, OBS_MILTER_MAX
+};
+extern const struct obs_hist_spec obs_milter_seconds;	/* us */
+const char *obs_milter_name(enum obs_milter);
 
 /* What one event loop counts.  Zeroed with its worker. */
 struct obs_loop {
@@ -162,6 +176,8 @@ struct obs_loop {
 	struct obs_hist	 rcpt_seconds;
 	struct obs_hist	 dir_seconds[OBS_DIR_KINDS];
 	obs_ctr		 dnsbl[OBS_DNSBL_ZONES][OBS_DNSBL_RESULTS];
+	obs_ctr		 milter[OBS_MILTER_SLOTS][OBS_MILTER_MAX];
+	struct obs_hist	 milter_seconds[OBS_MILTER_SLOTS];
 };
 
 /* A scrape's view: every loop added up (plain numbers). */
@@ -177,6 +193,8 @@ struct obs_totals {
 	struct obs_hist	 rcpt_seconds;
 	struct obs_hist	 dir_seconds[OBS_DIR_KINDS];
 	uint64_t	 dnsbl[OBS_DNSBL_ZONES][OBS_DNSBL_RESULTS];
+	uint64_t	 milter[OBS_MILTER_SLOTS][OBS_MILTER_MAX];
+	struct obs_hist	 milter_seconds[OBS_MILTER_SLOTS];
 };
 
 /* totals += what loop l holds now (relaxed loads; any thread). */

@@ -35,6 +35,8 @@ static void	rcpt_dir_done(void *, uint64_t, enum dir_verdict);
 static void	rcpt_dir_time(struct smtp_session *);
 static void	rcpt_guard(struct smtp_session *);
 static void	rcpt_lookup(struct smtp_session *);
+static void	rcpt_take(struct smtp_session *, enum rcpt_action, bool,
+		    bool, bool, const char *);
 static void	rcpt_proceed(struct smtp_session *, enum relay_verdict,
 		    enum dir_verdict);
 
@@ -562,6 +564,42 @@ rcpt_proceed(struct smtp_session *s, enum relay_verdict rv,
 		    r, NULL);
 		return;
 	}
+	/* Step 6: the milters (issue 16), for a recipient to be queued */
+	if (queue && s->tx.mrun != NULL) {
+		s->rw.m_action = (int)a;
+		s->rw.m_hides = hides;
+		s->rw.m_hot_discard = hot_discard;
+		s->rw.m_verdict = verdict;
+		if (smtp_tx_milter_rcpt(s))
+			return;		/* smtp_rcpt_milter_done follows */
+	}
+	rcpt_take(s, a, queue, hides, hot_discard, verdict);
+}
+
+void
+smtp_rcpt_milter_done(struct smtp_session *s, const char *refusal)
+{
+	enum rcpt_action	a = (enum rcpt_action)s->rw.m_action;
+
+	smtp_set_state(s, s->rw.resume);
+	if (refusal != NULL) {
+		rcpt_release(s, s->rw.m_hides);
+		rcpt_log(s, s->rw.m_verdict, "milter", refusal,
+		    refusal[0] == '5' ? OBS_RCPT_REJECT_MILTER :
+		    OBS_RCPT_TEMPFAIL_MILTER);
+		smtp_reply_line(s, refusal);
+	} else
+		rcpt_take(s, a, true, s->rw.m_hides, s->rw.m_hot_discard,
+		    s->rw.m_verdict);
+	if (s->state != ST_WAIT)	/* else a tarpit holds its input */
+		smtp_resume(s);
+}
+
+/* The recipient is taken: kept for the queue or the NDR, answered. */
+static void
+rcpt_take(struct smtp_session *s, enum rcpt_action a, bool queue,
+    bool hides, bool hot_discard, const char *verdict)
+{
 	if (s->tx.sender.len == 0)
 		(void)rate_hit(s->w->null_rate, s->rw.key,
 		    strlen(s->rw.key), smtp_now_ms(), 1);

@@ -40,6 +40,7 @@ struct bufferevent;
 struct event;
 struct queue_msg;
 struct smtp_hold;
+struct milter_run;
 
 enum smtp_state {
 	ST_PREGREET	= 1 << 0,	/* greeting not sent yet */
@@ -74,6 +75,11 @@ struct smtp_rcpt_wait {
 	const char		*would;		/* shadow: what a control
 						 * would have done; NULL */
 	char			 would_delay[32]; /* " would_delay_ms=N" */
+	/* waiting for the milters (issue 16): the decision so far */
+	int			 m_action;	/* enum rcpt_action */
+	bool			 m_hides;
+	bool			 m_hot_discard;
+	const char		*m_verdict;
 };
 
 /* A BDAT chunk being read (RFC 3030 2): smtp_tx.c. */
@@ -155,6 +161,10 @@ struct smtp_tx {
 	bool			 batv_pass;	/* MAIL FROM: our valid tag */
 	struct smtp_spf		 spf;
 	struct smtp_dkim	 dkim;
+	/* milters (issue 16): the client's bytes, kept for the chain at
+	 * the end of data (max_message_size), and the chain running */
+	struct buf		 mcopy;
+	struct milter_run	*mrun;
 };
 
 struct smtp_session {
@@ -276,6 +286,9 @@ void	smtp_secure_free(struct smtp_session *);
 
 /* smtp_rcpt.c */
 void	smtp_rcpt(struct smtp_session *, struct span arg);
+/* The milters answered the RCPT waiting in s->rw: refusal is the reply
+ * line a milter gave (or its failure's), NULL: take the recipient. */
+void	smtp_rcpt_milter_done(struct smtp_session *, const char *refusal);
 
 /* smtp_spf.c: SPF at MAIL FROM */
 /* true: the session waits (ST_WAIT) and smtp_tx_mail_end() follows */
@@ -330,6 +343,10 @@ bool	smtp_dkim_aligned(const struct smtp_session *);
 const char *smtp_dkim_log(const struct smtp_session *, char *, size_t);
 
 /* smtp_tx.c */
+/* The milters' verdict on a recipient (smtp_rcpt.c asks through this):
+ * true: the session waits (ST_WAIT) and done(s, reject_line or NULL)
+ * follows; false: no milters (go on). */
+bool	smtp_tx_milter_rcpt(struct smtp_session *);
 void	smtp_tx_reset(struct smtp_session *);
 void	smtp_tx_mail(struct smtp_session *, struct span arg);
 /* MAIL's checks are done (SPF may have waited): reply to it. */

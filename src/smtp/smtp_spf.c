@@ -129,7 +129,8 @@ spf_done(void *arg, const struct spf_outcome *o)
 		return;
 	smtp_set_state(s, ST_READY);
 	smtp_tx_mail_end(s);
-	smtp_resume(s);
+	if (s->state != ST_WAIT)	/* else the milters have it now */
+		smtp_resume(s);
 }
 
 /* spf_timeout passed: temperror now; the DNS questions are dropped. */

@@ -24,11 +24,14 @@
 #include "../deliver/dsn.h"
 #include "../deliver/qmgr.h"
 #include "../lib/ids.h"
+#include "../lib/job.h"
+#include "../milter/milter.h"
 #include "../net/worker.h"
 #include "../policy/backscatter.h"
 #include "../queue/queue.h"
 #include "../sender/batv.h"
 #include "../queue/queue_rec.h"
+#include "../queue/queue_admin.h"
 #include "smtp_session.h"
 
 #define SMTP_SIZE_DIGITS	20	/* RFC 1870: size-value is 1*20DIGIT */
@@ -43,12 +46,43 @@ _Static_assert(SMTP_DSN_NOTIFY_NEVER == QUEUE_NOTIFY_NEVER &&
 
 static void	tx_committed(void *, uint64_t, bool, const char *);
 static void	tx_mail_batv(struct smtp_session *);
+static void	tx_commit(struct smtp_session *, queue_done_fn *, void *);
+static bool	tx_finish(struct smtp_session *, queue_done_fn *, void *);
+static void	tx_reply_committed(struct worker *, uint64_t, bool,
+		    const char *);
+
+static void	tx_held_committed(void *, uint64_t, bool, const char *);
+
+_Static_assert((int)MILTER_O_CONTINUE == OBS_MILTER_CONTINUE &&
+    (int)MILTER_O_REPLYCODE == OBS_MILTER_REPLYCODE &&
+    (int)MILTER_O_ERROR == OBS_MILTER_ERROR &&
+    OBS_MILTER_MAX == MILTER_O_ERROR + 1, "milter outcomes differ");
+
+/* A message a milter quarantined: held (SPOOL/hold) before the 250. */
+struct tx_hold {
+	struct worker	*w;
+	uint64_t	 sid;
+	char		*spool;
+	char		 qid[ID_STRLEN + 1];
+	char		 why[128];
+	bool		 ok;		/* committed */
+	enum queue_admin_rc rc;
+	char		 err[256];
+};
+static int	tx_open(struct smtp_session *);
 
 void
 smtp_tx_free(struct smtp_session *s)
 {
 	smtp_spf_stop(s);
 	smtp_dkim_free(s);
+	if (s->tx.mrun != NULL) {
+		milter_run_cancel(s->tx.mrun);
+		s->tx.mrun = NULL;
+	}
+	/* a big message's copy is not kept for the next one */
+	buf_free(&s->tx.mcopy);
+	buf_init(&s->tx.mcopy, s->conf->max_message_size);
 	if (s->tx.msg != NULL) {
 		queue_msg_abort(s->tx.msg);
 		s->tx.msg = NULL;
@@ -67,6 +101,7 @@ smtp_tx_init(struct smtp_session *s)
 	n = (size_t)s->conf->max_recipients * SMTP_DSN_KEEP_MAX;
 	buf_init(&s->tx.rcpt_dsn, n);
 	buf_init(&s->tx.bounced_dsn, n);
+	buf_init(&s->tx.mcopy, s->conf->max_message_size);
 }
 
 void
@@ -79,6 +114,7 @@ smtp_tx_fini(struct smtp_session *s)
 	buf_free(&s->tx.head);
 	buf_free(&s->tx.rcpt_dsn);
 	buf_free(&s->tx.bounced_dsn);
+	buf_free(&s->tx.mcopy);
 }
 
 void
@@ -308,6 +344,9 @@ smtp_tx_mail(struct smtp_session *s, struct span arg)
 	smtp_tx_mail_end(s);
 }
 
+static bool	tx_milter_mail(struct smtp_session *);
+static void	tx_mail_ok(struct smtp_session *);
+
 void
 smtp_tx_mail_end(struct smtp_session *s)
 {
@@ -323,6 +362,18 @@ smtp_tx_mail_end(struct smtp_session *s)
 		smtp_reply(s, r, arg);
 		return;
 	}
+	/* the milters (issue 16) have their say before the reply */
+	if (s->conf->milters.n > 0 && tx_milter_mail(s))
+		return;
+	tx_mail_ok(s);
+}
+
+static void
+tx_mail_ok(struct smtp_session *s)
+{
+	char	spf[256];
+
+	smtp_spf_log(s, spf, sizeof(spf));
 	smtp_set_state(s, ST_MAIL);
 	smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> size=%" PRIu64 "%s%s",
 	    log_esc(s->tx.sender.data, s->tx.sender.len, 256),
@@ -631,7 +682,8 @@ tx_out(void *arg, const uint8_t *p, size_t n)
 	}
 	smtp_dkim_feed(s, p, n);	/* the body hashed as it streams */
 	if (s->tx.msg != NULL && !s->tx.io_error &&
-	    queue_msg_write(s->tx.msg, p, n) == -1)
+	    (queue_msg_write(s->tx.msg, p, n) == -1 ||
+	    (s->conf->milters.n > 0 && buf_add(&s->tx.mcopy, p, n) == -1)))
 		s->tx.io_error = true;
 }
 
@@ -731,6 +783,18 @@ tx_refuse(struct smtp_session *s, enum reply_id r, const char *why)
 	smtp_reply(s, r, NULL);
 }
 
+/* The same with a milter's reply line (multi-line: CRLF inside). */
+static void
+tx_refuse_line(struct smtp_session *s, const char *line, const char *why)
+{
+	smtp_log(s, LOG_LVL_INFO, "data", "bytes=%" PRIu64 " result=%s "
+	    "reply=\"%s\"", s->tx.bytes, why, log_text(line, strlen(line),
+	    200));
+	smtp_tx_reset(s);
+	smtp_set_state(s, ST_READY);
+	smtp_reply_line(s, line);
+}
+
 /*
  * A BDAT chunk has been read: answer it, or (LAST, nothing refused) let
  * smtp_tx_end() finish the message as it finishes DATA's.  The spool's
@@ -763,6 +827,264 @@ tx_chunk_end(struct smtp_session *s)
 	if (!smtp_data_raw_end(&s->tx.data))
 		tx_out(s, (const uint8_t *)"\r\n", 2);
 	return true;
+}
+
+/*
+ * The envelope as the milters left it: sender and recipients (a kept
+ * recipient keeps its DSN parameters; an added one has none).  0, or -1.
+ */
+static int
+tx_milter_env(struct smtp_session *s, const struct milter_msg *mm)
+{
+	struct buf	 dsn;
+	const char	*d, **old;
+	size_t		 i, k;
+	int		 rc = -1;
+
+	old = calloc(s->tx.nqueued + 1, sizeof(*old));
+	buf_init(&dsn, s->tx.rcpt_dsn.max);
+	if (old == NULL)
+		goto out;
+	for (i = 0, d = (const char *)s->tx.rcpt_dsn.data; i < s->tx.nqueued;
+	    i++, d += strlen(d) + 1)
+		old[i] = d;
+	for (i = 0; i < mm->nr; i++) {
+		d = mm->r[i].orig >= 0 && (size_t)mm->r[i].orig <
+		    s->tx.nqueued ? old[mm->r[i].orig] : "0 ";
+		if (buf_add(&dsn, d, strlen(d) + 1) == -1)
+			goto out;
+	}
+	buf_reset(&s->tx.rcpts);
+	for (i = 0; i < mm->nr; i++)
+		if (buf_add(&s->tx.rcpts, mm->r[i].addr,
+		    strlen(mm->r[i].addr) + 1) == -1)
+			goto out;
+	k = s->tx.rcpt_dsn.max;
+	buf_free(&s->tx.rcpt_dsn);
+	s->tx.rcpt_dsn = dsn;
+	s->tx.rcpt_dsn.max = k;
+	buf_init(&dsn, 0);
+	s->tx.nqueued = mm->nr;
+	buf_reset(&s->tx.sender);
+	rc = buf_add(&s->tx.sender, mm->sender, strlen(mm->sender));
+out:
+	buf_free(&dsn);
+	free(old);
+	return rc;
+}
+
+/* The milters changed the message: write it anew (a new queue id). */
+static int
+tx_milter_rewrite(struct smtp_session *s, struct milter_msg *mm)
+{
+	struct buf	out;
+	int		rc;
+
+	if (mm->env_changed && tx_milter_env(s, mm) == -1)
+		return -1;
+	if (s->tx.nqueued == 0)
+		return 0;		/* every recipient removed */
+	queue_msg_abort(s->tx.msg);
+	s->tx.msg = NULL;
+	buf_init(&out, s->conf->max_message_size + 2 * MILTER_HDR_VALUE_MAX);
+	rc = tx_open(s) == -1 || milter_msg_render(mm, &out) == -1 ||
+	    queue_msg_write(s->tx.msg, out.data, out.len) == -1 ? -1 : 0;
+	buf_free(&out);
+	return rc;
+}
+
+static void
+tx_milter_done(void *arg, uint64_t sid, struct milter_run *run)
+{
+	struct smtp_session	*s = worker_session_find(arg, sid);
+	struct milter_msg	*mm = milter_run_msg(run);
+	enum milter_verdict	 v = milter_run_verdict(run);
+	char			 qid[ID_STRLEN + 1];
+
+	if (s == NULL || s->tx.mrun != run) {
+		milter_run_free(run);	/* not ours any more */
+		return;
+	}
+	smtp_log(s, LOG_LVL_INFO, "milter_result", "verdict=%s by=%s "
+	    "edits=%s", milter_verdict_name(v), milter_run_by(run),
+	    mm->hdrs_changed || mm->env_changed || mm->body_replaced ?
+	    "yes" : "no");
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		char	line[MILTER_REPLY_MAX + 1];
+
+		snprintf(line, sizeof(line), "%s", milter_run_reply(run));
+		tx_refuse_line(s, line, "milter");
+	} else if (v == MILTER_V_DISCARD || (mm->env_changed &&
+	    mm->nr == 0)) {
+		id_format(id_next(), qid);
+		smtp_log(s, LOG_LVL_INFO, "discarded", "id=%s bytes=%" PRIu64
+		    " by=milter", qid, s->tx.bytes);
+		smtp_tx_reset(s);
+		smtp_set_state(s, ST_READY);
+		s->nmsgs++;
+		smtp_reply(s, R_QUEUED, qid);
+	} else if ((mm->hdrs_changed || mm->env_changed ||
+	    mm->body_replaced) && tx_milter_rewrite(s, mm) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"cannot write the "
+		    "filtered message\"");
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");
+	} else {
+		struct tx_hold	*h = NULL;
+
+		if (v == MILTER_V_QUARANTINE &&
+		    (h = calloc(1, sizeof(*h))) != NULL &&
+		    (h->spool = strdup(s->conf->spool)) != NULL) {
+			h->w = s->w;
+			h->sid = s->id;
+			snprintf(h->why, sizeof(h->why), "%s", mm->quarantine ?
+			    mm->quarantine : "");
+		} else if (h != NULL) {
+			free(h);
+			h = NULL;
+		}
+		if (v == MILTER_V_QUARANTINE && h == NULL) {
+			tx_refuse(s, R_LOCAL_ERROR, "io_error");
+			smtp_resume(s);
+			return;
+		}
+		s->tx.mrun = NULL;
+		milter_run_free(run);
+		if (tx_finish(s, h != NULL ? tx_held_committed : tx_committed,
+		    h != NULL ? (void *)h : (void *)s->w))
+			return;
+		if (h != NULL) {
+			free(h->spool);
+			free(h);
+		}
+	}
+	smtp_resume(s);
+}
+
+/* mxgate_milter_replies_total and mxgate_milter_seconds (obs.h). */
+static void
+tx_milter_note(void *arg, size_t idx, enum milter_outcome o, uint64_t us)
+{
+	struct worker	*w = arg;
+
+	if (idx >= OBS_MILTER_SLOTS)
+		return;
+	obs_add(&w->obs.milter[idx][o], 1);
+	obs_hist_note(&w->obs.milter_seconds[idx], &obs_milter_seconds, us);
+}
+
+/* The MAIL phase's answer (milter.h): refused, or the MAIL reply. */
+static void
+tx_milter_mail_done(void *arg, uint64_t sid, struct milter_run *run)
+{
+	struct smtp_session	*s = worker_session_find(arg, sid);
+	enum milter_verdict	 v = milter_run_verdict(run);
+	char			 line[MILTER_REPLY_MAX + 1];
+
+	if (s == NULL || s->dead || s->tx.mrun != run ||
+	    s->state != ST_WAIT)
+		return;		/* freed with the transaction */
+	smtp_set_state(s, ST_READY);
+	if (v == MILTER_V_REJECT || v == MILTER_V_TEMPFAIL) {
+		snprintf(line, sizeof(line), "%s", milter_run_reply(run));
+		smtp_log(s, LOG_LVL_INFO, "mail", "from=<%s> result=milter "
+		    "by=%s reply=\"%s\"", log_esc(s->tx.sender.data,
+		    s->tx.sender.len, 256), milter_run_by(run),
+		    log_text(line, strlen(line), 200));
+		smtp_tx_reset(s);	/* frees run */
+		smtp_reply_line(s, line);
+	} else
+		tx_mail_ok(s);
+	smtp_resume(s);
+}
+
+/* Start the chain at MAIL; true: the session waits for it. */
+static bool
+tx_milter_mail(struct smtp_session *s)
+{
+	struct milter_env	 env;
+	char			 prefix[96], sid[ID_STRLEN + 1];
+	uint16_t		 port = 0;
+
+	if (s->peer.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&s->peer)->sin_port);
+	else if (s->peer.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&s->peer)->sin6_port);
+	id_format(s->id, sid);
+	snprintf(prefix, sizeof(prefix), "sid=%s client=%s", sid, s->client);
+	env = (struct milter_env){
+		.log_prefix = prefix,
+		.hostname = s->conf->hostname,
+		.client_addr = s->client,
+		.client_family = s->peer.ss_family,
+		.client_port = port,
+		.client_name = "unknown",
+		.helo = s->helo,
+		.tls_version = s->tls ? s->tls_version : "",
+		.cipher = s->tls ? s->tls_cipher : "",
+		.auth_user = s->auth_user,
+		.qid = "",
+		.sender = buf_cstr(&s->tx.sender),
+		.note = tx_milter_note,
+		.note_arg = s->w,
+	};
+	s->tx.mrun = milter_run_start(s->w->base, s->conf, &env, s->id,
+	    tx_milter_mail_done, s->w);
+	if (s->tx.mrun == NULL) {
+		smtp_log(s, LOG_LVL_WARNING, "milter", "msg=\"cannot start "
+		    "the milter chain\"");
+		smtp_tx_reset(s);
+		smtp_reply_line(s, "451 4.7.1 Content filter unavailable, try "
+		    "again later");
+		return true;
+	}
+	smtp_set_state(s, ST_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	return true;
+}
+
+static void
+tx_milter_rcpt_done(void *arg, uint64_t sid, struct milter_run *run)
+{
+	struct smtp_session	*s = worker_session_find(arg, sid);
+	enum milter_verdict	 v = milter_run_verdict(run);
+	char			 line[MILTER_REPLY_MAX + 1];
+
+	if (s == NULL || s->dead || s->tx.mrun != run ||
+	    s->state != ST_WAIT)
+		return;
+	snprintf(line, sizeof(line), "%s", milter_run_reply(run));
+	smtp_rcpt_milter_done(s, v == MILTER_V_REJECT ||
+	    v == MILTER_V_TEMPFAIL ? line : NULL);
+}
+
+bool
+smtp_tx_milter_rcpt(struct smtp_session *s)
+{
+	if (s->tx.mrun == NULL)
+		return false;
+	if (milter_run_rcpt(s->tx.mrun, s->rw.key, tx_milter_rcpt_done,
+	    s->w) == -1)
+		return false;
+	smtp_set_state(s, ST_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	return true;
+}
+
+/* The message is complete: the milters have their say before the 250. */
+static void
+tx_milter(struct smtp_session *s)
+{
+	if (s->tx.mrun == NULL || milter_run_eom(s->tx.mrun,
+	    s->tx.mcopy.data, s->tx.mcopy.len, queue_msg_id(s->tx.msg),
+	    tx_milter_done, s->w) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "milter", "msg=\"cannot run "
+		    "the milter chain\"");
+		tx_refuse_line(s, "451 4.7.1 Content filter unavailable, try "
+		    "again later", "milter");
+		return;
+	}
+	smtp_set_state(s, ST_COMMIT);
+	bufferevent_disable(s->bev, EV_READ);
 }
 
 void
@@ -800,11 +1122,7 @@ smtp_tx_end_go(struct smtp_session *s)
 	char	qid[ID_STRLEN + 1], dkim[512];
 
 	smtp_dkim_log(s, dkim, sizeof(dkim));
-	if (s->tx.msg != NULL && tx_late(s) == -1) {
-		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"headers or "
-		    "proofs did not fit\"");
-		tx_refuse(s, R_LOCAL_ERROR, "io_error");	/* 451 4.3.0 */
-	} else if (s->tx.msg == NULL) {
+	if (s->tx.msg == NULL) {
 		/* Every recipient discarded: the same answer as ever, with
 		 * an id of the same form, and nothing stored. */
 		id_format(id_next(), qid);
@@ -815,15 +1133,92 @@ smtp_tx_end_go(struct smtp_session *s)
 		smtp_set_state(s, ST_READY);
 		s->nmsgs++;
 		smtp_reply(s, R_QUEUED, qid);
-	} else {
-		smtp_log(s, LOG_LVL_DEBUG, "data", "bytes=%" PRIu64
-		    " result=commit", s->tx.bytes);
-		struct queue_msg *m = s->tx.msg;
+	} else if (s->conf->milters.n > 0)
+		tx_milter(s);
+	else
+		(void)tx_finish(s, tx_committed, s->w);
+}
 
-		s->tx.msg = NULL;	/* the queue owns it now */
-		smtp_set_state(s, ST_COMMIT);
-		bufferevent_disable(s->bev, EV_READ);
-		queue_msg_commit(m, s->w->commit_jobs, s->id, tx_committed, s->w);
+/*
+ * The message as it will be kept (the milters' copy, if they edited it):
+ * what the end of data knows goes after its body, then the commit.
+ * false: refused (451 4.3.0) instead.
+ */
+static bool
+tx_finish(struct smtp_session *s, queue_done_fn *done, void *arg)
+{
+	if (tx_late(s) == -1) {
+		smtp_log(s, LOG_LVL_WARNING, "spool", "msg=\"headers or "
+		    "proofs did not fit\"");
+		tx_refuse(s, R_LOCAL_ERROR, "io_error");	/* 451 4.3.0 */
+		return false;
+	}
+	tx_commit(s, done, arg);
+	return true;
+}
+
+static void
+tx_commit(struct smtp_session *s, queue_done_fn *done, void *arg)
+{
+	struct queue_msg	*m = s->tx.msg;
+
+	smtp_log(s, LOG_LVL_DEBUG, "data", "bytes=%" PRIu64
+	    " result=commit", s->tx.bytes);
+	s->tx.msg = NULL;	/* the queue owns it now */
+	smtp_set_state(s, ST_COMMIT);
+	bufferevent_disable(s->bev, EV_READ);
+	queue_msg_commit(m, s->w->commit_jobs, s->id, done, arg);
+}
+
+/* On a pool thread: into SPOOL/hold, as `mxgate queue hold` does. */
+static void
+tx_hold_run(void *arg)
+{
+	struct tx_hold	*h = arg;
+
+	h->rc = queue_admin_hold(h->spool, h->qid, 10000, h->err,
+	    sizeof(h->err));
+}
+
+static void
+tx_hold_done(void *arg)
+{
+	struct tx_hold	*h = arg;
+
+	if (h->rc == QUEUE_ADMIN_OK) {
+		log_event(LOG_LVL_INFO, "quarantined", "qid=%s reason=\"%s\"",
+		    h->qid, log_text(h->why, strlen(h->why), 128));
+		obs_add(&h->w->obs.messages_accepted, 1);
+	} else {
+		/* still in the queue: it is delivered, not lost */
+		log_event(LOG_LVL_WARNING, "quarantined", "qid=%s error=\"%s\" "
+		    "action=deliver", h->qid, log_text(h->err, strlen(h->err),
+		    200));
+		obs_add(&h->w->obs.messages_accepted, 1);
+		qmgr_submit(h->w->qmgr, h->qid);
+	}
+	tx_reply_committed(h->w, h->sid, true, h->qid);
+	free(h->spool);
+	free(h);
+}
+
+/* Committed: hold it (off the loop), then answer. */
+static void
+tx_held_committed(void *arg, uint64_t sid, bool ok, const char *qid)
+{
+	struct tx_hold	*h = arg;
+
+	if (!ok || qid == NULL) {
+		tx_reply_committed(h->w, sid, ok, qid);
+		free(h->spool);
+		free(h);
+		return;
+	}
+	snprintf(h->qid, sizeof(h->qid), "%s", qid);
+	if (job_submit(h->w->commit_jobs, tx_hold_run, tx_hold_done, h) == -1) {
+		h->rc = QUEUE_ADMIN_ERROR;
+		snprintf(h->err, sizeof(h->err), "cannot queue the hold job");
+		tx_hold_done(h);
 	}
 }
 
@@ -832,13 +1227,21 @@ static void
 tx_committed(void *arg, uint64_t sid, bool ok, const char *qid)
 {
 	struct worker		*w = arg;
-	struct smtp_session	*s;
-	char			 dkim[512];
 
 	if (ok) {
 		obs_add(&w->obs.messages_accepted, 1);
 		qmgr_submit(w->qmgr, qid);	/* it may run on another loop */
 	}
+	tx_reply_committed(w, sid, ok, qid);
+}
+
+/* The reply once the message is durable (or is not). */
+static void
+tx_reply_committed(struct worker *w, uint64_t sid, bool ok, const char *qid)
+{
+	struct smtp_session	*s;
+	char			 dkim[512];
+
 	if ((s = worker_session_find(w, sid)) == NULL) {
 		char	sidtext[ID_STRLEN + 1];
 
