@@ -1317,6 +1317,7 @@ worker_spawn(struct worker *w0, unsigned idx, unsigned commit_threads,
 	w->qmgr = w0->qmgr;
 	w->null_rate = w0->null_rate;
 	w->guard = w0->guard;
+	w->fleet = w0->fleet;
 	w->climit = w0->climit;
 	if ((w->base = event_base_new()) == NULL ||
 	    (w->wake_ev = event_new(w->base, -1, EV_PERSIST, worker_wake,
