@@ -358,6 +358,22 @@ fleet_set_up(struct fleet *f, bool up, const char *why)
 	}
 }
 
+/* A script's names will not be answered for (late, lost, refused):
+ * they stop counting as pending; the local counts still have them. */
+static void
+fleet_unpend(struct fleet *f, const struct fleet_req *q)
+{
+	struct fleet_slot	*s;
+
+	if (q->nnames == 0)
+		return;
+	fleet_lock(f);
+	if ((s = fleet_slot(f, q->src, false)) != NULL)
+		s->pending = s->pending > q->nnames ? s->pending - q->nnames :
+		    0;
+	fleet_unlock(f);
+}
+
 static void
 fleet_req_free_all(struct fleet *f)
 {
@@ -365,6 +381,7 @@ fleet_req_free_all(struct fleet *f)
 
 	for (r = f->head; r != NULL; r = n) {
 		n = r->next;
+		fleet_unpend(f, r);
 		r->f = NULL;		/* its callback frees it */
 	}
 	f->head = f->tail = NULL;
@@ -481,13 +498,19 @@ fleet_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 	char			 gw[FLEET_GW_MAX];
 
 	(void)ac;
+	if (f != NULL && r != NULL && r->type == REDIS_REPLY_ERROR)
+		fleet_unpend(f, q);
 	if (f == NULL || r == NULL) {	/* dropped, or freed with it */
-		if (f != NULL)
+		if (f != NULL) {
 			fleet_req_unlink(f, q);
+			fleet_unpend(f, q);
+		}
 		free(q);
 		return;
 	}
 	fleet_req_unlink(f, q);
+	if (q->late)
+		fleet_unpend(f, q);
 	if (r->type == REDIS_REPLY_ERROR)
 		fleet_bad(f, "error reply");
 	else if (q->setup) {
@@ -496,8 +519,10 @@ fleet_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    !fleet_reply_int(r->element[0], &d) ||
 	    !fleet_reply_int(r->element[1], &v) ||
-	    !fleet_reply_mark(r->element[2], &until, gw))
+	    !fleet_reply_mark(r->element[2], &until, gw)) {
+		fleet_unpend(f, q);
 		fleet_bad(f, "malformed reply");
+	}
 	else if (!q->late) {
 		f->late_row = 0;
 		fleet_store(f, q, d, v, until, gw);
@@ -533,6 +558,7 @@ fleet_send_argv(struct fleet *f, struct fleet_req *q, int argc,
 	if (redisAsyncCommandArgv(f->ac, fleet_on_reply, q, argc, argv,
 	    lens) != REDIS_OK) {
 		fleet_req_unlink(f, q);
+		fleet_unpend(f, q);
 		free(q);
 		fleet_bad(f, "cannot send");
 	}
@@ -698,18 +724,23 @@ fleet_send_group(struct fleet *f, const struct fleet_op *ops, size_t n,
 static void
 fleet_hold(struct fleet *f, const struct fleet_op *ops, size_t n)
 {
-	size_t	k, lost = 0;
+	struct fleet_slot	*s;
+	size_t			 k, lost = 0;
 
+	fleet_lock(f);
 	for (k = 0; k < n; k++) {
 		if (ops[k].kind == FOP_FETCH)
 			continue;
-		if (ops[k].kind != FOP_MARK || f->nheld == FLEET_HELD_MAX) {
-			lost++;
+		if (ops[k].kind == FOP_MARK && f->nheld < FLEET_HELD_MAX) {
+			f->held[f->nheld++] = ops[k];
 			continue;
 		}
-		f->held[f->nheld++] = ops[k];
+		lost++;
+		/* never to be answered for: the local count has it */
+		if (ops[k].kind == FOP_UNKNOWN && (s = fleet_slot(f,
+		    ops[k].src, false)) != NULL && s->pending > 0)
+			s->pending--;
 	}
-	fleet_lock(f);
 	f->st.dropped += lost;
 	fleet_unlock(f);
 }

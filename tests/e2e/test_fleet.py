@@ -23,6 +23,7 @@ import threading
 import time
 
 import mxlib
+import test_metrics
 from mxlib import check, check_eq, fail
 
 RCPT_OK = b"250 2.1.5 Ok\r\n"
@@ -265,10 +266,20 @@ def test_fleet_alternating_harvester_marked_as_against_one(ctx, gw_factory):
         redis.stop()
 
 
+def metric(port: int, name: str) -> float:
+    for line in test_metrics.scrape(port).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    fail(f"no {name} in /metrics")
+    return 0.0
+
+
 def test_fleet_redis_killed_local_counts_enforce(ctx, gw_factory):
     redis = Redis(ctx.tmpdir)
     try:
-        a = fleet_gw(gw_factory, redis.port)
+        settings = dict(FAST)
+        settings["shared_state"] = f"redis://127.0.0.1:{redis.port}"
+        a, mport = test_metrics.metrics_gateway(gw_factory, **settings)
         b = fleet_gw(gw_factory, redis.port)
         for gw in (a, b):
             gw.wait_event("fleet", BOUND_S, shared_state="up")
@@ -283,6 +294,11 @@ def test_fleet_redis_killed_local_counts_enforce(ctx, gw_factory):
         redis.kill()
         for gw, m in zip((a, b), marks):
             gw.wait_event("fleet", BOUND_S, since=m, shared_state="down")
+        check_eq(metric(mport, "mxgate_shared_state_configured"), 1.0,
+                 "configured")
+        check_eq(metric(mport, "mxgate_shared_state_up"), 0.0, "up, down")
+        check(metric(mport, "mxgate_shared_state_down_total") >= 1,
+              "down_total")
         # Both keep marking on local counts: a harvester on each alone.
         for gw, s in ((a, "127.0.42.1"), (b, "127.0.43.1")):
             with mail_session(gw, s) as c:
@@ -315,6 +331,9 @@ def test_fleet_redis_killed_local_counts_enforce(ctx, gw_factory):
         for s in ("127.0.42.1", "127.0.43.1"):
             mxlib.wait_until(lambda: marks_in_redis(redis, s + "/32"),
                              BOUND_S, f"mark of {s} pushed to Redis")
+        check_eq(metric(mport, "mxgate_shared_state_up"), 1.0, "up, back")
+        check(metric(mport, "mxgate_shared_state_held_marks_pushed_total")
+              >= 1, "held marks pushed")
         # And state is shared again: b learns a's mark.
         wait_uniform(b, "127.0.42.1", "gateway b, a's mark made while down")
     finally:
