@@ -320,6 +320,52 @@ fleet_view(struct fleet *f, const char *src, struct fleet_view *v)
 	return ok;
 }
 
+size_t
+fleet_walk_marks(struct fleet *f, fleet_mark_fn *fn, void *arg)
+{
+	struct fleet_view	*v;
+	char			(*src)[FLEET_SRC_MAX];
+	uint64_t		 now = fleet_wall_ms();
+	size_t			 i, n = 0, cap = 64;
+
+	/* copied under the lock, told after it: fn may take its time */
+	v = calloc(cap, sizeof(*v));
+	src = calloc(cap, sizeof(*src));
+	fleet_lock(f);
+	for (i = 0; v != NULL && src != NULL && i < FLEET_CACHE_N; i++) {
+		const struct fleet_slot *s = &f->cache[i];
+
+		if (s->src[0] == '\0' || s->mark_until <= now)
+			continue;
+		if (n == cap) {
+			void	*nv, *ns;
+
+			cap *= 2;
+			nv = reallocarray(v, cap, sizeof(*v));
+			if (nv != NULL)
+				v = nv;
+			ns = reallocarray(src, cap, sizeof(*src));
+			if (ns != NULL)
+				src = ns;
+			if (nv == NULL || ns == NULL)
+				break;
+		}
+		memcpy(src[n], s->src, FLEET_SRC_MAX);
+		v[n].distinct = s->distinct;
+		v[n].valid = s->valid;
+		v[n].mark_left_ms = s->mark_until - now;
+		memcpy(v[n].marker, s->marker, FLEET_GW_MAX);
+		v[n].age_ms = now > s->fetched ? now - s->fetched : 0;
+		n++;
+	}
+	fleet_unlock(f);
+	for (i = 0; i < n; i++)
+		fn(arg, src[i], &v[i]);
+	free(v);
+	free(src);
+	return n;
+}
+
 void
 fleet_get_stats(struct fleet *f, struct fleet_stats *st)
 {

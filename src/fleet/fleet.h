@@ -102,5 +102,9 @@ void	fleet_want(struct fleet *, const char *src, uint64_t max_age_ms);
 /* The last fleet counts known; false if none. */
 bool	fleet_view(struct fleet *, const char *src, struct fleet_view *);
 void	fleet_get_stats(struct fleet *, struct fleet_stats *);
+/* Each source the cache knows as marked fleet-wide; returns how many. */
+typedef void	fleet_mark_fn(void *arg, const char *src,
+		    const struct fleet_view *);
+size_t	fleet_walk_marks(struct fleet *, fleet_mark_fn *, void *arg);
 
 #endif

@@ -231,6 +231,15 @@ def wait_uniform(gw, src: str, what: str) -> None:
               f"answered {r.raw!r}")
 
 
+def harvest_line(ctx, gw, src: str) -> str:
+    p = ctx.run_binary(["harvest", "list", "-c", gw.conf_path])
+    out = p.stdout.decode("utf-8", "replace")
+    check_eq(p.returncode, 0, f"harvest list: {p.stderr!r}")
+    mine = [ln for ln in out.splitlines() if ln.split(" ")[0] == src]
+    check_eq(len(mine), 1, f"lines for {src} in {out!r}")
+    return mine[0]
+
+
 def marks_in_redis(redis: Redis, src: str) -> bytes | None:
     return redis.cmd("GET", f"mxgate:{{{src}}}:m")
 
@@ -306,6 +315,9 @@ def test_fleet_redis_killed_local_counts_enforce(ctx, gw_factory):
             check(THRESHOLD - 1 <= n <= THRESHOLD + 2,
                   f"{s} marked locally after {n} names")
             wait_uniform(gw, s, f"{s} while Redis is down")
+        line = harvest_line(ctx, a, "127.0.42.1")
+        check(line.startswith("127.0.42.1 uniform ") and
+              line.endswith(" scope=local"), f"harvest list, down: {line!r}")
         # Honest clients are served, and no RCPT waits on Redis.
         times = []
         for gw in (a, b):
@@ -336,6 +348,12 @@ def test_fleet_redis_killed_local_counts_enforce(ctx, gw_factory):
               >= 1, "held marks pushed")
         # And state is shared again: b learns a's mark.
         wait_uniform(b, "127.0.42.1", "gateway b, a's mark made while down")
+        for gw in (a, b):
+            line = harvest_line(ctx, gw, "127.0.42.1")
+            # by= is the marking gateway's hostname (both share one here:
+            # mxlib's clients expect it in the greeting)
+            check(line.endswith(f" scope=fleet by={mxlib.HOSTNAME}"),
+                  f"harvest list, back: {line!r}")
     finally:
         redis.stop()
 
