@@ -275,7 +275,8 @@ const struct conf_key conf_keys[] = {
 	{ "shared_state", CT_REDISURL, G(shared_state), 0, "", 0, 0,
 	  "share harvest counts and marks with the other gateways: "
 	  "redis://HOST:PORT[/DB] or redis-sentinel://HOST:PORT[,...]/MASTER "
-	  "(empty: off, every gateway counts alone)" },
+	  "(asked every second who the master is; empty: off, every "
+	  "gateway counts alone)" },
 	{ "shared_state_password_file", CT_OPTPATH,
 	  G(shared_state_password_file), 0, "", 0, 0,
 	  "file holding the Redis password (AUTH); it must not be readable "

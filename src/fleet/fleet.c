@@ -111,7 +111,8 @@ struct fleet_req {
 	uint64_t	 sent;		/* monotonic ms */
 	unsigned	 nnames;
 	bool		 late;
-	bool		 setup;		/* AUTH or SELECT */
+	bool		 setup;		/* AUTH, SELECT or ROLE */
+	bool		 role;		/* ROLE: must say master */
 	char		 src[FLEET_SRC_MAX];
 };
 
@@ -150,7 +151,16 @@ struct fleet {
 	size_t			 nheld;
 	struct fleet_op		*batch;		/* swapped with q */
 	size_t			 capbatch;
+	/* redis-sentinel://: the master, as the sentinels last said */
+	redisAsyncContext	*sq;		/* a question to a sentinel */
+	uint64_t		 sq_started, next_poll;
+	size_t			 si;		/* the sentinel asked */
+	char			 master_host[REDIS_URL_HOST_MAX + 1];
+	uint16_t		 master_port;
+	bool			 have_master;
 };
+
+#define FLEET_SENTINEL_POLL_MS	1000	/* who is master, asked again */
 
 static uint64_t
 fleet_mono_ms(void)
@@ -559,7 +569,13 @@ fleet_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		fleet_unpend(f, q);
 	if (r->type == REDIS_REPLY_ERROR)
 		fleet_bad(f, "error reply");
-	else if (q->setup) {
+	else if (q->role) {
+		/* ROLE: ["master", ...]; a replica is never written */
+		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    strcmp(r->element[0]->str, "master") != 0)
+			fleet_bad(f, "not a master");
+	} else if (q->setup) {
 		if (r->type != REDIS_REPLY_STATUS)
 			fleet_bad(f, "bad AUTH or SELECT reply");
 	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
@@ -665,6 +681,13 @@ fleet_setup(struct fleet *f)
 		lens[1] = strlen(db);
 		fleet_send_argv(f, q, 2, argv, lens);
 	}
+	if (f->url.kind == REDIS_URL_SENTINEL && (q = fleet_req_new(f, NULL,
+	    0, true)) != NULL) {
+		q->role = true;
+		argv[0] = "ROLE";
+		lens[0] = 4;
+		fleet_send_argv(f, q, 1, argv, lens);
+	}
 }
 
 static void
@@ -673,7 +696,10 @@ fleet_connect(struct fleet *f)
 	redisAsyncContext	*ac;
 	const struct redis_url_host *h = &f->url.hosts[0];
 
-	ac = redisAsyncConnect(h->host, h->port);
+	if (f->url.kind == REDIS_URL_SENTINEL)
+		ac = redisAsyncConnect(f->master_host, f->master_port);
+	else
+		ac = redisAsyncConnect(h->host, h->port);
 	if (ac == NULL || ac->err != 0) {
 		if (ac != NULL)
 			redisAsyncFree(ac);
@@ -883,6 +909,119 @@ fleet_down_log(struct fleet *f, uint64_t now)
 	    (now - f->down_since) / 1000, f->nheld);
 }
 
+/* ---- Sentinel: ask who the master is, at start and every second ---- */
+
+static void
+fleet_sq_next(struct fleet *f)
+{
+	f->si = (f->si + 1) % f->url.nhosts;
+}
+
+static void
+fleet_sq_on_connect(const redisAsyncContext *ac, int status)
+{
+	struct fleet	*f = ac->data;
+
+	if (f == NULL || ac != f->sq || status == REDIS_OK)
+		return;
+	f->sq = NULL;			/* hiredis frees it */
+	fleet_sq_next(f);
+}
+
+static void
+fleet_sq_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct fleet	*f = ac->data;
+
+	(void)status;
+	if (f != NULL && ac == f->sq)
+		f->sq = NULL;		/* hiredis frees it */
+}
+
+/* The master's address: [host, port]; a change replaces the connection
+ * (the master moved: +switch-master, seen by asking). */
+static void
+fleet_sq_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct fleet		*f = priv;
+	const redisReply	*r = reply;
+	long			 port = 0;
+	char			*end;
+
+	if (r == NULL || ac != f->sq)
+		return;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    r->element[1]->type == REDIS_REPLY_STRING &&
+	    r->element[0]->len > 0 && r->element[0]->len <= REDIS_URL_HOST_MAX)
+		port = strtol(r->element[1]->str, &end, 10);
+	if (port <= 0 || port > 65535) {
+		fleet_sq_next(f);
+	} else if (!f->have_master ||
+	    strcmp(f->master_host, r->element[0]->str) != 0 ||
+	    f->master_port != (uint16_t)port) {
+		if (f->have_master)
+			log_event(LOG_LVL_INFO, "fleet", "shared_state=switch "
+			    "master=%s:%ld was=%s:%u", r->element[0]->str, port,
+			    f->master_host, f->master_port);
+		snprintf(f->master_host, sizeof(f->master_host), "%s",
+		    r->element[0]->str);
+		f->master_port = (uint16_t)port;
+		f->have_master = true;
+		if (f->ac != NULL) {
+			f->kill = true;
+			f->kill_why = "switch-master";
+		}
+		f->backoff_ms = FLEET_BACKOFF_MIN_MS;
+		f->next_try = 0;	/* the new master at once */
+	}
+	redisAsyncDisconnect(ac);	/* allowed in a callback */
+}
+
+static void
+fleet_sq_start(struct fleet *f)
+{
+	const struct redis_url_host *h = &f->url.hosts[f->si];
+	redisAsyncContext	*ac;
+
+	ac = redisAsyncConnect(h->host, h->port);
+	if (ac == NULL || ac->err != 0) {
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		fleet_sq_next(f);
+		return;
+	}
+	ac->data = f;
+	f->sq = ac;
+	f->sq_started = fleet_mono_ms();
+	if (redisLibeventAttach(ac, f->base) != REDIS_OK ||
+	    redisAsyncSetConnectCallback(ac, fleet_sq_on_connect) != REDIS_OK ||
+	    redisAsyncSetDisconnectCallback(ac, fleet_sq_on_disconnect) !=
+	    REDIS_OK || redisAsyncCommand(ac, fleet_sq_reply, f,
+	    "SENTINEL get-master-addr-by-name %s", f->url.master) !=
+	    REDIS_OK) {
+		f->sq = NULL;
+		redisAsyncFree(ac);
+		fleet_sq_next(f);
+	}
+}
+
+static void
+fleet_sentinel_tick(struct fleet *f, uint64_t now, uint64_t cto)
+{
+	redisAsyncContext	*ac;
+
+	if ((ac = f->sq) != NULL && now - f->sq_started > cto) {
+		f->sq = NULL;
+		redisAsyncFree(ac);
+		fleet_sq_next(f);
+	}
+	if (f->sq == NULL && now >= f->next_poll) {
+		f->next_poll = now + FLEET_SENTINEL_POLL_MS;
+		fleet_sq_start(f);
+	}
+}
+
 static void
 fleet_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -894,13 +1033,16 @@ fleet_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (cto < FLEET_CONNECT_MIN_MS)
 		cto = FLEET_CONNECT_MIN_MS;
+	if (f->url.kind == REDIS_URL_SENTINEL)
+		fleet_sentinel_tick(f, now, cto);
 	if (f->ac != NULL && !f->connected && now - f->conn_started > cto)
 		fleet_conn_drop(f, "connect timeout");
 	fleet_deadlines(f, now);
 	if (f->kill)
 		fleet_conn_drop(f, f->kill_why != NULL ? f->kill_why :
 		    "error");
-	if (f->ac == NULL && now >= f->next_try)
+	if (f->ac == NULL && now >= f->next_try &&
+	    (f->url.kind != REDIS_URL_SENTINEL || f->have_master))
 		fleet_connect(f);
 	if (f->ac != NULL && f->connected && !f->announced) {
 		f->announced = true;
@@ -931,6 +1073,10 @@ fleet_main(void *arg)
 	redisAsyncContext	*ac;
 
 	(void)event_base_dispatch(f->base);
+	if ((ac = f->sq) != NULL) {
+		f->sq = NULL;
+		redisAsyncFree(ac);
+	}
 	if ((ac = f->ac) != NULL) {
 		f->ac = NULL;
 		fleet_req_free_all(f);
@@ -1013,11 +1159,6 @@ fleet_check(const struct fleet_conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "shared_state: %s", why);
 		return -1;
 	}
-	if (u.kind == REDIS_URL_SENTINEL) {
-		snprintf(err, errlen, "shared_state: redis-sentinel:// is not "
-		    "supported yet; give the master as redis://");
-		return -1;
-	}
 	if (strpbrk(c->prefix, "{} ") != NULL) {
 		snprintf(err, errlen, "shared_state_prefix must not hold "
 		    "braces or spaces");
@@ -1087,9 +1228,11 @@ fleet_start(const struct fleet_conf *c, char *err, size_t errlen)
 		return NULL;
 	}
 	log_event(LOG_LVL_INFO, "fleet", "shared_state=connecting "
-	    "redis=%s:%u db=%u timeout_ms=%u", f->url.hosts[0].host,
+	    "%s=%s:%u db=%u timeout_ms=%u", f->url.kind ==
+	    REDIS_URL_SENTINEL ? "sentinel" : "redis", f->url.hosts[0].host,
 	    f->url.hosts[0].port, f->url.db, f->timeout_ms);
-	fleet_connect(f);
+	if (f->url.kind == REDIS_URL_DIRECT)
+		fleet_connect(f);
 	if (pthread_create(&f->thread, NULL, fleet_main, f) != 0) {
 		snprintf(err, errlen, "cannot start the fleet thread");
 		if (f->ac != NULL)

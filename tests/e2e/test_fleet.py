@@ -10,7 +10,10 @@ on their local counts, log shared_state=down, honest clients are served
 without waiting on Redis; Redis back: shared_state=up and the marks made
 while down are in Redis; a fake Redis answering garbage or never: the
 degrade path, no hang, no crash; check-config refuses a password file
-others may read and a bad URL.
+others may read and a bad URL; Sentinel (one master, one replica, three
+sentinels): the master killed, both gateways on the new master within
+10 s, earlier marks in force; `harvest list` says scope=local or
+scope=fleet by=GATEWAY.
 Clients act as different hosts by binding to addresses in 127.0.0.0/8.
 """
 
@@ -409,3 +412,110 @@ def test_fleet_check_config(ctx, gw_factory):
             if l.startswith("shared_state ")][0]
     check(f"mxgate.conf:{line}:" in err and "port" in err,
           f"check-config named no line {line}: {err!r}")
+
+
+class Sentinel:
+    """A redis-sentinel watching master `mym`; stopped by its PID."""
+
+    def __init__(self, folder: str, master_port: int):
+        self.port = mxlib.free_port()
+        self.dir = os.path.join(folder, f"sentinel-{self.port}")
+        os.makedirs(self.dir, exist_ok=True)
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                    f"sentinel monitor mym 127.0.0.1 {master_port} 2\n"
+                    "sentinel down-after-milliseconds mym 1000\n"
+                    "sentinel failover-timeout mym 5000\n"
+                    "sentinel parallel-syncs mym 1\n")
+        log = open(os.path.join(self.dir, "sentinel.log"), "ab")
+        self.proc = subprocess.Popen(["redis-sentinel", conf],
+                                     stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=log)
+        log.close()
+
+    def cmd(self, *args: str):
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=10) as s:
+            s.sendall(resp_encode(*args))
+            return RespReader(s).read()
+
+    def master(self):
+        try:
+            got = self.cmd("SENTINEL", "get-master-addr-by-name", "mym")
+        except OSError:
+            return None
+        return int(got[1]) if isinstance(got, list) else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()        # ours, by its Popen handle
+                self.proc.wait()
+
+
+def test_fleet_sentinel_failover(ctx, gw_factory):
+    master = Redis(ctx.tmpdir)
+    replica = Redis(ctx.tmpdir)
+    sentinels: list[Sentinel] = []
+    try:
+        check_eq(replica.cmd("REPLICAOF", "127.0.0.1", str(master.port)),
+                 "OK", "REPLICAOF")
+        mxlib.wait_until(lambda: b"master_link_status:up" in
+                         replica.cmd("INFO", "replication"), BOUND_S,
+                         "replica in sync")
+        sentinels = [Sentinel(ctx.tmpdir, master.port) for _ in range(3)]
+        for s in sentinels:
+            mxlib.wait_until(lambda: s.master() == master.port, BOUND_S,
+                             "sentinel knows the master")
+        # the sentinels must see each other and the replica to fail over
+        mxlib.wait_until(lambda: all(
+            int(dict(zip(*[iter(s.cmd("SENTINEL", "master", "mym"))] * 2))
+                [b"num-other-sentinels"]) == 2 for s in sentinels),
+            BOUND_S, "sentinels see each other")
+        url = "redis-sentinel://" + ",".join(
+            f"127.0.0.1:{s.port}" for s in sentinels) + "/mym"
+        a = gw_factory(config=dict(FAST, shared_state=url))
+        b = gw_factory(config=dict(FAST, shared_state=url))
+        for gw in (a, b):
+            gw.wait_event("fleet", BOUND_S, shared_state="up")
+        src = "127.0.61.1"
+        with mail_session(a, src) as c:
+            names_until_uniform([c], "before")
+        mxlib.wait_until(lambda: marks_in_redis(master, src + "/32"),
+                         BOUND_S, "mark on the master")
+        mxlib.wait_until(lambda: marks_in_redis(replica, src + "/32"),
+                         BOUND_S, "mark replicated")
+        marks = [gw.log_mark() for gw in (a, b)]
+        master.kill()
+        t0 = time.monotonic()
+        mxlib.wait_until(lambda: sentinels[0].master() == replica.port,
+                         BOUND_S, "failover to the replica")
+        for gw, m in zip((a, b), marks):
+            gw.wait_event("fleet", BOUND_S, since=m, shared_state="switch")
+            gw.wait_event("fleet", BOUND_S, since=m, shared_state="up")
+        up_s = time.monotonic() - t0
+        check(up_s < 10, f"gateways on the new master {up_s:.1f}s after "
+              "the kill")
+        # Both write to the new master within 10 s of the kill, and the
+        # earlier mark is still in force on both.
+        src2 = "127.0.62.1"
+        with mail_session(b, src2) as c:
+            names_until_uniform([c], "after")
+        mxlib.wait_until(lambda: marks_in_redis(replica, src2 + "/32"),
+                         BOUND_S, "new mark on the new master")
+        took = time.monotonic() - t0
+        print(f"failover: both gateways connected to the new master "
+              f"{up_s:.1f}s after the kill; a new mark written there "
+              f"{took:.1f}s after it (a harvest of {THRESHOLD} names in "
+              "between)")
+        for gw in (a, b):
+            wait_uniform(gw, src, "earlier mark after the failover")
+    finally:
+        for s in sentinels:
+            s.stop()
+        master.stop()
+        replica.stop()
