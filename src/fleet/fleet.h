@@ -3,7 +3,9 @@
  * DESIGN 6 and 10): per-source distinct unknown names, valid counts and
  * uniform marks, for the harvest guard.
  * Owns: one Redis connection (hiredis, async, on its own libevent loop
- * in its own thread), the batch of increments waiting to be sent, and
+ * in its own thread; with redis-sentinel://, the sentinels are asked who
+ * the master is before each connect and every second, and ROLE must say
+ * master), the batch of increments waiting to be sent, and
  * the last fleet counts known per source (a bounded, direct-mapped
  * cache).  Every SMTP loop reaches it through this header's calls,
  * which take one short lock and never wait on Redis: a decision uses
