@@ -28,6 +28,7 @@
 #include "dir/dir.h"
 #include "dns/dns.h"
 #include "sender/dnsbl.h"
+#include "fleet/fleet.h"
 #include "guard/guard.h"
 #include "lib/job.h"
 #include "lib/log.h"
@@ -97,6 +98,58 @@ print_err(void *arg, const char *file, unsigned line, const char *msg)
 		fprintf(stderr, "%s: %s\n", file, msg);
 }
 
+/* shared_state's settings into fc (pw holds the password); 0, or -1
+ * with err. */
+static int
+main_fleet_conf(const struct config *c, struct fleet_conf *fc, char *pw,
+    size_t pwlen, char *err, size_t errlen)
+{
+	memset(fc, 0, sizeof(*fc));
+	fc->url = c->shared_state;
+	fc->prefix = c->shared_state_prefix;
+	fc->gateway = c->hostname;
+	fc->timeout_ms = c->shared_state_timeout_ms;
+	fc->window_ms = c->harvest_window_ms;
+	if (c->shared_state_password_file != NULL) {
+		if (fleet_password_load(c->shared_state_password_file, pw,
+		    pwlen, err, errlen) == -1)
+			return -1;
+		fc->password = pw;
+	}
+	return fleet_check(fc, err, errlen);
+}
+
+static int
+main_fleet_check(const struct config *c, unsigned *nerr)
+{
+	struct fleet_conf	fc;
+	char			pw[FLEET_PASSWORD_BUF], err[512];
+	int			rc;
+
+	if (c->shared_state == NULL)
+		return 0;
+	rc = main_fleet_conf(c, &fc, pw, sizeof(pw), err, sizeof(err));
+	explicit_bzero(pw, sizeof(pw));
+	if (rc == -1)
+		print_err(nerr, c->file, 0, err);
+	return rc;
+}
+
+/* One connection for every loop, on the fleet's own thread. */
+static struct fleet *
+main_fleet_start(const struct config *c)
+{
+	struct fleet_conf	 fc;
+	struct fleet		*f;
+	char			 pw[FLEET_PASSWORD_BUF], err[512];
+
+	if (main_fleet_conf(c, &fc, pw, sizeof(pw), err, sizeof(err)) == -1 ||
+	    (f = fleet_start(&fc, err, sizeof(err))) == NULL)
+		fatal("msg=\"%s\"", err);
+	explicit_bzero(pw, sizeof(pw));
+	return f;
+}
+
 static int
 cmd_check(const char *file)
 {
@@ -109,7 +162,8 @@ cmd_check(const char *file)
 
 	if ((c = conf_load(file, print_err, &nerr)) == NULL)
 		return 1;
-	if ((d = dir_open(c, print_err, &nerr)) == NULL) {
+	if (main_fleet_check(c, &nerr) == -1 ||
+	    (d = dir_open(c, print_err, &nerr)) == NULL) {
 		conf_unref(c);
 		return 1;
 	}
@@ -398,6 +452,9 @@ cmd_serve(const char *file)
 	worker_guard_conf(w.conf, &gc);
 	if ((w.guard = guard_new(&gc)) == NULL)
 		fatal("msg=\"out of memory\"");
+	if (w.conf->shared_state != NULL &&
+	    (w.fleet = main_fleet_start(w.conf)) != NULL)
+		guard_set_fleet(w.guard, w.fleet);
 	w.null_rate = rate_table_new(w.conf->null_sender_rate.window_ms,
 	    MAIN_RATE_KEYS);
 	if (w.null_rate == NULL)
@@ -451,6 +508,8 @@ cmd_serve(const char *file)
 	outbound_free(ob);
 	job_pool_free(w.misc_jobs);
 	rate_table_free(w.null_rate);
+	guard_set_fleet(w.guard, NULL);
+	fleet_stop(w.fleet);
 	guard_free(w.guard);
 	climit_free(w.climit);
 	queue_close(w.queue);

@@ -238,6 +238,11 @@ struct config {
 	int			 log_recipients; /* 1: hashed */
 	char			*log_hash_key_file; /* NULL: in the spool */
 	int			 harvest_guard;	/* CONF_CONTROL_* */
+	/* fleet (issue 17) */
+	char			*shared_state;	/* NULL: off */
+	char			*shared_state_password_file;
+	unsigned		 shared_state_timeout_ms;
+	char			*shared_state_prefix;
 	int			 strict_framing; /* CONF_CONTROL_* */
 	/* DANE for mail sent by MX (issue 20, deliver/dane.c) */
 	int			 dane;		/* CONF_DANE_* */

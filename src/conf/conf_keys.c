@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "../lib/log.h"
+#include "../lib/redis_url.h"
 #include "../lib/utf8.h"
 #include "../sender/dnsbl.h"	/* a pure parser, like lib/cidr */
 #include "conf_keys.h"
@@ -271,6 +272,22 @@ const struct conf_key conf_keys[] = {
 	{ "log_hash_key_file", CT_OPTPATH, G(log_hash_key_file), 0, "", 0, 0,
 	  "the key for log_recipients = hashed (its bytes; empty: "
 	  "SPOOL/log_hash.key, made at the first start)" },
+	/* a fleet sharing harvest state in Redis (issue 17, src/fleet/) */
+	{ "shared_state", CT_REDISURL, G(shared_state), 0, "", 0, 0,
+	  "share harvest counts and marks with the other gateways: "
+	  "redis://HOST:PORT[/DB] or redis-sentinel://HOST:PORT[,...]/MASTER "
+	  "(asked every second who the master is; empty: off, every "
+	  "gateway counts alone)" },
+	{ "shared_state_password_file", CT_OPTPATH,
+	  G(shared_state_password_file), 0, "", 0, 0,
+	  "file holding the Redis password (AUTH); it must not be readable "
+	  "by group or others (empty: no AUTH)" },
+	{ "shared_state_timeout", CT_MSEC, G(shared_state_timeout_ms), 0,
+	  "50ms", 1, 10 * U_S, "longest wait for a Redis reply; later "
+	  "replies are ignored, and three in a row mark Redis down" },
+	{ "shared_state_prefix", CT_TEXT, G(shared_state_prefix), 0,
+	  "mxgate:", 0, 0, "prefix of every Redis key (no braces: the "
+	  "source in braces is the key's hash tag)" },
 	{ "harvest_guard", CT_CHOICE, G(harvest_guard), 0, "enforce", 0, 0,
 	  "harvest guard: enforce, shadow (log what it would do, do "
 	  "nothing) or off" },
@@ -1458,6 +1475,26 @@ conf_set_optpath(const struct conf_key *k, const char *val, void *field,
 	return conf_set_path(k, val, field, env, why);
 }
 
+/* The shared_state URL, checked whole (redis_url.h), or "": NULL. */
+static int
+conf_set_redisurl(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct redis_url	 u;
+	const char		*msg;
+	char			 qb[CONF_QUOTE_BUF];
+
+	(void)k;
+	(void)env;
+	if (conf_is_empty(val))
+		return 0;
+	if (redis_url_parse(val, strlen(val), &u, &msg) == -1) {
+		(void)buf_addf(why, "%s: %s", msg, Q(qb, val));
+		return -1;
+	}
+	return conf_store_str(field, val, why);
+}
+
 /* "file:PATH" (relative to the config's folder), or "": NULL. */
 static int
 conf_set_filemap(const struct conf_key *k, const char *val, void *field,
@@ -1909,6 +1946,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_BATVDOMS] = { "domains", conf_set_batvdoms, conf_free_batvdoms },
 	[CT_DNSBL] =	{ "lists", conf_set_dnsbl, conf_free_dnsbl },
 	[CT_MILTERS] =	{ "milters", conf_set_milters, conf_free_milters },
+	[CT_REDISURL] =	{ "Redis URL", conf_set_redisurl, conf_free_str },
 };
 
 void

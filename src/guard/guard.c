@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fleet/fleet.h"
 #include "../lib/log.h"
 #include "guard.h"
 #include "guard_store.h"
@@ -69,7 +70,15 @@ struct guard {
 	struct guard_dom	*dom;
 	struct guard_hkey	 key;
 	size_t			 ntarpitted;
+	struct fleet		*fleet;		/* NULL: counts alone */
+	struct guard_hkey	 fleet_key;	/* the fleet's name hashes */
 };
+
+/* Fleet counts older than this are asked for again (never waited for). */
+#define GUARD_FLEET_REFRESH_MS	1000
+
+static void	guard_mark_check(struct guard *, const struct guard_net *,
+		    const struct guard_counts *, unsigned, uint64_t);
 
 /* A client's host and net, and what they asked for in the window. */
 struct guard_peer {
@@ -200,11 +209,62 @@ guard_peer_get(const struct guard *g, const struct sockaddr *sa,
 	return true;
 }
 
+/* "198.51.100.7/32": a source's name in the fleet's keys. */
+static void
+guard_net_src(const struct guard_net *n, char *buf, size_t len)
+{
+	char	text[GUARD_NET_TEXT];
+	int	rc;
+
+	guard_net_text(n, text, sizeof(text));
+	rc = snprintf(buf, len, strchr(text, '/') != NULL ? "%s" : "%s/32",
+	    text);
+	if (rc < 0 || (size_t)rc >= len)
+		buf[0] = '\0';		/* cannot happen: FLEET_SRC_MAX */
+}
+
+/*
+ * The local counts plus the last fleet counts known (issue 17): never
+ * waits; a stale or missing view is asked for and used next time.  The
+ * fleet's distinct names and valid count stand in for ours when higher
+ * (its distinct names are the unknown recipients it saw), and its mark
+ * is ours.
+ */
+static void
+guard_fleet_merge(struct guard *g, const struct guard_net *n,
+    struct guard_counts *c, uint64_t now)
+{
+	char			src[FLEET_SRC_MAX];
+	struct fleet_view	v;
+	uint64_t		q;
+
+	if (g->fleet == NULL)
+		return;
+	guard_net_src(n, src, sizeof(src));
+	fleet_want(g->fleet, src, 0);
+	if (!fleet_view(g->fleet, src, &v))
+		return;
+	if (v.distinct > c->distinct)
+		c->distinct = v.distinct;
+	q = (uint64_t)v.distinct * GUARD_Q;
+	if (q > c->ctr[GUARD_CTR_UNKNOWN])
+		c->ctr[GUARD_CTR_UNKNOWN] = q > UINT32_MAX ? UINT32_MAX :
+		    (uint32_t)q;
+	q = (uint64_t)v.valid * GUARD_Q;
+	if (q > c->ctr[GUARD_CTR_VALID])
+		c->ctr[GUARD_CTR_VALID] = q > UINT32_MAX ? UINT32_MAX :
+		    (uint32_t)q;
+	if (v.mark_left_ms > 0 && now + v.mark_left_ms > c->marked_until)
+		c->marked_until = now + v.mark_left_ms;
+}
+
 static void
 guard_peer_read(struct guard *g, struct guard_peer *p, uint64_t now)
 {
 	(void)guard_mem_read(g->mem, &p->host, now, &p->hc);
 	(void)guard_mem_read(g->mem, &p->net, now, &p->nc);
+	guard_fleet_merge(g, &p->host, &p->hc, now);
+	guard_fleet_merge(g, &p->net, &p->nc, now);
 }
 
 static unsigned
@@ -494,6 +554,18 @@ guard_uniform(struct guard *g, const struct guard_peer *p,
 	return GUARD_UNIFORM;
 }
 
+/*
+ * With a fleet, the counts other gateways added since our last count
+ * may pass a threshold here first: mark then, as guard_count would.
+ */
+static void
+guard_fleet_mark_check(struct guard *g, struct guard_peer *p, uint64_t now)
+{
+	guard_mark_check(g, &p->host, &p->hc, g->conf.threshold, now);
+	guard_mark_check(g, &p->net, &p->nc, g->conf.threshold_net, now);
+	guard_peer_read(g, p, now);
+}
+
 static enum guard_verdict
 guard_rcpt_check_locked(struct guard *g, const struct sockaddr *sa,
     struct guard_session *s, uint64_t now, unsigned *delay_ms)
@@ -506,6 +578,8 @@ guard_rcpt_check_locked(struct guard *g, const struct sockaddr *sa,
 	if (s->cut)
 		return GUARD_CUTOFF;
 	guard_peer_read(g, &p, now);
+	if (g->fleet != NULL)
+		guard_fleet_mark_check(g, &p, now);
 	if (p.hc.marked_until > now || p.nc.marked_until > now)
 		return guard_uniform(g, &p, s, now, delay_ms);
 	if (guard_cutoff_due(&g->conf, s, &p))
@@ -547,7 +621,7 @@ static void
 guard_mark_check(struct guard *g, const struct guard_net *n,
     const struct guard_counts *c, unsigned threshold, uint64_t now)
 {
-	char	extra[48];
+	char	extra[48], src[FLEET_SRC_MAX];
 
 	if (threshold == 0 || g->conf.ttl_ms == 0 || c->marked_until > now ||
 	    !guard_counts_unknown_heavy(c) ||
@@ -555,6 +629,10 @@ guard_mark_check(struct guard *g, const struct guard_net *n,
 		return;
 	if (guard_mem_mark(g->mem, n, now + g->conf.ttl_ms) == -1)
 		return;
+	if (g->fleet != NULL) {
+		guard_net_src(n, src, sizeof(src));
+		fleet_note_mark(g->fleet, src, g->conf.ttl_ms);
+	}
 	snprintf(extra, sizeof(extra), " ttl_ms=%u", g->conf.ttl_ms);
 	guard_log_counts("uniform", n, c, extra);
 }
@@ -568,10 +646,35 @@ guard_set_max(unsigned threshold, unsigned after)
 	return v < 2 ? 2 : v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
 }
 
-/* Counts at both levels, then marks a level that passed its threshold. */
+/* The same increments for the fleet, batched by fleet.c. */
+static void
+guard_fleet_count(struct guard *g, const struct guard_peer *p,
+    enum guard_ctr ctr, const uint64_t *fname)
+{
+	const struct guard_conf	*c = &g->conf;
+	char			 hs[FLEET_SRC_MAX], ns[FLEET_SRC_MAX];
+
+	if (g->fleet == NULL || (ctr != GUARD_CTR_VALID &&
+	    (ctr != GUARD_CTR_UNKNOWN || fname == NULL)))
+		return;
+	guard_net_src(&p->host, hs, sizeof(hs));
+	guard_net_src(&p->net, ns, sizeof(ns));
+	if (ctr == GUARD_CTR_VALID) {
+		fleet_note_valid(g->fleet, hs);
+		fleet_note_valid(g->fleet, ns);
+		return;
+	}
+	fleet_note_unknown(g->fleet, hs, *fname,
+	    guard_set_max(c->threshold, c->tarpit_after));
+	fleet_note_unknown(g->fleet, ns, *fname,
+	    guard_set_max(c->threshold_net, guard_after_net(c)));
+}
+
+/* Counts at both levels, then marks a level that passed its threshold
+ * (with the fleet's counts, when there is a fleet). */
 static void
 guard_count(struct guard *g, const struct guard_peer *p, enum guard_ctr ctr,
-    unsigned q, const uint64_t *name, uint64_t now)
+    unsigned q, const uint64_t *name, const uint64_t *fname, uint64_t now)
 {
 	const struct guard_conf	*c = &g->conf;
 	struct guard_counts	 hc, nc;
@@ -584,6 +687,9 @@ guard_count(struct guard *g, const struct guard_peer *p, enum guard_ctr ctr,
 	if (rc != 0)
 		log_event(LOG_LVL_WARNING, "harvest", "state=nomem "
 		    "msg=\"client counts lost\"");
+	guard_fleet_count(g, p, ctr, fname);
+	guard_fleet_merge(g, &p->host, &hc, now);
+	guard_fleet_merge(g, &p->net, &nc, now);
 	guard_mark_check(g, &p->host, &hc, c->threshold, now);
 	guard_mark_check(g, &p->net, &nc, c->threshold_net, now);
 }
@@ -591,7 +697,7 @@ guard_count(struct guard *g, const struct guard_peer *p, enum guard_ctr ctr,
 /* Names are hashed as local@domain, ASCII case folded: JOHN and john
  * are one try, and an alias domain's john is another. */
 static uint64_t
-guard_name_hash(const struct guard *g, const char *local, size_t llen,
+guard_name_hash(const struct guard_hkey *key, const char *local, size_t llen,
     const char *domain, size_t dlen)
 {
 	char	buf[GUARD_NAME_MAX];
@@ -603,7 +709,7 @@ guard_name_hash(const struct guard *g, const char *local, size_t llen,
 		    domain[i - llen - 1];
 		buf[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
 	}
-	return guard_hash(&g->key, buf, n);
+	return guard_hash(key, buf, n);
 }
 
 static void
@@ -657,7 +763,7 @@ guard_note_valid(struct guard *g, const struct guard_peer *p,
 		return;
 	s->valid += s->valid < UINT32_MAX;
 	if (guard_mem_valid_new(g->mem, &p->host, now, h) != 0)
-		guard_count(g, p, GUARD_CTR_VALID, GUARD_Q, NULL, now);
+		guard_count(g, p, GUARD_CTR_VALID, GUARD_Q, NULL, NULL, now);
 }
 
 bool
@@ -666,16 +772,17 @@ guard_rcpt_note(struct guard *g, const struct sockaddr *sa,
     const char *domain, size_t dlen, uint64_t now)
 {
 	struct guard_peer	p;
-	uint64_t		h;
+	uint64_t		h, fh;
 	bool			hot = false;
 
 	guard_lock(g);
 	if (!guard_peer_get(g, sa, &p))
 		goto out;
-	h = guard_name_hash(g, local, llen, domain, dlen);
+	h = guard_name_hash(&g->key, local, llen, domain, dlen);
 	if (unknown) {
 		s->unknown += s->unknown < UINT32_MAX;
-		guard_count(g, &p, GUARD_CTR_UNKNOWN, GUARD_Q, &h, now);
+		fh = guard_name_hash(&g->fleet_key, local, llen, domain, dlen);
+		guard_count(g, &p, GUARD_CTR_UNKNOWN, GUARD_Q, &h, &fh, now);
 	} else
 		guard_note_valid(g, &p, s, h, now);
 	if ((hot = guard_dom_switch_at(g, domain, dlen, now, unknown)))
@@ -710,7 +817,7 @@ guard_note_signal(struct guard *g, const struct sockaddr *sa,
 	if (guard_peer_get(g, sa, &p)) {
 		q = guard_signal_q[sig];
 		s->signal_q += s->signal_q <= UINT32_MAX - q ? q : 0;
-		guard_count(g, &p, GUARD_CTR_SIGNAL, q, NULL, now);
+		guard_count(g, &p, GUARD_CTR_SIGNAL, q, NULL, NULL, now);
 	}
 	guard_unlock(g);
 }
@@ -930,6 +1037,32 @@ guard_set_conf(struct guard *g, const struct guard_conf *c)
 	guard_lock(g);
 	g->conf = *c;
 	guard_mem_set_limits(g->mem, c->max_clients, c->window_ms);
+	guard_unlock(g);
+}
+
+void
+guard_set_fleet(struct guard *g, struct fleet *f)
+{
+	guard_lock(g);
+	g->fleet = f;
+	if (f != NULL)
+		fleet_hash_key(f, &g->fleet_key.k0, &g->fleet_key.k1);
+	guard_unlock(g);
+}
+
+void
+guard_peer_hello(struct guard *g, const struct sockaddr *sa)
+{
+	struct guard_peer	p;
+	char			src[FLEET_SRC_MAX];
+
+	guard_lock(g);
+	if (g->fleet != NULL && guard_peer_get(g, sa, &p)) {
+		guard_net_src(&p.host, src, sizeof(src));
+		fleet_want(g->fleet, src, GUARD_FLEET_REFRESH_MS);
+		guard_net_src(&p.net, src, sizeof(src));
+		fleet_want(g->fleet, src, GUARD_FLEET_REFRESH_MS);
+	}
 	guard_unlock(g);
 }
 

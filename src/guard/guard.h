@@ -203,4 +203,15 @@ int	guard_unmark(struct guard *, const char *addr_or_cidr,
 	    uint64_t now_ms, guard_list_fn *, void *arg);
 void	guard_get_stats(struct guard *, struct guard_stats *);
 
+/*
+ * A fleet (issue 17, src/fleet/): counts and marks are shared through it,
+ * and each decision adds the fleet's last known counts to the local ones
+ * without waiting.  NULL: alone.  The fleet outlives its use here.
+ */
+struct fleet;
+void	guard_set_fleet(struct guard *, struct fleet *);
+/* At connect: asks the fleet for the client's counts, so that they are
+ * known by its first RCPT. */
+void	guard_peer_hello(struct guard *, const struct sockaddr *);
+
 #endif

@@ -24,6 +24,7 @@
 #include "../deliver/qmgr.h"
 #include "../dir/dir.h"
 #include "../dns/dns.h"
+#include "../fleet/fleet.h"
 #include "../guard/guard.h"
 #include "../lib/job.h"
 #include "../lib/log.h"
@@ -1097,17 +1098,85 @@ struct worker_harvest_out {
 	struct ctl_conn	*cn;
 	uint64_t	 now;
 	unsigned	 n;
+	struct fleet	*fleet;		/* NULL: no scope= */
+	char		(*seen)[FLEET_SRC_MAX];	/* listed sources */
+	size_t		 nseen, capseen;
 };
 
+/* "192.0.2.7" -> "192.0.2.7/32", as the fleet names sources. */
+static void
+worker_harvest_src(const char *net, char *src, size_t len)
+{
+	int	rc;
+
+	rc = snprintf(src, len, strchr(net, '/') != NULL ? "%s" : "%s/32",
+	    net);
+	if (rc < 0 || (size_t)rc >= len)
+		src[0] = '\0';
+}
+
+static void
+worker_harvest_seen(struct worker_harvest_out *h, const char *src)
+{
+	void	*v;
+	size_t	 cap;
+
+	if (h->nseen == h->capseen) {
+		cap = h->capseen == 0 ? 64 : h->capseen * 2;
+		if ((v = reallocarray(h->seen, cap, sizeof(*h->seen))) ==
+		    NULL)
+			return;
+		h->seen = v;
+		h->capseen = cap;
+	}
+	snprintf(h->seen[h->nseen++], FLEET_SRC_MAX, "%s", src);
+}
+
+/*
+ * With shared_state, scope=local: the mark (or history) is this
+ * gateway's own and Redis has no mark for it (yet); scope=fleet by=GW:
+ * Redis holds a mark, made by gateway GW.
+ */
 static void
 worker_harvest_line(void *arg, const char *net, const char *state,
     unsigned distinct_unknown, unsigned valid, uint64_t expires_ms)
 {
 	struct worker_harvest_out	*h = arg;
+	char				 src[FLEET_SRC_MAX], scope[96] = "";
+	struct fleet_view		 v;
 
-	ctl_printf(h->cn, "%s %s unknown=%u valid=%u expires_in=%llus", net,
+	if (h->fleet != NULL) {
+		worker_harvest_src(net, src, sizeof(src));
+		worker_harvest_seen(h, src);
+		if (fleet_view(h->fleet, src, &v) && v.mark_left_ms > 0)
+			snprintf(scope, sizeof(scope), " scope=fleet by=%s",
+			    v.marker);
+		else
+			snprintf(scope, sizeof(scope), " scope=local");
+	}
+	ctl_printf(h->cn, "%s %s unknown=%u valid=%u expires_in=%llus%s", net,
 	    state, distinct_unknown, valid, (unsigned long long)
-	    (expires_ms > h->now ? (expires_ms - h->now + 999) / 1000 : 0));
+	    (expires_ms > h->now ? (expires_ms - h->now + 999) / 1000 : 0),
+	    scope);
+	h->n++;
+}
+
+/* Marks this gateway knows only from the fleet. */
+static void
+worker_harvest_fleet_line(void *arg, const char *src,
+    const struct fleet_view *v)
+{
+	struct worker_harvest_out	*h = arg;
+	size_t				 i, len = strlen(src);
+
+	for (i = 0; i < h->nseen; i++)
+		if (strcmp(h->seen[i], src) == 0)
+			return;
+	if (len > 3 && strcmp(src + len - 3, "/32") == 0)
+		len -= 3;		/* an IPv4 host, as guard_list says it */
+	ctl_printf(h->cn, "%.*s uniform unknown=%u valid=%u expires_in=%llus "
+	    "scope=fleet by=%s", (int)len, src, v->distinct, v->valid,
+	    (unsigned long long)((v->mark_left_ms + 999) / 1000), v->marker);
 	h->n++;
 }
 
@@ -1116,7 +1185,8 @@ worker_ctl_harvest_list(void *arg, struct ctl_conn *cn, int argc,
     char **argv)
 {
 	struct worker			*w = arg;
-	struct worker_harvest_out	 h = { cn, smtp_now_ms(), 0 };
+	struct worker_harvest_out	 h = { cn, smtp_now_ms(), 0, w->fleet,
+					    NULL, 0, 0 };
 
 	(void)argv;
 	if (argc != 0) {
@@ -1124,6 +1194,9 @@ worker_ctl_harvest_list(void *arg, struct ctl_conn *cn, int argc,
 		return -1;
 	}
 	guard_list(w->guard, h.now, worker_harvest_line, &h);
+	if (w->fleet != NULL)
+		(void)fleet_walk_marks(w->fleet, worker_harvest_fleet_line, &h);
+	free(h.seen);
 	ctl_printf(cn, "%u entr%s", h.n, h.n == 1 ? "y" : "ies");
 	return 0;
 }
@@ -1340,6 +1413,7 @@ worker_spawn(struct worker *w0, unsigned idx, unsigned commit_threads,
 	w->qmgr = w0->qmgr;
 	w->null_rate = w0->null_rate;
 	w->guard = w0->guard;
+	w->fleet = w0->fleet;
 	w->climit = w0->climit;
 	if ((w->base = event_base_new()) == NULL ||
 	    (w->wake_ev = event_new(w->base, -1, EV_PERSIST, worker_wake,

@@ -34,6 +34,7 @@ struct smtp_session;
 struct evconnlistener;
 struct rate_table;
 struct guard;
+struct fleet;
 struct guard_conf;
 struct climit;
 struct ctl;
@@ -74,6 +75,7 @@ struct worker {
 	struct qmgr		*qmgr;
 	struct rate_table	*null_rate;	/* bounces per recipient */
 	struct guard		*guard;		/* harvest guard */
+	struct fleet		*fleet;		/* shared state; NULL: off */
 	struct climit		*climit;	/* per-client connections */
 	bool			 stressed;	/* near max_connections */
 	struct event		*tick_ev;	/* once a second: guard_tick */

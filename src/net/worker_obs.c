@@ -22,6 +22,7 @@
 #include "../obs/obs_http.h"
 #include "../obs/obs_status.h"
 #include "../queue/queue.h"
+#include "../fleet/fleet.h"
 #include "../smtp/smtp_session.h"
 #include "worker.h"
 
@@ -33,6 +34,7 @@
 struct wobs_view {
 	struct obs_totals	 t;
 	struct guard_stats	 gs;
+	struct fleet_stats	 fs;
 	uint64_t		 syncs;
 	unsigned		 active, deferred;
 	uint64_t		 oldest_id;	/* 0: none */
@@ -57,6 +59,8 @@ wobs_read(struct worker *w, struct wobs_view *v)
 	memset(v, 0, sizeof(*v));
 	worker_obs_totals(w, &v->t);
 	guard_get_stats(w->guard, &v->gs);
+	if (w->fleet != NULL)
+		fleet_get_stats(w->fleet, &v->fs);
 	queue_sync_stats(w->queue, &v->syncs, &waiters, &msgs, &us);
 	v->active = qmgr_active(w->qmgr);
 	v->deferred = qmgr_waiting(w->qmgr);
@@ -326,6 +330,37 @@ wobs_dnsbl(struct buf *o, struct worker *w, const struct wobs_view *v)
 	return 0;
 }
 
+/* shared_state (issue 17): up, and what went wrong while not. */
+static int
+wobs_fleet(struct buf *o, const struct worker *w, const struct wobs_view *v)
+{
+	const struct fleet_stats *f = &v->fs;
+
+	if (wobs_one(o, "mxgate_shared_state_configured", "gauge", "1 when "
+	    "harvest counts and marks are shared with other gateways "
+	    "(shared_state)", w->fleet != NULL) == -1)
+		return -1;
+	if (w->fleet == NULL)
+		return 0;
+	if (wobs_one(o, "mxgate_shared_state_up", "gauge", "1 while Redis "
+	    "answers; 0: deciding on local counts alone", f->up) == -1 ||
+	    wobs_one(o, "mxgate_shared_state_down_total", "counter", "times "
+	    "Redis became unreachable (shared_state=down)", f->downs) == -1 ||
+	    wobs_one(o, "mxgate_shared_state_timeouts_total", "counter",
+	    "Redis replies later than shared_state_timeout (ignored)",
+	    f->timeouts) == -1 ||
+	    wobs_one(o, "mxgate_shared_state_errors_total", "counter", "Redis "
+	    "error or malformed replies", f->errors) == -1 ||
+	    wobs_one(o, "mxgate_shared_state_dropped_total", "counter",
+	    "increments not shared (Redis down, queue full)", f->dropped) ==
+	    -1 ||
+	    wobs_one(o, "mxgate_shared_state_held_marks_pushed_total",
+	    "counter", "marks made while Redis was down, pushed once it was "
+	    "back", f->pushed_held) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 wobs_metrics(void *arg, struct buf *o)
 {
@@ -346,9 +381,7 @@ wobs_metrics(void *arg, struct buf *o)
 	    wobs_sessions(o, w, &v) == -1 || wobs_harvest(o, &v) == -1 ||
 	    wobs_ndr(o, &v) == -1 || wobs_queue(o, w, &v) == -1 ||
 	    wobs_dnsbl(o, w, &v) == -1 ||
-	    wobs_one(o, "mxgate_shared_state_configured", "gauge", "1 when "
-	    "harvest and rate counters are shared with other gateways; this "
-	    "version keeps them in this process (0)", 0) == -1)
+	    wobs_fleet(o, w, &v) == -1)
 		return -1;
 	return 0;
 }

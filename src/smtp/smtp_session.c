@@ -119,6 +119,7 @@ smtp_session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	bufferevent_disable(s->bev, EV_WRITE);
 	worker_session_add(w, s);
 	smtp_log(s, LOG_LVL_INFO, "connect", "loop=%u", w->idx);
+	guard_peer_hello(w->guard, (struct sockaddr *)&s->peer);
 	s->state = ST_PREGREET;
 	session_timeouts(s);
 	bufferevent_enable(s->bev, EV_READ);
