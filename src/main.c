@@ -26,6 +26,7 @@
 #include "deliver/outbound.h"
 #include "deliver/qmgr.h"
 #include "dir/dir.h"
+#include "dir/dir_cli.h"
 #include "dns/dns.h"
 #include "guard/guard.h"
 #include "lib/job.h"
@@ -67,7 +68,15 @@ usage(FILE *f)
 	    "                                       a terminal), print a "
 	    "passwd_file line\n"
 	    "       mxgate report [LOGFILE...]      summary of text or JSON "
-	    "logs (none or -: stdin)\n");
+	    "logs (none or -: stdin)\n"
+	    "       mxgate directory lookup [-c FILE] ADDR\n"
+	    "                                       ask the directory: "
+	    "verdict, back-end, time\n"
+	    "       mxgate directory hash [--keep-case] --key-file KEY "
+	    "[USERS]\n"
+	    "       mxgate directory hash --new-key --key-file KEY\n"
+	    "                                       a hashed directory, "
+	    "its key\n");
 	ctl_cli_usage(f);
 	fprintf(f,
 	    "       mxgate --help | --version\n"
@@ -494,6 +503,8 @@ main(int argc, char **argv)
 		return ctl_cli_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "report") == 0)
 		return obs_report_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "directory") == 0)
+		return dir_cli_main(argc - 2, argv + 2);
 	if (argc == 3 && strcmp(argv[1], "passwd") == 0)
 		return passwd_cli_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "config") == 0 &&

@@ -58,12 +58,23 @@ struct rate_spec {
 
 enum dir_kind {
 	DIR_KIND_FILE,		/* file:PATH */
+	DIR_KIND_HASHED,	/* hashed:PATH, keyed by directory_key_file */
 };
-#define DIR_KIND_LAST	DIR_KIND_FILE	/* obs.h: one histogram each */
+#define DIR_KIND_LAST	DIR_KIND_HASHED	/* obs.h: one histogram each */
+#define DIR_CHAIN_MAX	4	/* back-ends in one `directory` chain */
 
-struct dir_spec {
+/* One back-end of the chain. */
+struct dir_link {
 	enum dir_kind	 kind;
 	char		*path;		/* absolute */
+};
+
+/* `directory`: back-ends asked in order; kind and path: the first's. */
+struct dir_spec {
+	enum dir_kind	 kind;
+	char		*path;		/* v[0].path, not owned */
+	struct dir_link	 v[DIR_CHAIN_MAX];
+	size_t		 n;
 };
 
 struct listen_addr {
@@ -211,6 +222,7 @@ struct config {
 	char			*log_syslog_socket;
 	int			 log_recipients; /* 1: hashed */
 	char			*log_hash_key_file; /* NULL: in the spool */
+	char			*directory_key_file; /* hashed: the HMAC key */
 	int			 harvest_guard;	/* CONF_CONTROL_* */
 	int			 strict_framing; /* CONF_CONTROL_* */
 	/* DANE for mail sent by MX (issue 20, deliver/dane.c) */

@@ -41,7 +41,11 @@ const struct conf_key conf_keys[] = {
 	{ "domains", CT_DOMAINS, G(domains), CK_REQUIRED, "", 0, 0,
 	  "the domains we accept mail for, comma-separated" },
 	{ "directory", CT_DIRECTORY, G(directory), CK_REQUIRED, "", 0, 0,
-	  "the list of valid recipients: file:PATH (relative to the config)" },
+	  "the valid recipients: back-ends asked in order, comma-separated: "
+	  "file:PATH, hashed:PATH (paths relative to the config)" },
+	{ "directory_key_file", CT_OPTPATH, G(directory_key_file), 0, "", 0,
+	  0, "the HMAC key of hashed: directories (mxgate directory hash "
+	  "--new-key); refused if group or world can read it" },
 	{ "relay_networks", CT_CIDRS, G(relay_networks), 0, "", 0, 0,
 	  "client networks that may relay, e.g. 10.0.0.0/8, ::1 "
 	  "(empty: none)" },
@@ -954,33 +958,96 @@ conf_scheme(const char *val, const char *scheme)
 	return NULL;
 }
 
+static void
+conf_free_dirlinks(struct dir_spec *d)
+{
+	size_t	i;
+
+	for (i = 0; i < d->n; i++) {
+		free(d->v[i].path);
+		d->v[i].path = NULL;
+	}
+	d->n = 0;
+	d->path = NULL;
+}
+
+/* One "scheme:PATH" of the `directory` chain into l. */
 static int
-conf_set_directory(const struct conf_key *k, const char *val, void *field,
+conf_set_dir_link(const char *val, struct dir_link *l,
     const struct conf_env *env, struct buf *why)
 {
-	const char	*rest, *colon;
+	static const struct { const char *scheme; enum dir_kind kind; }
+	    kinds[] = { { "file", DIR_KIND_FILE },
+	    { "hashed", DIR_KIND_HASHED } };
+	const char	*rest = NULL, *colon;
 	char		 qb[CONF_QUOTE_BUF], *p;
+	size_t		 i;
 
-	(void)k;
-	if (*val == '\0') {
-		(void)buf_addf(why, "required");
-		return -1;
-	}
-	if ((rest = conf_scheme(val, "file")) == NULL) {
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((rest = conf_scheme(val, kinds[i].scheme)) != NULL)
+			break;
+	if (rest == NULL) {
 		if ((colon = strchr(val, ':')) == NULL || colon == val)
-			(void)buf_addf(why, "expected file:PATH, got %s",
-			    Q(qb, val));
+			(void)buf_addf(why, "expected file:PATH or "
+			    "hashed:PATH, got %s", Q(qb, val));
 		else
 			(void)buf_addf(why, "unsupported back-end %s "
-			    "(supported: file)", conf_quote(qb, sizeof(qb),
-			    val, (size_t)(colon - val)));
+			    "(supported: file, hashed)", conf_quote(qb,
+			    sizeof(qb), val, (size_t)(colon - val)));
 		return -1;
 	}
 	if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
 		return -1;
-	((struct dir_spec *)field)->kind = DIR_KIND_FILE;
-	((struct dir_spec *)field)->path = p;
+	l->kind = kinds[i].kind;
+	l->path = p;
 	return 0;
+}
+
+static int
+conf_set_directory(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct dir_spec	*d = field;
+	struct dir_spec	 t = { 0 };
+	char		 one[CONF_LINE_MAX + 1];
+	const char	*p, *e;
+	size_t		 len;
+
+	(void)k;
+	for (p = val; ; p = e + 1) {
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		len = (size_t)(e - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0 || len >= sizeof(one)) {
+			(void)buf_addf(why, "%s", *val == '\0' ? "required" :
+			    "empty or over-long entry in the list");
+			goto bad;
+		}
+		if (t.n == DIR_CHAIN_MAX) {
+			(void)buf_addf(why, "more than %d back-ends",
+			    DIR_CHAIN_MAX);
+			goto bad;
+		}
+		memcpy(one, p, len);
+		one[len] = '\0';
+		if (conf_set_dir_link(one, &t.v[t.n], env, why) == -1)
+			goto bad;
+		t.n++;
+		if (*e == '\0')
+			break;
+	}
+	conf_free_dirlinks(d);
+	*d = t;
+	d->kind = d->v[0].kind;
+	d->path = d->v[0].path;
+	return 0;
+bad:
+	conf_free_dirlinks(&t);
+	return -1;
 }
 
 /*
@@ -1606,7 +1673,8 @@ conf_free_domains(struct config *cfg, void *field)
 static void
 conf_free_dirspec(struct config *cfg, void *field)
 {
-	conf_free_str(cfg, &((struct dir_spec *)field)->path);
+	(void)cfg;
+	conf_free_dirlinks(field);
 }
 
 static void

@@ -1,7 +1,7 @@
 /*
  * dir.h - the recipient directory: is this address one of ours?
- * One small interface that every back-end implements (file now; LDAP and
- * callout later).  A lookup answers VALID, UNKNOWN or TEMPFAIL, never a
+ * One small interface that every back-end implements (file, hashed; LDAP
+ * and callout later), asked as a chain (dir_chain.h).  A lookup answers VALID, UNKNOWN or TEMPFAIL, never a
  * guess; a back-end that cannot answer at once returns DIR_PENDING and
  * calls done later on the loop, carrying the caller's id (STYLE R14).
  * Owns: address normalisation for lookups (case, recipient delimiter).
@@ -55,8 +55,12 @@ size_t		 dir_count(const struct dir *);	/* entries, for logs */
  */
 enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg);
+/* The same; *by: the name of the back-end that gave the verdict. */
+enum dir_verdict dir_lookup_by(struct dir *, const struct dir_query *q,
+		    uint64_t id, dir_done_fn *done, void *arg,
+		    const char **by);
 const char	*dir_verdict_name(enum dir_verdict);
-/* The back-end's name for logs ("file"); "none" for a NULL dir. */
+/* The chain's names for logs ("file", "file,hashed"); "none" for NULL. */
 const char	*dir_name(const struct dir *);
 
 /* One entry of a back-end that can list its entries. */
