@@ -354,7 +354,14 @@ cmd_serve(const char *file)
 		conf_unref(w.conf);
 		return 1;
 	}
-	log_event(LOG_LVL_INFO, "directory", "entries=%zu", dir_count(w.dir));
+	/* LDAP sync: a bounded wait for the first refresh; until it ends
+	 * RCPT answers 451 (or from the snapshot), never 550. */
+	if (!dir_settle(w.dir, w.conf->ldap_timeout_ms))
+		log_event(LOG_LVL_WARNING, "directory", "msg=\"not synced "
+		    "within ldap_timeout; answering 451 or from the snapshot "
+		    "until it is\"");
+	log_event(LOG_LVL_INFO, "directory", "backend=%s entries=%zu",
+	    dir_name(w.dir), dir_count(w.dir));
 	/* Before anything reads or changes the spool: one gateway per spool
 	 * (a second one's clean-up would delete what the first receives). */
 	if ((spool_lock = queue_lock_take(w.conf->spool, &holder, err,

@@ -59,8 +59,9 @@ struct rate_spec {
 enum dir_kind {
 	DIR_KIND_FILE,		/* file:PATH */
 	DIR_KIND_HASHED,	/* hashed:PATH, keyed by directory_key_file */
+	DIR_KIND_LDAP,		/* ldap: the ldap_* keys */
 };
-#define DIR_KIND_LAST	DIR_KIND_HASHED	/* obs.h: one histogram each */
+#define DIR_KIND_LAST	DIR_KIND_LDAP	/* obs.h: one histogram each */
 #define DIR_CHAIN_MAX	4	/* back-ends in one `directory` chain */
 
 /* One back-end of the chain. */
@@ -126,6 +127,7 @@ struct domain_conf {
 
 /* spf_policy */
 enum { CONF_SPF_NONE, CONF_SPF_TAG, CONF_SPF_REJECT };
+enum { CONF_LDAP_SYNC_PERSIST, CONF_LDAP_SYNC_POLL, CONF_LDAP_SYNC_NO };
 
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
@@ -223,6 +225,17 @@ struct config {
 	int			 log_recipients; /* 1: hashed */
 	char			*log_hash_key_file; /* NULL: in the spool */
 	char			*directory_key_file; /* hashed: the HMAC key */
+	/* directory = ldap (issue 13) */
+	char			*ldap_uri;	/* space-separated; NULL none */
+	char			*ldap_base;
+	char			*ldap_filter;
+	char			*ldap_bind_dn;	/* NULL: anonymous */
+	char			*ldap_bind_password_file;
+	char			*ldap_tls_ca_file;
+	uint32_t		 ldap_timeout_ms;
+	uint32_t		 ldap_sync_interval_ms;
+	int			 ldap_sync;	/* CONF_LDAP_SYNC_* */
+	bool			 ldap_starttls;
 	int			 harvest_guard;	/* CONF_CONTROL_* */
 	int			 strict_framing; /* CONF_CONTROL_* */
 	/* DANE for mail sent by MX (issue 20, deliver/dane.c) */

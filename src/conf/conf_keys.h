@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	91	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	101	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -34,6 +34,7 @@ enum conf_type {
 	CT_TLSLEVEL, CT_OPTHOST, CT_PINS,	/* issue 20 */
 	CT_CHOICE,	/* one of a key's words, stored as int (issue 18) */
 	CT_FILEMAP,	/* "file:PATH" or "": absolute path (issue 14) */
+	CT_OPTTEXT,	/* like CT_TEXT; "": NULL (issue 13) */
 	CT_COUNT
 };
 

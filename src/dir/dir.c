@@ -18,6 +18,7 @@
 #include "dir_chain.h"
 #include "dir_file.h"
 #include "dir_hashed.h"
+#include "dir_ldap.h"
 
 #define DIR_QUERY_LOCAL_MAX	64	/* RFC 5321 4.5.3.1.1 */
 #define DIR_QUERY_DOMAIN_MAX	255	/* RFC 5321 4.5.3.1.2 */
@@ -46,6 +47,7 @@ struct dir_ops {
 	size_t		 (*count)(const void *);
 	void		 (*close)(void *);
 	void		 (*each)(const void *, dir_each_fn *, void *);
+	bool		 (*settle)(void *, unsigned ms);	/* NULL: ready */
 };
 
 /* One back-end of the chain. */
@@ -75,6 +77,13 @@ static enum dir_verdict dir_be_hashed_lookup(void *, const struct dir_key *,
 		    size_t, uint64_t, dir_done_fn *, void *);
 static size_t	 dir_be_hashed_count(const void *);
 static void	 dir_be_hashed_close(void *);
+static void	*dir_be_ldap_open(const struct config *,
+		    const struct dir_link *, dir_err_fn *, void *);
+static enum dir_verdict dir_be_ldap_lookup(void *, const struct dir_key *,
+		    size_t, uint64_t, dir_done_fn *, void *);
+static size_t	 dir_be_ldap_count(const void *);
+static void	 dir_be_ldap_close(void *);
+static bool	 dir_be_ldap_settle(void *, unsigned);
 static size_t	 dir_key_make(uint8_t *, const char *, size_t, const char *,
 		    size_t, bool);
 static size_t	 dir_delim_cut(const char *, size_t, const char *);
@@ -82,10 +91,12 @@ static size_t	 dir_delim_cut(const char *, size_t, const char *);
 /* One row per enum dir_kind; LDAP and callout add theirs here. */
 static const struct dir_ops dir_backends[] = {
 	[DIR_KIND_FILE] = { "file", dir_be_file_open, dir_be_file_lookup,
-	    dir_be_file_count, dir_be_file_close, dir_be_file_each },
+	    dir_be_file_count, dir_be_file_close, dir_be_file_each, NULL },
 	[DIR_KIND_HASHED] = { "hashed", dir_be_hashed_open,
 	    dir_be_hashed_lookup, dir_be_hashed_count, dir_be_hashed_close,
-	    NULL },
+	    NULL, NULL },
+	[DIR_KIND_LDAP] = { "ldap", dir_be_ldap_open, dir_be_ldap_lookup,
+	    dir_be_ldap_count, dir_be_ldap_close, NULL, dir_be_ldap_settle },
 };
 
 static const char *const dir_verdict_names[] = {
@@ -375,6 +386,18 @@ dir_lookup_by(struct dir *d, const struct dir_query *q, uint64_t id,
 	return dir_chain_verdict(&acc);
 }
 
+bool
+dir_settle(struct dir *d, unsigned ms)
+{
+	size_t	i;
+	bool	ok = true;
+
+	for (i = 0; d != NULL && i < d->n; i++)
+		if (d->v[i].ops->settle != NULL)
+			ok = d->v[i].ops->settle(d->v[i].be, ms) && ok;
+	return ok;
+}
+
 const char *
 dir_name(const struct dir *d)
 {
@@ -476,4 +499,48 @@ static void
 dir_be_hashed_close(void *be)
 {
 	dir_hashed_free(be);
+}
+
+/* The LDAP back-end (sync mode): answers at once from its set. */
+static void *
+dir_be_ldap_open(const struct config *cfg, const struct dir_link *l,
+    dir_err_fn *err, void *arg)
+{
+	(void)l;
+	return dir_ldap_open(cfg, err, arg);
+}
+
+static enum dir_verdict
+dir_be_ldap_lookup(void *be, const struct dir_key *keys, size_t n,
+    uint64_t id, dir_done_fn *done, void *arg)
+{
+	const uint8_t	*p[DIR_QUERY_KEYS];
+	size_t		 len[DIR_QUERY_KEYS], i;
+
+	(void)id;
+	(void)done;
+	(void)arg;
+	for (i = 0; i < n && i < DIR_QUERY_KEYS; i++) {
+		p[i] = keys[i].p;
+		len[i] = keys[i].len;
+	}
+	return dir_ldap_lookup(be, p, len, i);
+}
+
+static size_t
+dir_be_ldap_count(const void *be)
+{
+	return dir_ldap_count(be);
+}
+
+static void
+dir_be_ldap_close(void *be)
+{
+	dir_ldap_close(be);
+}
+
+static bool
+dir_be_ldap_settle(void *be, unsigned ms)
+{
+	return dir_ldap_settle(be, ms);
 }

@@ -48,6 +48,11 @@ struct dir	*dir_open(const struct config *, dir_err_fn *err, void *arg);
 struct dir	*dir_ref(struct dir *);
 void		 dir_unref(struct dir *);
 size_t		 dir_count(const struct dir *);	/* entries, for logs */
+/*
+ * Wait at most ms (each) for back-ends that fill themselves (LDAP sync)
+ * to hold a full set; true if all do.  Until then they answer TEMPFAIL.
+ */
+bool		 dir_settle(struct dir *, unsigned ms);
 
 /*
  * Look an address up.  The full local part first; if unknown and it

@@ -232,6 +232,9 @@ dir_cli_lookup(const char *conf_path, const char *addr)
 		conf_unref(c);
 		return 3;
 	}
+	if (!dir_settle(d, 3 * c->ldap_timeout_ms))
+		fprintf(stderr, "mxgate directory lookup: LDAP not synced "
+		    "within %u ms\n", 3 * c->ldap_timeout_ms);
 	q = (struct dir_query){ .local = addr, .llen = (size_t)(at - addr),
 	    .domain = at + 1, .dlen = strlen(at + 1), .delim = dc->delim };
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -403,9 +403,10 @@ static const struct bad_case bad_cases[] = {
 	  2, "domains: 'a2345678901234567890123456789012345678901234567890"
 	  "12345678901234...' is not a valid domain name" },
 	{ "domains = a.org\ndirectory = ldap://ldap.example.org", 2,
-	  "directory: unsupported back-end 'ldap' (supported: file, hashed)" },
+	  "directory: write `ldap` here and the servers in ldap_uri, got "
+	  "'ldap://ldap.example.org'" },
 	{ "domains = a.org\ndirectory = users", 2,
-	  "directory: expected file:PATH or hashed:PATH, got 'users'" },
+	  "directory: expected file:PATH, hashed:PATH or ldap, got 'users'" },
 	{ "domains = a.org\ndirectory = file:u,", 2,
 	  "directory: empty or over-long entry in the list" },
 	{ "domains = a.org\ndirectory = file:u, ,hashed:h", 2,
@@ -413,7 +414,7 @@ static const struct bad_case bad_cases[] = {
 	{ "domains = a.org\ndirectory = file:a,file:b,file:c,file:d,file:e", 2,
 	  "directory: more than 4 back-ends" },
 	{ "domains = a.org\ndirectory = file:u, nis:x", 2,
-	  "directory: unsupported back-end 'nis' (supported: file, hashed)" },
+	  "directory: unsupported back-end 'nis' (supported: file, hashed, ldap)" },
 	{ "domains = a.org\ndirectory = file:", 2,
 	  "directory: the path is empty" },
 	{ "domains = a.org\ndirectory =", 2, "directory: required" },
