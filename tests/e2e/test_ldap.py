@@ -42,8 +42,9 @@ def stop_all(ctx, sl):
 
 
 def ldap_gw(ctx, sl, start=True, **extra):
+    # many unknowns in a row: the harvest guard would tarpit the tests
     cfg = {"directory": "ldap", "ldap_uri": sl.uri, "ldap_base": BASE,
-           "ldap_timeout": "2s"}
+           "ldap_timeout": "2s", "harvest_guard": "off"}
     cfg.update(extra)
     return ctx.gateway(start=start, users=None, config=cfg)
 
@@ -71,7 +72,6 @@ def wait_rcpt(gw, addr, prefix, timeout_s):
 
 def test_ldap_sync_answers(ctx):
     sl = ldaplib.slapd(ctx)
-    t0 = time.monotonic()
     try:
         gw = ldap_gw(ctx, sl)
         gw.wait_log(r"event=ldap .*synced=yes .*entries=1004 addresses=1005 ", 30)
@@ -85,7 +85,6 @@ def test_ldap_sync_answers(ctx):
         check_eq(p.returncode, 0, f"lookup exit ({out!r} {p.stderr!r})")
         check(re.match(r"al@example\.test: valid \(back-end ldap, ", out),
               f"lookup said {out!r}")
-        print(f"t={time.monotonic() - t0:.1f}s before stop")
     finally:
         stop_all(ctx, sl)
 
