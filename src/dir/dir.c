@@ -501,7 +501,8 @@ dir_be_hashed_close(void *be)
 	dir_hashed_free(be);
 }
 
-/* The LDAP back-end (sync mode): answers at once from its set. */
+/* The LDAP back-end: sync mode answers at once; lookup mode may answer
+ * DIR_PENDING (a chain counts that as TEMPFAIL: see dir_lookup_by). */
 static void *
 dir_be_ldap_open(const struct config *cfg, const struct dir_link *l,
     dir_err_fn *err, void *arg)
@@ -517,14 +518,11 @@ dir_be_ldap_lookup(void *be, const struct dir_key *keys, size_t n,
 	const uint8_t	*p[DIR_QUERY_KEYS];
 	size_t		 len[DIR_QUERY_KEYS], i;
 
-	(void)id;
-	(void)done;
-	(void)arg;
 	for (i = 0; i < n && i < DIR_QUERY_KEYS; i++) {
 		p[i] = keys[i].p;
 		len[i] = keys[i].len;
 	}
-	return dir_ldap_lookup(be, p, len, i);
+	return dir_ldap_lookup(be, p, len, i, id, done, arg);
 }
 
 static size_t

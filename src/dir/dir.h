@@ -24,6 +24,7 @@ enum dir_verdict {
 };
 
 struct dir;
+struct event_base;
 
 typedef void	dir_done_fn(void *arg, uint64_t id, enum dir_verdict);
 /* Errors met while loading: the users file, its line (0: none), why. */
@@ -60,6 +61,11 @@ bool		 dir_settle(struct dir *, unsigned ms);
  */
 enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg);
+/*
+ * A worker thread names its loop before it runs it: back-ends that
+ * answer DIR_PENDING from another thread call done on that loop.
+ */
+void		 dir_loop_enter(struct event_base *);
 /* The same; *by: the name of the back-end that gave the verdict. */
 enum dir_verdict dir_lookup_by(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg,

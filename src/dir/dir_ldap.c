@@ -69,6 +69,40 @@ struct dl_tab {
 
 enum dl_state { DL_IDLE, DL_BIND, DL_REFRESH, DL_PERSIST };
 
+#define DL_CACHE_MAX		100000	/* entries; full: emptied */
+#define DL_POS_TTL_MS		(3600u * 1000)	/* positive: 1 h */
+#define DL_NEG_TTL_MS		(300u * 1000)	/* negative: 5 min */
+#define DL_BREAKER_FAILS	5	/* failures in a row open it */
+#define DL_BREAKER_MS		30000	/* for this long */
+#define DL_QUEUE_MAX		10000	/* lookups waiting, at most */
+
+/* Lookup mode: one cached answer, by the digest of the full address. */
+struct dl_cached {
+	struct dl_cached	*next;
+	uint8_t			 mac[DIR_HASHED_MAC];
+	uint64_t		 expires_ms;
+	bool			 valid;
+};
+
+/* Lookup mode: one question, from a worker's loop to the LDAP thread. */
+struct dl_req {
+	struct dl_req		*next;
+	struct dir_ldap		*l;
+	uint8_t			 key[2][DIR_FILE_KEY_MAX];
+	size_t			 len[2], n;
+	uint8_t			 mac[DIR_HASHED_MAC];
+	uint64_t		 id;
+	dir_done_fn		*done;
+	void			*arg;
+	struct event_base	*reply;		/* NULL: a waiting caller */
+	struct event		*deadline;
+	int			 msgid;
+	bool			 found, answered;
+	enum dir_verdict	 v;
+};
+
+static _Thread_local struct event_base	*dl_loop;	/* dir_loop_enter */
+
 struct dir_ldap {
 	/* set up at open, read-only after */
 	char			*uris[DL_URIS_MAX];
@@ -81,7 +115,19 @@ struct dir_ldap {
 	uint8_t			 key[DIR_HASHED_KEY_MAX];
 	size_t			 keylen;
 	unsigned		 timeout_ms;
-	bool			 starttls, local_case;
+	bool			 starttls, local_case, lookup_mode;
+	bool			 bound;		/* lookup mode: once (mu) */
+
+	/* lookup mode: cache and breaker (cmu), queue (mu) */
+	pthread_mutex_t		 cmu;
+	struct dl_tab		 cache;		/* struct dl_cached */
+	unsigned		 fails;		/* in a row */
+	uint64_t		 open_until_ms;	/* breaker open until */
+	struct dl_req		*qhead, **qtail;
+	size_t			 qlen;
+	int			 q_fd[2];
+	struct event		*q_ev;
+	struct dl_req		*inflight;	/* the thread's */
 
 	/* the set: written by the thread under the write lock */
 	pthread_rwlock_t	 lock;
@@ -108,6 +154,8 @@ struct dir_ldap {
 };
 
 static void	dl_connect(struct dir_ldap *);
+static void	dl_answer(struct dl_req *, enum dir_verdict);
+static void	dl_fail_all(struct dir_ldap *);
 static void	dl_fail(struct dir_ldap *, const char *why, int rc);
 
 static uint64_t
@@ -631,7 +679,9 @@ dl_fail(struct dir_ldap *l, const char *why, int rc)
 	    l->uris[l->cur], l->state == DL_PERSIST ? "persist" :
 	    l->state == DL_REFRESH ? "refresh" : "connect", why,
 	    ldap_err2string(rc), l->ready ? " answering=synced-set" :
-	    l->snap != NULL ? " answering=snapshot" : " answering=tempfail");
+	    l->snap != NULL ? " answering=snapshot" : l->lookup_mode ?
+	    " answering=cache-or-tempfail" : " answering=tempfail");
+	dl_fail_all(l);
 	dl_drop(l);
 	if (l->nuris > 1) {
 		l->cur = (l->cur + 1) % l->nuris;
@@ -683,11 +733,329 @@ dl_search(struct dir_ldap *l)
 	return rc;
 }
 
+
+/* ------------------------------------------------------------ lookup mode */
+
+static uint64_t
+dl_now_ms(void)
+{
+	return dl_now_us() / 1000;
+}
+
+#define CACHE_K	DIR_HASHED_MAC, offsetof(struct dl_cached, mac)
+
+/* Cache and breaker after an answer (never a TEMPFAIL in the cache). */
+static void
+dl_note(struct dir_ldap *l, const uint8_t *mac, enum dir_verdict v)
+{
+	struct dl_cached	**pp, *c, *cn;
+	size_t			  i;
+	bool			  opened = false, closed = false;
+
+	pthread_mutex_lock(&l->cmu);
+	if (v == DIR_TEMPFAIL) {
+		if (++l->fails == DL_BREAKER_FAILS) {
+			l->open_until_ms = dl_now_ms() + DL_BREAKER_MS;
+			opened = true;
+		}
+		pthread_mutex_unlock(&l->cmu);
+		if (opened)
+			log_event(LOG_LVL_WARNING, "ldap", "breaker=open "
+			    "failures=%d for_s=%d msg=\"uncached addresses "
+			    "answer 451 at once\"", DL_BREAKER_FAILS,
+			    DL_BREAKER_MS / 1000);
+		return;
+	}
+	closed = l->fails >= DL_BREAKER_FAILS;
+	l->fails = 0;
+	l->open_until_ms = 0;
+	if (l->cache.n >= DL_CACHE_MAX) {	/* full: start again */
+		for (i = 0; i <= l->cache.mask; i++) {
+			for (c = l->cache.b[i]; c != NULL; c = cn) {
+				cn = c->next;
+				free(c);
+			}
+			l->cache.b[i] = NULL;
+		}
+		l->cache.n = 0;
+	}
+	pp = (struct dl_cached **)dl_tab_find(&l->cache, mac, CACHE_K);
+	if ((c = *pp) == NULL && (c = calloc(1, sizeof(*c))) != NULL) {
+		memcpy(c->mac, mac, DIR_HASHED_MAC);
+		*pp = c;
+		l->cache.n++;
+		dl_tab_grow(&l->cache, CACHE_K);
+	}
+	if (c != NULL) {
+		c->valid = v == DIR_VALID;
+		c->expires_ms = dl_now_ms() + (c->valid ? DL_POS_TTL_MS :
+		    DL_NEG_TTL_MS);
+	}
+	pthread_mutex_unlock(&l->cmu);
+	if (closed)
+		log_event(LOG_LVL_INFO, "ldap", "breaker=closed");
+}
+
+static void
+dl_reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dl_req	*r = arg;
+
+	(void)fd;
+	(void)what;
+	r->done(r->arg, r->id, r->v);
+	free(r);
+}
+
+/* The answer goes back to the asking loop (or the waiting caller). */
+static void
+dl_answer(struct dl_req *r, enum dir_verdict v)
+{
+	struct dir_ldap	*l = r->l;
+	struct timeval	 zero = { 0, 0 };
+
+	if (r->deadline != NULL) {
+		event_free(r->deadline);
+		r->deadline = NULL;
+	}
+	dl_note(l, r->mac, v);
+	r->v = v;
+	if (r->reply == NULL) {
+		pthread_mutex_lock(&l->mu);
+		r->answered = true;
+		pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		return;
+	}
+	if (event_base_once(r->reply, -1, EV_TIMEOUT, dl_reply_cb, r,
+	    &zero) == -1)
+		free(r);	/* the loop is gone: so is its session */
+}
+
+static void
+dl_inflight_drop(struct dir_ldap *l, struct dl_req *r)
+{
+	struct dl_req	**pp;
+
+	for (pp = &l->inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+}
+
+static void
+dl_fail_all(struct dir_ldap *l)
+{
+	struct dl_req	*r;
+
+	while ((r = l->inflight) != NULL) {
+		l->inflight = r->next;
+		dl_answer(r, DIR_TEMPFAIL);
+	}
+}
+
+static void
+dl_req_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct dl_req	*r = arg;
+	struct dir_ldap	*l = r->l;
+
+	(void)fd;
+	(void)what;
+	if (l->ld != NULL)
+		(void)ldap_abandon_ext(l->ld, r->msgid, NULL, NULL);
+	dl_inflight_drop(l, r);
+	log_event(LOG_LVL_WARNING, "ldap", "uri=%s msg=\"search timed out "
+	    "after %u ms: abandoned; 451\"", l->uris[l->cur], l->timeout_ms);
+	dl_answer(r, DIR_TEMPFAIL);
+}
+
+static void
+dl_req_send(struct dir_ldap *l, struct dl_req *r)
+{
+	static char	*noattrs[] = { LDAP_NO_ATTRS, NULL };
+	char		 f[2][DIR_LDAP_FILTER_MAX], q[2 * DIR_LDAP_FILTER_MAX +
+	    4];
+	struct timeval	 tv = { l->timeout_ms / 1000,
+	    (l->timeout_ms % 1000) * 1000 };
+	const uint8_t	*at;
+	size_t		 i;
+	int		 rc;
+
+	for (i = 0; i < r->n; i++) {
+		at = memrchr(r->key[i], '@', r->len[i]);
+		if (at == NULL || dir_ldap_filter_expand(l->filter,
+		    r->key[i], (size_t)(at - r->key[i]), at + 1,
+		    r->len[i] - (size_t)(at + 1 - r->key[i]), f[i],
+		    sizeof(f[i])) < 0) {
+			dl_answer(r, DIR_UNKNOWN);	/* cannot match */
+			return;
+		}
+	}
+	if (r->n == 2)
+		snprintf(q, sizeof(q), "(|%s%s)", f[0], f[1]);
+	else
+		snprintf(q, sizeof(q), "%s", f[0]);
+	/* one entry is enough: a size limit of 1 */
+	rc = ldap_search_ext(l->ld, l->base, LDAP_SCOPE_SUBTREE, q, noattrs,
+	    1, NULL, NULL, &tv, 1, &r->msgid);
+	if (rc != LDAP_SUCCESS ||
+	    (r->deadline = evtimer_new(l->base_ev, dl_req_deadline, r)) ==
+	    NULL) {
+		dl_answer(r, DIR_TEMPFAIL);
+		if (rc != LDAP_SUCCESS)
+			dl_fail(l, "search", rc);
+		return;
+	}
+	evtimer_add(r->deadline, &tv);
+	r->next = l->inflight;
+	l->inflight = r;
+}
+
+/* Lookups queued by the workers: sent, or answered 451 if not ready. */
+static void
+dl_on_queue(evutil_socket_t fd, short what, void *arg)
+{
+	struct dir_ldap	*l = arg;
+	struct dl_req	*r, *list;
+	char		 b[64];
+
+	(void)what;
+	while (read(fd, b, sizeof(b)) > 0)
+		;
+	pthread_mutex_lock(&l->mu);
+	list = l->qhead;
+	l->qhead = NULL;
+	l->qtail = &l->qhead;
+	l->qlen = 0;
+	pthread_mutex_unlock(&l->mu);
+	while ((r = list) != NULL) {
+		list = r->next;
+		if (l->state != DL_PERSIST || l->ld == NULL)
+			dl_answer(r, DIR_TEMPFAIL);	/* LDAP is down */
+		else
+			dl_req_send(l, r);
+	}
+}
+
+static void
+dl_req_result(struct dir_ldap *l, LDAPMessage *msg)
+{
+	struct dl_req	*r;
+	int		 id = ldap_msgid(msg), err = LDAP_OTHER;
+
+	for (r = l->inflight; r != NULL && r->msgid != id; r = r->next)
+		;
+	if (r == NULL)
+		return;		/* abandoned or unknown: dropped */
+	if (ldap_msgtype(msg) == LDAP_RES_SEARCH_ENTRY) {
+		r->found = true;
+		return;
+	}
+	if (ldap_msgtype(msg) != LDAP_RES_SEARCH_RESULT)
+		return;
+	(void)ldap_parse_result(l->ld, msg, &err, NULL, NULL, NULL, NULL, 0);
+	dl_inflight_drop(l, r);
+	if (r->found && (err == LDAP_SUCCESS ||
+	    err == LDAP_SIZELIMIT_EXCEEDED))
+		dl_answer(r, DIR_VALID);
+	else if (err == LDAP_SUCCESS)
+		dl_answer(r, DIR_UNKNOWN);
+	else {
+		log_event(LOG_LVL_WARNING, "ldap", "uri=%s msg=\"search "
+		    "failed: %s; 451\"", l->uris[l->cur], ldap_err2string(err));
+		dl_answer(r, DIR_TEMPFAIL);
+	}
+}
+
+void
+dir_loop_enter(struct event_base *base)
+{
+	dl_loop = base;
+}
+
+/* Lookup mode, on a worker: the cache, the breaker, else ask. */
+static enum dir_verdict
+dl_lookup_ask(struct dir_ldap *l, const uint8_t *const *keys,
+    const size_t *lens, size_t n, uint64_t id, dir_done_fn *done,
+    void *arg)
+{
+	struct dl_cached	*c;
+	struct dl_req		*r;
+	struct timespec		 ts;
+	uint8_t			 mac[DIR_HASHED_MAC];
+	enum dir_verdict	 v;
+	uint64_t		 now = dl_now_ms();
+	size_t			 i;
+
+	if (dir_hashed_mac(l->key, l->keylen, keys[0], lens[0], mac) == -1)
+		return DIR_TEMPFAIL;
+	pthread_mutex_lock(&l->cmu);
+	c = *(struct dl_cached **)dl_tab_find(&l->cache, mac, CACHE_K);
+	if (c != NULL && c->expires_ms > now) {
+		v = c->valid ? DIR_VALID : DIR_UNKNOWN;
+		pthread_mutex_unlock(&l->cmu);
+		return v;
+	}
+	if (l->open_until_ms > now) {
+		pthread_mutex_unlock(&l->cmu);
+		return DIR_TEMPFAIL;	/* the breaker is open */
+	}
+	pthread_mutex_unlock(&l->cmu);
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return DIR_TEMPFAIL;
+	r->l = l;
+	r->n = n > 2 ? 2 : n;
+	for (i = 0; i < r->n; i++) {
+		memcpy(r->key[i], keys[i], lens[i]);
+		r->len[i] = lens[i];
+	}
+	memcpy(r->mac, mac, sizeof(mac));
+	r->id = id;
+	r->done = done;
+	r->arg = arg;
+	r->reply = done != NULL ? dl_loop : NULL;
+	if (done != NULL && r->reply == NULL) {
+		free(r);
+		return DIR_TEMPFAIL;	/* not on a loop: cannot wait */
+	}
+	pthread_mutex_lock(&l->mu);
+	if (l->qlen >= DL_QUEUE_MAX) {
+		pthread_mutex_unlock(&l->mu);
+		free(r);
+		return DIR_TEMPFAIL;
+	}
+	*l->qtail = r;
+	l->qtail = &r->next;
+	l->qlen++;
+	pthread_mutex_unlock(&l->mu);
+	(void)write(l->q_fd[1], "", 1);
+	if (r->reply != NULL)
+		return DIR_PENDING;
+	/* a command-line caller: wait here, bounded */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2 * l->timeout_ms / 1000 + 2;
+	pthread_mutex_lock(&l->mu);
+	while (!r->answered && pthread_cond_timedwait(&l->cv, &l->mu, &ts) ==
+	    0)
+		;
+	v = r->answered ? r->v : DIR_TEMPFAIL;
+	pthread_mutex_unlock(&l->mu);
+	if (r->answered)
+		free(r);	/* else the thread still holds it: leaked */
+	return v;
+}
+
 static void
 dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 {
 	int	err = LDAP_OTHER, rc;
 
+	if (l->lookup_mode && ldap_msgtype(msg) != LDAP_RES_BIND) {
+		dl_req_result(l, msg);
+		return;
+	}
 	switch (ldap_msgtype(msg)) {
 	case LDAP_RES_BIND:
 		rc = ldap_parse_result(l->ld, msg, &err, NULL, NULL, NULL,
@@ -696,6 +1064,19 @@ dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 			dl_fail(l, "bind refused", rc != LDAP_SUCCESS ? rc :
 			    err);
 			return;
+		}
+		if (l->lookup_mode) {
+			l->state = DL_PERSIST;	/* ready for searches */
+			evtimer_del(l->timer);
+			l->backoff_ms = 0;
+			log_event(LOG_LVL_INFO, "ldap", "uri=%s ready=yes "
+			    "mode=lookup", l->uris[l->cur]);
+			pthread_mutex_lock(&l->mu);
+			l->bound = true;
+			pthread_cond_broadcast(&l->cv);
+			pthread_mutex_unlock(&l->mu);
+			(void)write(l->q_fd[1], "", 1);	/* what waited */
+			break;
 		}
 		if ((rc = dl_search(l)) != LDAP_SUCCESS) {
 			dl_fail(l, "sync search", rc);
@@ -943,9 +1324,13 @@ dir_ldap_open(const struct config *cfg, dir_err_fn *err, void *arg)
 	pthread_rwlock_init(&l->lock, NULL);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
-	if (cfg->ldap_sync != CONF_LDAP_SYNC_PERSIST)
-		DL_ERR("ldap_sync = %s: not in this build yet; use persist",
-		    cfg->ldap_sync == CONF_LDAP_SYNC_POLL ? "poll" : "no");
+	l->q_fd[0] = l->q_fd[1] = -1;
+	l->qtail = &l->qhead;
+	pthread_mutex_init(&l->cmu, NULL);
+	if (cfg->ldap_sync == CONF_LDAP_SYNC_POLL)
+		DL_ERR("ldap_sync = poll: not in this build yet; use persist "
+		    "or no");
+	l->lookup_mode = cfg->ldap_sync == CONF_LDAP_SYNC_NO;
 	if (cfg->ldap_uri == NULL)
 		DL_ERR("directory = ldap needs ldap_uri");
 	if (cfg->ldap_base == NULL)
@@ -969,8 +1354,12 @@ dir_ldap_open(const struct config *cfg, dir_err_fn *err, void *arg)
 	}
 	if (l->nuris == 0)
 		DL_ERR("directory = ldap needs ldap_uri");
-	if (dir_ldap_filter_sync(cfg->ldap_filter, l->attrs, &l->nattrs,
-	    l->filter, sizeof(l->filter), &why) == -1)
+	if (l->lookup_mode) {
+		if (dir_ldap_filter_check(cfg->ldap_filter, &why) == -1)
+			DL_ERR("ldap_filter: %s", why);
+		snprintf(l->filter, sizeof(l->filter), "%s", cfg->ldap_filter);
+	} else if (dir_ldap_filter_sync(cfg->ldap_filter, l->attrs,
+	    &l->nattrs, l->filter, sizeof(l->filter), &why) == -1)
 		DL_ERR("ldap_filter: %s", why);
 	if (cfg->ldap_bind_password_file != NULL && dl_read_secret(
 	    cfg->ldap_bind_password_file, "ldap_bind_password_file",
@@ -1000,16 +1389,21 @@ dir_ldap_open(const struct config *cfg, dir_err_fn *err, void *arg)
 	l->starttls = cfg->ldap_starttls;
 	l->local_case = cfg->localpart_case_sensitive;
 	if (dl_tab_init(&l->addrs, 1024) == -1 ||
-	    dl_tab_init(&l->entries, 1024) == -1)
+	    dl_tab_init(&l->entries, 1024) == -1 ||
+	    dl_tab_init(&l->cache, 1024) == -1)
 		DL_ERR("out of memory");
-	dl_snap_load(l);
+	if (!l->lookup_mode)
+		dl_snap_load(l);
 	if ((l->base_ev = event_base_new()) == NULL ||
 	    pipe2(l->stop_fd, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    (l->timer = evtimer_new(l->base_ev, dl_on_timer, l)) == NULL ||
 	    (l->snap_timer = evtimer_new(l->base_ev, dl_on_snap_timer, l)) ==
 	    NULL || (l->stop_ev = event_new(l->base_ev, l->stop_fd[0],
 	    EV_READ, dl_on_stop, l)) == NULL ||
-	    event_add(l->stop_ev, NULL) == -1)
+	    event_add(l->stop_ev, NULL) == -1 ||
+	    pipe2(l->q_fd, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    (l->q_ev = event_new(l->base_ev, l->q_fd[0], EV_READ | EV_PERSIST,
+	    dl_on_queue, l)) == NULL || event_add(l->q_ev, NULL) == -1)
 		DL_ERR("cannot make the LDAP event loop");
 	if (pthread_create(&l->thread, NULL, dl_main, l) != 0)
 		DL_ERR("cannot start the LDAP thread");
@@ -1036,6 +1430,15 @@ dir_ldap_close(struct dir_ldap *l)
 	}
 	if (l->stop_ev != NULL)
 		event_free(l->stop_ev);
+	if (l->q_ev != NULL)
+		event_free(l->q_ev);
+	dl_fail_all(l);		/* in flight: 451 */
+	while (l->qhead != NULL) {
+		struct dl_req	*r = l->qhead;
+
+		l->qhead = r->next;
+		dl_answer(r, DIR_TEMPFAIL);
+	}
 	if (l->timer != NULL)
 		event_free(l->timer);
 	if (l->snap_timer != NULL)
@@ -1043,9 +1446,22 @@ dir_ldap_close(struct dir_ldap *l)
 	dl_drop(l);
 	if (l->base_ev != NULL)
 		event_base_free(l->base_ev);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		if (l->stop_fd[i] != -1)
 			close(l->stop_fd[i]);
+		if (l->q_fd[i] != -1)
+			close(l->q_fd[i]);
+	}
+	for (i = 0; l->cache.b != NULL && i <= l->cache.mask; i++) {
+		struct dl_cached	*c, *cn;
+
+		for (c = l->cache.b[i]; c != NULL; c = cn) {
+			cn = c->next;
+			free(c);
+		}
+	}
+	free(l->cache.b);
+	pthread_mutex_destroy(&l->cmu);
 	for (i = 0; l->entries.b != NULL && i <= l->entries.mask; i++)
 		for (e = l->entries.b[i]; e != NULL; e = en) {
 			en = e->next;
@@ -1076,12 +1492,16 @@ dir_ldap_close(struct dir_ldap *l)
 
 enum dir_verdict
 dir_ldap_lookup(struct dir_ldap *l, const uint8_t *const *keys,
-    const size_t *lens, size_t n)
+    const size_t *lens, size_t n, uint64_t id, dir_done_fn *done,
+    void *arg)
 {
 	uint8_t			mac[DIR_HASHED_MAC];
 	enum dir_verdict	v = DIR_UNKNOWN;
 	size_t			i;
 
+	if (l->lookup_mode)
+		return n == 0 ? DIR_UNKNOWN : dl_lookup_ask(l, keys, lens, n,
+		    id, done, arg);
 	pthread_rwlock_rdlock(&l->lock);
 	if (!l->ready && l->snap == NULL)
 		v = DIR_TEMPFAIL;	/* never a 550 from a partial set */
@@ -1100,6 +1520,8 @@ dir_ldap_lookup(struct dir_ldap *l, const uint8_t *const *keys,
 size_t
 dir_ldap_count(const struct dir_ldap *l)
 {
+	if (l->lookup_mode)
+		return 0;	/* not known: asked one by one */
 	return l->ready ? l->addrs.n : dir_hashed_count(l->snap);
 }
 
@@ -1117,9 +1539,11 @@ dir_ldap_settle(struct dir_ldap *l, unsigned ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&l->mu);
-	while (!l->ready && pthread_cond_timedwait(&l->cv, &l->mu, &ts) == 0)
+	/* sync: the first full refresh; lookup: the first bind */
+	while (!(l->lookup_mode ? l->bound : l->ready) &&
+	    pthread_cond_timedwait(&l->cv, &l->mu, &ts) == 0)
 		;
-	ok = l->ready;
+	ok = l->lookup_mode ? l->bound : l->ready;
 	pthread_mutex_unlock(&l->mu);
 	return ok;
 }

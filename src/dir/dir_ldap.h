@@ -7,6 +7,9 @@
  * Owns: one thread with its own event loop and the LDAP connection
  * (failover across ldap_uri, reconnect with backoff), the set (a read
  * lock for lookups; the thread is its only writer), the snapshot.
+ * Lookup mode (ldap_sync = no): one search per address on the same
+ * thread, a cache (positive 1 h, negative 5 min, tempfail never) and a
+ * circuit breaker (5 failures in a row: 451 at once for 30 s).
  * Never: answers UNKNOWN before a full refresh or a snapshot: TEMPFAIL.
  * Untrusted: the server's entries and controls (bounded counts).
  */
@@ -28,9 +31,16 @@ struct dir_ldap;
 /* Check the keys, read the password and key files, start the thread. */
 struct dir_ldap	*dir_ldap_open(const struct config *, dir_err_fn *, void *);
 void		 dir_ldap_close(struct dir_ldap *);
-/* Is this canonical key valid?  DIR_TEMPFAIL until the set is known. */
+/*
+ * Is one of these canonical keys valid?  Sync mode: from the set, at
+ * once (DIR_TEMPFAIL until it is known).  Lookup mode (ldap_sync = no):
+ * from the cache, DIR_TEMPFAIL while the breaker is open, else
+ * DIR_PENDING and done(arg, id, verdict) later on the asking loop (see
+ * dir_loop_enter); with done NULL the caller waits (command line).
+ */
 enum dir_verdict dir_ldap_lookup(struct dir_ldap *, const uint8_t *const *keys,
-		    const size_t *lens, size_t n);
+		    const size_t *lens, size_t n, uint64_t id, dir_done_fn *done,
+		    void *arg);
 size_t		 dir_ldap_count(const struct dir_ldap *);
 /* Wait at most ms for the first full refresh (or a snapshot). */
 bool		 dir_ldap_settle(struct dir_ldap *, unsigned ms);

@@ -1263,6 +1263,7 @@ worker_run(struct worker *w)
 {
 	size_t	i;
 
+	dir_loop_enter(w->base);
 	event_base_dispatch(w->base);
 	for (i = 0; i < WORKER_NSIGS; i++)
 		event_free(w->sig_ev[i]);
@@ -1288,6 +1289,7 @@ worker_thread(void *arg)
 {
 	struct worker	*w = arg;
 
+	dir_loop_enter(w->base);
 	event_base_dispatch(w->base);
 	if (w->stop_ev)
 		event_free(w->stop_ev);

@@ -42,9 +42,11 @@ def stop_all(ctx, sl):
 
 
 def ldap_gw(ctx, sl, start=True, **extra):
-    # many unknowns in a row: the harvest guard would tarpit the tests
+    # many unknowns and sessions in a row: the harvest guard and the
+    # connection rate limit would slow the tests down
     cfg = {"directory": "ldap", "ldap_uri": sl.uri, "ldap_base": BASE,
-           "ldap_timeout": "2s", "harvest_guard": "off"}
+           "ldap_timeout": "2s", "harvest_guard": "off",
+           "max_connection_rate_per_client": "0"}
     cfg.update(extra)
     return ctx.gateway(start=start, users=None, config=cfg)
 
@@ -219,5 +221,56 @@ def test_ldap_bind_password_file_mode(ctx):
         got = rcpt(gw2, ["alice@example.test", "nobody@example.test"])
         for r in got:
             check(r.startswith("451 4.3.0"), f"RCPT, bind refused: {r!r}")
+    finally:
+        stop_all(ctx, sl)
+
+
+# ---------------------------------------------------------- lookup mode
+
+def test_ldap_lookup_mode_answers(ctx):
+    sl = ldaplib.slapd(ctx)
+    try:
+        gw = ldap_gw(ctx, sl, ldap_sync="no")
+        gw.wait_log(r"event=ldap .*ready=yes mode=lookup", 30)
+        check_answers(gw, VALID, UNKNOWN)
+        got = rcpt(gw, QUOTED)
+        for a, r in zip(QUOTED, got):
+            check(r.startswith("5"), f"RCPT {a}: {r!r}")
+        # the same again: from the cache, the same answers
+        check_answers(gw, VALID, UNKNOWN)
+        gw2 = ldap_gw(ctx, sl, ldap_sync="no", ldap_filter=ldaplib.AD_FILTER)
+        gw2.wait_log(r"event=ldap .*ready=yes mode=lookup", 30)
+        check_answers(gw2, ("adu@example.test", "adu.alias@example.test",
+                            "sales@example.test", "alice@example.test"),
+                      ("dis@example.test", "al@example.test",
+                       "*@example.test"))
+        p = ctx.run_binary(["directory", "lookup", "-c", gw.conf_path,
+                            "sales@example.test"])
+        out = p.stdout.decode()
+        check_eq(p.returncode, 0, f"lookup exit ({out!r} {p.stderr!r})")
+        check("valid (back-end ldap," in out, f"lookup said {out!r}")
+    finally:
+        stop_all(ctx, sl)
+
+
+def test_ldap_lookup_down_is_451_then_recovers(ctx):
+    sl = ldaplib.slapd(ctx)
+    try:
+        gw = ldap_gw(ctx, sl, ldap_sync="no", ldap_timeout="1s")
+        gw.wait_log(r"event=ldap .*ready=yes mode=lookup", 30)
+        check_answers(gw, ("alice@example.test",), ("nobody@example.test",))
+        sl.kill()
+        gw.wait_log(r"event=ldap .*connection lost", 10)
+        # cached answers stay; uncached ones are 451, never 550
+        check_answers(gw, ("alice@example.test",), ("nobody@example.test",))
+        for i in range(6):
+            r = rcpt(gw, [f"user{i}@example.test"])[0]
+            check(r.startswith("451 4.3.0"), f"RCPT user{i}, LDAP down: {r!r}")
+        gw.wait_log(r"event=ldap breaker=open failures=5 for_s=30", 10)
+        sl.start()
+        # reconnect (backoff) and the breaker's 30 s: then answered again
+        wait_rcpt(gw, "user3@example.test", "250 2.1.5", 60)
+        gw.wait_log(r"event=ldap breaker=closed", 10)
+        check_answers(gw, ("user4@example.test",), ("user1000@example.test",))
     finally:
         stop_all(ctx, sl)
