@@ -127,9 +127,18 @@ hexline(char *out, const uint8_t *key, size_t keylen, const char *addr)
 	assert_int_equal(dir_hashed_mac(key, keylen, (const uint8_t *)addr,
 	    strlen(addr), mac), 0);
 	for (i = 0; i < DIR_HASHED_MAC; i++)
-		sprintf(out + 2 * i, "%02x", mac[i]);
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
 	out[DIR_HASHED_HEX] = '\n';
 	out[DIR_HASHED_HEX + 1] = '\0';
+}
+
+static void
+add(char *text, size_t size, const char *s)
+{
+	size_t	n = strlen(text);
+
+	assert_true(n + strlen(s) < size);
+	snprintf(text + n, size - n, "%s", s);
 }
 
 static void
@@ -143,10 +152,10 @@ test_hashed_table(void **state)
 
 	(void)state;
 	hexline(l, key, sizeof(key), "alice@example.test");
-	strcat(text, l);
+	add(text, sizeof(text), l);
 	hexline(l, key, sizeof(key), "bob@example.test");
-	strcat(text, l);
-	strcat(text, l);	/* twice: counted once */
+	add(text, sizeof(text), l);
+	add(text, sizeof(text), l);	/* twice: counted once */
 	h = dir_hashed_load_mem(text, strlen(text), "t", key, sizeof(key),
 	    count_err, errs);
 	assert_non_null(h);
@@ -170,7 +179,7 @@ test_hashed_table(void **state)
 	    18));
 	dir_hashed_free(h);
 	/* one bad line fails the load and names its line */
-	strcat(text, "carol@example.test\n");
+	add(text, sizeof(text), "carol@example.test\n");
 	assert_null(dir_hashed_load_mem(text, strlen(text), "t", key,
 	    sizeof(key), count_err, errs));
 	assert_int_equal(errs[0], 1);
