@@ -117,6 +117,10 @@ struct dir_ldap {
 	unsigned		 timeout_ms;
 	bool			 starttls, local_case, lookup_mode;
 	bool			 bound;		/* lookup mode: once (mu) */
+	bool			 poll_mode;	/* ldap_sync = poll */
+	unsigned		 interval_ms;
+	struct berval		*page_cookie;	/* poll: the next page */
+	unsigned		 pages;		/* poll: this refresh's */
 
 	/* lookup mode: cache and breaker (cmu), queue (mu) */
 	pthread_mutex_t		 cmu;
@@ -156,6 +160,8 @@ struct dir_ldap {
 static void	dl_connect(struct dir_ldap *);
 static void	dl_answer(struct dl_req *, enum dir_verdict);
 static void	dl_fail_all(struct dir_ldap *);
+static int	dl_poll_search(struct dir_ldap *);
+static void	dl_deadline(struct dir_ldap *);
 static void	dl_fail(struct dir_ldap *, const char *why, int rc);
 
 static uint64_t
@@ -583,10 +589,16 @@ dl_refresh_done(struct dir_ldap *l)
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 	log_event(LOG_LVL_INFO, "ldap", "synced=yes uri=%s entries=%zu "
-	    "addresses=%zu swept=%zu ms=%llu", l->uris[l->cur],
-	    l->entries.n, l->addrs.n, gone,
+	    "addresses=%zu swept=%zu pages=%u ms=%llu", l->uris[l->cur],
+	    l->entries.n, l->addrs.n, gone, l->poll_mode ? l->pages : 0,
 	    (unsigned long long)((dl_now_us() - l->refresh_us) / 1000));
 	dl_snap_write(l);
+	if (l->poll_mode) {	/* the next full refresh */
+		struct timeval	tv = { l->interval_ms / 1000,
+		    (l->interval_ms % 1000) * 1000 };
+
+		evtimer_add(l->timer, &tv);
+	}
 }
 
 static void
@@ -666,6 +678,8 @@ dl_drop(struct dir_ldap *l)
 	}
 	l->msgid = -1;
 	l->state = DL_IDLE;
+	ber_bvfree(l->page_cookie);
+	l->page_cookie = NULL;
 }
 
 /* This URI failed: the next one, after a pause once all have failed. */
@@ -1047,6 +1061,111 @@ dl_lookup_ask(struct dir_ldap *l, const uint8_t *const *keys,
 	return v;
 }
 
+
+/* ------------------------------------------------------------ poll mode */
+
+#define DL_PAGE_SIZE	500	/* entries a page (AD allows 1000) */
+
+/*
+ * One page of a full refresh (a plain search, paged, RFC 2696): for
+ * servers without RFC 4533, Active Directory among them.  The first page
+ * starts a new generation; the last one sweeps what it did not see.
+ */
+static int
+dl_poll_search(struct dir_ldap *l)
+{
+	char		*attrs[DIR_LDAP_ATTRS_MAX + 1];
+	LDAPControl	*ctrl = NULL, *ctrls[2];
+	size_t		 i;
+	int		 rc;
+
+	if (l->page_cookie == NULL) {
+		l->pages = 0;
+		l->state = DL_REFRESH;
+		l->gen++;
+		l->seen = 0;
+		l->refresh_us = dl_now_us();
+	}
+	rc = ldap_create_page_control(l->ld, DL_PAGE_SIZE, l->page_cookie, 0,
+	    &ctrl);
+	if (rc != LDAP_SUCCESS)
+		return rc;
+	for (i = 0; i < l->nattrs; i++)
+		attrs[i] = l->attrs[i].name;
+	attrs[i] = NULL;
+	ctrls[0] = ctrl;
+	ctrls[1] = NULL;
+	rc = ldap_search_ext(l->ld, l->base, LDAP_SCOPE_SUBTREE, l->filter,
+	    attrs, 0, ctrls, NULL, NULL, 0, &l->msgid);
+	ldap_control_free(ctrl);
+	if (rc == LDAP_SUCCESS)
+		dl_deadline(l);
+	return rc;
+}
+
+/* An entry of a poll: keyed by a keyed hash of its DN. */
+static void
+dl_on_poll_entry(struct dir_ldap *l, LDAPMessage *msg)
+{
+	uint8_t		(*macs)[DIR_HASHED_MAC], id[DIR_HASHED_MAC];
+	char		 *dn;
+	uint16_t	  n;
+	int		  rc;
+
+	if ((dn = ldap_get_dn(l->ld, msg)) == NULL)
+		return;
+	rc = dir_hashed_mac(l->key, l->keylen, (const uint8_t *)dn,
+	    strlen(dn), id);
+	ldap_memfree(dn);
+	if (rc == -1 || (macs = dl_entry_macs(l, msg, &n)) == NULL)
+		return;
+	l->seen++;
+	pthread_rwlock_wrlock(&l->lock);
+	dl_entry_set(l, id, macs, n);	/* its first 16 bytes */
+	pthread_rwlock_unlock(&l->lock);
+}
+
+static void
+dl_poll_result(struct dir_ldap *l, LDAPMessage *msg)
+{
+	LDAPControl	**ctrls = NULL, *c;
+	struct berval	  cookie = { 0, NULL };
+	ber_int_t	  count = 0;
+	int		  err = LDAP_OTHER, rc;
+
+	l->msgid = -1;
+	rc = ldap_parse_result(l->ld, msg, &err, NULL, NULL, NULL, &ctrls, 0);
+	if (rc != LDAP_SUCCESS || err != LDAP_SUCCESS) {
+		ldap_controls_free(ctrls);
+		ber_bvfree(l->page_cookie);
+		l->page_cookie = NULL;
+		dl_fail(l, "the poll search failed (a size limit?)",
+		    rc != LDAP_SUCCESS ? rc : err);
+		return;
+	}
+	c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, NULL);
+	if (c != NULL)
+		(void)ldap_parse_pageresponse_control(l->ld, c, &count,
+		    &cookie);
+	ldap_controls_free(ctrls);
+	ber_bvfree(l->page_cookie);
+	l->page_cookie = NULL;
+	l->pages++;
+	if (cookie.bv_len > 0) {	/* more pages */
+		l->page_cookie = ber_bvdup(&cookie);
+		ber_memfree(cookie.bv_val);
+		if (l->page_cookie == NULL ||
+		    (rc = dl_poll_search(l)) != LDAP_SUCCESS) {
+			ber_bvfree(l->page_cookie);
+			l->page_cookie = NULL;
+			dl_fail(l, "poll search", LDAP_NO_MEMORY);
+		}
+		return;
+	}
+	ber_memfree(cookie.bv_val);
+	dl_refresh_done(l);
+}
+
 static void
 dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 {
@@ -1078,7 +1197,8 @@ dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 			(void)write(l->q_fd[1], "", 1);	/* what waited */
 			break;
 		}
-		if ((rc = dl_search(l)) != LDAP_SUCCESS) {
+		if ((rc = l->poll_mode ? dl_poll_search(l) : dl_search(l)) !=
+		    LDAP_SUCCESS) {
 			dl_fail(l, "sync search", rc);
 			return;
 		}
@@ -1089,7 +1209,10 @@ dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 		dl_deadline(l);
 		break;
 	case LDAP_RES_SEARCH_ENTRY:
-		dl_on_entry(l, msg);
+		if (l->poll_mode)
+			dl_on_poll_entry(l, msg);
+		else
+			dl_on_entry(l, msg);
 		if (l->state == DL_REFRESH)
 			dl_deadline(l);	/* progress: a new deadline */
 		break;
@@ -1097,6 +1220,10 @@ dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 		dl_on_intermediate(l, msg);
 		break;
 	case LDAP_RES_SEARCH_RESULT:
+		if (l->poll_mode) {
+			dl_poll_result(l, msg);
+			break;
+		}
 		(void)ldap_parse_result(l->ld, msg, &err, NULL, NULL, NULL,
 		    NULL, 0);
 		l->msgid = -1;
@@ -1145,7 +1272,12 @@ dl_on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (l->state == DL_IDLE)
 		dl_connect(l);		/* the backoff ended */
-	else
+	else if (l->state == DL_PERSIST && l->poll_mode) {
+		int	rc;
+
+		if ((rc = dl_poll_search(l)) != LDAP_SUCCESS)
+			dl_fail(l, "poll search", rc);
+	} else
 		dl_fail(l, l->state == DL_BIND ? "bind timed out" :
 		    "refresh stalled", LDAP_TIMEOUT);
 }
@@ -1327,9 +1459,8 @@ dir_ldap_open(const struct config *cfg, dir_err_fn *err, void *arg)
 	l->q_fd[0] = l->q_fd[1] = -1;
 	l->qtail = &l->qhead;
 	pthread_mutex_init(&l->cmu, NULL);
-	if (cfg->ldap_sync == CONF_LDAP_SYNC_POLL)
-		DL_ERR("ldap_sync = poll: not in this build yet; use persist "
-		    "or no");
+	l->poll_mode = cfg->ldap_sync == CONF_LDAP_SYNC_POLL;
+	l->interval_ms = cfg->ldap_sync_interval_ms;
 	l->lookup_mode = cfg->ldap_sync == CONF_LDAP_SYNC_NO;
 	if (cfg->ldap_uri == NULL)
 		DL_ERR("directory = ldap needs ldap_uri");

@@ -274,3 +274,29 @@ def test_ldap_lookup_down_is_451_then_recovers(ctx):
         check_answers(gw, ("user4@example.test",), ("user1000@example.test",))
     finally:
         stop_all(ctx, sl)
+
+
+# ---------------------------------------------------------- poll mode
+
+def test_ldap_poll_mode_pages_and_sweeps(ctx):
+    sl = ldaplib.slapd(ctx)
+    try:
+        gw = ldap_gw(ctx, sl, ldap_sync="poll", ldap_sync_interval="1s",
+                     ldap_filter=ldaplib.AD_FILTER)
+        # 1004 entries in pages of 500: three pages, one refresh
+        gw.wait_log(r"event=ldap synced=yes .*entries=1004 addresses=1005 "
+                    r"swept=0 pages=3 ", 30)
+        check_answers(gw, ("adu@example.test", "adu.alias@example.test",
+                           "sales@example.test", "user999@example.test"),
+                      ("dis@example.test", "nobody@example.test"))
+        sl.add(ldaplib.person("polly", None,
+                              proxy=["SMTP:polly@example.test"], uac=512))
+        wait_rcpt(gw, "polly@example.test", "250 2.1.5", 5)
+        sl.delete(f"uid=polly,{BASE}")
+        wait_rcpt(gw, "polly@example.test", "550 5.1.1", 5)
+        gw.wait_log(r"event=ldap synced=yes .*swept=1 ", 5)
+        sl.kill()
+        gw.wait_log(r"event=ldap .*answering=synced-set", 10)
+        check_answers(gw, ("adu@example.test",), ("dis@example.test",))
+    finally:
+        stop_all(ctx, sl)
