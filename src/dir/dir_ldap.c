@@ -138,6 +138,10 @@ struct dir_ldap {
 	struct dl_tab		 addrs;		/* struct dl_addr */
 	struct dl_tab		 entries;	/* struct dl_entry */
 	bool			 ready;		/* a full refresh done */
+	_Atomic bool		 lost;		/* out of memory or over a cap
+						 * since the last refresh began:
+						 * UNKNOWN becomes TEMPFAIL */
+	unsigned		 nlost, nlost_start;	/* thread's */
 	struct dir_hashed	*snap;		/* until ready; NULL none */
 	pthread_mutex_t		 mu;		/* with cv: settle */
 	pthread_cond_t		 cv;
@@ -239,8 +243,11 @@ dl_addr_ref(struct dir_ldap *l, const uint8_t *mac)
 		((struct dl_addr *)*pp)->refs++;
 		return;
 	}
-	if ((a = calloc(1, sizeof(*a))) == NULL)
-		return;		/* TODO-free: a lost address is UNKNOWN */
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		l->lost = true;	/* never a 550 for what we could not hold */
+		l->nlost++;
+		return;
+	}
 	memcpy(a->mac, mac, DIR_HASHED_MAC);
 	a->refs = 1;
 	*pp = a;
@@ -300,6 +307,8 @@ dl_entry_set(struct dir_ldap *l, const uint8_t uuid[16],
 	if (e == NULL) {
 		if (l->entries.n >= DL_ENTRIES_MAX ||
 		    (e = calloc(1, sizeof(*e))) == NULL) {
+			l->lost = true;
+			l->nlost++;
 			free(macs);
 			return;
 		}
@@ -504,8 +513,11 @@ static uint8_t (*dl_entry_macs(struct dir_ldap *l, LDAPMessage *msg,
 	size_t		  a, i, plen, klen;
 
 	*n = 0;
-	if ((macs = calloc(DL_ADDRS_PER_ENTRY, DIR_HASHED_MAC)) == NULL)
+	if ((macs = calloc(DL_ADDRS_PER_ENTRY, DIR_HASHED_MAC)) == NULL) {
+		l->lost = true;
+		l->nlost++;
 		return NULL;
+	}
 	for (a = 0; a < l->nattrs; a++) {
 		if ((vals = ldap_get_values_len(l->ld, msg,
 		    l->attrs[a].name)) == NULL)
@@ -578,6 +590,8 @@ dl_refresh_done(struct dir_ldap *l)
 	pthread_rwlock_wrlock(&l->lock);
 	gone = dl_sweep(l);
 	l->ready = true;
+	if (l->nlost == l->nlost_start)
+		l->lost = false;	/* this refresh held everything */
 	old = l->snap;
 	l->snap = NULL;
 	pthread_rwlock_unlock(&l->lock);
@@ -1083,6 +1097,7 @@ dl_poll_search(struct dir_ldap *l)
 		l->pages = 0;
 		l->state = DL_REFRESH;
 		l->gen++;
+		l->nlost_start = l->nlost;
 		l->seen = 0;
 		l->refresh_us = dl_now_us();
 	}
@@ -1204,6 +1219,7 @@ dl_on_result(struct dir_ldap *l, LDAPMessage *msg)
 		}
 		l->state = DL_REFRESH;
 		l->gen++;
+		l->nlost_start = l->nlost;
 		l->seen = 0;
 		l->refresh_us = dl_now_us();
 		dl_deadline(l);
@@ -1644,6 +1660,8 @@ dir_ldap_lookup(struct dir_ldap *l, const uint8_t *const *keys,
 		    NULL : dir_hashed_has(l->snap, keys[i], lens[i]))
 			v = DIR_VALID;
 	}
+	if (v == DIR_UNKNOWN && l->lost)
+		v = DIR_TEMPFAIL;	/* the set is missing something */
 	pthread_rwlock_unlock(&l->lock);
 	return v;
 }
