@@ -507,7 +507,7 @@ dl_canon(const struct dir_ldap *l, const uint8_t *v, size_t n,
 static uint8_t (*dl_entry_macs(struct dir_ldap *l, LDAPMessage *msg,
     uint16_t *n))[DIR_HASHED_MAC]
 {
-	uint8_t		(*macs)[DIR_HASHED_MAC];
+	uint8_t		(*macs)[DIR_HASHED_MAC], (*shrunk)[DIR_HASHED_MAC];
 	uint8_t		  k[DIR_FILE_KEY_MAX];
 	struct berval	**vals;
 	size_t		  a, i, plen, klen;
@@ -536,6 +536,13 @@ static uint8_t (*dl_entry_macs(struct dir_ldap *l, LDAPMessage *msg,
 		}
 		ldap_value_free_len(vals);
 	}
+	/* keep what the entry holds, not the room for DL_ADDRS_PER_ENTRY */
+	if (*n == 0) {
+		free(macs);
+		return calloc(1, 1);	/* an entry with no address */
+	}
+	if ((shrunk = realloc(macs, (size_t)*n * DIR_HASHED_MAC)) != NULL)
+		macs = shrunk;
 	return macs;
 }
 
