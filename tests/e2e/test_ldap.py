@@ -300,3 +300,22 @@ def test_ldap_poll_mode_pages_and_sweeps(ctx):
         check_answers(gw, ("adu@example.test",), ("dis@example.test",))
     finally:
         stop_all(ctx, sl)
+
+
+def test_chain_file_then_ldap_down(ctx):
+    """The chain rule with a real failure: the users file knows alice
+    (250, LDAP never needed); nobody is unknown to the file and LDAP
+    cannot answer, so 451 4.3.0, not 550."""
+    dead = mxlib.free_port()
+    gw = ctx.gateway(users=["alice@example.test"], config={
+        "directory": "file:users, ldap",
+        "ldap_uri": f"ldap://127.0.0.1:{dead}", "ldap_base": BASE,
+        "ldap_timeout": "500ms", "harvest_guard": "off"})
+    got = rcpt(gw, ["alice@example.test", "nobody@example.test"])
+    check(got[0].startswith("250 2.1.5"), f"alice (file): {got[0]!r}")
+    check(got[1].startswith("451 4.3.0"), f"nobody (ldap down): {got[1]!r}")
+    p = ctx.run_binary(["directory", "lookup", "-c", gw.conf_path,
+                        "nobody@example.test"])
+    out = p.stdout.decode()
+    check_eq(p.returncode, 3, f"lookup exit ({out!r})")
+    check("tempfail (back-end ldap," in out, f"lookup said {out!r}")
