@@ -66,6 +66,8 @@ enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
  * answer DIR_PENDING from another thread call done on that loop.
  */
 void		 dir_loop_enter(struct event_base *);
+/* ... and says when it stopped: no answer is sent to it after this. */
+void		 dir_loop_leave(struct event_base *);
 /* The same; *by: the name of the back-end that gave the verdict. */
 enum dir_verdict dir_lookup_by(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg,

@@ -103,6 +103,15 @@ struct dl_req {
 
 static _Thread_local struct event_base	*dl_loop;	/* dir_loop_enter */
 
+/*
+ * The loops that run (dir_loop_enter .. dir_loop_leave): an answer goes
+ * only to a loop still in this list, checked and posted under dl_loops_mu,
+ * so an answer never reaches a loop that stopped (and may be freed).
+ */
+#define DL_LOOPS_MAX	256
+static pthread_mutex_t		 dl_loops_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct event_base	*dl_loops[DL_LOOPS_MAX];
+
 struct dir_ldap {
 	/* set up at open, read-only after */
 	char			*uris[DL_URIS_MAX];
@@ -848,6 +857,7 @@ dl_answer(struct dl_req *r, enum dir_verdict v)
 {
 	struct dir_ldap	*l = r->l;
 	struct timeval	 zero = { 0, 0 };
+	size_t		 i;
 
 	if (r->deadline != NULL) {
 		event_free(r->deadline);
@@ -862,9 +872,13 @@ dl_answer(struct dl_req *r, enum dir_verdict v)
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
-	if (event_base_once(r->reply, -1, EV_TIMEOUT, dl_reply_cb, r,
-	    &zero) == -1)
+	pthread_mutex_lock(&dl_loops_mu);
+	for (i = 0; i < DL_LOOPS_MAX && dl_loops[i] != r->reply; i++)
+		;
+	if (i == DL_LOOPS_MAX || event_base_once(r->reply, -1, EV_TIMEOUT,
+	    dl_reply_cb, r, &zero) == -1)
 		free(r);	/* the loop is gone: so is its session */
+	pthread_mutex_unlock(&dl_loops_mu);
 }
 
 static void
@@ -1007,7 +1021,30 @@ dl_req_result(struct dir_ldap *l, LDAPMessage *msg)
 void
 dir_loop_enter(struct event_base *base)
 {
+	size_t	i;
+
 	dl_loop = base;
+	pthread_mutex_lock(&dl_loops_mu);
+	for (i = 0; i < DL_LOOPS_MAX && dl_loops[i] != NULL; i++)
+		;
+	if (i < DL_LOOPS_MAX)
+		dl_loops[i] = base;
+	else
+		dl_loop = NULL;	/* too many loops: this one answers 451 */
+	pthread_mutex_unlock(&dl_loops_mu);
+}
+
+void
+dir_loop_leave(struct event_base *base)
+{
+	size_t	i;
+
+	pthread_mutex_lock(&dl_loops_mu);
+	for (i = 0; i < DL_LOOPS_MAX; i++)
+		if (dl_loops[i] == base)
+			dl_loops[i] = NULL;
+	pthread_mutex_unlock(&dl_loops_mu);
+	dl_loop = NULL;
 }
 
 /* Lookup mode, on a worker: the cache, the breaker, else ask. */

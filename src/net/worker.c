@@ -1265,6 +1265,7 @@ worker_run(struct worker *w)
 
 	dir_loop_enter(w->base);
 	event_base_dispatch(w->base);
+	dir_loop_leave(w->base);
 	for (i = 0; i < WORKER_NSIGS; i++)
 		event_free(w->sig_ev[i]);
 	if (w->stop_ev)
@@ -1291,6 +1292,7 @@ worker_thread(void *arg)
 
 	dir_loop_enter(w->base);
 	event_base_dispatch(w->base);
+	dir_loop_leave(w->base);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	/* answers still due to this loop's sessions come back here */
