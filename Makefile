@@ -3,7 +3,7 @@
 
 CC	?= cc
 PKGS	 = libevent libevent_pthreads libevent_openssl openssl zlib libutf8proc \
-	   hiredis
+	   hiredis ldap
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c17 -D_GNU_SOURCE -DMXGATE_TLS -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-result \
@@ -25,14 +25,15 @@ ASANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 # Debian packages: to build and run; and, in addition, to test.
 DEPS_BUILD = gcc make pkg-config libevent-dev libssl-dev libcrypt-dev \
-	     zlib1g-dev libutf8proc-dev libhiredis-dev
+	     zlib1g-dev libutf8proc-dev libhiredis-dev libldap-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev swaks libnet-ssleay-perl python3 clang \
 	     libclang-rt-14-dev postfix dovecot-lmtpd dnsmasq openssl stress-ng \
 	     groff man-db systemd debhelper build-essential adduser fail2ban \
 	     prometheus chromium unbound ldnsutils \
 	     python3-yaml python3-dnslib \
 	     rspamd opendkim opendkim-tools python3-milter python3-dkim \
-	     python3-nacl publicsuffix redis-server redis-sentinel
+	     python3-nacl publicsuffix redis-server redis-sentinel \
+	     slapd ldap-utils
 
 .PHONY: all run test deps-build deps-test unit e2e e2e-asan fuzz man install deb \
 	fuzz-smoke fuzz-coverage fuzz-long crash-test lint clean asan bench-deliver bench-harvest valgrind bench

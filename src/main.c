@@ -26,6 +26,7 @@
 #include "deliver/outbound.h"
 #include "deliver/qmgr.h"
 #include "dir/dir.h"
+#include "dir/dir_cli.h"
 #include "dns/dns.h"
 #include "sender/dnsbl.h"
 #include "fleet/fleet.h"
@@ -74,7 +75,15 @@ usage(FILE *f)
 	    "logs (none or -: stdin)\n"
 	    "       mxgate probe HOST[:PORT] --domain D [...]\n"
 	    "                                       audit any SMTP server "
-	    "(probe --help)\n");
+	    "(probe --help)\n"
+	    "       mxgate directory lookup [-c FILE] ADDR\n"
+	    "                                       ask the directory: "
+	    "verdict, back-end, time\n"
+	    "       mxgate directory hash [--keep-case] --key-file KEY "
+	    "[USERS]\n"
+	    "       mxgate directory hash --new-key --key-file KEY\n"
+	    "                                       a hashed directory, "
+	    "its key\n");
 	ctl_cli_usage(f);
 	fprintf(f,
 	    "       mxgate --help | --version\n"
@@ -406,7 +415,14 @@ cmd_serve(const char *file)
 		conf_unref(w.conf);
 		return 1;
 	}
-	log_event(LOG_LVL_INFO, "directory", "entries=%zu", dir_count(w.dir));
+	/* LDAP sync: a bounded wait for the first refresh; until it ends
+	 * RCPT answers 451 (or from the snapshot), never 550. */
+	if (!dir_settle(w.dir, w.conf->ldap_timeout_ms))
+		log_event(LOG_LVL_WARNING, "directory", "msg=\"not synced "
+		    "within ldap_timeout; answering 451 or from the snapshot "
+		    "until it is\"");
+	log_event(LOG_LVL_INFO, "directory", "backend=%s entries=%zu",
+	    dir_name(w.dir), dir_count(w.dir));
 	/* read once: loops share it, a reload does not read it again */
 	if (w.conf->public_suffix_file != NULL && (psl = psl_load(
 	    w.conf->public_suffix_file, err, sizeof(err))) == NULL)
@@ -575,6 +591,8 @@ main(int argc, char **argv)
 		return obs_report_main(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "probe") == 0)
 		return probe_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "directory") == 0)
+		return dir_cli_main(argc - 2, argv + 2);
 	if (argc == 3 && strcmp(argv[1], "passwd") == 0)
 		return passwd_cli_main(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "config") == 0 &&

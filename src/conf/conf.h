@@ -61,12 +61,24 @@ struct rate_spec {
 
 enum dir_kind {
 	DIR_KIND_FILE,		/* file:PATH */
+	DIR_KIND_HASHED,	/* hashed:PATH, keyed by directory_key_file */
+	DIR_KIND_LDAP,		/* ldap: the ldap_* keys */
 };
-#define DIR_KIND_LAST	DIR_KIND_FILE	/* obs.h: one histogram each */
+#define DIR_KIND_LAST	DIR_KIND_LDAP	/* obs.h: one histogram each */
+#define DIR_CHAIN_MAX	4	/* back-ends in one `directory` chain */
 
-struct dir_spec {
+/* One back-end of the chain. */
+struct dir_link {
 	enum dir_kind	 kind;
 	char		*path;		/* absolute */
+};
+
+/* `directory`: back-ends asked in order; kind and path: the first's. */
+struct dir_spec {
+	enum dir_kind	 kind;
+	char		*path;		/* v[0].path, not owned */
+	struct dir_link	 v[DIR_CHAIN_MAX];
+	size_t		 n;
 };
 
 struct listen_addr {
@@ -141,6 +153,7 @@ struct conf_milters {
 };
 int		 conf_milter_action(const char *, size_t);	/* or -1 */
 const char	*conf_milter_action_name(int);
+enum { CONF_LDAP_SYNC_PERSIST, CONF_LDAP_SYNC_POLL, CONF_LDAP_SYNC_NO };
 
 struct config {
 	_Atomic int		 refs;		/* see conf_ref(), conf_unref() */
@@ -237,6 +250,18 @@ struct config {
 	char			*log_syslog_socket;
 	int			 log_recipients; /* 1: hashed */
 	char			*log_hash_key_file; /* NULL: in the spool */
+	char			*directory_key_file; /* hashed: the HMAC key */
+	/* directory = ldap (issue 13) */
+	char			*ldap_uri;	/* space-separated; NULL none */
+	char			*ldap_base;
+	char			*ldap_filter;
+	char			*ldap_bind_dn;	/* NULL: anonymous */
+	char			*ldap_bind_password_file;
+	char			*ldap_tls_ca_file;
+	uint32_t		 ldap_timeout_ms;
+	uint32_t		 ldap_sync_interval_ms;
+	int			 ldap_sync;	/* CONF_LDAP_SYNC_* */
+	bool			 ldap_starttls;
 	int			 harvest_guard;	/* CONF_CONTROL_* */
 	/* fleet (issue 17) */
 	char			*shared_state;	/* NULL: off */

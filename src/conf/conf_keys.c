@@ -43,7 +43,39 @@ const struct conf_key conf_keys[] = {
 	{ "domains", CT_DOMAINS, G(domains), CK_REQUIRED, "", 0, 0,
 	  "the domains we accept mail for, comma-separated" },
 	{ "directory", CT_DIRECTORY, G(directory), CK_REQUIRED, "", 0, 0,
-	  "the list of valid recipients: file:PATH (relative to the config)" },
+	  "the valid recipients: back-ends asked in order, comma-separated: "
+	  "file:PATH, hashed:PATH (paths relative to the config), ldap" },
+	{ "directory_key_file", CT_OPTPATH, G(directory_key_file), 0, "", 0,
+	  0, "the HMAC key of hashed: directories (mxgate directory hash "
+	  "--new-key); refused if group or world can read it" },
+	{ "ldap_uri", CT_OPTTEXT, G(ldap_uri), 0, "", 0, 0,
+	  "directory = ldap: servers, space-separated, tried in order "
+	  "(ldap://HOST:PORT or ldaps://HOST:PORT)" },
+	{ "ldap_base", CT_OPTTEXT, G(ldap_base), 0, "", 0, 0,
+	  "directory = ldap: the search base DN" },
+	{ "ldap_filter", CT_TEXT, G(ldap_filter), 0,
+	  "(|(mail=%s)(mailAlternateAddress=%s))", 0, 0,
+	  "directory = ldap: the search filter; %s the address, %u the "
+	  "local part, %d the domain, each escaped (RFC 4515); %% a %" },
+	{ "ldap_bind_dn", CT_OPTTEXT, G(ldap_bind_dn), 0, "", 0, 0,
+	  "directory = ldap: the DN to bind as (empty: anonymous)" },
+	{ "ldap_bind_password_file", CT_OPTPATH, G(ldap_bind_password_file),
+	  0, "", 0, 0, "directory = ldap: a file holding the bind password; "
+	  "refused if group or world can read it" },
+	{ "ldap_timeout", CT_MSEC, G(ldap_timeout_ms), 0, "2s", 100, 60 * U_S,
+	  "directory = ldap: connect and per-operation time limit" },
+	{ "ldap_starttls", CT_BOOL, G(ldap_starttls), 0, "no", 0, 0,
+	  "directory = ldap: STARTTLS on ldap:// servers (required: a "
+	  "failure is a connection failure)" },
+	{ "ldap_tls_ca_file", CT_OPTPATH, G(ldap_tls_ca_file), 0, "", 0, 0,
+	  "directory = ldap: CA certificates for ldaps:// and STARTTLS "
+	  "(empty: the system's)" },
+	{ "ldap_sync", CT_CHOICE, G(ldap_sync), 0, "persist", 0, 0,
+	  "directory = ldap: persist (RFC 4533 refreshAndPersist: the valid "
+	  "addresses held in memory as keyed hashes), poll or no" },
+	{ "ldap_sync_interval", CT_MSEC, G(ldap_sync_interval_ms), 0, "60s",
+	  U_S, U_D, "directory = ldap, ldap_sync = poll: time between full "
+	  "refreshes" },
 	{ "relay_networks", CT_CIDRS, G(relay_networks), 0, "", 0, 0,
 	  "client networks that may relay, e.g. 10.0.0.0/8, ::1 "
 	  "(empty: none)" },
@@ -448,6 +480,10 @@ static const struct conf_word conf_facility_words[] = {
 	{ "local3", 19 }, { "local4", 20 }, { "local5", 21 },
 	{ "local6", 22 }, { "local7", 23 }, { NULL, 0 }
 };
+static const struct conf_word conf_ldapsync_words[] = {
+	{ "persist", CONF_LDAP_SYNC_PERSIST }, { "poll", CONF_LDAP_SYNC_POLL },
+	{ "no", CONF_LDAP_SYNC_NO }, { NULL, 0 }
+};
 static const struct conf_word conf_logrcpt_words[] = {
 	{ "plain", 0 }, { "hashed", 1 }, { NULL, 0 }
 };
@@ -493,6 +529,7 @@ static const struct conf_choice {
 	{ "dnsbl_action", conf_dnsbl_words, "reject, tag or shadow" },
 	{ "milter_default_action", conf_milteract_words,
 	  "tempfail, accept or reject" },
+	{ "ldap_sync", conf_ldapsync_words, "persist, poll or no" },
 };
 
 static bool
@@ -1048,33 +1085,105 @@ conf_scheme(const char *val, const char *scheme)
 	return NULL;
 }
 
+static void
+conf_free_dirlinks(struct dir_spec *d)
+{
+	size_t	i;
+
+	for (i = 0; i < d->n; i++) {
+		free(d->v[i].path);
+		d->v[i].path = NULL;
+	}
+	d->n = 0;
+	d->path = NULL;
+}
+
+/* One "scheme:PATH" of the `directory` chain into l. */
 static int
-conf_set_directory(const struct conf_key *k, const char *val, void *field,
+conf_set_dir_link(const char *val, struct dir_link *l,
     const struct conf_env *env, struct buf *why)
 {
-	const char	*rest, *colon;
+	static const struct { const char *scheme; enum dir_kind kind; }
+	    kinds[] = { { "file", DIR_KIND_FILE },
+	    { "hashed", DIR_KIND_HASHED } };
+	const char	*rest = NULL, *colon;
 	char		 qb[CONF_QUOTE_BUF], *p;
+	size_t		 i;
 
-	(void)k;
-	if (*val == '\0') {
-		(void)buf_addf(why, "required");
-		return -1;
+	if (strcasecmp(val, "ldap") == 0) {	/* its keys: ldap_* */
+		l->kind = DIR_KIND_LDAP;
+		l->path = NULL;
+		return 0;
 	}
-	if ((rest = conf_scheme(val, "file")) == NULL) {
-		if ((colon = strchr(val, ':')) == NULL || colon == val)
-			(void)buf_addf(why, "expected file:PATH, got %s",
-			    Q(qb, val));
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((rest = conf_scheme(val, kinds[i].scheme)) != NULL)
+			break;
+	if (rest == NULL) {
+		if (strncasecmp(val, "ldap", 4) == 0 && (val[4] == ':' ||
+		    val[4] == 's'))
+			(void)buf_addf(why, "write `ldap` here and the "
+			    "servers in ldap_uri, got %s", Q(qb, val));
+		else if ((colon = strchr(val, ':')) == NULL || colon == val)
+			(void)buf_addf(why, "expected file:PATH, "
+			    "hashed:PATH or ldap, got %s", Q(qb, val));
 		else
 			(void)buf_addf(why, "unsupported back-end %s "
-			    "(supported: file)", conf_quote(qb, sizeof(qb),
-			    val, (size_t)(colon - val)));
+			    "(supported: file, hashed, ldap)", conf_quote(qb,
+			    sizeof(qb), val, (size_t)(colon - val)));
 		return -1;
 	}
 	if ((p = conf_abs_path(env->dir, rest, why)) == NULL)
 		return -1;
-	((struct dir_spec *)field)->kind = DIR_KIND_FILE;
-	((struct dir_spec *)field)->path = p;
+	l->kind = kinds[i].kind;
+	l->path = p;
 	return 0;
+}
+
+static int
+conf_set_directory(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	struct dir_spec	*d = field;
+	struct dir_spec	 t = { 0 };
+	char		 one[CONF_LINE_MAX + 1];
+	const char	*p, *e;
+	size_t		 len;
+
+	(void)k;
+	for (p = val; ; p = e + 1) {
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		len = (size_t)(e - p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0 || len >= sizeof(one)) {
+			(void)buf_addf(why, "%s", *val == '\0' ? "required" :
+			    "empty or over-long entry in the list");
+			goto bad;
+		}
+		if (t.n == DIR_CHAIN_MAX) {
+			(void)buf_addf(why, "more than %d back-ends",
+			    DIR_CHAIN_MAX);
+			goto bad;
+		}
+		memcpy(one, p, len);
+		one[len] = '\0';
+		if (conf_set_dir_link(one, &t.v[t.n], env, why) == -1)
+			goto bad;
+		t.n++;
+		if (*e == '\0')
+			break;
+	}
+	conf_free_dirlinks(d);
+	*d = t;
+	d->kind = d->v[0].kind;
+	d->path = d->v[0].path;
+	return 0;
+bad:
+	conf_free_dirlinks(&t);
+	return -1;
 }
 
 /*
@@ -1613,6 +1722,19 @@ conf_set_text(const struct conf_key *k, const char *val, void *field,
 	return conf_store_str(field, val, why);
 }
 
+/* CT_TEXT, or "" for none (NULL). */
+static int
+conf_set_opttext(const struct conf_key *k, const char *val, void *field,
+    const struct conf_env *env, struct buf *why)
+{
+	if (*val == '\0') {
+		free(*(char **)field);
+		*(char **)field = NULL;
+		return 0;
+	}
+	return conf_set_text(k, val, field, env, why);
+}
+
 /*
  * Addresses like `listen`, into a listen_set; may be empty.  None may be
  * in `listen` as well (set before: its row comes first).
@@ -1819,7 +1941,8 @@ conf_free_domains(struct config *cfg, void *field)
 static void
 conf_free_dirspec(struct config *cfg, void *field)
 {
-	conf_free_str(cfg, &((struct dir_spec *)field)->path);
+	(void)cfg;
+	conf_free_dirlinks(field);
 }
 
 static void
@@ -1936,6 +2059,7 @@ const struct conf_type_ops conf_types[CT_COUNT] = {
 	[CT_OPTPATH] =	{ "path", conf_set_optpath, conf_free_str },
 	[CT_TLSPROTO] = { "versions", conf_set_tlsproto, NULL },
 	[CT_TEXT] =	{ "text", conf_set_text, conf_free_str },
+	[CT_OPTTEXT] =	{ "text", conf_set_opttext, conf_free_str },
 	[CT_LISTENS] =	{ "addresses", conf_set_listens, conf_free_listens },
 	[CT_ENVSYNTAX] = { "strict/lenient", conf_set_envsyntax, NULL },
 	[CT_TLSLEVEL] = { "TLS level", conf_set_tlslevel, NULL },

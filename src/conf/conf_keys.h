@@ -13,7 +13,7 @@
 #include "../lib/buf.h"
 #include "conf.h"
 
-#define CONF_NKEYS	110	/* rows of conf_keys[] (static assert) */
+#define CONF_NKEYS	121	/* rows of conf_keys[] (static assert) */
 #define CONF_WHY_MAX	1024	/* one error message */
 #define CONF_QUOTE_MAX	64	/* bytes of a bad value in a message */
 #define CONF_NAME_MAX	255	/* host, domain names: RFC 1035 2.3.4 */
@@ -38,6 +38,7 @@ enum conf_type {
 	CT_DNSBL,	/* dnsbl_sites: sender/dnsbl.h's parser (issue 14) */
 	CT_MILTERS,	/* milter specs (issue 16, conf_milter.c) */
 	CT_REDISURL,	/* shared_state: redis_url.h, or "" (issue 17) */
+	CT_OPTTEXT,	/* like CT_TEXT; "": NULL (issue 13) */
 	CT_COUNT
 };
 

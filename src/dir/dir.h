@@ -1,7 +1,7 @@
 /*
  * dir.h - the recipient directory: is this address one of ours?
- * One small interface that every back-end implements (file now; LDAP and
- * callout later).  A lookup answers VALID, UNKNOWN or TEMPFAIL, never a
+ * One small interface that every back-end implements (file, hashed; LDAP
+ * and callout later), asked as a chain (dir_chain.h).  A lookup answers VALID, UNKNOWN or TEMPFAIL, never a
  * guess; a back-end that cannot answer at once returns DIR_PENDING and
  * calls done later on the loop, carrying the caller's id (STYLE R14).
  * Owns: address normalisation for lookups (case, recipient delimiter).
@@ -24,6 +24,7 @@ enum dir_verdict {
 };
 
 struct dir;
+struct event_base;
 
 typedef void	dir_done_fn(void *arg, uint64_t id, enum dir_verdict);
 /* Errors met while loading: the users file, its line (0: none), why. */
@@ -48,6 +49,11 @@ struct dir	*dir_open(const struct config *, dir_err_fn *err, void *arg);
 struct dir	*dir_ref(struct dir *);
 void		 dir_unref(struct dir *);
 size_t		 dir_count(const struct dir *);	/* entries, for logs */
+/*
+ * Wait at most ms (each) for back-ends that fill themselves (LDAP sync)
+ * to hold a full set; true if all do.  Until then they answer TEMPFAIL.
+ */
+bool		 dir_settle(struct dir *, unsigned ms);
 
 /*
  * Look an address up.  The full local part first; if unknown and it
@@ -55,8 +61,19 @@ size_t		 dir_count(const struct dir *);	/* entries, for logs */
  */
 enum dir_verdict dir_lookup(struct dir *, const struct dir_query *q,
 		    uint64_t id, dir_done_fn *done, void *arg);
+/*
+ * A worker thread names its loop before it runs it: back-ends that
+ * answer DIR_PENDING from another thread call done on that loop.
+ */
+void		 dir_loop_enter(struct event_base *);
+/* ... and says when it stopped: no answer is sent to it after this. */
+void		 dir_loop_leave(struct event_base *);
+/* The same; *by: the name of the back-end that gave the verdict. */
+enum dir_verdict dir_lookup_by(struct dir *, const struct dir_query *q,
+		    uint64_t id, dir_done_fn *done, void *arg,
+		    const char **by);
 const char	*dir_verdict_name(enum dir_verdict);
-/* The back-end's name for logs ("file"); "none" for a NULL dir. */
+/* The chain's names for logs ("file", "file,hashed"); "none" for NULL. */
 const char	*dir_name(const struct dir *);
 
 /* One entry of a back-end that can list its entries. */

@@ -1359,7 +1359,9 @@ worker_run(struct worker *w)
 {
 	size_t	i;
 
+	dir_loop_enter(w->base);
 	event_base_dispatch(w->base);
+	dir_loop_leave(w->base);
 	for (i = 0; i < WORKER_NSIGS; i++)
 		event_free(w->sig_ev[i]);
 	if (w->stop_ev)
@@ -1384,7 +1386,9 @@ worker_thread(void *arg)
 {
 	struct worker	*w = arg;
 
+	dir_loop_enter(w->base);
 	event_base_dispatch(w->base);
+	dir_loop_leave(w->base);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	/* answers still due to this loop's sessions come back here */

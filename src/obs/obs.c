@@ -118,6 +118,8 @@ static const char *const obs_dlv_names[OBS_DLV_MAX] = {
 
 static const char *const obs_dir_kind_names[OBS_DIR_KINDS] = {
 	[DIR_KIND_FILE] = "file",
+	[DIR_KIND_HASHED] = "hashed",
+	[DIR_KIND_LDAP] = "ldap",
 };
 
 static const char *const obs_milter_names[OBS_MILTER_MAX] = {
