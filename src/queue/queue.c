@@ -455,6 +455,10 @@ queue_space_ok(struct queue *q, uint64_t min_free)
 		return true;
 	now = queue_now_ms();
 	queue_space_refresh(q, now);
+	/* never measured yet (another loop holds the first statvfs):
+	 * unknown is not full */
+	if (atomic_load(&q->space_at) == 0)
+		return true;
 	avail = atomic_load(&q->space_free);
 	if (avail >= min_free) {
 		if (atomic_load(&q->space_low) &&
