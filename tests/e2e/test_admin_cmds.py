@@ -439,6 +439,18 @@ def test_passwd_restores_echo(ctx):
 
 
 @mxlib.timeout(300)
+def control_connections(sock: str) -> int:
+    """Accepted connections on the unix socket at sock (/proc/net/unix:
+    an accepted socket carries the listener's path, state 03)."""
+    n = 0
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == sock and fields[5] == "03":
+                n += 1
+    return n
+
+
 def test_stop_while_a_reload_is_loading(ctx):
     """`mxgate stop` while `mxgate reload` waits for a large users file:
     the gateway exits 0 (nothing leaked, nothing used after it was freed:
@@ -452,6 +464,12 @@ def test_stop_while_a_reload_is_loading(ctx):
     rel = subprocess.Popen([os.path.abspath(ctx.binary), "reload", "-c",
                             gw.conf_path], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, cwd=ctx.tmpdir)
+    # the stop goes only once the reload is connected (under load the
+    # reload process may start later than the stop's)
+    sock = os.path.join(gw.spool_dir, "control.sock")
+    mxlib.wait_until(lambda: control_connections(sock) > 0 or
+                     rel.poll() is not None, 60.0,
+                     "the reload connected to the control socket")
     stop = stop_cli(ctx, gw)    # the reload takes about a second
     check_eq(gw.proc.wait(120), 0, "the gateway's exit status")
     out, err = stop.communicate(timeout=60)
