@@ -111,8 +111,10 @@ def test_queued_line_ties_ids_and_message_id(gw):
     connect = gw.wait_event("connect", sid=q["sid"])
     check(connect, "the queued line's sid is the session's")
     check_eq(q["msgid"], "<" + "m" * 127 + "...", "Message-ID, capped")
-    fixed_session(gw, "<a\x01b@remote.test>")
-    q2 = [e for e in gw.events("queued") if e["qid"] != qid][0]
+    # the log reaches its file through the harness's reader thread:
+    # wait for the line, do not read the file at once
+    qid2 = fixed_session(gw, "<a\x01b@remote.test>")
+    q2 = gw.wait_event("queued", qid=qid2)
     check_eq(q2["msgid"], r"<a\x01b@remote.test>", "Message-ID, escaped")
     d = gw.wait_event("delivered", qid=qid)
     check_eq((d["to"], d["from"], d["relay"], d["attempts"], d["status"]),
